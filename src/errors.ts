@@ -1,0 +1,74 @@
+// Every error sidecar-lab raises on purpose, each with a stable code so callers and tests match on the
+// code rather than on the wording of the message.
+
+export class SidecarError extends Error {
+  readonly code: string
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/** A flag or configuration value is wrong; the message names the flag and the value. */
+export class InvalidFlagError extends SidecarError {
+  constructor(message: string) {
+    super('SIDECAR_ERR_INVALID_FLAG', message)
+  }
+}
+
+/** A flag that the command does not know. */
+export class UnknownFlagError extends SidecarError {
+  constructor(flag: string, command: string) {
+    super('SIDECAR_ERR_UNKNOWN_FLAG', `unknown flag ${flag} for '${command}' (see '${command} --help')`)
+  }
+}
+
+/** The native addon is missing or cannot load on this system. */
+export class AddonLoadError extends SidecarError {
+  constructor(message: string, cause?: unknown) {
+    super('SIDECAR_ERR_ADDON', message, { cause })
+  }
+}
+
+/** A listener could not bind its port (in use, or no permission). */
+export class ListenError extends SidecarError {
+  constructor(message: string, cause?: unknown) {
+    super('SIDECAR_ERR_LISTEN', message, { cause })
+  }
+}
+
+/** The operation needs root or CAP_NET_ADMIN. */
+export class PermissionError extends SidecarError {
+  constructor(message: string) {
+    super('SIDECAR_ERR_PERMISSION', message)
+  }
+}
+
+/** A program the command runs (iptables-restore, nft, ip) is not installed. */
+export class MissingBinaryError extends SidecarError {
+  constructor(binary: string, hint: string) {
+    super('SIDECAR_ERR_MISSING_BINARY', `${binary} not found on PATH: ${hint}`)
+  }
+}
+
+/** A named network namespace does not exist. */
+export class NetnsNotFoundError extends SidecarError {
+  constructor(name: string) {
+    super('SIDECAR_ERR_NETNS_NOT_FOUND', `network namespace '${name}' does not exist (see 'ip netns list')`)
+  }
+}
+
+/** Rules are already present and differ from the plan (without --reconcile). */
+export class RulesDifferError extends SidecarError {
+  constructor(message: string) {
+    super('SIDECAR_ERR_RULES_DIFFER', message)
+  }
+}
+
+/** An external command failed; the message carries its stderr. */
+export class CommandFailedError extends SidecarError {
+  constructor(message: string) {
+    super('SIDECAR_ERR_COMMAND_FAILED', message)
+  }
+}

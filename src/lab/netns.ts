@@ -1,0 +1,68 @@
+// Network namespaces and veth links: the lab's pods and the tests' hosts are built from these.
+import { existsSync } from 'node:fs'
+import { run } from './exec.js'
+
+export function netnsPath(name: string): string {
+  return `/run/netns/${name}`
+}
+
+export function netnsExists(name: string): boolean {
+  return existsSync(netnsPath(name))
+}
+
+/** argv that runs a program inside a namespace (optionally as another uid/gid, with no extra groups). */
+export function inNetns(ns: string, argv: string[], user?: { uid: number; gid: number }): string[] {
+  const prefix = ['ip', 'netns', 'exec', ns]
+  if (!user) return [...prefix, ...argv]
+  return [...prefix, 'setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', ...argv]
+}
+
+export function execIn(ns: string, argv: string[], options: Parameters<typeof run>[2] = {}) {
+  const [program, ...args] = inNetns(ns, argv)
+  return run(program!, args, options)
+}
+
+export async function addNetns(name: string): Promise<void> {
+  if (netnsExists(name)) await deleteNetns(name)
+  await run('ip', ['netns', 'add', name])
+  await execIn(name, ['ip', 'link', 'set', 'lo', 'up'])
+}
+
+export async function deleteNetns(name: string): Promise<void> {
+  if (!netnsExists(name)) return
+  // Processes still inside keep the namespace alive; kill them so nothing outlives the lab or a test.
+  const pids = await run('ip', ['netns', 'pids', name], { allowFailure: true })
+  for (const pid of pids.stdout.split(/\s+/).filter(Boolean)) {
+    try {
+      process.kill(Number(pid), 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+  await run('ip', ['netns', 'del', name], { allowFailure: true })
+}
+
+export interface VethEnd {
+  ns: string
+  ifname: string
+  /** address with prefix, e.g. 198.18.0.1/24 */
+  cidr: string
+  cidr6?: string
+}
+
+/** A veth pair between two namespaces, addressed and up. */
+export async function addVeth(a: VethEnd, b: VethEnd): Promise<void> {
+  const tmpA = `v${process.pid % 100000}a${Math.floor(Math.random() * 1e4)}`
+  const tmpB = `v${process.pid % 100000}b${Math.floor(Math.random() * 1e4)}`
+  await run('ip', ['link', 'add', tmpA, 'type', 'veth', 'peer', 'name', tmpB])
+  for (const [tmp, end] of [
+    [tmpA, a],
+    [tmpB, b],
+  ] as const) {
+    await run('ip', ['link', 'set', tmp, 'netns', end.ns])
+    await execIn(end.ns, ['ip', 'link', 'set', tmp, 'name', end.ifname])
+    await execIn(end.ns, ['ip', 'addr', 'add', end.cidr, 'dev', end.ifname])
+    if (end.cidr6) await execIn(end.ns, ['ip', '-6', 'addr', 'add', end.cidr6, 'dev', end.ifname, 'nodad'])
+    await execIn(end.ns, ['ip', 'link', 'set', end.ifname, 'up'])
+  }
+}

@@ -1,0 +1,94 @@
+// The only importer of the compiled addon. Turns its integer/fd interface into typed calls on sockets.
+import { createRequire } from 'node:module'
+import type { Socket } from 'node:net'
+import { AddonLoadError } from '../errors.js'
+
+export interface SocketAddress {
+  address: string
+  port: number
+  family: 4 | 6
+}
+
+interface Addon {
+  originalDst(fd: number, family: number): SocketAddress
+  setTransparent(fd: number, family: number, on: number): void
+  setMark(fd: number, mark: number): void
+  getMark(fd: number): number
+  setLinger0(fd: number): void
+  localAddress(fd: number): SocketAddress
+  peerAddress(fd: number): SocketAddress
+}
+
+let addon: Addon | undefined
+
+function load(): Addon {
+  if (addon) return addon
+  if (process.platform !== 'linux') {
+    throw new AddonLoadError(
+      `the sockopt addon needs Linux (SO_ORIGINAL_DST is a netfilter option); this is ${process.platform}`,
+    )
+  }
+  const require = createRequire(import.meta.url)
+  try {
+    addon = require('../../build/Release/sockopt.node') as Addon
+  } catch (err) {
+    throw new AddonLoadError(
+      'the sockopt addon is not built (build/Release/sockopt.node): run `npm ci` or `npx node-gyp rebuild` ' +
+        'in the sidecar-lab folder (needs python3, make and g++)',
+      err,
+    )
+  }
+  return addon
+}
+
+/** Throws AddonLoadError now rather than on the first connection. */
+export function ensureAddon(): void {
+  load()
+}
+
+/** The file descriptor behind a connected node:net socket. */
+export function socketFd(socket: Socket): number {
+  const handle = (socket as unknown as { _handle?: { fd?: number } })._handle
+  const fd = handle?.fd
+  if (typeof fd !== 'number' || fd < 0) {
+    throw Object.assign(new Error('socket has no file descriptor (closed, or not a TCP socket)'), {
+      code: 'EBADF',
+    })
+  }
+  return fd
+}
+
+function isIPv4Mapped(address: string | undefined): boolean {
+  return address !== undefined && address.startsWith('::ffff:') && address.includes('.')
+}
+
+/**
+ * The destination the client dialled before NAT rewrote it. Throws with code ENOENT when the connection
+ * was not redirected (no conntrack NAT entry). An IPv4-mapped IPv6 socket asks the IPv4 table.
+ */
+export function originalDst(socket: Socket): SocketAddress {
+  const family = socket.localAddress && socket.localAddress.includes(':') && !isIPv4Mapped(socket.localAddress) ? 6 : 4
+  return load().originalDst(socketFd(socket), family)
+}
+
+export function setTransparent(socket: Socket, on = true): void {
+  const family = socket.localAddress?.includes(':') && !isIPv4Mapped(socket.localAddress) ? 6 : 4
+  load().setTransparent(socketFd(socket), family, on ? 1 : 0)
+}
+
+export function setMark(socket: Socket, mark: number): void {
+  load().setMark(socketFd(socket), mark)
+}
+
+export function getMark(socket: Socket): number {
+  return load().getMark(socketFd(socket))
+}
+
+/** Makes the next close send RST instead of FIN, so a cut-short stream is visibly broken. */
+export function setLinger0(socket: Socket): void {
+  load().setLinger0(socketFd(socket))
+}
+
+export function localAddressOf(socket: Socket): SocketAddress {
+  return load().localAddress(socketFd(socket))
+}
