@@ -1,0 +1,17 @@
+// The shape every subcommand has, so cli.ts can list, dispatch and report them uniformly.
+import type { Writable } from 'node:stream'
+
+export interface CommandIO {
+  stdout: Writable
+  stderr: Writable
+  env: NodeJS.ProcessEnv
+  /** Resolves when the process is asked to stop (SIGTERM/SIGINT); long-running commands listen to it. */
+  signal: AbortSignal
+}
+
+export interface Command {
+  name: string
+  summary: string
+  /** Resolves to the exit code. A thrown SidecarError is printed as `error: <message>` with exit 2. */
+  run(argv: string[], io: CommandIO): Promise<number>
+}
