@@ -1,0 +1,48 @@
+// Where a captured connection goes: Istio's clusters and filter chains for the two virtual listeners.
+import type { OutboundTrafficPolicy } from './config.js'
+import type { Endpoint } from './endpoint.js'
+import type { Registry } from './registry.js'
+
+export type ListenerKind = 'outbound' | 'inbound'
+
+export const listenerNames: Record<ListenerKind, string> = {
+  outbound: 'virtualOutbound',
+  inbound: 'virtualInbound',
+}
+
+export type Route =
+  | { kind: 'passthrough'; cluster: string; filterChain: string; destination: Endpoint; serviceName: string }
+  | { kind: 'blackhole'; cluster: 'BlackHoleCluster'; filterChain: string; flags: string; reason: string }
+
+export interface RouterOptions {
+  outboundPort: number
+  inboundPort: number
+  policy: OutboundTrafficPolicy
+  registry: Registry
+}
+
+export function route(kind: ListenerKind, dst: Endpoint | undefined, options: RouterOptions): Route {
+  const name = listenerNames[kind]
+  if (!dst) {
+    // Not redirected: Envoy would keep the listener's own address as the destination and loop.
+    return { kind: 'blackhole', cluster: 'BlackHoleCluster', filterChain: `${name}-blackhole`, flags: 'NR', reason: 'no_original_dst' }
+  }
+  if (dst.port === options.outboundPort || dst.port === options.inboundPort) {
+    return { kind: 'blackhole', cluster: 'BlackHoleCluster', filterChain: `${name}-blackhole`, flags: 'UH', reason: 'destination_is_proxy_listener' }
+  }
+  if (kind === 'inbound') {
+    const cluster = dst.family === 6 ? 'InboundPassthroughClusterIpv6' : 'InboundPassthroughClusterIpv4'
+    return { kind: 'passthrough', cluster, filterChain: 'PassthroughFilterChain', destination: dst, serviceName: 'unknown' }
+  }
+  const known = options.registry.lookup(dst)
+  if (options.policy === 'REGISTRY_ONLY' && !known) {
+    return { kind: 'blackhole', cluster: 'BlackHoleCluster', filterChain: `${name}-blackhole`, flags: 'UH', reason: 'registry_only' }
+  }
+  return {
+    kind: 'passthrough',
+    cluster: 'PassthroughCluster',
+    filterChain: `${name}-catchall-tcp`,
+    destination: dst,
+    serviceName: known?.name ?? 'unknown',
+  }
+}

@@ -1,0 +1,54 @@
+// The sidecar's effective configuration, with Istio's and Envoy's defaults.
+import type { RegistryEntry } from './registry.js'
+
+export type OutboundTrafficPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY'
+export type AccessLogFormat = 'text' | 'json'
+
+export interface ProxyConfig {
+  /** address the listeners bind; '::' listens on IPv4 and IPv6 */
+  bindAddress: string
+  outboundPort: number
+  inboundPort: number
+  /** source address of inbound passthrough connections (Istio's 127.0.0.6 / ::6) */
+  inboundSourceV4: string
+  inboundSourceV6: string
+  outboundTrafficPolicy: OutboundTrafficPolicy
+  registry: RegistryEntry[]
+  connectTimeoutMs: number
+  /** 0 disables the idle timeout */
+  idleTimeoutMs: number
+  /** per-connection buffer limit: reading pauses while the other side holds more than this */
+  bufferLimitBytes: number
+  /** per listener; further connections are closed and counted as overflow */
+  maxConnections: number
+  drainMs: number
+  /** exit as soon as no connection is active while draining (EXIT_ON_ZERO_ACTIVE_CONNECTIONS) */
+  exitOnZeroActive: boolean
+  /** uid/gid to switch to when started as root */
+  uid: number
+  gid: number
+  accessLog: string | null
+  accessLogFormat: AccessLogFormat
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+}
+
+export const defaultProxyConfig: ProxyConfig = {
+  bindAddress: '::',
+  outboundPort: 15001,
+  inboundPort: 15006,
+  inboundSourceV4: '127.0.0.6',
+  inboundSourceV6: '::6',
+  outboundTrafficPolicy: 'ALLOW_ANY',
+  registry: [],
+  connectTimeoutMs: 10_000,
+  idleTimeoutMs: 3_600_000,
+  bufferLimitBytes: 1024 * 1024,
+  maxConnections: 100_000,
+  drainMs: 5_000,
+  exitOnZeroActive: false,
+  uid: 1337,
+  gid: 1337,
+  accessLog: '-',
+  accessLogFormat: 'text',
+  logLevel: 'info',
+}

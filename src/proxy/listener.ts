@@ -1,0 +1,274 @@
+// A virtual listener (virtualOutbound on 15001, virtualInbound on 15006): accepts captured connections,
+// recovers their original destination, guards against loops and hands them to a cluster.
+import { createServer, type Server, type Socket } from 'node:net'
+import { ListenError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { originalDst } from '../native/sockopt.js'
+import type { AccessLogEntry, AccessLogSink } from './access-log.js'
+import { listenerNames, route, type ListenerKind, type RouterOptions } from './clusters.js'
+import type { ProxyConfig } from './config.js'
+import { ProxiedConnection } from './connection.js'
+import { endpoint, formatEndpoint, type Endpoint } from './endpoint.js'
+import type { LoopGuard } from './loop-guard.js'
+import { listenerStatPrefix, type Counter, type Gauge, type Histogram, type Stats } from './stats.js'
+
+export interface ClusterStats {
+  upstreamCxTotal: Counter
+  upstreamCxActive: Gauge
+  upstreamCxConnectFail: Counter
+  upstreamCxConnectTimeout: Counter
+  upstreamCxRxBytesTotal: Counter
+  upstreamCxTxBytesTotal: Counter
+}
+
+export interface TcpStats {
+  downstreamCxTotal: Counter
+  downstreamCxNoRoute: Counter
+  downstreamCxRxBytesTotal: Counter
+  downstreamCxTxBytesTotal: Counter
+  pausedReading: Counter
+  resumedReading: Counter
+  idleTimeout: Counter
+}
+
+/** What a connection needs from its listener; keeps connection.ts free of server plumbing. */
+export interface ListenerContext {
+  kind: ListenerKind
+  config: ProxyConfig
+  log: Logger
+  loopGuard: LoopGuard
+  cluster(name: string): ClusterStats
+  tcp(statPrefix: string): TcpStats
+  inboundSource(family: 4 | 6): string
+  connectionClosed(conn: ProxiedConnection, entry: AccessLogEntry): void
+}
+
+export interface ListenerDeps {
+  config: ProxyConfig
+  stats: Stats
+  log: Logger
+  loopGuard: LoopGuard
+  accessLog: AccessLogSink
+  router: RouterOptions
+}
+
+export class VirtualListener implements ListenerContext {
+  readonly kind: ListenerKind
+  readonly config: ProxyConfig
+  readonly log: Logger
+  readonly loopGuard: LoopGuard
+  readonly #deps: ListenerDeps
+  readonly #server: Server
+  readonly #port: number
+  readonly #active = new Set<ProxiedConnection>()
+  readonly #refused = new Set<Socket>()
+  readonly #cx: { total: Counter; destroy: Counter; active: Gauge; overflow: Counter; length: Histogram; noFilterChain: Counter }
+  readonly #clusters = new Map<string, ClusterStats>()
+  readonly #tcps = new Map<string, TcpStats>()
+  #idleWaiters: (() => void)[] = []
+
+  constructor(kind: ListenerKind, deps: ListenerDeps) {
+    this.kind = kind
+    this.config = deps.config
+    this.loopGuard = deps.loopGuard
+    this.#deps = deps
+    this.#port = kind === 'outbound' ? deps.config.outboundPort : deps.config.inboundPort
+    this.log = deps.log.child({ listener: listenerNames[kind], port: this.#port })
+    const prefix = listenerStatPrefix(deps.config.bindAddress, this.#port)
+    const s = deps.stats
+    this.#cx = {
+      total: s.counter(`${prefix}.downstream_cx_total`),
+      destroy: s.counter(`${prefix}.downstream_cx_destroy`),
+      active: s.gauge(`${prefix}.downstream_cx_active`),
+      overflow: s.counter(`${prefix}.downstream_cx_overflow`),
+      length: s.histogram(`${prefix}.downstream_cx_length_ms`),
+      noFilterChain: s.counter(`${prefix}.no_filter_chain_match`),
+    }
+    this.#server = createServer(
+      { allowHalfOpen: true, pauseOnConnect: true, noDelay: true, highWaterMark: deps.config.bufferLimitBytes },
+      (socket) => this.#accept(socket),
+    )
+    this.#server.maxConnections = deps.config.maxConnections
+    this.#server.on('drop', () => this.#cx.overflow.inc())
+  }
+
+  get name(): string {
+    return listenerNames[this.kind]
+  }
+
+  get port(): number {
+    return this.#port
+  }
+
+  get activeConnections(): number {
+    return this.#active.size
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        const why = err.code === 'EADDRINUSE' ? 'is already in use' : err.code === 'EACCES' ? 'needs privileges' : err.message
+        reject(new ListenError(`${this.name}: cannot listen on ${this.config.bindAddress} port ${this.#port}: it ${why}`, err))
+      }
+      this.#server.once('error', onError)
+      this.#server.listen({ host: this.config.bindAddress, port: this.#port, ipv6Only: false, backlog: 4096 }, () => {
+        this.#server.off('error', onError)
+        this.#server.on('error', (err) => this.log.error({ err }, 'listener error'))
+        resolve()
+      })
+    })
+  }
+
+  /** Stops accepting; open connections go on. */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.#server.listening) return resolve()
+      this.#server.close(() => resolve())
+      // server.close's callback waits for connections; resolve as soon as the socket stopped listening.
+      setImmediate(resolve)
+    })
+  }
+
+  /** Resolves when no connection is active. */
+  idle(): Promise<void> {
+    if (this.#active.size === 0) return Promise.resolve()
+    return new Promise((resolve) => this.#idleWaiters.push(resolve))
+  }
+
+  abortAll(): void {
+    for (const conn of this.#active) conn.abort()
+    for (const socket of this.#refused) socket.destroy()
+  }
+
+  #accept(socket: Socket): void {
+    this.#cx.total.inc()
+    this.#cx.active.inc()
+    const remote = endpoint(socket.remoteAddress, socket.remotePort)
+    const looped = this.loopGuard.ownerOf(socket.remoteAddress, socket.remotePort)
+    if (looped) return this.#refuseLoop(socket, remote, looped)
+    let dst: Endpoint | undefined
+    try {
+      dst = originalDst(socket) as Endpoint
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err }, 'SO_ORIGINAL_DST failed')
+    }
+    const r = route(this.kind, dst, this.#deps.router)
+    if (r.kind === 'blackhole') return this.#blackhole(socket, remote, dst, r.flags, r.reason)
+    this.tcp(r.cluster).downstreamCxTotal.inc()
+    this.#active.add(new ProxiedConnection(this, socket, r, remote))
+  }
+
+  #blackhole(socket: Socket, remote: Endpoint | undefined, dst: Endpoint | undefined, flags: string, reason: string): void {
+    if (flags === 'NR') this.#cx.noFilterChain.inc()
+    this.tcp('BlackHoleCluster').downstreamCxNoRoute.inc()
+    this.log.debug({ src: formatEndpoint(remote), dst: formatEndpoint(dst), reason }, 'connection sent to BlackHoleCluster')
+    this.#closeUnproxied(socket, remote, dst, flags, reason)
+  }
+
+  #refuseLoop(socket: Socket, remote: Endpoint | undefined, owner: { onUpstreamLooped(): void }): void {
+    const uid = process.getuid?.()
+    const gid = process.getgid?.()
+    this.log.error(
+      { src: formatEndpoint(remote), uid, gid },
+      `traffic loop: the proxy's own upstream connection from ${formatEndpoint(remote)} was captured back into ` +
+        `${this.name} (port ${this.#port}), so the capture rules do not exempt this process (uid ${uid}, gid ${gid}). ` +
+        `Fix: run the proxy as the uid the rules exempt (start it as root with --uid 1337, the default), or ` +
+        `generate the rules with that uid in -u/--proxy-uid (or its gid in -g/--proxy-gid). Connection refused.`,
+    )
+    owner.onUpstreamLooped()
+    this.#closeUnproxied(socket, remote, undefined, 'NR', 'upstream_loop', true)
+  }
+
+  #closeUnproxied(socket: Socket, remote: Endpoint | undefined, dst: Endpoint | undefined, flags: string, details: string, reset = false): void {
+    const start = new Date()
+    this.#refused.add(socket)
+    socket.on('error', () => {})
+    socket.once('close', () => {
+      this.#refused.delete(socket)
+      this.#cx.active.dec()
+      this.#cx.destroy.inc()
+      this.#cx.length.record(Date.now() - start.getTime())
+      this.#deps.accessLog.write({
+        startTime: start,
+        responseFlags: flags,
+        connectionTerminationDetails: details,
+        upstreamTransportFailureReason: '',
+        bytesReceived: 0,
+        bytesSent: 0,
+        durationMs: Date.now() - start.getTime(),
+        upstreamHost: '-',
+        upstreamCluster: 'BlackHoleCluster',
+        upstreamLocalAddress: '-',
+        downstreamLocalAddress: dst ? formatEndpoint(dst) : formatEndpoint(endpoint(socket.localAddress, socket.localPort)),
+        downstreamRemoteAddress: formatEndpoint(remote),
+      })
+      this.#checkIdle()
+    })
+    if (reset) socket.resetAndDestroy()
+    else socket.destroy()
+  }
+
+  connectionClosed(conn: ProxiedConnection, entry: AccessLogEntry): void {
+    this.#active.delete(conn)
+    this.#cx.active.dec()
+    this.#cx.destroy.inc()
+    this.#cx.length.record(entry.durationMs)
+    const cluster = this.cluster(conn.cluster)
+    const up = conn.upstreamBytes
+    cluster.upstreamCxRxBytesTotal.inc(up.rx)
+    cluster.upstreamCxTxBytesTotal.inc(up.tx)
+    const tcp = this.tcp(conn.cluster)
+    tcp.downstreamCxRxBytesTotal.inc(entry.bytesReceived)
+    tcp.downstreamCxTxBytesTotal.inc(entry.bytesSent)
+    this.#deps.accessLog.write(entry)
+    this.#checkIdle()
+  }
+
+  #checkIdle(): void {
+    if (this.#active.size > 0 || this.#refused.size > 0 || this.#idleWaiters.length === 0) return
+    const waiters = this.#idleWaiters
+    this.#idleWaiters = []
+    for (const w of waiters) w()
+  }
+
+  cluster(name: string): ClusterStats {
+    let c = this.#clusters.get(name)
+    if (!c) {
+      const s = this.#deps.stats
+      const p = `cluster.${name}`
+      c = {
+        upstreamCxTotal: s.counter(`${p}.upstream_cx_total`),
+        upstreamCxActive: s.gauge(`${p}.upstream_cx_active`),
+        upstreamCxConnectFail: s.counter(`${p}.upstream_cx_connect_fail`),
+        upstreamCxConnectTimeout: s.counter(`${p}.upstream_cx_connect_timeout`),
+        upstreamCxRxBytesTotal: s.counter(`${p}.upstream_cx_rx_bytes_total`),
+        upstreamCxTxBytesTotal: s.counter(`${p}.upstream_cx_tx_bytes_total`),
+      }
+      this.#clusters.set(name, c)
+    }
+    return c
+  }
+
+  tcp(statPrefix: string): TcpStats {
+    let t = this.#tcps.get(statPrefix)
+    if (!t) {
+      const s = this.#deps.stats
+      const p = `tcp.${statPrefix}`
+      t = {
+        downstreamCxTotal: s.counter(`${p}.downstream_cx_total`),
+        downstreamCxNoRoute: s.counter(`${p}.downstream_cx_no_route`),
+        downstreamCxRxBytesTotal: s.counter(`${p}.downstream_cx_rx_bytes_total`),
+        downstreamCxTxBytesTotal: s.counter(`${p}.downstream_cx_tx_bytes_total`),
+        pausedReading: s.counter(`${p}.downstream_flow_control_paused_reading_total`),
+        resumedReading: s.counter(`${p}.downstream_flow_control_resumed_reading_total`),
+        idleTimeout: s.counter(`${p}.idle_timeout`),
+      }
+      this.#tcps.set(statPrefix, t)
+    }
+    return t
+  }
+
+  inboundSource(family: 4 | 6): string {
+    return family === 6 ? this.config.inboundSourceV6 : this.config.inboundSourceV4
+  }
+}

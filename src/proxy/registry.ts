@@ -1,0 +1,60 @@
+// The service registry for outboundTrafficPolicy REGISTRY_ONLY: destinations the mesh knows about.
+// Entry syntax: [NAME=]ADDRESS[/PREFIX][:PORT], IPv6 in brackets when a port follows ([2001:2::1]:80).
+import { BlockList, isIP } from 'node:net'
+import { InvalidFlagError } from '../errors.js'
+import type { Endpoint } from './endpoint.js'
+
+export interface RegistryEntry {
+  name: string
+  address: string
+  prefix: number
+  family: 4 | 6
+  /** 0 = any port */
+  port: number
+}
+
+export function parseRegistryEntry(text: string, source: string): RegistryEntry {
+  const bad = (why: string) =>
+    new InvalidFlagError(`${source}: '${text}' ${why} (expected [NAME=]ADDRESS[/PREFIX][:PORT], IPv6 as [ADDRESS[/PREFIX]]:PORT)`)
+  const named = /^([A-Za-z0-9_.-]+)=(.*)$/.exec(text.trim())
+  let rest = named ? named[2]! : text.trim()
+  let port: string | undefined
+  const bracketed = /^\[(.+)\](?::(\d+))?$/.exec(rest)
+  if (bracketed) [, rest, port] = bracketed as unknown as [string, string, string | undefined]
+  else if (!rest.includes('::') && /^[0-9./]+:\d+$/.test(rest)) [rest, port] = rest.split(':') as [string, string]
+  const [address, prefix, ...extra] = rest.split('/')
+  const family = isIP(address ?? '')
+  if (!address || family === 0 || extra.length) throw bad('has no valid IP address')
+  const max = family === 4 ? 32 : 128
+  const bits = prefix === undefined ? max : Number(prefix)
+  if (!/^\d+$/.test(prefix ?? '0') || bits > max) throw bad(`has a bad prefix length /${prefix}`)
+  const portNumber = port === undefined ? 0 : Number(port)
+  if (portNumber < 1 && port !== undefined) throw bad('has port 0')
+  if (portNumber > 65535) throw bad(`has port ${port} out of range`)
+  return { name: named ? named[1]! : text.trim(), address, prefix: bits, family: family as 4 | 6, port: portNumber }
+}
+
+/** Matches destinations against the registry; first match wins. */
+export class Registry {
+  readonly #entries: { entry: RegistryEntry; list: BlockList }[]
+
+  constructor(entries: RegistryEntry[]) {
+    this.#entries = entries.map((entry) => {
+      const list = new BlockList()
+      list.addSubnet(entry.address, entry.prefix, entry.family === 4 ? 'ipv4' : 'ipv6')
+      return { entry, list }
+    })
+  }
+
+  get size(): number {
+    return this.#entries.length
+  }
+
+  lookup(dst: Endpoint): RegistryEntry | undefined {
+    const type = dst.family === 4 ? 'ipv4' : 'ipv6'
+    for (const { entry, list } of this.#entries) {
+      if ((entry.port === 0 || entry.port === dst.port) && list.check(dst.address, type)) return entry
+    }
+    return undefined
+  }
+}

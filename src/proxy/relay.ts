@@ -1,0 +1,33 @@
+// Moves bytes one way between two sockets with Envoy's TCP proxy semantics: a FIN is passed on as a FIN
+// (half-close), reading pauses while the other side holds more than the buffer limit (its writable high
+// water mark), and bytes that can no longer be delivered reset the sender instead of vanishing.
+import type { Socket } from 'node:net'
+import type { Counter } from './stats.js'
+
+export interface FlowCounters {
+  paused: Counter
+  resumed: Counter
+}
+
+export function relay(from: Socket, to: Socket, flow: FlowCounters): void {
+  from.on('data', (chunk: Buffer) => {
+    if (to.destroyed || to.writableEnded) {
+      // The receiver is gone: these bytes cannot arrive, so make the loss visible to the sender.
+      from.resetAndDestroy()
+      return
+    }
+    if (!to.write(chunk)) {
+      from.pause()
+      flow.paused.inc()
+    }
+  })
+  to.on('drain', () => {
+    if (from.isPaused()) {
+      from.resume()
+      flow.resumed.inc()
+    }
+  })
+  from.once('end', () => {
+    if (!to.destroyed) to.end()
+  })
+}
