@@ -1,0 +1,81 @@
+// Removes what a plan installs, as istio-iptables --cleanup-only does: the plan's rules in built-in
+// chains deleted in reverse order, then every ISTIO_* chain flushed and deleted; for nftables the plan's
+// tables. Each family's removal is one iptables-restore transaction, so it never stops half-way.
+import type { Logger } from '../logger.js'
+import type { Plan } from './plan.js'
+import { builtinChains, isOwnedChain, nftTables, parseRestore } from './restore-text.js'
+import { removeRouting } from './routing.js'
+import { familyTools, runAt, type Family, type Target } from './target.js'
+import { readSave, ruleExists } from './verify.js'
+
+function restoreBlock(table: string, lines: string[]): string[] {
+  return lines.length ? [`*${table}`, ...lines, 'COMMIT'] : []
+}
+
+/** Deletes of the plan's rules in built-in chains that are present, last first; '' when none are. */
+async function plannedDeletes(target: Target, family: Family, text: string): Promise<string> {
+  const blocks: string[] = []
+  for (const table of parseRestore(text)) {
+    const lines: string[] = []
+    for (const rule of [...table.rules].reverse()) {
+      if (builtinChains.has(rule.chain) && (await ruleExists(target, family, rule))) {
+        lines.push(`-D ${rule.chain} ${rule.specText}`)
+      }
+    }
+    blocks.push(...restoreBlock(table.name, lines))
+  }
+  return blocks.length ? blocks.join('\n') + '\n' : ''
+}
+
+/**
+ * Flush and delete of every ISTIO_* chain, with any jump to one left in a built-in chain (a plan of
+ * another layout put it there) deleted first, since a referenced chain cannot be deleted.
+ */
+async function chainDeletes(target: Target, family: Family): Promise<string> {
+  const blocks: string[] = []
+  for (const [name, table] of await readSave(target, family)) {
+    const jumps = [...table.rules]
+      .filter(([chain]) => builtinChains.has(chain))
+      .flatMap(([, lines]) => lines.filter((l) => /\s-[jg]\s+ISTIO_\S+/.test(l)))
+      .map((l) => l.replace(/^-A /, '-D '))
+    const owned = [...table.chains].filter(isOwnedChain)
+    blocks.push(...restoreBlock(name, [...jumps, ...owned.map((c) => `-F ${c}`), ...owned.map((c) => `-X ${c}`)]))
+  }
+  return blocks.length ? blocks.join('\n') + '\n' : ''
+}
+
+async function cleanupFamily(target: Target, family: Family, text: string, logger: Logger): Promise<void> {
+  const restore = (input: string) => runAt(target, familyTools[family].restore, ['--noflush'], { input })
+  // A rule applied twice (forceApply) sits twice in a built-in chain; -D removes one copy per pass.
+  for (let pass = 0; pass < 8; pass++) {
+    const deletes = await plannedDeletes(target, family, text)
+    if (!deletes) break
+    logger.debug({ family, deletes }, 'deleting planned rules')
+    await restore(deletes)
+  }
+  const chains = await chainDeletes(target, family)
+  if (chains) {
+    logger.debug({ family, chains }, 'deleting ISTIO_* chains')
+    await restore(chains)
+  }
+}
+
+async function cleanupNft(target: Target, script: string, logger: Logger): Promise<void> {
+  const listed = (await runAt(target, 'nft', ['list', 'tables'])).stdout
+  const present = nftTables(script).filter((t) => new RegExp(`^table ${t.family} ${t.name}$`, 'm').test(listed))
+  if (present.length === 0) return
+  logger.debug({ tables: present.map((t) => t.name) }, 'deleting nft tables')
+  await runAt(target, 'nft', ['-f', '-'], {
+    input: present.map((t) => `delete table ${t.family} ${t.name}`).join('\n') + '\n',
+  })
+}
+
+export async function cleanupAt(target: Target, plan: Plan, logger: Logger): Promise<void> {
+  if (plan.backend === 'nftables') {
+    await cleanupNft(target, plan.nft, logger)
+  } else {
+    if (plan.ipv4.trim()) await cleanupFamily(target, 'ipv4', plan.ipv4, logger)
+    if (plan.ipv6.trim()) await cleanupFamily(target, 'ipv6', plan.ipv6, logger)
+  }
+  if (plan.tproxy) await removeRouting(target, plan.tproxy)
+}

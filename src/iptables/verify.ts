@@ -1,0 +1,158 @@
+// Compares what a plan would install with what the kernel holds, the way istio-iptables verifies:
+// tables and chains exist, each ISTIO_* chain holds as many rules as planned, no extra ISTIO_* chains,
+// and every planned rule passes `iptables -C` (which sidesteps the normalized form iptables-save prints).
+import { run } from '../lab/exec.js'
+import type { Plan } from './plan.js'
+import {
+  builtinChains,
+  isOwnedChain,
+  nftTables,
+  parseNftListing,
+  parseRestore,
+  parseSave,
+  type PlannedRule,
+  type SavedTable,
+} from './restore-text.js'
+import { routingDelta } from './routing.js'
+import { familyTools, runAt, type Family, type Target } from './target.js'
+
+export interface VerifyResult {
+  /** some of the plan's chains, rules or tables are present */
+  residue: boolean
+  /** how the present state differs from the plan, one line each; empty when equal */
+  delta: string[]
+}
+
+export async function ruleExists(target: Target, family: Family, rule: PlannedRule): Promise<boolean> {
+  const args = ['-t', rule.table, '-C', rule.chain, ...rule.spec]
+  const result = await runAt(target, familyTools[family].cmd, args, { allowFailure: true })
+  if (result.code === 0) return true
+  if (/permission denied|must be root/i.test(result.stderr)) {
+    // Let run() raise its PermissionError with the program's own words.
+    await runAt(target, familyTools[family].cmd, args)
+  }
+  return false
+}
+
+export async function readSave(target: Target, family: Family): Promise<Map<string, SavedTable>> {
+  return parseSave((await runAt(target, familyTools[family].save, [])).stdout)
+}
+
+/** Present ISTIO_* rules a planned rule does not account for, matched by shared words; for messages only. */
+function unmatched(present: string[], planned: PlannedRule[]): string[] {
+  const left = present.map((line) => ({ line, words: new Set(line.split(/\s+/).slice(2)) }))
+  for (const rule of planned) {
+    let best = -1
+    let bestScore = -1
+    left.forEach((p, i) => {
+      const shared = rule.spec.filter((w) => p.words.has(w)).length
+      const score = shared / (p.words.size + rule.spec.length - shared || 1)
+      if (score > bestScore) [best, bestScore] = [i, score]
+    })
+    if (best >= 0) left.splice(best, 1)
+  }
+  return left.map((p) => p.line)
+}
+
+async function verifyFamily(target: Target, family: Family, text: string, out: VerifyResult): Promise<void> {
+  const saved = await readSave(target, family)
+  for (const table of parseRestore(text)) {
+    const where = `${family} ${table.name}`
+    const present = saved.get(table.name)
+    if (!present) {
+      out.delta.push(`${where}: table missing`)
+      continue
+    }
+    for (const chain of table.chains) {
+      if (!present.chains.has(chain)) {
+        out.delta.push(`${where}: chain ${chain} missing`)
+        continue
+      }
+      out.residue = true
+      const planned = table.rules.filter((r) => r.chain === chain)
+      const lines = present.rules.get(chain) ?? []
+      if (lines.length !== planned.length) {
+        out.delta.push(`${where}: chain ${chain} holds ${lines.length} rules, the plan has ${planned.length}`)
+        if (lines.length > planned.length) {
+          for (const extra of unmatched(lines, planned)) out.delta.push(`${where}: extra rule ${extra}`)
+        }
+      }
+    }
+    for (const chain of present.chains) {
+      if (isOwnedChain(chain) && !table.chains.includes(chain)) {
+        out.residue = true
+        out.delta.push(`${where}: extra chain ${chain}`)
+      }
+    }
+    for (const rule of table.rules) {
+      const chainThere = builtinChains.has(rule.chain) || present.chains.has(rule.chain)
+      if (chainThere && (await ruleExists(target, family, rule))) {
+        if (builtinChains.has(rule.chain)) out.residue = true
+      } else if (chainThere) {
+        out.delta.push(`${where}: missing rule -A ${rule.chain} ${rule.specText}`)
+      }
+    }
+  }
+}
+
+/**
+ * How nft itself prints the plan's tables: the script run in a throwaway network namespace and listed
+ * back, so the comparison is between two listings of the same program and version.
+ */
+async function normalizedNft(script: string): Promise<string> {
+  const listing = await run('unshare', ['--net', '--', 'sh', '-c', 'nft -f - && nft list ruleset'], { input: script })
+  return listing.stdout
+}
+
+function compareChains(where: string, want: Map<string, string[]>, have: Map<string, string[]>, out: string[]) {
+  for (const [chain, lines] of want) {
+    const got = have.get(chain)
+    if (!got) {
+      out.push(`${where}: chain ${chain} missing`)
+      continue
+    }
+    const missing = lines.filter((l) => !got.includes(l))
+    const extra = got.filter((l) => !lines.includes(l))
+    for (const l of missing) out.push(`${where}: chain ${chain} missing rule: ${l}`)
+    for (const l of extra) out.push(`${where}: chain ${chain} extra rule: ${l}`)
+    if (!missing.length && !extra.length && lines.join('\n') !== got.join('\n')) {
+      out.push(`${where}: chain ${chain} holds the planned rules in another order or count`)
+    }
+  }
+  for (const chain of have.keys()) if (!want.has(chain)) out.push(`${where}: extra chain ${chain}`)
+}
+
+async function verifyNft(target: Target, script: string, out: VerifyResult): Promise<void> {
+  const tables = nftTables(script)
+  const listed = (await runAt(target, 'nft', ['list', 'tables'])).stdout
+  const present = tables.filter((t) => new RegExp(`^table ${t.family} ${t.name}$`, 'm').test(listed))
+  out.residue ||= present.length > 0
+  if (present.length === 0) {
+    out.delta.push(...tables.map((t) => `nft: table ${t.family} ${t.name} missing`))
+    return
+  }
+  const expected = await normalizedNft(script)
+  for (const t of tables) {
+    const where = `nft ${t.family} ${t.name}`
+    if (!present.includes(t)) {
+      out.delta.push(`${where}: table missing`)
+      continue
+    }
+    const wantText = new RegExp(`^table ${t.family} ${t.name} \\{\\n[\\s\\S]*?^\\}$`, 'm').exec(expected)?.[0] ?? ''
+    const have = (await runAt(target, 'nft', ['list', 'table', t.family, t.name])).stdout
+    compareChains(where, parseNftListing(wantText), parseNftListing(have), out.delta)
+  }
+}
+
+/** Rules (and, with routing, TPROXY's policy routing) of the plan against the target's state. */
+export async function verifyAt(target: Target, plan: Plan, routing = true): Promise<VerifyResult> {
+  const out: VerifyResult = { residue: false, delta: [] }
+  if (plan.backend === 'nftables') {
+    await verifyNft(target, plan.nft, out)
+  } else {
+    if (plan.ipv4.trim()) await verifyFamily(target, 'ipv4', plan.ipv4, out)
+    if (plan.ipv6.trim()) await verifyFamily(target, 'ipv6', plan.ipv6, out)
+  }
+  if (routing && plan.tproxy) out.delta.push(...(await routingDelta(target, plan.tproxy)))
+  return out
+}
