@@ -27,7 +27,9 @@ export function route(kind: ListenerKind, dst: Endpoint | undefined, options: Ro
     // Not redirected: Envoy would keep the listener's own address as the destination and loop.
     return { kind: 'blackhole', cluster: 'BlackHoleCluster', filterChain: `${name}-blackhole`, flags: 'NR', reason: 'no_original_dst' }
   }
-  if (dst.port === options.outboundPort || dst.port === options.inboundPort) {
+  // Each listener's own port is a dead end (Istio's virtualOutbound-blackhole / virtualInbound-blackhole):
+  // passing it through would dial the listener again.
+  if (dst.port === (kind === 'outbound' ? options.outboundPort : options.inboundPort)) {
     return { kind: 'blackhole', cluster: 'BlackHoleCluster', filterChain: `${name}-blackhole`, flags: 'UH', reason: 'destination_is_proxy_listener' }
   }
   if (kind === 'inbound') {

@@ -1,0 +1,134 @@
+// The sidecar between two pods with the seed's capture rules, both sidecars running as uid 1337.
+import t from 'tap'
+import { rootOnly } from '../helpers/root.js'
+import { eventually, podPair, runClient, startServerApp, startSidecar } from '../helpers/pods.js'
+
+const MB = 1_000_000
+
+t.test('50 MB each way through both sidecars arrive intact, original destinations recovered, server sees 127.0.0.6', rootOnly(), async (t) => {
+  const { client, server } = await podPair(t)
+  const app = await startServerApp(t, server, 9080)
+  const outbound = await startSidecar(t, client)
+  const inbound = await startSidecar(t, server)
+
+  const r = await runClient(t, client, server.ip, 9080, 50 * MB)
+  t.equal(r.error, null, 'client saw no error')
+  t.equal(r.received, 50 * MB, 'client received 50 MB back')
+  t.equal(r.receivedSha256, r.sentSha256, 'bytes back equal bytes sent (sha256)')
+
+  const conn = JSON.parse(await app.waitFor(/"event":"conn"/))
+  t.equal(conn.bytes, 50 * MB, 'server app received 50 MB')
+  t.equal(conn.sha256, r.sentSha256, 'server app got the same bytes (sha256)')
+  t.equal(conn.peer.address.replace('::ffff:', ''), '127.0.0.6', 'server app sees its peer as 127.0.0.6')
+
+  const out = await eventually(() => outbound.accessLines().find((l) => l.includes('PassthroughCluster')))
+  t.match(out, new RegExp(`"- - -" 0 - - - "-" ${50 * MB} ${50 * MB} \\d+ - "-" "-" "-" "-" "198\\.18\\.0\\.2:9080" PassthroughCluster 198\\.18\\.0\\.1:\\d+ 198\\.18\\.0\\.2:9080 198\\.18\\.0\\.1:${r.local.port} - -`), 'outbound access log: original destination 198.18.0.2:9080 via PassthroughCluster')
+  const inb = await eventually(() => inbound.accessLines().find((l) => l.includes('InboundPassthroughClusterIpv4')))
+  t.match(inb, new RegExp(`"198\\.18\\.0\\.2:9080" InboundPassthroughClusterIpv4 127\\.0\\.0\\.6:\\d+ 198\\.18\\.0\\.2:9080 198\\.18\\.0\\.1:\\d+`), 'inbound access log: original destination recovered, upstream from 127.0.0.6')
+})
+
+t.test('half-close: the client shuts its write side and still reads the reply', rootOnly(), async (t) => {
+  const { client, server } = await podPair(t)
+  await startServerApp(t, server, 9081, 'late-reply')
+  await startSidecar(t, client)
+  await startSidecar(t, server)
+  const r = await runClient(t, client, server.ip, 9081, 5)
+  t.equal(r.error, null)
+  t.equal(r.firstReply, 'reply after FIN (5 bytes seen)', 'reply sent after the FIN reached the client')
+})
+
+t.test('loop guard: connections to the proxy itself go to BlackHoleCluster', rootOnly(), async (t) => {
+  const { client, server } = await podPair(t)
+  const outbound = await startSidecar(t, client)
+  const inbound = await startSidecar(t, server)
+  for (const [host, label] of [['127.0.0.1', 'loopback'], [client.ip, 'own pod IP']] as const) {
+    const r = await runClient(t, client, host, 15001, 100)
+    t.equal(r.received, 0, `${label}:15001 is closed without a reply`)
+  }
+  const r = await runClient(t, server, server.ip, 15006, 100)
+  t.equal(r.received, 0, 'a connection to the pod\'s own IP:15006 is closed without a reply')
+  const lines = await eventually(() => {
+    const l = outbound.accessLines().filter((x) => x.includes('BlackHoleCluster'))
+    return l.length >= 2 && l
+  })
+  t.match(lines[0], /0 UH - destination_is_proxy_listener .* BlackHoleCluster - 127\.0\.0\.1:15001 /)
+  t.match(lines[1], /0 UH - destination_is_proxy_listener .* BlackHoleCluster - 198\.18\.0\.1:15001 /)
+  const inLine = await eventually(() => inbound.accessLines().find((x) => x.includes('BlackHoleCluster')))
+  t.match(inLine, /UH - destination_is_proxy_listener .* BlackHoleCluster - 198\.18\.0\.2:15006 /, 'inbound listener blackholes its own port')
+})
+
+t.test('loop guard: a proxy whose uid the rules do not exempt refuses the loop on the first hop', rootOnly(), async (t) => {
+  const { client, server } = await podPair(t)
+  const app = await startServerApp(t, server, 9080)
+  const outbound = await startSidecar(t, client, ['--uid', '2000', '--gid', '2000'])
+  const r = await runClient(t, client, server.ip, 9080, 1000)
+  t.equal(r.received, 0, 'the client gets no reply')
+  const error = await outbound.waitFor(/traffic loop/, 'stderr')
+  t.match(error, /"level":50/, 'logged at error level')
+  t.match(error, /uid 2000/, 'the error names the uid that is not exempt')
+  t.match(error, /--uid 1337|-u\/--proxy-uid/, 'the error says how to fix it')
+  await new Promise((r) => setTimeout(r, 1000))
+  const lines = outbound.accessLines()
+  t.equal(lines.length, 2, 'exactly two connections: the app\'s and the refused looped hop (the loop is bounded)')
+  t.ok(lines.some((l) => /UF - upstream_loop .* PassthroughCluster/.test(l)), 'the app\'s connection is logged UF upstream_loop')
+  t.ok(lines.some((l) => /NR - upstream_loop .* BlackHoleCluster/.test(l)), 'the looped hop is refused')
+  t.notOk(app.stdout.some((l) => l.includes('"conn"')), 'the server app never got a connection')
+})
+
+t.test('connection refused upstream: the client is closed and the inbound sidecar logs UF', rootOnly(), async (t) => {
+  const { client, server } = await podPair(t)
+  await startSidecar(t, client)
+  const inbound = await startSidecar(t, server)
+  const r = await runClient(t, client, server.ip, 9999, 100)
+  t.equal(r.received, 0, 'client got nothing back')
+  t.ok(r.error === null || r.error === 'ECONNRESET', `client saw the connection close (${r.error ?? 'EOF'})`)
+  const line = await eventually(() => inbound.accessLines().find((l) => l.includes('9999')))
+  t.match(line, /"- - -" 0 UF,URX - - "delayed_connect_error:_111" 0 0 \d+ - "-" "-" "-" "-" "198\.18\.0\.2:9999" InboundPassthroughClusterIpv4 - 198\.18\.0\.2:9999 198\.18\.0\.1:\d+ - -/)
+})
+
+t.test('REGISTRY_ONLY: known destinations pass, unknown ones go to BlackHoleCluster', rootOnly(), async (t) => {
+  const { client, server } = await podPair(t)
+  const known = await startServerApp(t, server, 9080)
+  const unknown = await startServerApp(t, server, 9081)
+  const outbound = await startSidecar(t, client, ['--outbound-traffic-policy', 'REGISTRY_ONLY', '--registry', `reviews=${server.ip}:9080`])
+  await startSidecar(t, server)
+  const ok = await runClient(t, client, server.ip, 9080, 1000)
+  t.equal(ok.received, 1000, 'registered destination answers')
+  const blocked = await runClient(t, client, server.ip, 9081, 1000)
+  t.equal(blocked.received, 0, 'unregistered destination is cut off')
+  await known.waitFor(/"conn"/)
+  t.notOk(unknown.stdout.some((l) => l.includes('"conn"')), 'the unregistered server never got a connection')
+  const line = await eventually(() => outbound.accessLines().find((l) => l.includes('BlackHoleCluster')))
+  t.match(line, /UH - registry_only .* BlackHoleCluster - 198\.18\.0\.2:9081 /)
+})
+
+t.test('idle timeout closes a silent connection', rootOnly(), async (t) => {
+  const { client, server } = await podPair(t)
+  await startServerApp(t, server, 9080)
+  const outbound = await startSidecar(t, client, ['--idle-timeout', '300ms'])
+  await startSidecar(t, server)
+  // one 10-byte write, then 4 s of silence before the client would close
+  const r = await runClient(t, client, server.ip, 9080, 10, 4000)
+  t.equal(r.received, 10, 'the echo of the one write arrives')
+  t.ok(r.ms < 4000, `the connection ended after ${r.ms} ms, before the client's own close at 4000 ms`)
+  const line = await eventually(() => outbound.accessLines().find((l) => l.includes('idle_timeout')))
+  t.match(line, /0 - - idle_timeout "-" 10 10 /)
+})
+
+t.test('SIGTERM during a transfer: nothing lost, new connections refused, exit 0', rootOnly(), async (t) => {
+  const { client, server } = await podPair(t)
+  await startServerApp(t, server, 9080)
+  const outbound = await startSidecar(t, client, ['--drain-duration', '5s', '--exit-on-zero-active'])
+  await startSidecar(t, server)
+  const transfer = runClient(t, client, server.ip, 9080, 8 * MB, 2000)
+  await new Promise((r) => setTimeout(r, 500))
+  outbound.child.kill('SIGTERM')
+  await outbound.waitFor(/draining/, 'stderr')
+  const late = await runClient(t, client, server.ip, 9080, 100)
+  t.equal(late.error, 'ECONNREFUSED', 'a new connection during the drain is refused')
+  const r = await transfer
+  t.equal(r.error, null)
+  t.equal(r.received, 8 * MB, 'the in-flight transfer finished')
+  t.equal(r.receivedSha256, r.sentSha256, 'and lost nothing (sha256)')
+  t.equal(await outbound.exited, 0, 'the sidecar exits 0 after the drain')
+})
