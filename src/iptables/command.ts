@@ -1,11 +1,57 @@
-// Placeholder: the rule generator's command (issue 3) replaces this file.
+// `sidecar-lab iptables`: istio-iptables' flags in, capture rules out. --dry-run / --explain print the
+// plan on stdout and nothing else; otherwise apply.ts programs the kernel and one result line is printed.
+import { readFileSync } from 'node:fs'
 import type { Command } from '../command.js'
+import { createLogger } from '../logger.js'
+import { applyPlan, cleanupPlan } from './apply.js'
+import type { ApplyOutcome } from './apply.js'
+import { buildPlan, planText } from './build.js'
+import { helpText, parseFlags } from './flags.js'
+
+const outcomeLine: Record<ApplyOutcome, string> = {
+  applied: 'applied',
+  unchanged: 'already in place',
+  reconciled: 'reconciled: rules differed, cleaned up and applied again',
+}
 
 export const iptablesCommand: Command = {
   name: 'iptables',
   summary: "generate and apply Istio's capture rules (istio-iptables' flags)",
-  async run(_argv, io) {
-    io.stderr.write('not yet built\n')
-    return 2
+  async run(argv, io) {
+    const { rules, run } = parseFlags(argv, { env: io.env, lookupUid: uidOf })
+    if (run.help) {
+      io.stdout.write(helpText())
+      return 0
+    }
+    const plan = buildPlan(rules, { nativeNftables: run.nativeNftables, compat: run.compat, explain: run.explain })
+    if (run.dryRun || run.explain) {
+      io.stdout.write(planText(plan))
+      return 0
+    }
+    const logger = createLogger().child({ component: 'iptables' })
+    const netns = run.networkNamespace || undefined
+    if (run.cleanupOnly) {
+      await cleanupPlan(plan, { netns, logger })
+      io.stdout.write(`cleaned up${netns ? ` in ${netns}` : ''}\n`)
+      return 0
+    }
+    const outcome = await applyPlan(plan, { netns, reconcile: run.reconcile, forceApply: run.forceApply, logger })
+    io.stdout.write(`${outcomeLine[outcome]}${netns ? ` in ${netns}` : ''}\n`)
+    return 0
   },
+}
+
+/** uid of a user from /etc/passwd (what the Go user.Lookup in istio-iptables reads for $ENVOY_USER). */
+function uidOf(user: string): number | undefined {
+  let passwd: string
+  try {
+    passwd = readFileSync('/etc/passwd', 'utf8')
+  } catch {
+    return undefined
+  }
+  for (const line of passwd.split('\n')) {
+    const [name, , uid] = line.split(':')
+    if (name === user && uid && /^\d+$/.test(uid)) return Number(uid)
+  }
+  return undefined
 }
