@@ -23,7 +23,8 @@ export function resolveTarget(netns?: string): Target {
 /** Runs a program in the target namespace; nsenter enters only the network namespace, so PATH is ours. */
 export function runAt(target: Target, program: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
   if (!target.nsPath) return run(program, args, options)
-  return run('nsenter', [`--net=${target.nsPath}`, '--', program, ...args], options)
+  const describe = `${program} ${args.join(' ')} (in ${target.label})`
+  return run('nsenter', [`--net=${target.nsPath}`, '--', program, ...args], { describe, ...options })
 }
 
 export type Family = 'ipv4' | 'ipv6'

@@ -15,6 +15,8 @@ export interface RunOptions {
   allowFailure?: boolean
   env?: NodeJS.ProcessEnv
   timeoutMs?: number
+  /** How errors name the command, when argv would mislead (e.g. the nsenter wrapper around the real program). */
+  describe?: string
 }
 
 const installHints: Record<string, string> = {
@@ -48,7 +50,7 @@ export function run(program: string, args: string[], options: RunOptions = {}): 
       const exit = code ?? 128
       if (exit === 0 || options.allowFailure) return resolve({ stdout, stderr, code: exit })
       const text = stderr.trim() || stdout.trim()
-      const what = `${program} ${args.join(' ')}`
+      const what = options.describe ?? `${program} ${args.join(' ')}`
       if (/Permission denied|Operation not permitted|must be root|you must be root/i.test(text)) {
         return reject(new PermissionError(`${what}: ${text} (needs root or CAP_NET_ADMIN)`))
       }
