@@ -43,7 +43,7 @@ function ports(name: string, value: string, star: boolean): string {
   if (star && value.trim() === '*') return '*'
   for (const p of splitList(value)) {
     if (p === '*') throw fail(name, value, "'*' must stand alone, and is allowed only for --istio-inbound-ports")
-    port(name, p)
+    if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw fail(name, value, `"${p}" is not a port number (1-65535)`)
   }
   return value
 }
