@@ -1,0 +1,80 @@
+// The command as cli.ts runs it: stdout carries the plan and nothing else, errors surface as SidecarErrors.
+import { Writable } from 'node:stream'
+import t from 'tap'
+import type { CommandIO } from '../../src/command.js'
+import { InvalidFlagError, UnknownFlagError } from '../../src/errors.js'
+import { renderDryRun } from '../../src/iptables/build.js'
+import { iptablesCommand } from '../../src/iptables/command.js'
+import { ruleConfig } from '../../src/iptables/config.js'
+import { helpText } from '../../src/iptables/flags.js'
+
+function sink(): Writable & { text: string } {
+  const w = new Writable({
+    write(chunk, _enc, done) {
+      w.text += String(chunk)
+      done()
+    },
+  }) as Writable & { text: string }
+  w.text = ''
+  return w
+}
+
+async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  const stdout = sink()
+  const stderr = sink()
+  const io: CommandIO = { stdout, stderr, env, signal: new AbortController().signal }
+  const code = await iptablesCommand.run(argv, io)
+  return { code, stdout: stdout.text, stderr: stderr.text }
+}
+
+const injector = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020']
+const injectorConfig = ruleConfig({
+  inboundInterceptionMode: 'REDIRECT', outboundIPRangesInclude: '*', inboundPortsInclude: '*', inboundPortsExclude: '15090,15021,15020',
+})
+
+t.test('--dry-run prints the restore input and only that', async (t) => {
+  const out = await run(['--dry-run', ...injector])
+  t.equal(out.code, 0)
+  t.equal(out.stdout, renderDryRun(injectorConfig))
+  t.match(out.stdout, /^\* nat\n-N ISTIO_INBOUND\n/)
+  t.match(out.stdout, '-A ISTIO_INBOUND -p tcp --dport 15090 -j RETURN\n')
+  t.match(out.stdout, '-A ISTIO_OUTPUT -j ISTIO_REDIRECT\nCOMMIT\n')
+  t.equal(out.stderr, '')
+})
+
+t.test('-n with --dual-stack prints the IPv4 block, then the IPv6 block', async (t) => {
+  const out = await run(['-n', '--dual-stack', ...injector])
+  const blocks = out.stdout.split('COMMIT\n').filter(Boolean)
+  t.equal(blocks.length, 2)
+  t.match(blocks[0], '-s 127.0.0.6/32')
+  t.match(blocks[1], '-s ::6/128')
+})
+
+t.test('--native-nftables --dry-run prints the nft script', async (t) => {
+  const out = await run(['--native-nftables', '-n', ...injector])
+  t.equal(out.stdout, renderDryRun(injectorConfig, { nativeNftables: true }))
+  t.match(out.stdout, /^add table inet istio-proxy-nat\nflush table inet istio-proxy-nat\n/)
+})
+
+t.test('--explain prints the commented plan without applying', async (t) => {
+  const out = await run(['--explain', ...injector])
+  t.equal(out.code, 0)
+  t.equal(out.stdout, renderDryRun(injectorConfig, { explain: true }))
+})
+
+t.test('environment variables configure the command', async (t) => {
+  const out = await run(['-n'], { ISTIO_INBOUND_PORTS: '8080', ENVOY_PORT: '16001' })
+  t.match(out.stdout, '-A ISTIO_INBOUND -p tcp --dport 8080 -j ISTIO_IN_REDIRECT\n')
+  t.match(out.stdout, '-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 16001\n')
+})
+
+t.test('--help prints the flag list and exits 0', async (t) => {
+  const out = await run(['--help'])
+  t.equal(out.code, 0)
+  t.equal(out.stdout, helpText())
+})
+
+t.test('bad input is an error cli.ts reports with exit 2', async (t) => {
+  await t.rejects(run(['-n', '-p', '70000']), new InvalidFlagError('invalid value "70000" for --envoy-port (-p): not a port number (1-65535)'))
+  await t.rejects(run(['-n', '--frobnicate']), new UnknownFlagError('--frobnicate', 'sidecar-lab iptables'))
+})
