@@ -120,3 +120,14 @@ export function parseNftListing(text: string): Map<string, string[]> {
   }
   return chains
 }
+
+/** Rules per chain that an nft script puts in one table, from its `add chain` / `add rule` / `insert rule`. */
+export function nftScriptShape(script: string, table: NftTableRef): Map<string, number> {
+  const shape = new Map<string, number>()
+  const prefix = `${table.family}\\s+${table.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+(\\S+)`
+  for (const m of script.matchAll(new RegExp(`^\\s*add\\s+chain\\s+${prefix}`, 'gm'))) shape.set(m[1]!, shape.get(m[1]!) ?? 0)
+  for (const m of script.matchAll(new RegExp(`^\\s*(?:add|insert)\\s+rule\\s+${prefix}`, 'gm'))) {
+    shape.set(m[1]!, (shape.get(m[1]!) ?? 0) + 1)
+  }
+  return shape
+}

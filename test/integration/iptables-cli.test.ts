@@ -98,3 +98,20 @@ t.test('iptables-restore missing from PATH: exit 2 and how to install it', opts,
   t.equal(out.code, 2)
   t.equal(errorText(out), 'error: iptables-restore not found on PATH: install iptables (apt-get install iptables)')
 })
+
+t.test('CAP_NET_ADMIN alone inside the namespace, like an init container: apply, then a no-op', opts, async (t) => {
+  const ns = await scratchNetns(t)
+  // No CAP_SYS_ADMIN: nft's own rendering of the plan (a throwaway namespace) is out of reach, so the
+  // nftables check falls back to chains and rule counts; iptables needs only CAP_NET_ADMIN anyway.
+  const initContainer = ['ip', 'netns', 'exec', ns, 'setpriv', '--inh-caps=-all', '--bounding-set=-sys_admin']
+  for (const backend of [[], ['--native-nftables']]) {
+    const first = await sidecarLab(['iptables', ...flags, ...backend], initContainer)
+    t.same([first.code, first.stdout, errorText(first)], [0, 'applied\n', ''], `${backend[0] ?? 'iptables'} applied`)
+    const again = await sidecarLab(['iptables', ...flags, ...backend], initContainer)
+    t.same([again.code, again.stdout], [0, 'already in place\n'])
+  }
+  await execIn(ns, ['nft', 'add', 'rule', 'inet', 'istio-proxy-nat', 'istio-redirect', 'udp', 'dport', '9', 'return'])
+  const differ = await sidecarLab(['iptables', ...flags, '--native-nftables'], initContainer)
+  t.equal(differ.code, 2)
+  t.match(differ.stderr, '  nft inet istio-proxy-nat: chain istio-redirect holds 2 rules, the plan has 1')
+})
