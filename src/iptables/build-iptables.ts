@@ -8,10 +8,10 @@ import { IptRuleSet, VERSIONED } from './ipt-rules.js'
 import { captureDNS, ownerGroupFilter, proxyOwners } from './shared.js'
 import { separateV4V6 } from './ranges.js'
 
-const IN = 'ISTIO_INBOUND'
-const OUT = 'ISTIO_OUTPUT'
-const REDIR = 'ISTIO_REDIRECT'
-const IN_REDIR = 'ISTIO_IN_REDIRECT'
+export const IN = 'ISTIO_INBOUND'
+export const OUT = 'ISTIO_OUTPUT'
+export const REDIR = 'ISTIO_REDIRECT'
+export const IN_REDIR = 'ISTIO_IN_REDIRECT'
 const DIVERT = 'ISTIO_DIVERT'
 const TPROXY = 'ISTIO_TPROXY'
 const OUT_DNS = 'ISTIO_OUTPUT_DNS'
@@ -43,9 +43,7 @@ export function buildIptablesRules(c: RuleConfig): IptRuleSet {
     r.append('drop-invalid-jump', 'mangle', 'PREROUTING', '-m', 'conntrack', '--ctstate', 'INVALID', '-j', DROP)
     r.append('drop-invalid', 'mangle', DROP, '-j', 'DROP')
   }
-  r.append('tunnel-port', 'nat', IN, '-p', 'tcp', '--dport', port(c.inboundTunnelPort), '-j', 'RETURN')
-  r.append('redirect-outbound', 'nat', REDIR, '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', port(c.proxyPort))
-  r.append('redirect-inbound', 'nat', IN_REDIR, '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', port(c.inboundCapturePort))
+  redirectChains(r, c)
 
   inbound(r, c, tproxy)
 
@@ -96,7 +94,14 @@ export function buildIptablesRules(c: RuleConfig): IptRuleSet {
   return r
 }
 
-function inbound(r: IptRuleSet, c: RuleConfig, tproxy: boolean): void {
+/** The tunnel-port exception and the two REDIRECT chains, the same in every layout. */
+export function redirectChains(r: IptRuleSet, c: RuleConfig): void {
+  r.append('tunnel-port', 'nat', IN, '-p', 'tcp', '--dport', String(c.inboundTunnelPort), '-j', 'RETURN')
+  r.append('redirect-outbound', 'nat', REDIR, '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(c.proxyPort))
+  r.append('redirect-inbound', 'nat', IN_REDIR, '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(c.inboundCapturePort))
+}
+
+export function inbound(r: IptRuleSet, c: RuleConfig, tproxy: boolean): void {
   if (c.inboundPortsInclude === '') return
   const mark = String(c.inboundTProxyMark)
   const table = tproxy ? 'mangle' : 'nat'
@@ -168,7 +173,8 @@ function dnsRules(r: IptRuleSet, c: RuleConfig): void {
   }
 }
 
-function outboundInclude(r: IptRuleSet, c: RuleConfig, family: 'v4' | 'v6'): void {
+/** `returnRest`: the old layout also ended a CIDR list with an explicit RETURN for everything else. */
+export function outboundInclude(r: IptRuleSet, c: RuleConfig, family: 'v4' | 'v6', returnRest = false): void {
   const range = separateV4V6(c.outboundIPRangesInclude)[family]
   const append = family === 'v4' ? r.appendV4.bind(r) : r.appendV6.bind(r)
   const insert = family === 'v4' ? r.insertV4.bind(r) : r.insertV6.bind(r)
@@ -182,6 +188,7 @@ function outboundInclude(r: IptRuleSet, c: RuleConfig, family: 'v4' | 'v6'): voi
     for (const nic of nics) insert('virt-nic-capture', 'nat', 'PREROUTING', 1, '-i', nic, '-d', cidr, '-j', REDIR)
     append('cidr-include', 'nat', OUT, '-d', cidr, '-j', REDIR)
   }
+  if (returnRest && range.cidrs.length > 0) append('cidr-include-rest', 'nat', OUT, '-j', 'RETURN')
 }
 
 function tproxyMarks(r: IptRuleSet, c: RuleConfig): void {

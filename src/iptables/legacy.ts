@@ -6,14 +6,11 @@ import { DNS_CAPTURE_PORT, INBOUND_PASSTHROUGH_V4, INBOUND_PASSTHROUGH_V6, LOOPB
 import { splitList as split } from './config.js'
 import type { RuleConfig } from './config.js'
 import { InvalidFlagError } from '../errors.js'
+import { IN_REDIR, OUT, REDIR, inbound, outboundInclude, redirectChains } from './build-iptables.js'
 import { IptRuleSet, VERSIONED } from './ipt-rules.js'
 import { separateV4V6 } from './ranges.js'
 import { proxyOwners } from './shared.js'
 
-const IN = 'ISTIO_INBOUND'
-const OUT = 'ISTIO_OUTPUT'
-const REDIR = 'ISTIO_REDIRECT'
-const IN_REDIR = 'ISTIO_IN_REDIRECT'
 
 export function buildLegacyRules(c: RuleConfig): IptRuleSet {
   if (c.inboundInterceptionMode === 'TPROXY') {
@@ -24,22 +21,11 @@ export function buildLegacyRules(c: RuleConfig): IptRuleSet {
   // Old Istio sent DNS to the agent whenever asked, with or without known servers.
   const dns = c.redirectDNS
   const ranges = separateV4V6(c.outboundIPRangesInclude)
-  const nics = split(c.rerouteVirtualInterfaces)
 
-  for (const nic of nics) r.insert('virt-nic-return', 'nat', 'PREROUTING', 1, '-i', nic, '-j', 'RETURN')
-  r.append('tunnel-port', 'nat', IN, '-p', 'tcp', '--dport', String(c.inboundTunnelPort), '-j', 'RETURN')
-  r.append('redirect-outbound', 'nat', REDIR, '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(c.proxyPort))
-  r.append('redirect-inbound', 'nat', IN_REDIR, '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(c.inboundCapturePort))
+  for (const nic of split(c.rerouteVirtualInterfaces)) r.insert('virt-nic-return', 'nat', 'PREROUTING', 1, '-i', nic, '-j', 'RETURN')
+  redirectChains(r, c)
 
-  if (c.inboundPortsInclude !== '') {
-    r.append('inbound-jump', 'nat', 'PREROUTING', '-p', 'tcp', '-j', IN)
-    if (c.inboundPortsInclude.trim() === '*') {
-      for (const p of split(c.inboundPortsExclude)) r.append('inbound-port-exclude', 'nat', IN, '-p', 'tcp', '--dport', p, '-j', 'RETURN')
-      r.append('inbound-all', 'nat', IN, '-p', 'tcp', '-j', IN_REDIR)
-    } else {
-      for (const p of split(c.inboundPortsInclude)) r.append('inbound-port', 'nat', IN, '-p', 'tcp', '--dport', p, '-j', IN_REDIR)
-    }
-  }
+  inbound(r, c, false)
 
   r.append('output-jump', 'nat', 'OUTPUT', '-p', 'tcp', '-j', OUT)
   if (dns) natOutputDNS(r, c)
@@ -72,21 +58,8 @@ export function buildLegacyRules(c: RuleConfig): IptRuleSet {
   for (const cidr of exclude.v4.cidrs) r.appendV4('cidr-exclude', 'nat', OUT, '-d', cidr, '-j', 'RETURN')
   for (const cidr of exclude.v6.cidrs) r.appendV6('cidr-exclude', 'nat', OUT, '-d', cidr, '-j', 'RETURN')
   for (const p of split(c.outboundPortsInclude)) r.append('outbound-port-include', 'nat', OUT, '-p', 'tcp', '--dport', p, '-j', REDIR)
-  for (const family of ['v4', 'v6'] as const) {
-    const range = ranges[family]
-    const append = family === 'v4' ? r.appendV4.bind(r) : r.appendV6.bind(r)
-    const insert = family === 'v4' ? r.insertV4.bind(r) : r.insertV6.bind(r)
-    if (range.wildcard) {
-      append('cidr-include-all', 'nat', OUT, '-j', REDIR)
-      for (const nic of nics) insert('virt-nic-capture', 'nat', 'PREROUTING', 1, '-i', nic, '-j', REDIR)
-    } else if (range.cidrs.length > 0) {
-      for (const cidr of range.cidrs) {
-        for (const nic of nics) insert('virt-nic-capture', 'nat', 'PREROUTING', 1, '-i', nic, '-d', cidr, '-j', REDIR)
-        append('cidr-include', 'nat', OUT, '-d', cidr, '-j', REDIR)
-      }
-      append('cidr-include-rest', 'nat', OUT, '-j', 'RETURN')
-    }
-  }
+  outboundInclude(r, c, 'v4', true)
+  outboundInclude(r, c, 'v6', true)
   if (dns) rawDNS(r, c)
   return r
 }
