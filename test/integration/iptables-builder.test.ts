@@ -71,3 +71,15 @@ for (const [name, argv] of cases) {
     t.equal((await execIn(ns, ['ip', 'rule', 'show', 'table', '133'])).stdout, '')
   })
 }
+
+t.test('legacy layout: a missing rule in a built-in chain (raw OUTPUT) is named and reconciled', opts, async (t) => {
+  const ns = await scratchNetns(t)
+  const plan = planFor(seedFlags)
+  await applyPlan(plan, { netns: ns, logger })
+  await execIn(ns, ['iptables', '-t', 'raw', '-D', 'OUTPUT', '-p', 'udp', '--dport', '53', '-j', 'CT', '--zone', '2'])
+  t.same((await verifyPlan(plan, { netns: ns })).delta, ['ipv4 raw: missing rule -A OUTPUT -p udp --dport 53 -j CT --zone 2'])
+  await t.rejects(applyPlan(plan, { netns: ns, logger }), { code: 'SIDECAR_ERR_RULES_DIFFER', message: /raw: missing rule/ })
+  t.equal(await applyPlan(plan, { netns: ns, logger, reconcile: true }), 'reconciled')
+  t.equal(await inNs(ns, ['iptables', '-S', '-t', 'raw']), seedListing('raw'), 'back in the seed order')
+  t.equal(await inNs(ns, ['iptables', '-S', '-t', 'nat']), seedListing('nat'))
+})
