@@ -1,0 +1,10 @@
+// The rule generator's public surface: configuration, flags, the pure builders and the plan they make.
+export { defaultRuleConfig, defaultRunOptions, ruleConfig } from './config.js'
+export type { Compat, IptablesSettings, RuleConfig, RunOptions } from './config.js'
+export { flagSpecs, helpText, parseFlags } from './flags.js'
+export type { FlagSpec, ParseContext } from './flags.js'
+export { buildPlan, planText, renderDryRun } from './build.js'
+export type { BuildOptions } from './build.js'
+export { explainNote, stripComments } from './explain.js'
+export type { NoteId } from './explain.js'
+export type { Backend, Plan, TproxyRouting } from './plan.js'
