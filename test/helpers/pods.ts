@@ -48,6 +48,11 @@ export function seedRestoreText(): string {
   return out.join('\n') + '\n'
 }
 
+/** The same rules for ip6tables, with Istio's IPv6 equivalents of 127.0.0.6 and 127.0.0.1. */
+export function seedRestoreText6(): string {
+  return seedRestoreText().replaceAll('127.0.0.6/32', '::6/128').replaceAll('127.0.0.1/32', '::1/128')
+}
+
 export async function podPair(t: Teardown, options: { rules?: boolean } = {}): Promise<{ client: Pod; server: Pod }> {
   const tag = `slt-px-${process.pid % 100000}-${serial++}`
   const pods: Pod[] = ['c', 's'].map((side, i) => {
@@ -68,7 +73,12 @@ export async function podPair(t: Teardown, options: { rules?: boolean } = {}): P
     { ns: server.ns, ifname: 'eth0', cidr: `${server.ip}/24`, cidr6: `${server.ip6}/64` },
   )
   if (options.rules !== false) {
-    for (const p of pods) await execIn(p.ns, ['iptables-restore', '--noflush'], { input: seedRestoreText() })
+    for (const p of pods) {
+      await execIn(p.ns, ['iptables-restore', '--noflush'], { input: seedRestoreText() })
+      await execIn(p.ns, ['ip6tables-restore', '--noflush'], { input: seedRestoreText6() })
+      // the inbound passthrough source for IPv6, as 127.0.0.6 is for IPv4 (127/8 is on lo already)
+      await execIn(p.ns, ['ip', '-6', 'addr', 'add', '::6/128', 'dev', 'lo'])
+    }
   }
   return { client, server }
 }
@@ -150,7 +160,7 @@ export async function startSidecar(t: Teardown, pod: Pod, flags: string[] = []):
   }
 }
 
-export async function startServerApp(t: Teardown, pod: Pod, port: number, mode: 'echo' | 'late-reply' = 'echo'): Promise<Proc> {
+export async function startServerApp(t: Teardown, pod: Pod, port: number, mode: 'echo' | 'late-reply' | 'reset' = 'echo'): Promise<Proc> {
   const proc = spawnIn(t, pod.ns, ['node', join(apps, 'server.mjs'), String(port), mode])
   await proc.waitFor(/"listening"/)
   return proc

@@ -27,6 +27,32 @@ t.test('50 MB each way through both sidecars arrive intact, original destination
   t.match(inb, new RegExp(`"198\\.18\\.0\\.2:9080" InboundPassthroughClusterIpv4 127\\.0\\.0\\.6:\\d+ 198\\.18\\.0\\.2:9080 198\\.18\\.0\\.1:\\d+`), 'inbound access log: original destination recovered, upstream from 127.0.0.6')
 })
 
+t.test('IPv6: both sidecars recover [2001:2::2]:9080 and the server sees ::6', rootOnly(), async (t) => {
+  const { client, server } = await podPair(t)
+  const app = await startServerApp(t, server, 9080)
+  const outbound = await startSidecar(t, client)
+  const inbound = await startSidecar(t, server)
+  const r = await runClient(t, client, server.ip6, 9080, 1 * MB)
+  t.equal(r.error, null)
+  t.equal(r.receivedSha256, r.sentSha256, '1 MB echoed intact')
+  const conn = JSON.parse(await app.waitFor(/"event":"conn"/))
+  t.equal(conn.peer.address, '::6', 'server app sees its peer as ::6')
+  const out = await eventually(() => outbound.accessLines().find((l) => l.includes('PassthroughCluster')))
+  t.match(out, /"\[2001:2::2\]:9080" PassthroughCluster \[2001:2::1\]:\d+ \[2001:2::2\]:9080 \[2001:2::1\]:\d+ - -/)
+  const inb = await eventually(() => inbound.accessLines().find((l) => l.includes('InboundPassthroughClusterIpv6')))
+  t.match(inb, /"\[2001:2::2\]:9080" InboundPassthroughClusterIpv6 \[::6\]:\d+ \[2001:2::2\]:9080 /)
+})
+
+t.test('an upstream reset mid-stream resets the client: a cut-short stream is never a clean end', rootOnly(), async (t) => {
+  const { client, server } = await podPair(t)
+  const app = await startServerApp(t, server, 9080, 'reset')
+  await startSidecar(t, client)
+  await startSidecar(t, server)
+  const r = await runClient(t, client, server.ip, 9080, 4 * MB)
+  await app.waitFor(/"event":"reset"/)
+  t.equal(r.error, 'ECONNRESET', 'the client sees ECONNRESET, not EOF')
+})
+
 t.test('half-close: the client shuts its write side and still reads the reply', rootOnly(), async (t) => {
   const { client, server } = await podPair(t)
   await startServerApp(t, server, 9081, 'late-reply')

@@ -1,6 +1,7 @@
 // A test app: a TCP server that reports each connection as a JSON line on stdout.
 // usage: server.mjs PORT MODE   MODE: echo (echo bytes, end after the client ends)
 //                                     late-reply (after the client's FIN, wait, then reply and end)
+//                                     reset (reset the connection after the first bytes arrive)
 import { createHash } from 'node:crypto'
 import { createServer } from 'node:net'
 
@@ -12,6 +13,10 @@ const server = createServer({ allowHalfOpen: true }, (socket) => {
   const local = { address: socket.localAddress, port: socket.localPort }
   socket.on('error', () => {})
   socket.on('data', (chunk) => {
+    if (mode === 'reset') {
+      process.stdout.write(JSON.stringify({ event: 'reset', peer, bytes: chunk.length }) + '\n')
+      return socket.resetAndDestroy()
+    }
     bytes += chunk.length
     hash.update(chunk)
     if (mode === 'echo' && !socket.write(chunk)) {
