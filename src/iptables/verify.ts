@@ -58,6 +58,7 @@ function unmatched(present: string[], planned: PlannedRule[]): string[] {
 
 async function verifyFamily(target: Target, family: Family, text: string, out: VerifyResult): Promise<void> {
   const saved = await readSave(target, family)
+  const before = out.delta.length
   for (const table of parseRestore(text)) {
     const where = `${family} ${table.name}`
     const present = saved.get(table.name)
@@ -95,21 +96,46 @@ async function verifyFamily(target: Target, family: Family, text: string, out: V
       }
     }
   }
+  if (out.residue && out.delta.length === before) out.delta.push(...(await orderDelta(family, text, saved)))
 }
 
 /**
- * How nft itself prints the plan's tables: the script run in a throwaway network namespace and listed
- * back, so the comparison is between two listings of the same program and version.
+ * How iptables-save or nft itself prints the plan: the plan loaded into a throwaway network namespace
+ * and listed back, so the comparison is between two listings of the same program and version. null
+ * with CAP_NET_ADMIN alone (an init container's grant), which cannot create a namespace.
  */
-async function normalizedNft(script: string): Promise<string | null> {
+async function scratchListing(input: string, load: string, list: string): Promise<string | null> {
   try {
-    const listing = await run('unshare', ['--net', '--', 'sh', '-c', 'nft -f - && nft list ruleset'], { input: script })
-    return listing.stdout
+    return (await run('unshare', ['--net', '--', 'sh', '-c', `${load} && ${list}`], { input })).stdout
   } catch (err) {
-    // CAP_NET_ADMIN alone (an init container's grant) cannot create a namespace; compare counts instead.
     if (err instanceof PermissionError) return null
     throw err
   }
+}
+
+function isSubsequence(wanted: string[], lines: string[]): boolean {
+  let i = 0
+  for (const line of lines) if (line === wanted[i]) i++
+  return i === wanted.length
+}
+
+/**
+ * Istio's checks pass when every rule is there but in another order, which changes what the rules do;
+ * the plan's own listing catches that. Built-in chains may hold others' rules between the plan's.
+ */
+async function orderDelta(family: Family, text: string, saved: Map<string, SavedTable>): Promise<string[]> {
+  const { restore, save } = familyTools[family]
+  const listing = await scratchListing(text, `${restore} --noflush`, save)
+  if (listing === null) return []
+  const delta: string[] = []
+  for (const [name, want] of parseSave(listing)) {
+    for (const [chain, lines] of want.rules) {
+      const got = saved.get(name)?.rules.get(chain) ?? []
+      const same = builtinChains.has(chain) ? isSubsequence(lines, got) : lines.join('\n') === got.join('\n')
+      if (!same) delta.push(`${family} ${name}: chain ${chain} holds the planned rules in another order`)
+    }
+  }
+  return delta
 }
 
 /** Without nft's own rendering of the plan: the same chains, each with as many rules as planned. */
@@ -149,7 +175,7 @@ async function verifyNft(target: Target, script: string, out: VerifyResult): Pro
     out.delta.push(...tables.map((t) => `nft: table ${t.family} ${t.name} missing`))
     return
   }
-  const expected = await normalizedNft(script)
+  const expected = await scratchListing(script, 'nft -f -', 'nft list ruleset')
   for (const t of tables) {
     const where = `nft ${t.family} ${t.name}`
     if (!present.includes(t)) {

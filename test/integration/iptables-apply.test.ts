@@ -130,3 +130,19 @@ t.test('a namespace given by path, as istio-iptables --network-namespace takes i
   await cleanupPlan(plan, { netns: `/var/run/netns/${ns}`, logger })
   t.equal(rulesOnly(await saved(ns)), '')
 })
+
+t.test('the same rules in another order differ (Istio’s count and -C checks alone would pass)', opts, async (t) => {
+  const ns = await scratchNetns(t)
+  const plan = iptablesPlan('empty')
+  await applyPlan(plan, { netns: ns, logger })
+  const wanted = await saved(ns)
+  await execIn(ns, ['iptables', '-t', 'nat', '-D', 'ISTIO_OUTPUT', '-d', '127.0.0.1/32', '-j', 'RETURN'])
+  await execIn(ns, ['iptables', '-t', 'nat', '-I', 'ISTIO_OUTPUT', '1', '-d', '127.0.0.1/32', '-j', 'RETURN'])
+  t.same(await verifyPlan(plan, { netns: ns }), {
+    residue: true,
+    delta: ['ipv4 nat: chain ISTIO_OUTPUT holds the planned rules in another order'],
+  })
+  await t.rejects(applyPlan(plan, { netns: ns, logger }), { code: 'SIDECAR_ERR_RULES_DIFFER' })
+  t.equal(await applyPlan(plan, { netns: ns, logger, reconcile: true }), 'reconciled')
+  t.equal(await saved(ns), wanted)
+})
