@@ -29,12 +29,14 @@ function load(): Addon {
     )
   }
   const require = createRequire(import.meta.url)
+  // SIDECAR_LAB_ADDON points at another build of the addon (a debug build, or one for another Node ABI).
+  const path = process.env.SIDECAR_LAB_ADDON || '../../build/Release/sockopt.node'
   try {
-    addon = require('../../build/Release/sockopt.node') as Addon
+    addon = require(path) as Addon
   } catch (err) {
     throw new AddonLoadError(
-      'the sockopt addon is not built (build/Release/sockopt.node): run `npm ci` or `npx node-gyp rebuild` ' +
-        'in the sidecar-lab folder (needs python3, make and g++)',
+      `the sockopt addon could not be loaded from ${path} (${(err as Error).message.split('\n')[0]}): ` +
+        'run `npm ci` or `npx node-gyp rebuild` in the sidecar-lab folder (needs python3, make and g++)',
       err,
     )
   }

@@ -141,6 +141,19 @@ t.test('idle timeout closes a silent connection', rootOnly(), async (t) => {
   t.match(line, /0 - - idle_timeout "-" 10 10 /)
 })
 
+t.test('connection limit: connections over --max-connections are closed at once', rootOnly(), async (t) => {
+  const { client, server } = await podPair(t)
+  await startServerApp(t, server, 9080)
+  await startSidecar(t, client, ['--max-connections', '1'])
+  await startSidecar(t, server)
+  const first = runClient(t, client, server.ip, 9080, 10, 1500) // holds the one slot for 1.5 s
+  await new Promise((r) => setTimeout(r, 300))
+  const second = await runClient(t, client, server.ip, 9080, 10)
+  t.equal(second.received, 0, 'the second connection is closed without a reply')
+  const r = await first
+  t.equal(r.received, 10, 'the first one is served')
+})
+
 t.test('SIGTERM during a transfer: nothing lost, new connections refused, exit 0', rootOnly(), async (t) => {
   const { client, server } = await podPair(t)
   await startServerApp(t, server, 9080)

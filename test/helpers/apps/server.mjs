@@ -2,6 +2,7 @@
 // usage: server.mjs PORT MODE   MODE: echo (echo bytes, end after the client ends)
 //                                     late-reply (after the client's FIN, wait, then reply and end)
 //                                     reset (reset the connection after the first bytes arrive)
+//                                     sink (read and count, reply nothing, end after the client ends)
 import { createHash } from 'node:crypto'
 import { createServer } from 'node:net'
 
@@ -18,6 +19,7 @@ const server = createServer({ allowHalfOpen: true }, (socket) => {
       return socket.resetAndDestroy()
     }
     bytes += chunk.length
+    if (mode === 'sink') return
     hash.update(chunk)
     if (mode === 'echo' && !socket.write(chunk)) {
       socket.pause()
