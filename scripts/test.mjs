@@ -1,11 +1,18 @@
 #!/usr/bin/env node
 // Runs the tap suite with the raw TAP reporter, passes its output through, and ends with the one line
 // CI reads: "N passed, N failed, N skipped", counting each named test (a file's top-level subtests).
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { createInterface } from 'node:readline'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+// On a fresh clone, install and build first, so `npm test` is the one command a newcomer needs.
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const setup = spawnSync('bash', [join(root, 'scripts/setup.sh')], { stdio: ['ignore', 'inherit', 'inherit'], cwd: root })
+if (setup.status !== 0) process.exit(setup.status ?? 1)
 
 const files = process.argv.slice(2)
-const child = spawn('npx', ['tap', '--reporter=tap', ...files], { stdio: ['ignore', 'pipe', 'inherit'] })
+const child = spawn(join(root, 'node_modules/.bin/tap'), ['--reporter=tap', ...files], { stdio: ['ignore', 'pipe', 'inherit'], cwd: root })
 let passed = 0
 let failed = 0
 let skipped = 0

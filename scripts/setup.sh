@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what sidecar-lab needs and is missing: Debian packages (when root) and the npm dependencies, which
+# also build the addon (node-gyp) and the TypeScript (dist/). Safe to run again; does nothing when all is there.
+# usage: scripts/setup.sh [--ci]   (--ci: always a clean `npm ci`)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg_bin in iptables:iptables-restore nftables:nft iproute2:ip conntrack:conntrack util-linux:setpriv \
+               haproxy:haproxy curl:curl; do
+  command -v "${pkg_bin#*:}" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "${pkg_bin#*:}" >/dev/null 2>&1 \
+    || need+=("${pkg_bin%%:*}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian packages: ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "setup: missing Debian packages (run as root to install them): ${need[*]}" >&2
+  fi
+fi
+
+if [ "${1:-}" = "--ci" ] || [ ! -x node_modules/.bin/tap ] || [ ! -f build/Release/sockopt.node ] \
+   || [ ! -f dist/cli.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci (builds the addon and dist/)" >&2
+  npm ci --no-audit --no-fund >&2
+fi
