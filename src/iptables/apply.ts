@@ -7,7 +7,7 @@ import type { Logger } from '../logger.js'
 import { cleanupAt } from './cleanup.js'
 import type { Plan } from './plan.js'
 import { setupRouting } from './routing.js'
-import { familyTools, requireBinaries, requirePrivileges, resolveTarget, runAt, type Target } from './target.js'
+import { familyTools, requireBinaries, requirePrivileges, resolveTarget, restoreAt, runAt, type Target } from './target.js'
 import { verifyAt, type VerifyResult } from './verify.js'
 
 export type { VerifyResult } from './verify.js'
@@ -48,8 +48,8 @@ async function install(target: Target, plan: Plan, logger: Logger): Promise<void
     if (plan.backend === 'nftables') {
       if (plan.nft.trim()) await runAt(target, 'nft', ['-f', '-'], { input: plan.nft })
     } else {
-      if (plan.ipv4.trim()) await runAt(target, 'iptables-restore', ['--noflush'], { input: plan.ipv4 })
-      if (plan.ipv6.trim()) await runAt(target, 'ip6tables-restore', ['--noflush'], { input: plan.ipv6 })
+      if (plan.ipv4.trim()) await restoreAt(target, 'ipv4', plan.ipv4)
+      if (plan.ipv6.trim()) await restoreAt(target, 'ipv6', plan.ipv6)
     }
     if (plan.tproxy) await setupRouting(target, plan.tproxy)
   } catch (err) {

@@ -1,11 +1,11 @@
 // Removes what a plan installs, as istio-iptables --cleanup-only does: the plan's rules in built-in
 // chains deleted in reverse order, then every ISTIO_* chain flushed and deleted; for nftables the plan's
-// tables. Each family's removal is one iptables-restore transaction, so it never stops half-way.
+// tables. Each step is one iptables-restore transaction, so none stops half-way.
 import type { Logger } from '../logger.js'
 import type { Plan } from './plan.js'
 import { builtinChains, isOwnedChain, nftTables, parseRestore } from './restore-text.js'
 import { removeRouting } from './routing.js'
-import { familyTools, runAt, type Family, type Target } from './target.js'
+import { restoreAt, runAt, type Family, type Target } from './target.js'
 import { readSave, ruleExists } from './verify.js'
 
 function restoreBlock(table: string, lines: string[]): string[] {
@@ -45,7 +45,7 @@ async function chainDeletes(target: Target, family: Family): Promise<string> {
 }
 
 async function cleanupFamily(target: Target, family: Family, text: string, logger: Logger): Promise<void> {
-  const restore = (input: string) => runAt(target, familyTools[family].restore, ['--noflush'], { input })
+  const restore = (input: string) => restoreAt(target, family, input)
   // A rule applied twice (forceApply) sits twice in a built-in chain; -D removes one copy per pass.
   for (let pass = 0; pass < 8; pass++) {
     const deletes = await plannedDeletes(target, family, text)

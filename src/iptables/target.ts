@@ -34,6 +34,14 @@ export const familyTools = {
   ipv6: { restore: 'ip6tables-restore', save: 'ip6tables-save', cmd: 'ip6tables' },
 } as const
 
+/**
+ * iptables-restore --noflush: adds to what is there instead of replacing whole tables. --wait because
+ * iptables-legacy takes the xtables lock and fails at once when another program holds it.
+ */
+export function restoreAt(target: Target, family: Family, input: string): Promise<RunResult> {
+  return runAt(target, familyTools[family].restore, ['--noflush', '--wait'], { input })
+}
+
 const installHints: Record<string, string> = {
   nsenter: 'install util-linux (apt-get install util-linux)',
   unshare: 'install util-linux (apt-get install util-linux)',

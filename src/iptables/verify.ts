@@ -1,6 +1,7 @@
 // Compares what a plan would install with what the kernel holds, the way istio-iptables verifies:
 // tables and chains exist, each ISTIO_* chain holds as many rules as planned, no extra ISTIO_* chains,
 // and every planned rule passes `iptables -C` (which sidesteps the normalized form iptables-save prints).
+// One check more than Istio: when all that passes, the order of the rules, against the plan's own listing.
 import { PermissionError } from '../errors.js'
 import { run } from '../lab/exec.js'
 import type { Plan } from './plan.js'
@@ -26,7 +27,7 @@ export interface VerifyResult {
 }
 
 export async function ruleExists(target: Target, family: Family, rule: PlannedRule): Promise<boolean> {
-  const args = ['-t', rule.table, '-C', rule.chain, ...rule.spec]
+  const args = ['--wait', '-t', rule.table, '-C', rule.chain, ...rule.spec]
   const result = await runAt(target, familyTools[family].cmd, args, { allowFailure: true })
   if (result.code === 0) return true
   if (/permission denied|must be root/i.test(result.stderr)) {
@@ -125,7 +126,7 @@ function isSubsequence(wanted: string[], lines: string[]): boolean {
  */
 async function orderDelta(family: Family, text: string, saved: Map<string, SavedTable>): Promise<string[]> {
   const { restore, save } = familyTools[family]
-  const listing = await scratchListing(text, `${restore} --noflush`, save)
+  const listing = await scratchListing(text, `${restore} --noflush --wait`, save)
   if (listing === null) return []
   const delta: string[] = []
   for (const [name, want] of parseSave(listing)) {
