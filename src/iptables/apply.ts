@@ -26,7 +26,7 @@ export type ApplyOutcome = 'applied' | 'unchanged' | 'reconciled'
 
 function programsFor(plan: Plan): string[] {
   const programs: string[] = []
-  if (plan.backend === 'nftables') programs.push('nft', 'unshare')
+  if (plan.backend === 'nftables') programs.push('nft')
   else {
     if (plan.ipv4.trim()) programs.push(...Object.values(familyTools.ipv4))
     if (plan.ipv6.trim()) programs.push(...Object.values(familyTools.ipv6))

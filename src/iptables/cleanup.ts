@@ -3,10 +3,10 @@
 // tables. Each step is one iptables-restore transaction, so none stops half-way.
 import type { Logger } from '../logger.js'
 import type { Plan } from './plan.js'
-import { builtinChains, isOwnedChain, nftTables, parseRestore } from './restore-text.js'
+import { builtinChains, isOwnedChain, parseRestore } from './restore-text.js'
 import { removeRouting } from './routing.js'
 import { restoreAt, runAt, type Family, type Target } from './target.js'
-import { readSave, ruleExists } from './verify.js'
+import { presentNftTables, readSave, ruleExists } from './verify.js'
 
 function restoreBlock(table: string, lines: string[]): string[] {
   return lines.length ? [`*${table}`, ...lines, 'COMMIT'] : []
@@ -45,24 +45,22 @@ async function chainDeletes(target: Target, family: Family): Promise<string> {
 }
 
 async function cleanupFamily(target: Target, family: Family, text: string, logger: Logger): Promise<void> {
-  const restore = (input: string) => restoreAt(target, family, input)
   // A rule applied twice (forceApply) sits twice in a built-in chain; -D removes one copy per pass.
   for (let pass = 0; pass < 8; pass++) {
     const deletes = await plannedDeletes(target, family, text)
     if (!deletes) break
     logger.debug({ family, deletes }, 'deleting planned rules')
-    await restore(deletes)
+    await restoreAt(target, family, deletes)
   }
   const chains = await chainDeletes(target, family)
   if (chains) {
     logger.debug({ family, chains }, 'deleting ISTIO_* chains')
-    await restore(chains)
+    await restoreAt(target, family, chains)
   }
 }
 
 async function cleanupNft(target: Target, script: string, logger: Logger): Promise<void> {
-  const listed = (await runAt(target, 'nft', ['list', 'tables'])).stdout
-  const present = nftTables(script).filter((t) => new RegExp(`^table ${t.family} ${t.name}$`, 'm').test(listed))
+  const present = await presentNftTables(target, script)
   if (present.length === 0) return
   logger.debug({ tables: present.map((t) => t.name) }, 'deleting nft tables')
   await runAt(target, 'nft', ['-f', '-'], {

@@ -2,7 +2,7 @@
 // tables and chains exist, each ISTIO_* chain holds as many rules as planned, no extra ISTIO_* chains,
 // and every planned rule passes `iptables -C` (which sidesteps the normalized form iptables-save prints).
 // One check more than Istio: when all that passes, the order of the rules, against the plan's own listing.
-import { PermissionError } from '../errors.js'
+import { MissingBinaryError, PermissionError } from '../errors.js'
 import { run } from '../lab/exec.js'
 import type { Plan } from './plan.js'
 import {
@@ -13,6 +13,7 @@ import {
   parseNftListing,
   parseRestore,
   parseSave,
+  type NftTableRef,
   type PlannedRule,
   type SavedTable,
 } from './restore-text.js'
@@ -103,13 +104,13 @@ async function verifyFamily(target: Target, family: Family, text: string, out: V
 /**
  * How iptables-save or nft itself prints the plan: the plan loaded into a throwaway network namespace
  * and listed back, so the comparison is between two listings of the same program and version. null
- * with CAP_NET_ADMIN alone (an init container's grant), which cannot create a namespace.
+ * with CAP_NET_ADMIN alone (an init container's grant), which cannot create a namespace, or no unshare.
  */
 async function scratchListing(input: string, load: string, list: string): Promise<string | null> {
   try {
     return (await run('unshare', ['--net', '--', 'sh', '-c', `${load} && ${list}`], { input })).stdout
   } catch (err) {
-    if (err instanceof PermissionError) return null
+    if (err instanceof PermissionError || err instanceof MissingBinaryError) return null
     throw err
   }
 }
@@ -167,10 +168,15 @@ function compareChains(where: string, want: Map<string, string[]>, have: Map<str
   for (const chain of have.keys()) if (!want.has(chain)) out.push(`${where}: extra chain ${chain}`)
 }
 
+/** The plan's nft tables that exist in the target. */
+export async function presentNftTables(target: Target, script: string): Promise<NftTableRef[]> {
+  const listed = (await runAt(target, 'nft', ['list', 'tables'])).stdout.split('\n')
+  return nftTables(script).filter((t) => listed.includes(`table ${t.family} ${t.name}`))
+}
+
 async function verifyNft(target: Target, script: string, out: VerifyResult): Promise<void> {
   const tables = nftTables(script)
-  const listed = (await runAt(target, 'nft', ['list', 'tables'])).stdout
-  const present = tables.filter((t) => new RegExp(`^table ${t.family} ${t.name}$`, 'm').test(listed))
+  const present = await presentNftTables(target, script)
   out.residue ||= present.length > 0
   if (present.length === 0) {
     out.delta.push(...tables.map((t) => `nft: table ${t.family} ${t.name} missing`))
@@ -179,7 +185,7 @@ async function verifyNft(target: Target, script: string, out: VerifyResult): Pro
   const expected = await scratchListing(script, 'nft -f -', 'nft list ruleset')
   for (const t of tables) {
     const where = `nft ${t.family} ${t.name}`
-    if (!present.includes(t)) {
+    if (!present.some((p) => p.family === t.family && p.name === t.name)) {
       out.delta.push(`${where}: table missing`)
       continue
     }
