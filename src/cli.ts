@@ -3,9 +3,10 @@
 import type { Command, CommandIO } from './command.js'
 import { SidecarError } from './errors.js'
 import { iptablesCommand } from './iptables/command.js'
+import { labCommand } from './lab/command.js'
 import { proxyCommand } from './proxy/command.js'
 
-const commands: Command[] = [proxyCommand, iptablesCommand]
+const commands: Command[] = [proxyCommand, iptablesCommand, labCommand]
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length))

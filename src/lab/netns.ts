@@ -45,15 +45,15 @@ export async function deleteNetns(name: string): Promise<void> {
 export interface VethEnd {
   ns: string
   ifname: string
-  /** address with prefix, e.g. 198.18.0.1/24 */
-  cidr: string
+  /** address with prefix, e.g. 198.18.0.1/24; none for a bridge port */
+  cidr?: string
   cidr6?: string
 }
 
 /** A veth pair between two namespaces, addressed and up. */
 export async function addVeth(a: VethEnd, b: VethEnd): Promise<void> {
-  const tmpA = `v${process.pid % 100000}a${Math.floor(Math.random() * 1e4)}`
-  const tmpB = `v${process.pid % 100000}b${Math.floor(Math.random() * 1e4)}`
+  const tmpA = `slv${process.pid % 10000}a${Math.floor(Math.random() * 1e4)}`
+  const tmpB = `slv${process.pid % 10000}b${Math.floor(Math.random() * 1e4)}`
   await run('ip', ['link', 'add', tmpA, 'type', 'veth', 'peer', 'name', tmpB])
   for (const [tmp, end] of [
     [tmpA, a],
@@ -61,8 +61,25 @@ export async function addVeth(a: VethEnd, b: VethEnd): Promise<void> {
   ] as const) {
     await run('ip', ['link', 'set', tmp, 'netns', end.ns])
     await execIn(end.ns, ['ip', 'link', 'set', tmp, 'name', end.ifname])
-    await execIn(end.ns, ['ip', 'addr', 'add', end.cidr, 'dev', end.ifname])
+    if (end.cidr) await execIn(end.ns, ['ip', 'addr', 'add', end.cidr, 'dev', end.ifname])
     if (end.cidr6) await execIn(end.ns, ['ip', '-6', 'addr', 'add', end.cidr6, 'dev', end.ifname, 'nodad'])
     await execIn(end.ns, ['ip', 'link', 'set', end.ifname, 'up'])
   }
+}
+
+/** Namespaces whose names start with prefix. */
+export async function listNetns(prefix: string): Promise<string[]> {
+  const r = await run('ip', ['netns', 'list'], { allowFailure: true })
+  return r.stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith(prefix))
+}
+
+/** Removes veth ends left in this namespace by an addVeth that was interrupted before moving them. */
+export async function removeStrayVeths(): Promise<string[]> {
+  const r = await run('ip', ['-o', 'link', 'show'], { allowFailure: true })
+  const stray = [...r.stdout.matchAll(/^\d+: (slv\d+[ab]\d+)[@:]/gm)].map((m) => m[1]!)
+  for (const name of stray) await run('ip', ['link', 'del', name], { allowFailure: true })
+  return stray
 }

@@ -1,0 +1,150 @@
+// `sidecar-lab lab`: up, down, status, exec, logs, rules.
+import { spawn } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import type { Command, CommandIO } from '../command.js'
+import { InvalidFlagError, UnknownFlagError } from '../errors.js'
+import { createLogger } from '../logger.js'
+import { applyRules, down, up } from './lifecycle.js'
+import { inNetns } from './netns.js'
+import { appUser, podSpec, pods } from './scene.js'
+import { checkLabName, podDir, readState, type LabState } from './state.js'
+import { renderStatus } from './status.js'
+
+const help = `usage: sidecar-lab lab <subcommand> [--lab NAME]
+
+Pods as network namespaces with real kernel NAT: productpage calls reviews:9080, both with the capture
+rules and a sidecar as uid 1337; ratings has neither. Addresses from 198.18.0.0/24 and 2001:2::/64 on a
+bridge in a namespace of the lab's own; nothing routes out. Needs root.
+
+subcommands:
+  up [--compat legacy]           build the lab (again: a no-op when it is up); legacy = the seed listing's rules
+  down                           remove namespaces, links, processes, rules and state, whatever state it is in
+  status                         pods, addresses, processes and the packets each capture rule caught
+  exec POD [--uid N] -- CMD...   run a command in a pod (as the app's user, uid ${appUser.uid}, unless --uid)
+  logs POD                       the pod's sidecar log, access log and app log
+  rules off|on                   remove or re-apply the capture rules in the sidecar pods (for direct runs)
+
+--lab NAME names the lab (default sidecar-lab), so several can exist side by side.
+`
+
+function labName(values: Parsed['values']): string {
+  const lab = values.lab ?? 'sidecar-lab'
+  const problem = checkLabName(lab)
+  if (problem) throw new InvalidFlagError(`--lab: ${problem}`)
+  return lab
+}
+
+interface Parsed {
+  values: Record<string, string | boolean | undefined> & { lab?: string }
+  positionals: string[]
+}
+
+function parse(argv: string[]): Parsed {
+  const options = { lab: { type: 'string' }, help: { type: 'boolean' }, uid: { type: 'string' }, compat: { type: 'string' } } as const
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true }) as Parsed
+  } catch (err) {
+    const flag = /'([^']+)'/.exec((err as Error).message)?.[1] ?? '?'
+    throw new UnknownFlagError(flag, 'sidecar-lab lab')
+  }
+}
+
+function requireState(lab: string): LabState {
+  const state = readState(lab)
+  if (!state) throw new InvalidFlagError(`lab ${lab} is not up: run 'sidecar-lab lab up' first`)
+  return state
+}
+
+function podOf(state: LabState, name: string | undefined) {
+  const pod = name ? state.pods[name] : undefined
+  if (!pod) throw new InvalidFlagError(`no pod '${name ?? ''}': the lab's pods are ${pods.map((p) => p.name).join(', ')}`)
+  return pod
+}
+
+function execPod(argv: string[], io: CommandIO): Promise<number> {
+  const dash = argv.indexOf('--')
+  const own = dash === -1 ? argv : argv.slice(0, dash)
+  const cmd = dash === -1 ? [] : argv.slice(dash + 1)
+  const { values, positionals } = parse(own)
+  const state = requireState(labName(values))
+  const pod = podOf(state, positionals[0])
+  if (cmd.length === 0) throw new InvalidFlagError("lab exec: give the command after '--' (lab exec productpage -- curl reviews)")
+  const uid = values.uid === undefined ? appUser.uid : Number(values.uid)
+  if (!Number.isInteger(uid) || uid < 0) throw new InvalidFlagError(`--uid: '${values.uid}' is not a uid`)
+  const [program, ...args] = inNetns(pod.ns, cmd, uid === 0 ? undefined : { uid, gid: uid })
+  return new Promise((resolve) => {
+    const child = spawn(program!, args, { stdio: ['inherit', 'pipe', 'pipe'] })
+    child.stdout.pipe(io.stdout, { end: false })
+    child.stderr.pipe(io.stderr, { end: false })
+    child.on('error', (err) => {
+      io.stderr.write(`error: ${err.message}\n`)
+      resolve(127)
+    })
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)))
+  })
+}
+
+function logs(state: LabState, name: string | undefined, io: CommandIO): number {
+  podOf(state, name)
+  for (const file of ['sidecar.log', 'access.log', 'app.log']) {
+    const path = join(podDir(state.lab, name!), file)
+    if (!existsSync(path)) continue
+    io.stdout.write(`==> ${path} <==\n${readFileSync(path, 'utf8')}\n`)
+  }
+  return 0
+}
+
+export const labCommand: Command = {
+  name: 'lab',
+  summary: 'pods as network namespaces with the sidecar: up, down, status, exec, logs',
+  async run(argv, io) {
+    const [sub, ...rest] = argv
+    if (!sub || sub === '--help' || sub === 'help') {
+      io.stdout.write(help)
+      return sub ? 0 : 2
+    }
+    if (sub === 'exec') return execPod(rest, io)
+    const { values, positionals } = parse(rest)
+    if (values.help) {
+      io.stdout.write(help)
+      return 0
+    }
+    const lab = labName(values)
+    const log = createLogger({ level: 'warn' })
+    switch (sub) {
+      case 'up': {
+        if (values.compat !== undefined && values.compat !== 'legacy') throw new InvalidFlagError(`--compat: '${values.compat}' is not 'legacy'`)
+        const { state, already } = await up({ lab, rules: values.compat ? 'legacy' : 'istio', log })
+        io.stdout.write(already ? `lab ${lab} is already up\n` : `lab ${lab} is up\n`)
+        io.stdout.write(await renderStatus(state, lab))
+        return 0
+      }
+      case 'down': {
+        const { removed } = await down(lab, log)
+        io.stdout.write(removed.length ? `lab ${lab} is down: removed ${removed.join(', ')}\n` : `lab ${lab} was not up; nothing to remove\n`)
+        return 0
+      }
+      case 'status':
+        io.stdout.write(await renderStatus(readState(lab), lab))
+        return 0
+      case 'logs':
+        return logs(requireState(lab), positionals[0], io)
+      case 'rules': {
+        const state = requireState(lab)
+        const mode = positionals[0]
+        if (mode !== 'on' && mode !== 'off') throw new InvalidFlagError(`lab rules: say 'on' or 'off', not '${mode ?? ''}'`)
+        for (const spec of pods.filter((p) => p.sidecar)) {
+          const result = await applyRules(state, spec.name, mode === 'off')
+          io.stdout.write(`${spec.name}: ${result}\n`)
+        }
+        return 0
+      }
+      default:
+        if (podSpec(sub)) throw new InvalidFlagError(`'${sub}' is a pod; did you mean 'lab exec ${sub} -- CMD'?`)
+        io.stderr.write(`error: unknown lab subcommand '${sub}'\n\n${help}`)
+        return 2
+    }
+  },
+}

@@ -1,0 +1,118 @@
+// lab up / lab down: build the scene from nothing, and remove every trace of it, also after a crash.
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { PermissionError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { run } from './exec.js'
+import { addNetns, addVeth, deleteNetns, execIn, listNetns, removeStrayVeths } from './netns.js'
+import { alive, startDetached, stop, waitForLog } from './processes.js'
+import { appPort, appUser, injectorArgs, legacyArgs, pods, prefixLength, prefixLength6, podUrl } from './scene.js'
+import { ensurePodDir, readState, removeState, writeState, type LabState } from './state.js'
+
+export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url))
+const appServer = fileURLToPath(new URL('./app-server.js', import.meta.url))
+
+export interface UpOptions {
+  lab: string
+  rules: 'istio' | 'legacy'
+  /** extra flags for each sidecar */
+  sidecarFlags?: string[]
+  log: Logger
+}
+
+function requireRoot(what: string): void {
+  if (process.getuid?.() !== 0) throw new PermissionError(`${what} needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) for network namespaces`)
+}
+
+export function isUp(state: LabState | undefined): boolean {
+  if (!state?.complete) return false
+  return Object.values(state.pods).every((p) => alive(p.pids.app) && (!p.sidecar || alive(p.pids.sidecar)))
+}
+
+/** The rule generator as the init container runs it, into the pod's namespace. */
+export async function applyRules(state: LabState, pod: string, cleanup = false): Promise<string> {
+  const args = state.rules === 'legacy' ? legacyArgs : injectorArgs
+  const r = await run(process.execPath, [cliPath, 'iptables', ...args, '--network-namespace', state.pods[pod]!.ns, ...(cleanup ? ['--cleanup-only'] : [])])
+  return r.stdout.trim()
+}
+
+export async function up(options: UpOptions): Promise<{ state: LabState; already: boolean }> {
+  requireRoot('lab up')
+  const { lab, log } = options
+  const existing = readState(lab)
+  if (isUp(existing) && existing!.rules === options.rules) return { state: existing!, already: true }
+  await down(lab, log)
+
+  const state: LabState = {
+    lab,
+    createdAt: new Date().toISOString(),
+    bridgeNs: `${lab}-net`,
+    rules: options.rules,
+    complete: false,
+    pods: Object.fromEntries(pods.map((p) => [p.name, { ns: `${lab}-${p.name}`, ip: p.ip, ip6: p.ip6, sidecar: p.sidecar, pids: {} }])),
+  }
+  writeState(state) // before anything exists, so a crash from here on can be cleaned up
+  try {
+    await addNetns(state.bridgeNs)
+    await execIn(state.bridgeNs, ['ip', 'link', 'add', 'br0', 'type', 'bridge'])
+    await execIn(state.bridgeNs, ['ip', 'link', 'set', 'br0', 'up'])
+    for (const spec of pods) {
+      const pod = state.pods[spec.name]!
+      await addNetns(pod.ns)
+      await addVeth(
+        { ns: pod.ns, ifname: 'eth0', cidr: `${spec.ip}/${prefixLength}`, cidr6: `${spec.ip6}/${prefixLength6}` },
+        { ns: state.bridgeNs, ifname: `v-${spec.name}`.slice(0, 15) },
+      )
+      await execIn(state.bridgeNs, ['ip', 'link', 'set', `v-${spec.name}`.slice(0, 15), 'master', 'br0'])
+      ensurePodDir(lab, spec.name)
+    }
+    for (const spec of pods.filter((p) => p.sidecar)) {
+      const pod = state.pods[spec.name]!
+      // ::6 is to IPv6 what 127.0.0.6 is to IPv4: the inbound passthrough source (127/8 is on lo already).
+      await execIn(pod.ns, ['ip', '-6', 'addr', 'add', '::6/128', 'dev', 'lo'])
+      log.info({ pod: spec.name, rules: state.rules }, 'init: applying capture rules')
+      await applyRules(state, spec.name)
+      const dir = ensurePodDir(lab, spec.name)
+      const sidecarLog = join(dir, 'sidecar.log')
+      pod.pids.sidecar = startDetached(pod.ns, [process.execPath, cliPath, 'proxy', '--access-log', join(dir, 'access.log'), ...(options.sidecarFlags ?? [])], sidecarLog)
+      writeState(state)
+      await waitForLog(sidecarLog, /sidecar ready/, pod.pids.sidecar)
+    }
+    for (const spec of pods) {
+      const pod = state.pods[spec.name]!
+      const appLog = join(ensurePodDir(lab, spec.name), 'app.log')
+      const argv = [process.execPath, appServer, spec.name, String(appPort), ...(spec.calls ? [podUrl(spec.calls)] : [])]
+      pod.pids.app = startDetached(pod.ns, argv, appLog, appUser)
+      writeState(state)
+      await waitForLog(appLog, /listening/, pod.pids.app)
+    }
+    state.complete = true
+    writeState(state)
+    return { state, already: false }
+  } catch (err) {
+    log.error({ err }, 'lab up failed: removing what it created')
+    await down(lab, log)
+    throw err
+  }
+}
+
+/** Removes the lab's processes, namespaces (with their links and rules) and state, whatever state it is in. */
+export async function down(lab: string, log: Logger): Promise<{ removed: string[] }> {
+  requireRoot('lab down')
+  const state = readState(lab)
+  const removed: string[] = []
+  for (const pod of Object.values(state?.pods ?? {})) {
+    await stop(pod.pids.app)
+    await stop(pod.pids.sidecar)
+  }
+  // Exactly the lab's names, so a lab called 'a' never touches one called 'a-b'.
+  const mine = new Set([`${lab}-net`, ...pods.map((p) => `${lab}-${p.name}`)])
+  for (const ns of (await listNetns(`${lab}-`)).filter((n) => mine.has(n))) {
+    await deleteNetns(ns)
+    removed.push(ns)
+  }
+  removed.push(...(await removeStrayVeths()))
+  removeState(lab)
+  if (removed.length) log.info({ removed }, 'lab down')
+  return { removed }
+}

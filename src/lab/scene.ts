@@ -1,0 +1,42 @@
+// The walkthrough's scene: productpage calls reviews, both with a sidecar; ratings has none, for comparison.
+// Every pod is a network namespace on one bridge that lives in a namespace of the lab's own.
+
+export interface PodSpec {
+  name: 'productpage' | 'reviews' | 'ratings'
+  ip: string
+  ip6: string
+  sidecar: boolean
+  /** the service this pod's app calls on each request, if any */
+  calls?: string
+}
+
+export const appPort = 9080
+/** the ordinary app user; the sidecar runs as 1337 */
+export const appUser = { uid: 1000, gid: 1000 }
+export const prefixLength = 24
+export const prefixLength6 = 64
+
+export const pods: PodSpec[] = [
+  { name: 'productpage', ip: '198.18.0.10', ip6: '2001:2::10', sidecar: true, calls: 'reviews' },
+  { name: 'reviews', ip: '198.18.0.20', ip6: '2001:2::20', sidecar: true },
+  { name: 'ratings', ip: '198.18.0.30', ip6: '2001:2::30', sidecar: false },
+]
+
+/** The arguments Istio's sidecar injector passes to istio-iptables. */
+export const injectorArgs = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-b', '*', '-d', '15090,15021,15020']
+
+/** The flags that reproduce the seed listing's older layout (Istio about 1.10, DNS capture on). */
+export const legacyArgs = [
+  '--compat', 'legacy', '-p', '15001', '-z', '15006', '-u', '1337', '-g', '1337', '-m', 'REDIRECT', '-i', '*', '-b', '*',
+  '-d', '22,15020,15021,15090', '-o', '15020', '--redirect-dns', '--capture-all-dns', '--dns-servers', '198.18.0.53',
+]
+
+export function podSpec(name: string): PodSpec | undefined {
+  return pods.find((p) => p.name === name)
+}
+
+export function podUrl(name: string): string {
+  const p = podSpec(name)
+  if (!p) throw new Error(`no pod ${name}`)
+  return `http://${p.ip}:${appPort}/`
+}

@@ -1,0 +1,67 @@
+// The lab's one place of record: /run/sidecar-lab/<lab>/state.json plus each pod's logs beside it.
+// `up` writes what it is about to create before creating it, so `down` can remove a half-finished lab.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
+import { join } from 'node:path'
+
+export interface PodState {
+  ns: string
+  ip: string
+  ip6: string
+  sidecar: boolean
+  pids: { app?: number; sidecar?: number }
+}
+
+export interface LabState {
+  lab: string
+  createdAt: string
+  bridgeNs: string
+  /** 'istio' (the injector's arguments) or 'legacy' (the seed listing's layout) */
+  rules: 'istio' | 'legacy'
+  pods: Record<string, PodState>
+  complete: boolean
+}
+
+export function stateRoot(): string {
+  return process.env.SIDECAR_LAB_STATE_DIR ?? '/run/sidecar-lab'
+}
+
+export function labDir(lab: string): string {
+  return join(stateRoot(), lab)
+}
+
+export function podDir(lab: string, pod: string): string {
+  return join(labDir(lab), pod)
+}
+
+export function readState(lab: string): LabState | undefined {
+  const file = join(labDir(lab), 'state.json')
+  if (!existsSync(file)) return undefined
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as LabState
+  } catch {
+    return undefined
+  }
+}
+
+export function writeState(state: LabState): void {
+  const dir = labDir(state.lab)
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'state.json'), JSON.stringify(state, null, 2) + '\n')
+}
+
+/** A pod's folder, writable by the sidecar's and the app's users. */
+export function ensurePodDir(lab: string, pod: string): string {
+  const dir = podDir(lab, pod)
+  mkdirSync(dir, { recursive: true })
+  chmodSync(dir, 0o777)
+  return dir
+}
+
+export function removeState(lab: string): void {
+  rmSync(labDir(lab), { recursive: true, force: true })
+}
+
+/** Lab names become namespace names and folder names: keep them short and plain. */
+export function checkLabName(lab: string): string | undefined {
+  return /^[a-z][a-z0-9-]{0,23}$/.test(lab) ? undefined : `lab name '${lab}' must be 1-24 characters of a-z, 0-9 and -, starting with a letter`
+}
