@@ -4,9 +4,10 @@ import type { Command, CommandIO } from './command.js'
 import { SidecarError } from './errors.js'
 import { iptablesCommand } from './iptables/command.js'
 import { labCommand } from './lab/command.js'
+import { demoCommand } from './lab/demo.js'
 import { proxyCommand } from './proxy/command.js'
 
-const commands: Command[] = [proxyCommand, iptablesCommand, labCommand]
+const commands: Command[] = [proxyCommand, iptablesCommand, labCommand, demoCommand]
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length))
