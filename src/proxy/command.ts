@@ -1,5 +1,6 @@
-// `sidecar-lab proxy`: start the sidecar, drop to its uid, drain on SIGTERM/SIGINT, reopen the access
-// log on SIGHUP.
+// `sidecar-lab proxy`: start the sidecar and its admin/health/metrics ports, drop to its uid, drain on
+// SIGTERM/SIGINT or /quitquitquit, reopen the access log on SIGHUP.
+import { startObservability } from '../admin/observability.js'
 import type { Command } from '../command.js'
 import { createLogger } from '../logger.js'
 import { parseProxyFlags, proxyHelp } from './flags.js'
@@ -26,14 +27,26 @@ export const proxyCommand: Command = {
     // so the switch must happen before the first socket exists.
     dropPrivileges(config.uid, config.gid)
     const sidecar = new Sidecar(config, log)
-    await sidecar.start()
+    const stop = new AbortController()
+    io.signal.addEventListener('abort', () => stop.abort(), { once: true })
+    if (io.signal.aborted) stop.abort()
+    // Before the listeners, so /healthz/ready answers 503 until they are bound, as in Istio.
+    const observability = await startObservability(sidecar, { quit: () => stop.abort() }, log.child({ component: 'admin' }))
+    try {
+      await sidecar.start()
+    } catch (err) {
+      await observability.close()
+      throw err
+    }
     const onHup = () => sidecar.reopenAccessLog()
     process.on('SIGHUP', onHup)
     await new Promise<void>((resolve) => {
-      if (io.signal.aborted) resolve()
-      io.signal.addEventListener('abort', () => resolve(), { once: true })
+      if (stop.signal.aborted) resolve()
+      stop.signal.addEventListener('abort', () => resolve(), { once: true })
     })
+    // The admin stays up through the drain so /ready and /healthz/ready can say DRAINING.
     await sidecar.drain()
+    await observability.close()
     process.off('SIGHUP', onHup)
     log.flush()
     return 0

@@ -30,6 +30,16 @@ export interface ProxyConfig {
   accessLog: string | null
   accessLogFormat: AccessLogFormat
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  /** Envoy's admin, on 127.0.0.1 only; 0 disables it (as do 0 for the three below) */
+  adminPort: number
+  /** GET /healthz/ready */
+  healthPort: number
+  /** Envoy's own /stats/prometheus */
+  prometheusPort: number
+  /** the agent's merged /stats/prometheus: the proxy's metrics plus the app's */
+  mergedMetricsPort: number
+  /** the app's own Prometheus endpoint, merged into mergedMetricsPort; null for none */
+  appMetricsUrl: string | null
 }
 
 export const defaultProxyConfig: ProxyConfig = {
@@ -51,4 +61,9 @@ export const defaultProxyConfig: ProxyConfig = {
   accessLog: '-',
   accessLogFormat: 'text',
   logLevel: 'info',
+  adminPort: 15000,
+  healthPort: 15021,
+  prometheusPort: 15090,
+  mergedMetricsPort: 15020,
+  appMetricsUrl: null,
 }

@@ -158,4 +158,8 @@ export class ProxiedConnection implements LoopOwner {
   get cluster(): string {
     return this.#route.cluster
   }
+
+  get serviceName(): string {
+    return this.#route.serviceName
+  }
 }

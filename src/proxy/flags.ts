@@ -32,6 +32,11 @@ export const proxyFlags: FlagSpec[] = [
   { name: 'gid', value: 'GID', help: 'group to run as when started as root', fallback: '1337' },
   { name: 'access-log', value: 'PATH', help: "access log file, '-' for stdout, 'off' for none (reopened on SIGHUP)", fallback: '-' },
   { name: 'access-log-format', value: 'FORMAT', help: "'text' (Istio's format) or 'json'", fallback: 'text' },
+  { name: 'admin-port', value: 'PORT', help: "Envoy's admin on 127.0.0.1 (0 disables)", fallback: '15000' },
+  { name: 'health-port', value: 'PORT', help: 'GET /healthz/ready (0 disables)', fallback: '15021' },
+  { name: 'prometheus-port', value: 'PORT', help: "Envoy's /stats/prometheus (0 disables)", fallback: '15090' },
+  { name: 'merged-metrics-port', value: 'PORT', help: "/stats/prometheus with the app's metrics merged in (0 disables)", fallback: '15020' },
+  { name: 'app-metrics-url', value: 'URL', help: "the app's metrics to merge, e.g. http://127.0.0.1:9090/metrics", fallback: '' },
   { name: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent', fallback: 'info' },
   { name: 'help', help: 'show this help', fallback: 'false' },
 ]
@@ -94,6 +99,11 @@ export function parseProxyFlags(argv: string[], env: NodeJS.ProcessEnv = {}): Pr
     accessLog: accessLog === 'off' ? null : accessLog,
     accessLogFormat: oneOf('access-log-format', str('access-log-format') ?? d.accessLogFormat, ['text', 'json'] as const),
     logLevel: oneOf('log-level', str('log-level') ?? d.logLevel, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+    adminPort: integer('admin-port', str('admin-port'), d.adminPort, 0, 65535),
+    healthPort: integer('health-port', str('health-port'), d.healthPort, 0, 65535),
+    prometheusPort: integer('prometheus-port', str('prometheus-port'), d.prometheusPort, 0, 65535),
+    mergedMetricsPort: integer('merged-metrics-port', str('merged-metrics-port'), d.mergedMetricsPort, 0, 65535),
+    appMetricsUrl: httpUrl('app-metrics-url', str('app-metrics-url')),
   }
 }
 
@@ -103,6 +113,18 @@ function integer(flag: string, text: string | undefined, fallback: number, min: 
   const n = Number(text)
   if (n < min || n > max) throw new InvalidFlagError(`--${flag}: ${n} is out of range (${min} to ${max})`)
   return n
+}
+
+function httpUrl(flag: string, text: string | undefined): string | null {
+  if (text === undefined || text === '') return null
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new InvalidFlagError(`--${flag}: '${text}' is not a URL (http://127.0.0.1:9090/metrics)`)
+  }
+  if (url.protocol !== 'http:') throw new InvalidFlagError(`--${flag}: '${text}' must be an http:// URL`)
+  return url.href
 }
 
 function port(flag: string, text: string | undefined, fallback: number): number {

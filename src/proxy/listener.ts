@@ -10,7 +10,7 @@ import type { ProxyConfig } from './config.js'
 import { ProxiedConnection } from './connection.js'
 import { endpoint, formatEndpoint, type Endpoint } from './endpoint.js'
 import type { LoopGuard } from './loop-guard.js'
-import { listenerStatPrefix, type Counter, type Gauge, type Histogram, type Stats } from './stats.js'
+import { istioStatName, listenerStatPrefix, type Counter, type Gauge, type Histogram, type Stats } from './stats.js'
 
 export interface ClusterStats {
   upstreamCxTotal: Counter
@@ -43,6 +43,20 @@ export interface ListenerContext {
   connectionClosed(conn: ProxiedConnection, entry: AccessLogEntry): void
 }
 
+/** Istio's standard TCP metrics for one (cluster, service, response flags) combination. */
+interface IstioTcp {
+  opened: Counter
+  closed: Counter
+  sent: Counter
+  received: Counter
+}
+
+/** The start-up error for a port that cannot be bound, naming what wanted it (also used by the admin servers). */
+export function listenFailure(name: string, host: string, port: number, err: NodeJS.ErrnoException): ListenError {
+  const why = err.code === 'EADDRINUSE' ? 'is already in use' : err.code === 'EACCES' ? 'needs privileges' : err.message
+  return new ListenError(`${name}: cannot listen on ${host} port ${port}: it ${why}`, err)
+}
+
 export interface ListenerDeps {
   config: ProxyConfig
   stats: Stats
@@ -65,6 +79,7 @@ export class VirtualListener implements ListenerContext {
   readonly #cx: { total: Counter; destroy: Counter; active: Gauge; overflow: Counter; length: Histogram; noFilterChain: Counter }
   readonly #clusters = new Map<string, ClusterStats>()
   readonly #tcps = new Map<string, TcpStats>()
+  readonly #istio = new Map<string, IstioTcp>()
   #idleWaiters: (() => void)[] = []
 
   constructor(kind: ListenerKind, deps: ListenerDeps) {
@@ -104,12 +119,13 @@ export class VirtualListener implements ListenerContext {
     return this.#active.size
   }
 
+  get listening(): boolean {
+    return this.#server.listening
+  }
+
   listen(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => {
-        const why = err.code === 'EADDRINUSE' ? 'is already in use' : err.code === 'EACCES' ? 'needs privileges' : err.message
-        reject(new ListenError(`${this.name}: cannot listen on ${this.config.bindAddress} port ${this.#port}: it ${why}`, err))
-      }
+      const onError = (err: NodeJS.ErrnoException) => reject(listenFailure(this.name, this.config.bindAddress, this.#port, err))
       this.#server.once('error', onError)
       this.#server.listen({ host: this.config.bindAddress, port: this.#port, ipv6Only: false, backlog: 4096 }, () => {
         this.#server.off('error', onError)
@@ -153,6 +169,7 @@ export class VirtualListener implements ListenerContext {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err }, 'SO_ORIGINAL_DST failed')
     }
     const r = route(this.kind, dst, this.#deps.router)
+    this.istio(r.cluster, r.kind === 'passthrough' ? r.serviceName : 'unknown', '-').opened.inc()
     if (r.kind === 'blackhole') return this.#blackhole(socket, remote, dst, r.flags, r.reason)
     this.tcp(r.cluster).downstreamCxTotal.inc()
     this.#active.add(new ProxiedConnection(this, socket, r, remote))
@@ -176,6 +193,7 @@ export class VirtualListener implements ListenerContext {
         `generate the rules with that uid in -u/--proxy-uid (or its gid in -g/--proxy-gid). Connection refused.`,
     )
     owner.onUpstreamLooped()
+    this.istio('BlackHoleCluster', 'unknown', '-').opened.inc()
     this.#closeUnproxied(socket, remote, undefined, 'NR', 'upstream_loop', true)
   }
 
@@ -188,6 +206,7 @@ export class VirtualListener implements ListenerContext {
       this.#cx.active.dec()
       this.#cx.destroy.inc()
       this.#cx.length.record(Date.now() - start.getTime())
+      this.istio('BlackHoleCluster', 'unknown', flags).closed.inc()
       this.#deps.accessLog.write({
         startTime: start,
         responseFlags: flags,
@@ -220,6 +239,10 @@ export class VirtualListener implements ListenerContext {
     const tcp = this.tcp(conn.cluster)
     tcp.downstreamCxRxBytesTotal.inc(entry.bytesReceived)
     tcp.downstreamCxTxBytesTotal.inc(entry.bytesSent)
+    const istio = this.istio(conn.cluster, conn.serviceName, entry.responseFlags || '-')
+    istio.closed.inc()
+    istio.sent.inc(entry.bytesSent)
+    istio.received.inc(entry.bytesReceived)
     this.#deps.accessLog.write(entry)
     this.#checkIdle()
   }
@@ -266,6 +289,33 @@ export class VirtualListener implements ListenerContext {
       this.#tcps.set(statPrefix, t)
     }
     return t
+  }
+
+  /**
+   * Istio reports a connection twice, as source from the client's sidecar (outbound) and as destination
+   * from the server's (inbound). Passthrough traffic names its cluster as destination_service_name.
+   */
+  istio(cluster: string, service: string, flags: string): IstioTcp {
+    const key = `${cluster}|${service}|${flags}`
+    let m = this.#istio.get(key)
+    if (!m) {
+      const s = this.#deps.stats
+      const labels = {
+        reporter: this.kind === 'outbound' ? 'source' : 'destination',
+        destination_service: service,
+        destination_service_name: service === 'unknown' ? cluster : service,
+        request_protocol: 'tcp',
+        response_flags: flags,
+      }
+      m = {
+        opened: s.counter(istioStatName('istio_tcp_connections_opened_total', labels)),
+        closed: s.counter(istioStatName('istio_tcp_connections_closed_total', labels)),
+        sent: s.counter(istioStatName('istio_tcp_sent_bytes_total', labels)),
+        received: s.counter(istioStatName('istio_tcp_received_bytes_total', labels)),
+      }
+      this.#istio.set(key, m)
+    }
+    return m
   }
 
   inboundSource(family: 4 | 6): string {

@@ -10,13 +10,27 @@ import { LoopGuard } from './loop-guard.js'
 import { Registry } from './registry.js'
 import { Stats } from './stats.js'
 
+/** Envoy's server states as /ready and /server_info name them. */
+export type ServerState = 'PRE_INITIALIZING' | 'LIVE' | 'DRAINING'
+
+export interface DrainOptions {
+  /** only virtualInbound (Envoy's ?inboundonly) */
+  inboundOnly: boolean
+  /** open connections get the drain period to finish instead of being closed now */
+  graceful: boolean
+}
+
 export class Sidecar {
   readonly config: ProxyConfig
   readonly stats = new Stats()
   readonly listeners: VirtualListener[]
+  readonly startTime = new Date()
   readonly #log: Logger
   readonly #accessLog: AccessLogSink
+  #started = false
   #draining = false
+  #listenersDrained = false
+  #healthCheckFailed = false
 
   constructor(config: ProxyConfig, log: Logger, accessLog?: AccessLogSink) {
     this.config = config
@@ -39,7 +53,23 @@ export class Sidecar {
   }
 
   get draining(): boolean {
-    return this.#draining
+    return this.#draining || this.#listenersDrained
+  }
+
+  /** LIVE once the listeners are bound; DRAINING while draining or after /healthcheck/fail, as in Envoy. */
+  get state(): ServerState {
+    if (!this.#started) return 'PRE_INITIALIZING'
+    return this.draining || this.#healthCheckFailed ? 'DRAINING' : 'LIVE'
+  }
+
+  failHealthcheck(fail: boolean): void {
+    this.#healthCheckFailed = fail
+    this.#log.info({ fail }, fail ? 'health checks set to fail' : 'health checks set to pass')
+  }
+
+  /** Every logger the sidecar writes through, by name, so the admin can change their levels together. */
+  loggers(): Record<string, Logger> {
+    return Object.fromEntries([['sidecar', this.#log], ...this.listeners.map((l) => [l.name, l.log] as const)])
   }
 
   get activeConnections(): number {
@@ -54,6 +84,7 @@ export class Sidecar {
       await Promise.all(this.listeners.map((l) => l.stopAccepting()))
       throw err
     }
+    this.#started = true
     this.#log.info(
       { listeners: this.listeners.map((l) => `${l.name}:${l.port}`), uid: process.getuid?.(), gid: process.getgid?.() },
       'sidecar ready',
@@ -71,19 +102,39 @@ export class Sidecar {
   async drain(): Promise<void> {
     if (this.#draining) return
     this.#draining = true
-    await Promise.all(this.listeners.map((l) => l.stopAccepting()))
-    const active = this.activeConnections
-    this.#log.info({ active, drainMs: this.config.drainMs }, 'draining: listeners closed')
-    const timeout = new AbortController()
-    const idle = Promise.all(this.listeners.map((l) => l.idle()))
-    const period = sleep(this.config.drainMs, undefined, { signal: timeout.signal }).catch(() => {})
-    await (this.config.exitOnZeroActive ? Promise.race([idle, period]) : period)
-    timeout.abort()
-    const left = this.activeConnections
-    if (left > 0) this.#log.warn({ left }, 'drain period over: closing remaining connections')
-    for (const l of this.listeners) l.abortAll()
-    await Promise.race([Promise.all(this.listeners.map((l) => l.idle())), sleep(1000)])
+    await this.#stopAccepting(this.listeners)
+    await this.#finish(this.listeners, this.config.drainMs)
     this.#accessLog.flush()
     this.#log.info('drained')
+  }
+
+  /**
+   * The admin's /drain_listeners: the same machinery on some listeners, without exiting. Resolves once
+   * they stopped accepting; open connections finish in the background. A TCP proxy has no way to ask a
+   * client to go away (no GOAWAY or Connection: close), so without graceful they are closed at once.
+   */
+  async drainListeners(options: DrainOptions): Promise<void> {
+    this.#listenersDrained = true
+    const chosen = this.listeners.filter((l) => !options.inboundOnly || l.kind === 'inbound')
+    await this.#stopAccepting(chosen)
+    void this.#finish(chosen, options.graceful ? this.config.drainMs : 0)
+  }
+
+  async #stopAccepting(listeners: VirtualListener[]): Promise<void> {
+    await Promise.all(listeners.map((l) => l.stopAccepting()))
+    const active = listeners.reduce((n, l) => n + l.activeConnections, 0)
+    this.#log.info({ listeners: listeners.map((l) => l.name), active, drainMs: this.config.drainMs }, 'draining: listeners closed')
+  }
+
+  async #finish(listeners: VirtualListener[], periodMs: number): Promise<void> {
+    const timeout = new AbortController()
+    const idle = Promise.all(listeners.map((l) => l.idle()))
+    const period = sleep(periodMs, undefined, { signal: timeout.signal }).catch(() => {})
+    await (this.config.exitOnZeroActive ? Promise.race([idle, period]) : period)
+    timeout.abort()
+    const left = listeners.reduce((n, l) => n + l.activeConnections, 0)
+    if (left > 0) this.#log.warn({ left }, 'drain period over: closing remaining connections')
+    for (const l of listeners) l.abortAll()
+    await Promise.race([Promise.all(listeners.map((l) => l.idle())), sleep(1000)])
   }
 }

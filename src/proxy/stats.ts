@@ -64,6 +64,11 @@ export class Stats {
     return getOrAdd(this.histograms, name, () => new Histogram())
   }
 
+  /** Envoy's /reset_counters: counters go back to zero; gauges and histograms keep their values. */
+  resetCounters(): void {
+    for (const c of this.counters.values()) c.value = 0
+  }
+
   /** Flat name -> value view, for tests and the admin page. */
   snapshot(): Record<string, number> {
     const out: Record<string, number> = {}
@@ -87,3 +92,14 @@ export function listenerStatPrefix(bindAddress: string, port: number): string {
   const address = bindAddress.includes(':') ? `[${bindAddress.replaceAll(':', '_')}]` : bindAddress
   return `listener.${address}_${port}`
 }
+
+/**
+ * Istio's standard metrics live in Envoy's store with their labels folded into the name
+ * (`reporter=.=source;.;response_flags=.=-;.;istio_tcp_connections_opened_total`), which is how Envoy's
+ * /stats shows them; the Prometheus renderer unfolds them again.
+ */
+export function istioStatName(metric: string, labels: Record<string, string>): string {
+  return Object.entries(labels).map(([k, v]) => `${k}=.=${v};.;`).join('') + metric
+}
+
+export const istioTagSeparator = ';.;'

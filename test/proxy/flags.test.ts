@@ -79,3 +79,28 @@ t.test('--help describes every flag', async (t) => {
   const help = proxyHelp()
   for (const f of proxyFlags) t.match(help, `--${f.name}`, `help lists --${f.name}`)
 })
+
+t.test('observability ports default to Istio\'s and 0 disables each', async (t) => {
+  const d = parseProxyFlags([])
+  if (d === 'help') throw new Error('unexpected help')
+  t.same([d.adminPort, d.healthPort, d.prometheusPort, d.mergedMetricsPort, d.appMetricsUrl], [15000, 15021, 15090, 15020, null])
+  const c = parseProxyFlags(['--admin-port', '0', '--health-port', '16021', '--prometheus-port', '0', '--merged-metrics-port', '16020'])
+  if (c === 'help') throw new Error('unexpected help')
+  t.same([c.adminPort, c.healthPort, c.prometheusPort, c.mergedMetricsPort], [0, 16021, 0, 16020])
+})
+
+t.test('--admin-port, --health-port, --prometheus-port and --merged-metrics-port refuse bad ports', async (t) => {
+  for (const flag of ['admin-port', 'health-port', 'prometheus-port', 'merged-metrics-port']) {
+    t.throws(() => parseProxyFlags([`--${flag}`, '65536']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: `--${flag}: 65536 is out of range (0 to 65535)` })
+    t.throws(() => parseProxyFlags([`--${flag}`, 'admin']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: `--${flag}: 'admin' is not a whole number` })
+  }
+})
+
+t.test('--app-metrics-url takes an http URL and refuses anything else', async (t) => {
+  const c = parseProxyFlags(['--app-metrics-url', 'http://127.0.0.1:9090/metrics'])
+  if (c === 'help') throw new Error('unexpected help')
+  t.equal(c.appMetricsUrl, 'http://127.0.0.1:9090/metrics')
+  t.throws(() => parseProxyFlags(['--app-metrics-url', '127.0.0.1:9090']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: /--app-metrics-url: '127.0.0.1:9090' (is not a URL|must be an http)/ })
+  t.throws(() => parseProxyFlags(['--app-metrics-url', 'https://127.0.0.1/metrics']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: /must be an http:\/\/ URL/ })
+  t.throws(() => parseProxyFlags(['--app-metrics-url', 'not a url']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: /is not a URL/ })
+})

@@ -1,0 +1,28 @@
+// What the admin endpoints need from the proxy. The Sidecar provides all of it; tests give a stand-in.
+import type { Logger } from '../logger.js'
+import type { ListenerKind } from '../proxy/clusters.js'
+import type { ProxyConfig } from '../proxy/config.js'
+import type { DrainOptions, ServerState } from '../proxy/sidecar.js'
+import type { Stats } from '../proxy/stats.js'
+
+export interface AdminListener {
+  readonly name: string
+  readonly kind: ListenerKind
+  readonly port: number
+}
+
+export interface AdminTarget {
+  readonly config: ProxyConfig
+  readonly stats: Stats
+  readonly listeners: readonly AdminListener[]
+  readonly state: ServerState
+  readonly startTime: Date
+  failHealthcheck(fail: boolean): void
+  drainListeners(options: DrainOptions): Promise<void>
+  loggers(): Record<string, Logger>
+}
+
+export interface AdminControl {
+  /** /quitquitquit: stop the proxy the way SIGTERM does */
+  quit(): void
+}
