@@ -1,0 +1,93 @@
+// `sidecar-lab trace`: one request through the lab, every netfilter chain its connection setup hit
+// (from the kernel's own trace), the sidecars' accepts, and the walkthrough's two open questions answered.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import type { Command } from '../command.js'
+import { InvalidFlagError, UnknownFlagError } from '../errors.js'
+import { appPort, pods } from '../lab/scene.js'
+import { checkLabName } from '../lab/state.js'
+import { renderJson } from './render-json.js'
+import { renderSvg } from './render-svg.js'
+import { renderText } from './render-text.js'
+import { runTrace } from './run.js'
+
+const help = `usage: sidecar-lab trace [--from POD] [--to POD] [--port N] [--lab NAME] [--json] [--svg FILE]
+
+Sends one request from a lab pod's app to another pod (curl, as the app's uid ${1000}) and prints the path
+of its connection setup as numbered steps: each SYN and SYN-ACK, in each pod, with every netfilter chain
+and rule it hit and the verdict (from 'nft monitor trace'), where each sidecar accepted it, the original
+destination it recovered and the new connection it opened. Ends with the walkthrough's two questions
+(does step 16 loop? new connection or rewritten packets?) answered from the trace and conntrack.
+
+A temporary table 'inet sidecar_lab_trace' in each pod marks the packets for tracing; it is removed
+afterwards, also on failure. Needs root and a lab that is up ('sidecar-lab lab up').
+
+flags:
+  --from POD     the pod whose app sends the request (default productpage)
+  --to POD       the pod it calls (default reviews)
+  --port N       the port it calls (default ${appPort})
+  --lab NAME     the lab (default sidecar-lab)
+  --json         print the report as JSON (steps[], answers{}) instead of text
+  --svg FILE     also write a sequence diagram of the steps to FILE
+  --raw DIR      also save each pod's raw 'nft monitor' output in DIR
+`
+
+interface Flags {
+  from: string
+  to: string
+  port: number
+  lab: string
+  json: boolean
+  svg?: string
+  raw?: string
+}
+
+function parseFlags(argv: string[]): Flags | 'help' {
+  const options = {
+    from: { type: 'string' }, to: { type: 'string' }, port: { type: 'string' }, lab: { type: 'string' },
+    json: { type: 'boolean' }, svg: { type: 'string' }, raw: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  } as const
+  let values
+  try {
+    ;({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }))
+  } catch (err) {
+    const flag = /'([^']+)'/.exec((err as Error).message)?.[1] ?? argv[0] ?? '?'
+    throw new UnknownFlagError(flag, 'sidecar-lab trace')
+  }
+  if (values.help) return 'help'
+  const names = pods.map((p) => p.name as string)
+  for (const key of ['from', 'to'] as const) {
+    const v = values[key]
+    if (v !== undefined && !names.includes(v)) throw new InvalidFlagError(`--${key}: no pod '${v}'; the lab's pods are ${names.join(', ')}`)
+  }
+  const port = values.port === undefined ? appPort : Number(values.port)
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidFlagError(`--port: '${values.port}' is not a port (1-65535)`)
+  const lab = values.lab ?? 'sidecar-lab'
+  const problem = checkLabName(lab)
+  if (problem) throw new InvalidFlagError(`--lab: ${problem}`)
+  const flags: Flags = { from: values.from ?? 'productpage', to: values.to ?? 'reviews', port, lab, json: values.json ?? false }
+  if (values.svg !== undefined) flags.svg = values.svg
+  if (values.raw !== undefined) flags.raw = values.raw
+  return flags
+}
+
+export const traceCommand: Command = {
+  name: 'trace',
+  summary: 'send one request through the lab and show every chain, rule and sidecar hop it took',
+  async run(argv, io) {
+    const flags = parseFlags(argv)
+    if (flags === 'help') {
+      io.stdout.write(help)
+      return 0
+    }
+    const report = await runTrace({ lab: flags.lab, from: flags.from, to: flags.to, port: flags.port, signal: io.signal })
+    if (flags.raw) {
+      mkdirSync(flags.raw, { recursive: true })
+      for (const [pod, text] of Object.entries(report.raw)) writeFileSync(join(flags.raw, `${pod}.nft-monitor.txt`), text)
+    }
+    if (flags.svg) writeFileSync(flags.svg, renderSvg(report))
+    io.stdout.write(flags.json ? renderJson(report) : renderText(report))
+    return report.request.status.startsWith('HTTP ') ? 0 : 1
+  },
+}

@@ -1,0 +1,53 @@
+// The report as numbered lines, in the walkthrough's manner: one line per chain rule a packet hit, the
+// sidecars' accepts in between, then the two open questions with their answers.
+import type { TraceReport } from './run.js'
+import type { Step } from './steps.js'
+
+function flagText(flags: string[]): string {
+  return flags.length ? flags.map((f) => f.toUpperCase()).join('-') : ''
+}
+
+export function stepHeadline(s: Step): string {
+  if (s.kind === 'sidecar') return `${s.pod} sidecar: ${s.note ?? ''}`
+  const where = s.chain ? `${s.table} ${s.chain}` : 'no nat chain'
+  const rule = s.rule?.startsWith('policy ') ? s.rule : s.rule ? `rule: ${s.rule}` : ''
+  return `${s.pod} ${s.hook} ${where}${rule ? `  ${rule}` : ''}  -> ${s.verdict}`
+}
+
+function stepLines(s: Step, width: number): string[] {
+  const num = `${String(s.n).padStart(width)}. `
+  const pad = ' '.repeat(num.length)
+  const lines = [num + stepHeadline(s)]
+  if (s.iptables) lines.push(`${pad}iptables: ${s.iptables}`)
+  if (s.rewritten) lines.push(`${pad}rewritten: ${s.packet.src} -> ${s.packet.dst} became ${s.rewritten.src} -> ${s.rewritten.dst}`)
+  if (s.kind === 'netfilter' && s.note) lines.push(`${pad}(${s.note})`)
+  return lines
+}
+
+function packetHeading(s: Step): string {
+  return `   [${s.pod}, ${s.hook}] ${flagText(s.packet.flags)} ${s.packet.src} -> ${s.packet.dst}`
+}
+
+export function renderText(report: TraceReport): string {
+  const { request: r } = report
+  const out = [`trace: ${r.from} -> ${r.to} ${r.url} (lab ${report.lab}): ${r.status}`, '']
+  const width = String(report.steps.length).length
+  let lastConn = -1
+  let lastPacket = ''
+  for (const s of report.steps) {
+    if (s.connection !== lastConn && s.kind === 'netfilter') {
+      const c = report.connections[s.connection]!
+      out.push(`${c.role}'s connection (opened in ${c.pod}): ${c.client} -> ${c.server}`)
+      lastConn = s.connection
+    }
+    const packet = s.kind === 'netfilter' ? `${s.pod} ${s.hook} ${s.packet.src} ${s.packet.dst} ${s.packet.flags}` : ''
+    if (packet && packet !== lastPacket) out.push(packetHeading(s))
+    lastPacket = packet
+    out.push(...stepLines(s, width))
+  }
+  out.push('', 'conntrack in the pods (the connections above):')
+  for (const e of report.conntrack) out.push(`  ${e.pod}: ${e.nated ? 'NAT   ' : 'no NAT'} ${e.line}`)
+  if (report.conntrack.length === 0) out.push('  (none found)')
+  for (const a of [report.answers.loop, report.answers.newConnection]) out.push('', `Q: ${a.question}`, `A: ${a.answer}`)
+  return out.join('\n') + '\n'
+}

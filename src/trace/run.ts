@@ -1,0 +1,117 @@
+// One traced request: trace tables and monitors up in the pods, the request sent as the app's user, the
+// evidence collected, and the tables removed and the monitors stopped whatever happened in between.
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { TraceError } from '../errors.js'
+import { execIn, netnsExists } from '../lab/netns.js'
+import { appUser } from '../lab/scene.js'
+import { podDir, readState, type LabState } from '../lab/state.js'
+import { answer, type Answers } from './answers.js'
+import { parseAccessLine, readConntrack, readIptablesRules, type AccessLine, type ConntrackEntry } from './evidence.js'
+import { TraceMonitor } from './monitor.js'
+import { installTraceTable, ownTable, removeTraceTable, sidecarPorts } from './nft-table.js'
+import { parseTrace, traversals, type Traversal } from './parse.js'
+import { assembleSteps, endpoint, findConnections, relevantConntrack, type Connection, type Step, type TraceInput } from './steps.js'
+
+export interface TraceOptions {
+  lab: string
+  from: string
+  to: string
+  port: number
+  signal?: AbortSignal
+}
+
+export interface TraceReport {
+  lab: string
+  request: { from: string; to: string; url: string; client: string; server: string; status: string }
+  connections: Connection[]
+  steps: Step[]
+  conntrack: ConntrackEntry[]
+  answers: Answers
+  /** each pod's `nft monitor` output, as captured */
+  raw: Record<string, string>
+}
+
+function podNs(state: LabState, pod: string): string {
+  const p = state.pods[pod]
+  if (!p) throw new TraceError(`no pod '${pod}' in lab ${state.lab}: its pods are ${Object.keys(state.pods).join(', ')}`)
+  if (!netnsExists(p.ns)) throw new TraceError(`pod ${pod}'s namespace ${p.ns} is gone: run 'sidecar-lab lab up --lab ${state.lab}'`)
+  return p.ns
+}
+
+function accessLog(lab: string, pod: string): string {
+  return join(podDir(lab, pod), 'access.log')
+}
+
+function readAccess(lab: string, pod: string, from: number): AccessLine[] {
+  const file = accessLog(lab, pod)
+  if (!existsSync(file)) return []
+  return readFileSync(file).subarray(from).toString('utf8').split('\n').flatMap((l) => parseAccessLine(pod, l) ?? [])
+}
+
+async function sendRequest(ns: string, url: string): Promise<{ client: string; status: string }> {
+  const curl = ['setpriv', `--reuid=${appUser.uid}`, `--regid=${appUser.gid}`, '--clear-groups',
+    'curl', '-sS', '-o', '/dev/null', '--max-time', '10', '-w', '%{http_code} %{local_ip} %{local_port}', url]
+  const r = await execIn(ns, curl, { allowFailure: true, timeoutMs: 15_000 })
+  const [code, ip, port] = r.stdout.trim().split(' ')
+  if (!ip || !port || port === '0') throw new TraceError(`the request ${url} was not sent: ${r.stderr.trim() || `curl exit ${r.code}`}`)
+  return { client: endpoint(ip, Number(port)), status: r.code === 0 ? `HTTP ${code}` : `failed (curl exit ${r.code}): ${r.stderr.trim()}` }
+}
+
+/** Until the sidecars logged every hop (they log at close) or the time is up. */
+async function waitForAccess(input: TraceInput, read: () => AccessLine[], expected: number): Promise<void> {
+  const end = Date.now() + 4000
+  for (;;) {
+    input.access = read()
+    if (findConnections(input).connections.length >= expected || Date.now() > end) return
+    await sleep(50)
+  }
+}
+
+export async function runTrace(options: TraceOptions): Promise<TraceReport> {
+  const state = readState(options.lab)
+  if (!state?.complete) throw new TraceError(`lab ${options.lab} is not up: run 'sidecar-lab lab up --lab ${options.lab}' first`)
+  if (options.from === options.to) throw new TraceError('--from and --to name the same pod; trace a request between two pods')
+  const pods = [options.from, options.to]
+  const ns = Object.fromEntries(pods.map((p) => [p, podNs(state, p)]))
+  const server = endpoint(state.pods[options.to]!.ip, options.port)
+  const url = `http://${server}/`
+  const ports = [options.port, ...sidecarPorts]
+  const sidecarPods = pods.filter((p) => state.pods[p]!.sidecar)
+  const offsets = Object.fromEntries(sidecarPods.map((p) => [p, existsSync(accessLog(state.lab, p)) ? statSync(accessLog(state.lab, p)).size : 0]))
+
+  const monitors = pods.map((p) => new TraceMonitor(ns[p]!))
+  const raw: Record<string, string> = {}
+  let request: { client: string; status: string }
+  const input: TraceInput = { from: options.from, to: options.to, client: '', server, traversals: [], access: [], iptables: new Map(), sidecarPorts }
+  try {
+    for (const p of pods) await installTraceTable(ns[p]!, ports)
+    await Promise.all(monitors.map((m) => m.ready()))
+    if (options.signal?.aborted) throw new TraceError('interrupted before the request was sent')
+    request = await sendRequest(ns[options.from]!, url)
+    input.client = request.client
+    await waitForAccess(input, () => sidecarPods.flatMap((p) => readAccess(state.lab, p, offsets[p]!)), 1 + sidecarPods.length)
+    await Promise.all(monitors.map((m) => m.settle()))
+  } finally {
+    const problems: string[] = []
+    for (const p of pods) await removeTraceTable(ns[p]!).catch((err: Error) => problems.push(err.message))
+    for (const [i, p] of pods.entries()) raw[p] = await monitors[i]!.stop()
+    if (problems.length) throw new TraceError(`could not remove the trace table: ${problems.join('; ')}`)
+  }
+
+  const seq = { n: 0 }
+  input.traversals = pods.flatMap((p): Traversal[] => traversals(p, parseTrace(raw[p]!), ownTable, seq))
+  for (const p of pods) {
+    const tables = [...new Set(input.traversals.filter((t) => t.pod === p).flatMap((t) => t.hits.map((h) => `${h.family} ${h.table}`)))]
+    const rules = await readIptablesRules(ns[p]!, tables.map((t) => ({ family: t.split(' ')[0]!, table: t.split(' ')[1]! })))
+    for (const [k, v] of rules) input.iptables.set(`${p} ${k}`, v)
+  }
+  const { connections, steps } = assembleSteps(input)
+  const conntrack = relevantConntrack((await Promise.all(pods.map((p) => readConntrack(p, ns[p]!)))).flat(), connections)
+  return {
+    lab: state.lab,
+    request: { from: options.from, to: options.to, url, client: request.client, server, status: request.status },
+    connections, steps, conntrack, answers: answer(steps, connections, conntrack), raw,
+  }
+}
