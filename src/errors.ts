@@ -72,3 +72,10 @@ export class CommandFailedError extends SidecarError {
     super('SIDECAR_ERR_COMMAND_FAILED', message)
   }
 }
+
+/** `trace` could not trace: the lab is not up, a pod is missing, or the request was never sent. */
+export class TraceError extends SidecarError {
+  constructor(message: string) {
+    super('SIDECAR_ERR_TRACE', message)
+  }
+}
