@@ -6,8 +6,9 @@ import { iptablesCommand } from './iptables/command.js'
 import { labCommand } from './lab/command.js'
 import { demoCommand } from './lab/demo.js'
 import { proxyCommand } from './proxy/command.js'
+import { traceCommand } from './trace/command.js'
 
-const commands: Command[] = [proxyCommand, iptablesCommand, labCommand, demoCommand]
+const commands: Command[] = [proxyCommand, iptablesCommand, labCommand, demoCommand, traceCommand]
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length))
