@@ -199,6 +199,8 @@ export class VirtualListener implements ListenerContext {
 
   #closeUnproxied(socket: Socket, remote: Endpoint | undefined, dst: Endpoint | undefined, flags: string, details: string, reset = false): void {
     const start = new Date()
+    // Read before the destroy below: a destroyed socket no longer reports its local address.
+    const local = dst ?? endpoint(socket.localAddress, socket.localPort)
     this.#refused.add(socket)
     socket.on('error', () => {})
     socket.once('close', () => {
@@ -218,7 +220,7 @@ export class VirtualListener implements ListenerContext {
         upstreamHost: '-',
         upstreamCluster: 'BlackHoleCluster',
         upstreamLocalAddress: '-',
-        downstreamLocalAddress: dst ? formatEndpoint(dst) : formatEndpoint(endpoint(socket.localAddress, socket.localPort)),
+        downstreamLocalAddress: formatEndpoint(local),
         downstreamRemoteAddress: formatEndpoint(remote),
       })
       this.#checkIdle()

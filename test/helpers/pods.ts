@@ -194,3 +194,24 @@ export async function eventually<T>(fn: () => T | undefined | false, timeoutMs =
     await new Promise((r) => setTimeout(r, 50))
   }
 }
+
+export interface CurlResult {
+  /** HTTP status, 0 when no response came (refused, reset, timed out) */
+  status: number
+  body: string
+}
+
+/** curl inside the pod as root (captured like any app); a failed connection is status 0, not an error. */
+export async function curlIn(pod: Pod, url: string, method = 'GET'): Promise<CurlResult> {
+  const r = await execIn(pod.ns, ['curl', '-s', '-m', '5', '-X', method, '-o', '-', '-w', '\n%{http_code}', url], { allowFailure: true })
+  const cut = r.stdout.lastIndexOf('\n')
+  return { status: Number(r.stdout.slice(cut + 1)) || 0, body: r.stdout.slice(0, cut) }
+}
+
+/** The sidecar's counters and gauges from its admin port, by Envoy name. */
+export async function adminStats(pod: Pod): Promise<Record<string, number>> {
+  const r = await curlIn(pod, 'http://127.0.0.1:15000/stats?format=json')
+  const out: Record<string, number> = {}
+  for (const s of (JSON.parse(r.body) as { stats: { name?: string; value?: number }[] }).stats) if (s.name !== undefined && s.value !== undefined) out[s.name] = s.value
+  return out
+}
