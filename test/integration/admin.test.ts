@@ -88,6 +88,29 @@ t.test('/drain_listeners?inboundonly stops virtualInbound only; /quitquitquit ex
   t.equal(await inbound.exited, 0, '/quitquitquit exits 0')
 })
 
+t.test('/drain_listeners?graceful lets an open transfer finish; without graceful open connections are closed', rootOnly(), async (t) => {
+  const MB = 1_000_000
+  const { client, server } = await podPair(t)
+  await startServerApp(t, server, 9080)
+  await startServerApp(t, client, 9080)
+  await startSidecar(t, client)
+  await startSidecar(t, server)
+  const graceful = runClient(t, client, server.ip, 9080, 2 * MB, 2000)
+  await new Promise((r) => setTimeout(r, 500))
+  t.equal((await curlIn(server, 'http://127.0.0.1:15000/drain_listeners?inboundonly&graceful', 'POST')).status, 200)
+  const a = await graceful
+  t.equal(a.error, null)
+  t.equal(a.received, 2 * MB, 'the in-flight transfer through the drained listener finished')
+  t.equal(a.receivedSha256, a.sentSha256)
+
+  const abrupt = runClient(t, server, client.ip, 9080, 2 * MB, 2000)
+  await new Promise((r) => setTimeout(r, 500))
+  t.equal((await curlIn(server, 'http://127.0.0.1:15000/drain_listeners', 'POST')).status, 200)
+  const b = await abrupt
+  t.ok(b.received < 2 * MB, `the transfer out of the pod was cut short (${b.received} bytes back)`)
+  t.equal(b.error, 'ECONNRESET', 'and the client sees a reset, not a clean end')
+})
+
 t.test('the admin port is pod-local; health and metrics answer other pods; bad requests get 404/405', rootOnly(), async (t) => {
   const { client, server } = await podPair(t)
   await startSidecar(t, client)
