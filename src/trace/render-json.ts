@@ -1,5 +1,5 @@
 // --json: a stable shape for scripts and tests. Field order is fixed here, not by how the report grew.
-import type { TraceReport } from './run.js'
+import type { TraceReport } from './report.js'
 
 export function toJson(report: TraceReport): object {
   return {

@@ -1,6 +1,6 @@
 // The report as numbered lines, in the walkthrough's manner: one line per chain rule a packet hit, the
 // sidecars' accepts in between, then the two open questions with their answers.
-import type { TraceReport } from './run.js'
+import type { TraceReport } from './report.js'
 import type { Step } from './steps.js'
 
 function flagText(flags: string[]): string {

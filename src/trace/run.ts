@@ -7,12 +7,11 @@ import { TraceError } from '../errors.js'
 import { execIn, netnsExists } from '../lab/netns.js'
 import { appUser } from '../lab/scene.js'
 import { podDir, readState, type LabState } from '../lab/state.js'
-import { answer, type Answers } from './answers.js'
-import { parseAccessLine, readConntrack, readIptablesRules, type AccessLine, type ConntrackEntry } from './evidence.js'
+import { parseAccessLine, readConntrack, readIptablesRules, type AccessLine } from './evidence.js'
 import { TraceMonitor } from './monitor.js'
-import { installTraceTable, ownTable, removeTraceTable, sidecarPorts } from './nft-table.js'
-import { parseTrace, traversals, type Traversal } from './parse.js'
-import { assembleSteps, endpoint, findConnections, relevantConntrack, type Connection, type Step, type TraceInput } from './steps.js'
+import { installTraceTable, removeTraceTable, sidecarPorts } from './nft-table.js'
+import { buildReport, type TraceReport } from './report.js'
+import { endpoint, findConnections, type TraceInput } from './steps.js'
 
 export interface TraceOptions {
   lab: string
@@ -20,17 +19,6 @@ export interface TraceOptions {
   to: string
   port: number
   signal?: AbortSignal
-}
-
-export interface TraceReport {
-  lab: string
-  request: { from: string; to: string; url: string; client: string; server: string; status: string }
-  connections: Connection[]
-  steps: Step[]
-  conntrack: ConntrackEntry[]
-  answers: Answers
-  /** each pod's `nft monitor` output, as captured */
-  raw: Record<string, string>
 }
 
 function podNs(state: LabState, pod: string): string {
@@ -84,6 +72,7 @@ export async function runTrace(options: TraceOptions): Promise<TraceReport> {
   const monitors = pods.map((p) => new TraceMonitor(ns[p]!))
   const raw: Record<string, string> = {}
   let request: { client: string; status: string }
+  // only what waitForAccess needs to follow the chain of connections through the access logs
   const input: TraceInput = { from: options.from, to: options.to, client: '', server, traversals: [], access: [], iptables: new Map(), sidecarPorts }
   try {
     for (const p of pods) await installTraceTable(ns[p]!, ports)
@@ -100,18 +89,14 @@ export async function runTrace(options: TraceOptions): Promise<TraceReport> {
     if (problems.length) throw new TraceError(`could not remove the trace table: ${problems.join('; ')}`)
   }
 
-  const seq = { n: 0 }
-  input.traversals = pods.flatMap((p): Traversal[] => traversals(p, parseTrace(raw[p]!), ownTable, seq))
+  const iptables = new Map<string, string>()
   for (const p of pods) {
-    const tables = [...new Set(input.traversals.filter((t) => t.pod === p).flatMap((t) => t.hits.map((h) => `${h.family} ${h.table}`)))]
-    const rules = await readIptablesRules(ns[p]!, tables.map((t) => ({ family: t.split(' ')[0]!, table: t.split(' ')[1]! })))
-    for (const [k, v] of rules) input.iptables.set(`${p} ${k}`, v)
+    const rules = await readIptablesRules(ns[p]!, [{ family: 'ip', table: 'nat' }, { family: 'ip6', table: 'nat' }])
+    for (const [k, v] of rules) iptables.set(`${p} ${k}`, v)
   }
-  const { connections, steps } = assembleSteps(input)
-  const conntrack = relevantConntrack((await Promise.all(pods.map((p) => readConntrack(p, ns[p]!)))).flat(), connections)
-  return {
-    lab: state.lab,
-    request: { from: options.from, to: options.to, url, client: request.client, server, status: request.status },
-    connections, steps, conntrack, answers: answer(steps, connections, conntrack), raw,
-  }
+  const conntrack = (await Promise.all(pods.map((p) => readConntrack(p, ns[p]!)))).flat()
+  return buildReport({
+    lab: state.lab, request: { from: options.from, to: options.to, url, client: request.client, server, status: request.status },
+    raw, access: input.access, iptables, conntrack,
+  })
 }

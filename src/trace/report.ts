@@ -1,0 +1,37 @@
+// Everything a trace captured -> the report the renderers print. Pure, so the unit tests feed it the
+// captured output of a real run and get exactly what the command would print.
+import { answer, type Answers } from './answers.js'
+import type { AccessLine, ConntrackEntry } from './evidence.js'
+import { ownTable, sidecarPorts } from './nft-table.js'
+import { parseTrace, traversals } from './parse.js'
+import { assembleSteps, relevantConntrack, type Connection, type Step } from './steps.js'
+
+export interface Captured {
+  lab: string
+  request: { from: string; to: string; url: string; client: string; server: string; status: string }
+  /** each pod's `nft -a monitor` output */
+  raw: Record<string, string>
+  access: AccessLine[]
+  /** key `pod family table handle` -> the rule in `iptables -S` form */
+  iptables: Map<string, string>
+  conntrack: ConntrackEntry[]
+}
+
+export interface TraceReport {
+  lab: string
+  request: Captured['request']
+  connections: Connection[]
+  steps: Step[]
+  conntrack: ConntrackEntry[]
+  answers: Answers
+  raw: Record<string, string>
+}
+
+export function buildReport(c: Captured): TraceReport {
+  const seq = { n: 0 }
+  const { from, to, client, server } = c.request
+  const traced = [from, to].flatMap((p) => traversals(p, parseTrace(c.raw[p] ?? ''), ownTable, seq))
+  const { connections, steps } = assembleSteps({ from, to, client, server, traversals: traced, access: c.access, iptables: c.iptables, sidecarPorts })
+  const conntrack = relevantConntrack(c.conntrack, connections)
+  return { lab: c.lab, request: c.request, connections, steps, conntrack, answers: answer(steps, connections, conntrack), raw: c.raw }
+}
