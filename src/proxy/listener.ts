@@ -10,26 +10,8 @@ import type { ProxyConfig } from './config.js'
 import { ProxiedConnection } from './connection.js'
 import { endpoint, formatEndpoint, type Endpoint } from './endpoint.js'
 import type { LoopGuard } from './loop-guard.js'
-import { istioStatName, listenerStatPrefix, type Counter, type Gauge, type Histogram, type Stats } from './stats.js'
-
-export interface ClusterStats {
-  upstreamCxTotal: Counter
-  upstreamCxActive: Gauge
-  upstreamCxConnectFail: Counter
-  upstreamCxConnectTimeout: Counter
-  upstreamCxRxBytesTotal: Counter
-  upstreamCxTxBytesTotal: Counter
-}
-
-export interface TcpStats {
-  downstreamCxTotal: Counter
-  downstreamCxNoRoute: Counter
-  downstreamCxRxBytesTotal: Counter
-  downstreamCxTxBytesTotal: Counter
-  pausedReading: Counter
-  resumedReading: Counter
-  idleTimeout: Counter
-}
+import { StatHandles, type ClusterStats, type IstioTcp, type TcpStats } from './listener-stats.js'
+import { listenerStatPrefix, type Counter, type Gauge, type Histogram, type Stats } from './stats.js'
 
 /** What a connection needs from its listener; keeps connection.ts free of server plumbing. */
 export interface ListenerContext {
@@ -41,14 +23,6 @@ export interface ListenerContext {
   tcp(statPrefix: string): TcpStats
   inboundSource(family: 4 | 6): string
   connectionClosed(conn: ProxiedConnection, entry: AccessLogEntry): void
-}
-
-/** Istio's standard TCP metrics for one (cluster, service, response flags) combination. */
-interface IstioTcp {
-  opened: Counter
-  closed: Counter
-  sent: Counter
-  received: Counter
 }
 
 /** The start-up error for a port that cannot be bound, naming what wanted it (also used by the admin servers). */
@@ -77,9 +51,7 @@ export class VirtualListener implements ListenerContext {
   readonly #active = new Set<ProxiedConnection>()
   readonly #refused = new Set<Socket>()
   readonly #cx: { total: Counter; destroy: Counter; active: Gauge; overflow: Counter; length: Histogram; noFilterChain: Counter }
-  readonly #clusters = new Map<string, ClusterStats>()
-  readonly #tcps = new Map<string, TcpStats>()
-  readonly #istio = new Map<string, IstioTcp>()
+  readonly #handles: StatHandles
   #idleWaiters: (() => void)[] = []
 
   constructor(kind: ListenerKind, deps: ListenerDeps) {
@@ -89,6 +61,7 @@ export class VirtualListener implements ListenerContext {
     this.#deps = deps
     this.#port = kind === 'outbound' ? deps.config.outboundPort : deps.config.inboundPort
     this.log = deps.log.child({ listener: listenerNames[kind], port: this.#port })
+    this.#handles = new StatHandles(deps.stats, kind)
     const prefix = listenerStatPrefix(deps.config.bindAddress, this.#port)
     const s = deps.stats
     this.#cx = {
@@ -257,67 +230,15 @@ export class VirtualListener implements ListenerContext {
   }
 
   cluster(name: string): ClusterStats {
-    let c = this.#clusters.get(name)
-    if (!c) {
-      const s = this.#deps.stats
-      const p = `cluster.${name}`
-      c = {
-        upstreamCxTotal: s.counter(`${p}.upstream_cx_total`),
-        upstreamCxActive: s.gauge(`${p}.upstream_cx_active`),
-        upstreamCxConnectFail: s.counter(`${p}.upstream_cx_connect_fail`),
-        upstreamCxConnectTimeout: s.counter(`${p}.upstream_cx_connect_timeout`),
-        upstreamCxRxBytesTotal: s.counter(`${p}.upstream_cx_rx_bytes_total`),
-        upstreamCxTxBytesTotal: s.counter(`${p}.upstream_cx_tx_bytes_total`),
-      }
-      this.#clusters.set(name, c)
-    }
-    return c
+    return this.#handles.cluster(name)
   }
 
   tcp(statPrefix: string): TcpStats {
-    let t = this.#tcps.get(statPrefix)
-    if (!t) {
-      const s = this.#deps.stats
-      const p = `tcp.${statPrefix}`
-      t = {
-        downstreamCxTotal: s.counter(`${p}.downstream_cx_total`),
-        downstreamCxNoRoute: s.counter(`${p}.downstream_cx_no_route`),
-        downstreamCxRxBytesTotal: s.counter(`${p}.downstream_cx_rx_bytes_total`),
-        downstreamCxTxBytesTotal: s.counter(`${p}.downstream_cx_tx_bytes_total`),
-        pausedReading: s.counter(`${p}.downstream_flow_control_paused_reading_total`),
-        resumedReading: s.counter(`${p}.downstream_flow_control_resumed_reading_total`),
-        idleTimeout: s.counter(`${p}.idle_timeout`),
-      }
-      this.#tcps.set(statPrefix, t)
-    }
-    return t
+    return this.#handles.tcp(statPrefix)
   }
 
-  /**
-   * Istio reports a connection twice, as source from the client's sidecar (outbound) and as destination
-   * from the server's (inbound). Passthrough traffic names its cluster as destination_service_name.
-   */
   istio(cluster: string, service: string, flags: string): IstioTcp {
-    const key = `${cluster}|${service}|${flags}`
-    let m = this.#istio.get(key)
-    if (!m) {
-      const s = this.#deps.stats
-      const labels = {
-        reporter: this.kind === 'outbound' ? 'source' : 'destination',
-        destination_service: service,
-        destination_service_name: service === 'unknown' ? cluster : service,
-        request_protocol: 'tcp',
-        response_flags: flags,
-      }
-      m = {
-        opened: s.counter(istioStatName('istio_tcp_connections_opened_total', labels)),
-        closed: s.counter(istioStatName('istio_tcp_connections_closed_total', labels)),
-        sent: s.counter(istioStatName('istio_tcp_sent_bytes_total', labels)),
-        received: s.counter(istioStatName('istio_tcp_received_bytes_total', labels)),
-      }
-      this.#istio.set(key, m)
-    }
-    return m
+    return this.#handles.istio(cluster, service, flags)
   }
 
   inboundSource(family: 4 | 6): string {

@@ -78,7 +78,7 @@ export class Stats {
   }
 }
 
-function getOrAdd<T>(map: Map<string, T>, name: string, make: () => T): T {
+export function getOrAdd<T>(map: Map<string, T>, name: string, make: () => T): T {
   let value = map.get(name)
   if (!value) {
     value = make()
