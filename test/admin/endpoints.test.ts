@@ -5,7 +5,7 @@ import t from 'tap'
 import { keyCounters, keyCountersOf, parseStatsJson } from '../../src/admin/key-counters.js'
 import { startObservability } from '../../src/admin/observability.js'
 import { silentLogger } from '../../src/logger.js'
-import { FakeTarget } from './fake-target.js'
+import { FakeTarget } from '../helpers/admin-target.js'
 
 async function freePort(): Promise<number> {
   const s = createServer()

@@ -1,7 +1,7 @@
 // Envoy's admin dispatch rules and every endpoint's answer, through the router with a stand-in sidecar.
 import t from 'tap'
 import { adminRouter } from '../../src/admin/admin.js'
-import { FakeTarget } from './fake-target.js'
+import { FakeTarget } from '../helpers/admin-target.js'
 
 function setup() {
   const target = new FakeTarget()

@@ -1,7 +1,7 @@
 // /stats in text and JSON, ?filter and ?usedonly, /reset_counters.
 import t from 'tap'
 import { adminRouter } from '../../src/admin/admin.js'
-import { FakeTarget } from './fake-target.js'
+import { FakeTarget } from '../helpers/admin-target.js'
 
 function setup() {
   const target = new FakeTarget()
