@@ -1,4 +1,5 @@
 // lab status: what runs where, and how many packets each capture rule has caught.
+import { keyCounters, parseStatsJson, type KeyCounters } from '../admin/key-counters.js'
 import { execIn, netnsExists } from './netns.js'
 import { alive, uidOf } from './processes.js'
 import type { LabState } from './state.js'
@@ -23,6 +24,28 @@ export async function ruleCounters(ns: string): Promise<RuleCounter[]> {
   return out
 }
 
+/** The sidecar's key counters, read from its admin port inside the pod (127.0.0.1:15000 is pod-local). */
+export async function sidecarCounters(ns: string): Promise<KeyCounters | undefined> {
+  const r = await execIn(ns, ['curl', '-sf', '--max-time', '2', 'http://127.0.0.1:15000/stats?format=json'], { allowFailure: true })
+  if (r.code !== 0) return undefined
+  try {
+    return keyCounters(parseStatsJson(r.stdout))
+  } catch {
+    return undefined
+  }
+}
+
+function renderCounters(k: KeyCounters | undefined): string[] {
+  if (!k) return ['  sidecar admin port not answering']
+  const lines = Object.entries(k.listeners)
+    .sort(([, a], [, b]) => a.port - b.port)
+    .map(([, l]) => `  listener ${l.port}: ${l.cxTotal} connections, ${l.cxActive} active, ${l.overflow} overflow, ${l.noFilterChainMatch} no filter chain`)
+  for (const [name, c] of Object.entries(k.clusters)) {
+    lines.push(`  ${name}: ${c.cxTotal} upstream connections, ${c.cxActive} active, ${c.connectFail} failed, ${c.rxBytes} bytes in, ${c.txBytes} bytes out`)
+  }
+  return lines
+}
+
 function proc(pid: number | undefined): string {
   if (!pid) return '-'
   return alive(pid) ? `pid ${pid} uid ${uidOf(pid) ?? '?'}` : `pid ${pid} (exited)`
@@ -40,6 +63,7 @@ export async function renderStatus(state: LabState | undefined, lab: string): Pr
   for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd())
   for (const [name, pod] of Object.entries(state.pods)) {
     if (!pod.sidecar || !netnsExists(pod.ns)) continue
+    lines.push('', `${name}: sidecar counters (admin 127.0.0.1:15000 in the pod)`, ...renderCounters(await sidecarCounters(pod.ns)))
     lines.push('', `${name}: capture rules (packets caught)`)
     for (const c of await ruleCounters(pod.ns)) lines.push(`  ${String(c.packets).padStart(8)}  ${c.table.padEnd(6)} ${c.rule}`)
   }
