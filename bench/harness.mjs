@@ -1,0 +1,162 @@
+// @ts-check
+// The bench's lab: the walkthrough's pods (productpage = client side, reviews = server side) under a lab name
+// of the bench's own, a bench server in reviews, and the switches the scenarios need: which sidecar runs in
+// the pods and in which pods the capture rules are on. Every process lives in the lab's namespaces, so
+// `down` (namespace deletion kills what is inside) leaves nothing behind, also after a failure or SIGINT.
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { exec, lifecycle, logger, netns, processes, state as labState } from './lab.mjs'
+
+export const root = fileURLToPath(new URL('..', import.meta.url))
+export const ports = { http: 9090, sink: 9091, idle: 9092 }
+export const serverIp = '198.18.0.20'
+const appUser = { uid: 1000, gid: 1000 }
+const sidecarPods = /** @type {const} */ (['productpage', 'reviews'])
+/** Same for every peer: more ephemeral ports and short-lived TIME_WAIT, so connection churn never starves. */
+const podSysctls = ['net.ipv4.ip_local_port_range=1024 65535', 'net.ipv4.tcp_tw_reuse=1', 'net.netfilter.nf_conntrack_tcp_timeout_time_wait=5']
+
+/** @typedef {'productpage' | 'reviews'} Pod */
+/** @typedef {{ name: string, argv(dir: string): string[], prepare?(dir: string): void }} SidecarPeer */
+
+export class BenchLab {
+  #log = logger.createLogger({ level: 'warn' })
+  /** @type {import('./lab.mjs').LabState | undefined} */
+  #state
+  /** @type {Record<Pod, boolean>} */
+  #rules = { productpage: true, reviews: true }
+  /** @type {Record<Pod, number | undefined>} */
+  sidecarPids = { productpage: undefined, reviews: undefined }
+  /** @type {string | undefined} */
+  sidecarName
+
+  /** @param {string} lab */
+  constructor(lab) {
+    this.lab = lab
+  }
+
+  get state() {
+    if (!this.#state) throw new Error('bench lab is not up')
+    return this.#state
+  }
+
+  /** @param {Pod} pod */
+  ns(pod) {
+    return this.state.pods[pod]?.ns ?? ''
+  }
+
+  async up() {
+    const { state } = await lifecycle.up({ lab: this.lab, rules: 'istio', log: this.#log, sidecarFlags: ['--access-log', 'off'] })
+    this.#state = state
+    for (const pod of sidecarPods) {
+      for (const s of podSysctls) await netns.execIn(this.ns(pod), ['sysctl', '-q', '-w', s], { allowFailure: true })
+      this.sidecarPids[pod] = state.pods[pod]?.pids.sidecar
+    }
+    this.sidecarName = 'sidecar-lab'
+    const dir = labState.ensurePodDir(this.lab, 'reviews')
+    const argv = [process.execPath, join(root, 'bench/apps/server.mjs'), String(ports.http), String(ports.sink), String(ports.idle)]
+    const pid = processes.startDetached(this.ns('reviews'), argv, join(dir, 'bench-server.log'), appUser)
+    await processes.waitForLog(join(dir, 'bench-server.log'), /bench server listening/, pid)
+  }
+
+  async down() {
+    return lifecycle.down(this.lab, this.#log)
+  }
+
+  /**
+   * Replaces the sidecar in both pods by a fresh one of `peer` (also when it is the same kind: every round
+   * starts from a fresh process, so memory at 0 connections is comparable).
+   * @param {SidecarPeer} peer
+   */
+  async startSidecars(peer) {
+    for (const pod of sidecarPods) {
+      await killAndWait(this.sidecarPids[pod])
+      const dir = labState.ensurePodDir(this.lab, pod)
+      peer.prepare?.(dir)
+      const pid = processes.startDetached(this.ns(pod), peer.argv(dir), join(dir, `${peer.name}.log`))
+      this.sidecarPids[pod] = pid
+      const podState = this.state.pods[pod]
+      if (podState) podState.pids.sidecar = pid
+      labState.writeState(this.state)
+      await this.#waitListening(pod, pid, join(dir, `${peer.name}.log`))
+    }
+    this.sidecarName = peer.name
+  }
+
+  /**
+   * Capture rules on or off per pod ('both', 'outbound' = client pod only, 'inbound' = server pod only, 'none').
+   * @param {'both' | 'outbound' | 'inbound' | 'none'} position
+   */
+  async setPosition(position) {
+    /** @type {Record<Pod, boolean>} */
+    const want = { productpage: position === 'both' || position === 'outbound', reviews: position === 'both' || position === 'inbound' }
+    for (const pod of sidecarPods) {
+      if (this.#rules[pod] === want[pod]) continue
+      await lifecycle.applyRules(this.state, pod, !want[pod])
+      this.#rules[pod] = want[pod]
+    }
+  }
+
+  /**
+   * Runs a program in a pod as the app's user and returns its last stdout line as JSON.
+   * @param {Pod} pod @param {string[]} argv @param {number} timeoutMs
+   * @returns {Promise<any>}
+   */
+  async runJson(pod, argv, timeoutMs) {
+    const [program, ...args] = netns.inNetns(this.ns(pod), argv, appUser)
+    const r = await exec.run(program ?? '', args, { timeoutMs, allowFailure: true })
+    const last = r.stdout.trim().split('\n').pop() ?? ''
+    try {
+      return JSON.parse(last)
+    } catch {
+      throw new Error(`${argv.slice(1, 2).join(' ')} in ${pod} gave no result (exit ${r.code}): ${r.stderr.slice(-500) || last}`)
+    }
+  }
+
+  /**
+   * A long-lived program in a pod as the app's user, spoken to over stdin/stdout (the idle-connection client).
+   * @param {Pod} pod @param {string[]} argv
+   */
+  spawnInteractive(pod, argv) {
+    const [program, ...args] = netns.inNetns(this.ns(pod), argv, appUser)
+    return spawn(program ?? '', args, { stdio: ['pipe', 'pipe', 'inherit'] })
+  }
+
+  /** @param {Pod} pod @param {number} pid @param {string} logFile */
+  async #waitListening(pod, pid, logFile) {
+    const end = Date.now() + 15_000
+    for (;;) {
+      const r = await netns.execIn(this.ns(pod), ['ss', '-Hltn'], { allowFailure: true })
+      if (/:15001\s/.test(r.stdout) && /:15006\s/.test(r.stdout)) return
+      if (!processes.alive(pid)) throw new Error(`sidecar in ${pod} exited: ${readFileSync(logFile, 'utf8').slice(-1500)}`)
+      if (Date.now() > end) throw new Error(`sidecar in ${pod} not listening on 15001 and 15006 after 15 s`)
+      await sleep(50)
+    }
+  }
+}
+
+/** @param {number | undefined} pid */
+async function killAndWait(pid) {
+  if (!processes.alive(pid)) return
+  try {
+    process.kill(/** @type {number} */ (pid), 'SIGKILL')
+  } catch {
+    return
+  }
+  while (processes.alive(pid)) await sleep(20)
+}
+
+/** VmRSS in bytes. @param {number | undefined} pid */
+export function rssBytes(pid) {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) * 1024 : NaN
+}
+
+/** utime + stime in seconds (all threads). @param {number | undefined} pid */
+export function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')
+  // after "pid (comm) ": state is field 3, so utime (14) and stime (15) sit at 11 and 12
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}

@@ -1,0 +1,71 @@
+// @ts-check
+// The peers compared in the same pods with the same capture rules: no sidecar (rules off), sidecar-lab's
+// sidecar, and HAProxy standing in as the sidecar. Each sidecar peer gives the argv that starts it in a pod
+// as root; both end up as uid/gid 1337, which the capture rules exempt.
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { root } from './harness.mjs'
+
+/** @typedef {import('./harness.mjs').SidecarPeer} SidecarPeer */
+/** @typedef {'both' | 'outbound' | 'inbound' | 'none'} Position */
+
+/** @type {SidecarPeer} */
+export const sidecarLab = {
+  name: 'sidecar-lab',
+  // No access log: HAProxy logs nothing either, and the figure is the proxy's, not the log writer's.
+  argv: () => [process.execPath, join(root, 'dist/cli.js'), 'proxy', '--access-log', 'off'],
+}
+
+/**
+ * HAProxy in TCP mode as a sidecar. A `server` at 0.0.0.0 with no port connects to the connection's
+ * destination address and port, which for a REDIRECTed socket HAProxy reads with SO_ORIGINAL_DST (Debian's
+ * build has +NETFILTER); inbound connections leave from 127.0.0.6 like Envoy's, so the capture rules' lo
+ * exemption lets them reach the app instead of looping back to 15006.
+ */
+export const haproxyConfig = `# HAProxy as a sidecar: Envoy's two virtual listeners in TCP mode (written by bench/peers.mjs)
+global
+    # two cores: one thread per core (HAProxy's documented setting; 2.6 picks the same from the CPU set)
+    nbthread 2
+    # bind as root, then run as the sidecar's uid/gid, which the capture rules exempt
+    uid 1337
+    gid 1337
+    # no global maxconn: HAProxy derives it from the fd limit (a hard 20000 on this machine)
+
+defaults
+    mode tcp
+    timeout connect 10s
+    timeout client 1h
+    timeout server 1h
+    maxconn 10000
+
+frontend virtualOutbound
+    bind 0.0.0.0:15001
+    default_backend PassthroughCluster
+
+backend PassthroughCluster
+    server original-dst 0.0.0.0
+
+frontend virtualInbound
+    bind 0.0.0.0:15006
+    default_backend InboundPassthroughClusterIpv4
+
+backend InboundPassthroughClusterIpv4
+    source 127.0.0.6
+    server original-dst 0.0.0.0
+`
+
+/** @type {SidecarPeer} */
+export const haproxy = {
+  name: 'haproxy',
+  prepare: (dir) => writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig),
+  // -db: stay in the foreground as one process (no master-worker), so its pid is the one measured
+  argv: (dir) => ['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')],
+}
+
+/** The peers in the order each round runs them, with the positions each is measured in. */
+/** @type {{ name: string, sidecar?: SidecarPeer, positions: Position[] }[]} */
+export const peers = [
+  { name: 'direct', positions: ['none'] },
+  { name: 'sidecar-lab', sidecar: sidecarLab, positions: ['both', 'outbound', 'inbound'] },
+  { name: 'haproxy', sidecar: haproxy, positions: ['both', 'outbound', 'inbound'] },
+]

@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+// @ts-check
+// npm run bench: sidecar-lab's sidecar against a direct connection and against HAProxy, in the same pods with
+// the same capture rules, interleaved round by round (direct, sidecar-lab, HAProxy, direct, ...). Needs root.
+// usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME] [--out DIR]
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { BenchLab, root } from './harness.mjs'
+import { machine } from './machine.mjs'
+import { peers } from './peers.mjs'
+import { renderMarkdown } from './report-md.mjs'
+import { renderSvg } from './report-svg.mjs'
+import { scenarios } from './scenarios.mjs'
+import { summarise } from './stats.mjs'
+
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean' }, rounds: { type: 'string' }, lab: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' } },
+  strict: true,
+})
+if (values.help) {
+  process.stdout.write('usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME (default slb-bench)] [--out DIR]\n')
+  process.exit(0)
+}
+if (process.getuid?.() !== 0) {
+  process.stderr.write('bench: needs root (network namespaces and iptables)\n')
+  process.exit(1)
+}
+const quick = !!values.quick
+const rounds = Number(values.rounds ?? (quick ? 1 : 3))
+const outDir = values.out ?? join(root, quick ? 'bench/results/tmp' : 'bench/results')
+const host = machine()
+// Every idle connection costs a sidecar two descriptors, and root here cannot raise the hard limit.
+const maxIdle = Math.min(10_000, Math.floor((host.fdLimit - 1000) / 2 / 1000) * 1000)
+/** @type {import('./scenarios.mjs').Sizes} */
+const sizes = quick
+  ? { bulkSeconds: 1, httpSeconds: 1, fixedSeconds: 2, cpsSeconds: 1, idle: [0, 10, 100] }
+  : { bulkSeconds: 3, httpSeconds: 5, fixedSeconds: 6, cpsSeconds: 3, idle: [0, 1000, maxIdle] }
+
+const lab = new BenchLab(values.lab ?? 'slb-bench')
+let stopping = false
+for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM'])) {
+  process.on(signal, async () => {
+    if (stopping) return
+    stopping = true
+    process.stderr.write(`\nbench: ${signal}, removing lab ${lab.lab}\n`)
+    await lab.down().catch(() => {})
+    process.exit(130)
+  })
+}
+
+/** @type {import('./stats.mjs').Sample[]} */
+const samples = []
+const started = new Date()
+try {
+  console.log(`bench: lab ${lab.lab} up (${quick ? 'quick' : 'full'}, ${rounds} round(s))`)
+  await lab.up()
+  // Unrecorded, so the first recorded run does not pay for the server's JIT warm-up.
+  await lab.setPosition('none')
+  await scenarios.find((s) => s.id === 'http')?.run({ lab, sizes: { ...sizes, httpSeconds: 2 }, position: 'none', sidecar: false })
+  for (let round = 1; round <= rounds && !stopping; round++) {
+    for (const peer of peers) {
+      if (peer.sidecar) await lab.startSidecars(peer.sidecar)
+      for (const position of peer.positions) {
+        await lab.setPosition(position)
+        for (const scenario of scenarios) {
+          if (stopping) break
+          if (scenario.onlyBoth && position !== 'both') continue
+          const sample = { round, peer: peer.name, position, scenario: scenario.id }
+          try {
+            const metrics = await scenario.run({ lab, sizes, position, sidecar: !!peer.sidecar })
+            samples.push({ ...sample, metrics })
+            console.log(`round ${round} ${peer.name.padEnd(11)} ${position.padEnd(8)} ${scenario.id.padEnd(8)} ${brief(metrics)}`)
+          } catch (err) {
+            samples.push({ ...sample, error: String(/** @type {Error} */ (err).message ?? err) })
+            console.log(`round ${round} ${peer.name.padEnd(11)} ${position.padEnd(8)} ${scenario.id.padEnd(8)} FAILED: ${/** @type {Error} */ (err).message}`)
+          }
+        }
+      }
+    }
+  }
+} finally {
+  if (!stopping) await lab.down()
+}
+
+const result = {
+  startedAt: started.toISOString(),
+  seconds: Math.round((Date.now() - started.getTime()) / 1000),
+  machine: host,
+  method: { quick, rounds, sizes, lab: lab.lab, peers: peers.map((p) => ({ name: p.name, positions: p.positions })), scenarios: scenarios.map((s) => ({ id: s.id, title: s.title })) },
+  samples,
+  summary: summarise(samples),
+}
+mkdirSync(outDir, { recursive: true })
+const json = JSON.stringify(result, null, 2) + '\n'
+writeFileSync(join(outDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`), json)
+writeFileSync(join(outDir, 'latest.json'), json)
+writeFileSync(join(outDir, 'latest.md'), renderMarkdown(result))
+writeFileSync(join(outDir, 'latest.svg'), renderSvg(result))
+const failed = samples.filter((s) => s.error).length
+console.log(`bench: ${samples.length} runs, ${failed} failed, ${result.seconds} s; results in ${outDir}/latest.{json,md,svg}`)
+process.exit(failed ? 1 : 0)
+
+/** @param {Record<string, number>} m */
+function brief(m) {
+  return Object.entries(m)
+    .filter(([k]) => !k.startsWith('rss'))
+    .map(([k, v]) => `${k}=${v >= 100 ? v.toFixed(0) : v.toFixed(3)}`)
+    .join(' ')
+}

@@ -1,0 +1,119 @@
+// @ts-check
+// What is measured, each through the lab's pods: the client side runs in productpage as the app's user (so
+// the capture rules treat it as the app), the bench server in reviews. Every run is bounded by its own time
+// limit, and every client stops by itself.
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { cpuSeconds, ports, root, rssBytes, serverIp } from './harness.mjs'
+
+/** @typedef {{ bulkSeconds: number, httpSeconds: number, fixedSeconds: number, cpsSeconds: number, idle: number[] }} Sizes */
+/** @typedef {{ lab: import('./harness.mjs').BenchLab, sizes: Sizes, position: import('./peers.mjs').Position, sidecar: boolean }} Context */
+/** @typedef {Record<string, number>} Metrics */
+/** @typedef {{ id: string, title: string, onlyBoth?: boolean, run(ctx: Context): Promise<Metrics> }} Scenario */
+
+const app = (/** @type {string} */ name) => join(root, 'bench/apps', name)
+const node = process.execPath
+
+/** @param {Context} ctx @param {number} streams @returns {Promise<Metrics>} */
+async function bulk(ctx, streams) {
+  const r = await ctx.lab.runJson('productpage', [node, app('bulk-client.mjs'), serverIp, String(ports.sink), String(streams), String(ctx.sizes.bulkSeconds)], (ctx.sizes.bulkSeconds + 40) * 1000)
+  if (r.error || !(r.bytes > 0)) throw new Error(`bulk ${streams}: ${r.error ?? 'no bytes'}`)
+  return { MBps: r.bytes / 1e6 / (r.ms / 1000) }
+}
+
+/** @param {Context} ctx @param {Record<string, unknown>} options */
+async function cannon(ctx, options) {
+  const duration = Number(options.duration)
+  const r = await ctx.lab.runJson('productpage', [node, app('cannon.mjs'), JSON.stringify(options)], (duration + 40) * 1000)
+  if (r.error || !(r.requests > 0)) throw new Error(`autocannon: ${r.error ?? 'no responses'}`)
+  return r
+}
+
+/** Sidecar pids of the pods whose capture rules are on in this position. @param {Context} ctx */
+function activeSidecars(ctx) {
+  if (!ctx.sidecar) return {}
+  const { productpage, reviews } = ctx.lab.sidecarPids
+  return {
+    ...(ctx.position !== 'inbound' ? { out: productpage } : {}),
+    ...(ctx.position !== 'outbound' ? { in: reviews } : {}),
+  }
+}
+
+/** @type {Scenario[]} */
+export const scenarios = [
+  {
+    // First after a fresh start, so the 0-connection figure is the sidecar at rest.
+    id: 'memory',
+    title: 'memory per idle proxied connection',
+    onlyBoth: true,
+    async run(ctx) {
+      const pids = { out: ctx.lab.sidecarPids.productpage, in: ctx.lab.sidecarPids.reviews }
+      /** @type {Metrics} */
+      const m = {}
+      const child = ctx.lab.spawnInteractive('productpage', [node, app('idle-client.mjs'), serverIp, String(ports.idle), '300'])
+      const lines = createInterface({ input: /** @type {import('node:stream').Readable} */ (child.stdout) })
+      try {
+        for (const n of ctx.sizes.idle) {
+          if (n > 0) {
+            child.stdin?.write(`${n}\n`)
+            const [line] = /** @type {[string]} */ (await Promise.race([once(lines, 'line'), sleep(120_000).then(() => [''])]))
+            const r = JSON.parse(line || '{}')
+            if (r.open !== n) throw new Error(`idle connections: ${r.open ?? 'none'} of ${n} open (${r.errors ?? '?'} errors)`)
+            await sleep(1000) // let lazily allocated buffers settle
+          }
+          m[`rssOutMB@${n}`] = rssBytes(pids.out) / 2 ** 20
+          m[`rssInMB@${n}`] = rssBytes(pids.in) / 2 ** 20
+        }
+        const lo = ctx.sizes.idle[0] ?? 0
+        const hi = ctx.sizes.idle[ctx.sizes.idle.length - 1] ?? 0
+        m.kbPerConnOut = ((m[`rssOutMB@${hi}`] - m[`rssOutMB@${lo}`]) * 1024) / (hi - lo)
+        m.kbPerConnIn = ((m[`rssInMB@${hi}`] - m[`rssInMB@${lo}`]) * 1024) / (hi - lo)
+        return m
+      } finally {
+        child.stdin?.end()
+        await Promise.race([once(child, 'exit'), sleep(10_000)])
+      }
+    },
+  },
+  { id: 'bulk-1', title: 'bulk TCP, 1 stream', run: (ctx) => bulk(ctx, 1) },
+  { id: 'bulk-8', title: 'bulk TCP, 8 streams', run: (ctx) => bulk(ctx, 8) },
+  {
+    id: 'http',
+    title: 'HTTP/1.1 keep-alive, full speed (autocannon -c 10)',
+    async run(ctx) {
+      const r = await cannon(ctx, { url: `http://${serverIp}:${ports.http}/`, connections: 10, duration: ctx.sizes.httpSeconds })
+      return { rps: r.requestsPerSec, p50: r.latencyMs.p50, p90: r.latencyMs.p90, p99: r.latencyMs.p99, errors: r.errors + r.non2xx }
+    },
+  },
+  {
+    // Istio's published setup: 1000 requests/s over 4 connections, 1 KB responses. The sidecars' CPU is read
+    // around the same run: seconds per 1000 requests, and vCPU (the anchor: about 0.20 vCPU per sidecar).
+    id: 'fixed-1k',
+    title: 'HTTP/1.1 at 1000 requests/s, 1 KB, 4 connections (autocannon --overallRate 1000 -c 4)',
+    async run(ctx) {
+      const pids = activeSidecars(ctx)
+      const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]))
+      const r = await cannon(ctx, { url: `http://${serverIp}:${ports.http}/1k`, connections: 4, overallRate: 1000, duration: ctx.sizes.fixedSeconds })
+      /** @type {Metrics} */
+      const m = { rps: r.requestsPerSec, p50: r.latencyMs.p50, p90: r.latencyMs.p90, p99: r.latencyMs.p99, errors: r.errors + r.non2xx }
+      for (const [k, pid] of Object.entries(pids)) {
+        const used = cpuSeconds(pid) - (before[k] ?? 0)
+        m[`cpuPer1kReq${k === 'out' ? 'Out' : 'In'}`] = used / (r.requests / 1000)
+        m[`vcpu${k === 'out' ? 'Out' : 'In'}`] = used / (r.ms / 1000)
+      }
+      return m
+    },
+  },
+  {
+    id: 'cps',
+    title: 'new connections per second (one request each, Connection: close, 8 at a time)',
+    async run(ctx) {
+      const s = ctx.sizes.cpsSeconds
+      const r = await ctx.lab.runJson('productpage', [node, app('connect-client.mjs'), serverIp, String(ports.http), '8', String(s)], (s + 40) * 1000)
+      if (!(r.connections > 0)) throw new Error(`cps: no connection completed (${r.errors} errors)`)
+      return { cps: r.connections / (r.ms / 1000), p50: r.latenciesMs.p50, p99: r.latenciesMs.p99, errors: r.errors }
+    },
+  },
+]
