@@ -79,3 +79,10 @@ export class TraceError extends SidecarError {
     super('SIDECAR_ERR_TRACE', message)
   }
 }
+
+/** `lab up --docker` cannot run: no engine, no image, or a pod's container is missing. */
+export class DockerError extends SidecarError {
+  constructor(message: string) {
+    super('SIDECAR_ERR_DOCKER', message)
+  }
+}

@@ -20,9 +20,11 @@ bridge in a namespace of the lab's own; nothing routes out. Needs root.
 
 subcommands:
   up [--compat legacy]           build the lab (again: a no-op when it is up); legacy = the seed listing's rules
+     [--docker]                  pods as containers: a holder owns each pod's namespace, and the init step,
+                                 the sidecar (uid 1337) and the app (uid 1000) join it (image: scripts/docker-image.sh)
   down                           remove namespaces, links, processes, rules and state, whatever state it is in
   status                         pods, addresses, processes and the packets each capture rule caught
-  exec POD [--uid N] -- CMD...   run a command in a pod (as the app's user, uid ${appUser.uid}, unless --uid)
+  exec POD [--uid N] -- CMD...   run a command in a pod's namespace with the host's programs (as uid ${appUser.uid}, unless --uid)
   logs POD                       the pod's sidecar log, access log and app log
   rules off|on                   remove or re-apply the capture rules in the sidecar pods (for direct runs)
 
@@ -42,7 +44,7 @@ interface Parsed {
 }
 
 function parse(argv: string[]): Parsed {
-  const options = { lab: { type: 'string' }, help: { type: 'boolean' }, uid: { type: 'string' }, compat: { type: 'string' } } as const
+  const options = { lab: { type: 'string' }, help: { type: 'boolean' }, uid: { type: 'string' }, compat: { type: 'string' }, docker: { type: 'boolean' } } as const
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true }) as Parsed
   } catch (err) {
@@ -116,7 +118,7 @@ export const labCommand: Command = {
     switch (sub) {
       case 'up': {
         if (values.compat !== undefined && values.compat !== 'legacy') throw new InvalidFlagError(`--compat: '${values.compat}' is not 'legacy'`)
-        const { state, already } = await up({ lab, rules: values.compat ? 'legacy' : 'istio', log })
+        const { state, already } = await up({ lab, rules: values.compat ? 'legacy' : 'istio', docker: values.docker === true, log })
         io.stdout.write(already ? `lab ${lab} is already up\n` : `lab ${lab} is up\n`)
         io.stdout.write(await renderStatus(state, lab))
         return 0

@@ -3,10 +3,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { PermissionError } from '../errors.js'
 import type { Logger } from '../logger.js'
+import { addPodHolder, imageAppServer, imageCli, removeContainers, requireImage, runInit, startContainer } from './docker.js'
 import { run } from './exec.js'
 import { addNetns, addVeth, deleteNetns, execIn, listNetns, removeStrayVeths } from './netns.js'
 import { alive, startDetached, stop, waitForLog } from './processes.js'
-import { appPort, appUser, injectorArgs, legacyArgs, pods, prefixLength, prefixLength6, podUrl } from './scene.js'
+import { appPort, appUser, injectorArgs, legacyArgs, pods, prefixLength, prefixLength6, podUrl, sidecarUser } from './scene.js'
 import { ensurePodDir, readState, removeState, writeState, type LabState } from './state.js'
 
 export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url))
@@ -17,6 +18,8 @@ export interface UpOptions {
   rules: 'istio' | 'legacy'
   /** extra flags for each sidecar */
   sidecarFlags?: string[]
+  /** pods as Docker containers sharing a holder's namespace (src/lab/docker.ts) */
+  docker?: boolean
   log: Logger
 }
 
@@ -32,6 +35,7 @@ export function isUp(state: LabState | undefined): boolean {
 /** The rule generator as the init container runs it, into the pod's namespace. */
 export async function applyRules(state: LabState, pod: string, cleanup = false): Promise<string> {
   const args = state.rules === 'legacy' ? legacyArgs : injectorArgs
+  if (state.docker) return runInit(state, pod, [...args, ...(cleanup ? ['--cleanup-only'] : [])])
   const r = await run(process.execPath, [cliPath, 'iptables', ...args, '--network-namespace', state.pods[pod]!.ns, ...(cleanup ? ['--cleanup-only'] : [])])
   return r.stdout.trim()
 }
@@ -40,7 +44,8 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
   requireRoot('lab up')
   const { lab, log } = options
   const existing = readState(lab)
-  if (isUp(existing) && existing!.rules === options.rules) return { state: existing!, already: true }
+  if (isUp(existing) && existing!.rules === options.rules && !!existing!.docker === !!options.docker) return { state: existing!, already: true }
+  if (options.docker) await requireImage()
   await down(lab, log)
 
   const state: LabState = {
@@ -49,6 +54,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     bridgeNs: `${lab}-net`,
     rules: options.rules,
     complete: false,
+    ...(options.docker ? { docker: true } : {}),
     pods: Object.fromEntries(pods.map((p) => [p.name, { ns: `${lab}-${p.name}`, ip: p.ip, ip6: p.ip6, sidecar: p.sidecar, pids: {} }])),
   }
   writeState(state) // before anything exists, so a crash from here on can be cleaned up
@@ -58,7 +64,9 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     await execIn(state.bridgeNs, ['ip', 'link', 'set', 'br0', 'up'])
     for (const spec of pods) {
       const pod = state.pods[spec.name]!
-      await addNetns(pod.ns)
+      if (options.docker) await addPodHolder(state, spec.name)
+      else await addNetns(pod.ns)
+      writeState(state)
       await addVeth(
         { ns: pod.ns, ifname: 'eth0', cidr: `${spec.ip}/${prefixLength}`, cidr6: `${spec.ip6}/${prefixLength6}` },
         { ns: state.bridgeNs, ifname: `v-${spec.name}`.slice(0, 15) },
@@ -74,15 +82,20 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
       await applyRules(state, spec.name)
       const dir = ensurePodDir(lab, spec.name)
       const sidecarLog = join(dir, 'sidecar.log')
-      pod.pids.sidecar = startDetached(pod.ns, [process.execPath, cliPath, 'proxy', '--access-log', join(dir, 'access.log'), ...(options.sidecarFlags ?? [])], sidecarLog)
+      const sidecarArgs = ['proxy', '--access-log', join(dir, 'access.log'), ...(options.sidecarFlags ?? [])]
+      pod.pids.sidecar = options.docker
+        ? await startContainer(state, spec.name, 'sidecar', ['node', imageCli, ...sidecarArgs], sidecarLog, sidecarUser)
+        : startDetached(pod.ns, [process.execPath, cliPath, ...sidecarArgs], sidecarLog)
       writeState(state)
       await waitForLog(sidecarLog, /sidecar ready/, pod.pids.sidecar)
     }
     for (const spec of pods) {
       const pod = state.pods[spec.name]!
       const appLog = join(ensurePodDir(lab, spec.name), 'app.log')
-      const argv = [process.execPath, appServer, spec.name, String(appPort), ...(spec.calls ? [podUrl(spec.calls)] : [])]
-      pod.pids.app = startDetached(pod.ns, argv, appLog, appUser)
+      const appArgs = [spec.name, String(appPort), ...(spec.calls ? [podUrl(spec.calls)] : [])]
+      pod.pids.app = options.docker
+        ? await startContainer(state, spec.name, 'app', ['node', imageAppServer, ...appArgs], appLog, appUser)
+        : startDetached(pod.ns, [process.execPath, appServer, ...appArgs], appLog, appUser)
       writeState(state)
       await waitForLog(appLog, /listening/, pod.pids.app)
     }
@@ -100,7 +113,8 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
 export async function down(lab: string, log: Logger): Promise<{ removed: string[] }> {
   requireRoot('lab down')
   const state = readState(lab)
-  const removed: string[] = []
+  // Containers first (by label, so also those a crashed up never recorded); their namespaces follow below.
+  const removed = (await removeContainers(lab)).map((name) => `container ${name}`)
   for (const pod of Object.values(state?.pods ?? {})) {
     await stop(pod.pids.app)
     await stop(pod.pids.sidecar)

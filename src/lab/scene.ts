@@ -13,6 +13,8 @@ export interface PodSpec {
 export const appPort = 9080
 /** the ordinary app user; the sidecar runs as 1337 */
 export const appUser = { uid: 1000, gid: 1000 }
+/** the sidecar's user, exempt from capture (-u 1337); a container starts as it, a process switches to it */
+export const sidecarUser = { uid: 1337, gid: 1337 }
 export const prefixLength = 24
 export const prefixLength6 = 64
 

@@ -9,6 +9,8 @@ export interface PodState {
   ip6: string
   sidecar: boolean
   pids: { app?: number; sidecar?: number }
+  /** container ids, in the Docker form (lab up --docker) */
+  containers?: { holder?: string; sidecar?: string; app?: string }
 }
 
 export interface LabState {
@@ -19,6 +21,8 @@ export interface LabState {
   rules: 'istio' | 'legacy'
   pods: Record<string, PodState>
   complete: boolean
+  /** pods are Docker containers (src/lab/docker.ts) instead of bare namespaces and processes */
+  docker?: boolean
 }
 
 export function stateRoot(): string {

@@ -1,5 +1,6 @@
 // lab status: what runs where, and how many packets each capture rule has caught.
 import { keyCounters, parseStatsJson, type KeyCounters } from '../admin/key-counters.js'
+import { containerLines } from './docker.js'
 import { execIn, netnsExists } from './netns.js'
 import { alive, uidOf } from './processes.js'
 import type { LabState } from './state.js'
@@ -61,6 +62,7 @@ export async function renderStatus(state: LabState | undefined, lab: string): Pr
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
   for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd())
+  if (state.docker) lines.push('', ...(await containerLines(lab)))
   for (const [name, pod] of Object.entries(state.pods)) {
     if (!pod.sidecar || !netnsExists(pod.ns)) continue
     lines.push('', `${name}: sidecar counters (admin 127.0.0.1:15000 in the pod)`, ...renderCounters(await sidecarCounters(pod.ns)))
