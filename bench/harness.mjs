@@ -69,9 +69,10 @@ export class BenchLab {
    * Replaces the sidecar in both pods by a fresh one of `peer` (also when it is the same kind: every round
    * starts from a fresh process, so memory at 0 connections is comparable).
    * @param {SidecarPeer} peer
+   * @param {readonly Pod[]} [only] the pods to give this sidecar (default both)
    */
-  async startSidecars(peer) {
-    for (const pod of sidecarPods) {
+  async startSidecars(peer, only = sidecarPods) {
+    for (const pod of only) {
       await killAndWait(this.sidecarPids[pod])
       const dir = labState.ensurePodDir(this.lab, pod)
       peer.prepare?.(dir)

@@ -16,5 +16,17 @@ export function machine() {
     node: process.version,
     haproxy: /version (\S+)/.exec(haproxy)?.[1] ?? haproxy,
     fdLimit,
+    // the sidecar measured is dist/ as built from this commit (plus any uncommitted change to src/)
+    commit: git(['rev-parse', '--short', 'HEAD']),
+    srcChanged: git(['status', '--porcelain', '--', 'src']) !== '',
+  }
+}
+
+/** @param {string[]} args */
+function git(args) {
+  try {
+    return execFileSync('git', args, { encoding: 'utf8', cwd: new URL('..', import.meta.url) }).trim()
+  } catch {
+    return ''
   }
 }

@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// @ts-check
+// npm run profile: clinic doctor and clinic flame of the sidecar under autocannon load. The profiled sidecar
+// runs in the lab pod in place of the normal one, as uid 1337 from the start (so the capture rules exempt it
+// and clinic's files belong to it); the other pod keeps its normal sidecar, and the load crosses both.
+// usage: node bench/profile.mjs [--pod productpage|reviews] [--seconds N] [--tool doctor,flame] [--lab NAME]
+import { createRequire } from 'node:module'
+import { copyFileSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { parseArgs } from 'node:util'
+import { BenchLab, ports, root, serverIp } from './harness.mjs'
+import { processes, state as labState } from './lab.mjs'
+import { sidecarLab } from './peers.mjs'
+
+const { values } = parseArgs({ options: { pod: { type: 'string' }, seconds: { type: 'string' }, tool: { type: 'string' }, lab: { type: 'string' } }, strict: true })
+const pod = values.pod === 'reviews' ? 'reviews' : 'productpage'
+const seconds = Math.min(120, Number(values.seconds ?? 15))
+const tools = (values.tool ?? 'doctor,flame').split(',')
+const clinic = join(dirname(createRequire(import.meta.url).resolve('clinic/package.json')), 'bin.js')
+const outDir = join(root, 'bench/results/tmp/profile')
+if (process.getuid?.() !== 0) {
+  process.stderr.write('profile: needs root (network namespaces and iptables)\n')
+  process.exit(1)
+}
+
+const lab = new BenchLab(values.lab ?? 'slb-profile')
+let stopping = false
+process.on('SIGINT', async () => {
+  stopping = true
+  await lab.down().catch(() => {})
+  process.exit(130)
+})
+
+/** @param {string} tool @returns {import('./harness.mjs').SidecarPeer} */
+const profiled = (tool) => ({
+  name: `clinic-${tool}`,
+  // cd and HOME first: clinic, its update checker and V8 write files there, which uid 1337 must own;
+  // NO_INSIGHT: without it clinic asks about telemetry and, with no terminal, silently exits.
+  argv: (dir) => ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', 'sh', '-c', 'cd "$0" && HOME="$0" NO_INSIGHT=1 exec "$@"', dir,
+    process.execPath, clinic, tool, '--open=false', '--dest', join(dir, `clinic-${tool}`), '--', ...sidecarLab.argv(dir), '--drain-duration', '1s'],
+})
+
+const reports = []
+try {
+  await lab.up()
+  mkdirSync(outDir, { recursive: true })
+  for (const tool of tools) {
+    if (stopping) break
+    await lab.startSidecars(profiled(tool), [pod])
+    const pid = lab.sidecarPids[pod]
+    console.log(`profile: clinic ${tool} of the ${pod} sidecar, autocannon -c 10 for ${seconds} s through both sidecars`)
+    const r = await lab.runJson('productpage', [process.execPath, join(root, 'bench/apps/cannon.mjs'), JSON.stringify({ url: `http://${serverIp}:${ports.http}/`, connections: 10, duration: seconds })], (seconds + 40) * 1000)
+    console.log(`profile: ${Math.round(r.requestsPerSec)} requests/s, p99 ${r.latencyMs?.p99?.toFixed(2)} ms`)
+    // The whole group: clinic passes the stop on to the sidecar, then builds its report.
+    process.kill(-(/** @type {number} */ (pid)), 'SIGINT')
+    const end = Date.now() + 240_000
+    while (processes.alive(pid) && Date.now() < end) await sleep(250)
+    const dir = join(labState.podDir(lab.lab, pod), `clinic-${tool}`)
+    for (const f of readdirSync(dir).filter((f) => f.endsWith('.html'))) {
+      const to = join(outDir, `${tool}-${pod}-${f}`)
+      copyFileSync(join(dir, f), to)
+      reports.push({ to, size: statSync(to).size })
+    }
+  }
+} finally {
+  if (!stopping) await lab.down()
+}
+for (const r of reports) console.log(`profile: ${r.to} (${Math.round(r.size / 1024)} KB)`)
+process.exit(reports.length === tools.length ? 0 : 1)
