@@ -2,7 +2,7 @@
 // The machine a run was made on, for the results and the README: cores, CPU model, kernel, versions, limits.
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { availableParallelism, release, totalmem } from 'node:os'
+import { availableParallelism, loadavg, release, totalmem } from 'node:os'
 
 export function machine() {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8')
@@ -16,6 +16,7 @@ export function machine() {
     node: process.version,
     haproxy: /version (\S+)/.exec(haproxy)?.[1] ?? haproxy,
     fdLimit,
+    loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
     // the sidecar measured is dist/ as built from this commit (plus any uncommitted change to src/)
     commit: git(['rev-parse', '--short', 'HEAD']),
     srcChanged: git(['status', '--porcelain', '--', 'src']) !== '',

@@ -3,7 +3,7 @@
 // to HAProxy from the same run.
 import { describe } from './stats.mjs'
 
-/** @typedef {{ startedAt: string, seconds: number, machine: ReturnType<typeof import('./machine.mjs').machine>, method: { quick: boolean, rounds: number, sizes: import('./scenarios.mjs').Sizes, scenarios: { id: string, title: string }[] }, samples: import('./stats.mjs').Sample[], summary: import('./stats.mjs').Summary }} Result */
+/** @typedef {{ startedAt: string, seconds: number, loadAverageAtEnd?: number[], machine: ReturnType<typeof import('./machine.mjs').machine>, method: { quick: boolean, rounds: number, sizes: import('./scenarios.mjs').Sizes, scenarios: { id: string, title: string }[] }, samples: import('./stats.mjs').Sample[], summary: import('./stats.mjs').Summary }} Result */
 
 /** @param {number | undefined} v @param {number} digits */
 const num = (v, digits) => (v === undefined || !Number.isFinite(v) ? '—' : v.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits }))
@@ -41,6 +41,7 @@ export function renderMarkdown(r) {
       `${r.method.rounds} interleaved round(s)${r.method.quick ? ' (--quick: short runs, not for comparison)' : ''}, ${r.seconds} s in all. ` +
       'Each cell: median (min–max over the rounds). Ratios are of medians from this run; ' +
       'for throughput higher is better, for latency, CPU and memory lower is better.',
+    ...(m.loadAverageAtStart ? ['', `Load average (1, 5, 15 min) at the start ${m.loadAverageAtStart.join(', ')}, at the end ${r.loadAverageAtEnd?.join(', ') ?? '?'}: above 0 at the start is other work sharing the machine.`] : []),
     '',
     '## Both sidecars (client pod and server pod captured)',
     '',

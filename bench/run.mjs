@@ -4,6 +4,7 @@
 // the same capture rules, interleaved round by round (direct, sidecar-lab, HAProxy, direct, ...). Needs root.
 // usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME] [--out DIR]
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { BenchLab, root } from './harness.mjs'
@@ -86,6 +87,8 @@ try {
 const result = {
   startedAt: started.toISOString(),
   seconds: Math.round((Date.now() - started.getTime()) / 1000),
+  // the machine is shared: other work running beside the bench shows here (1, 5, 15 minute averages)
+  loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100),
   machine: host,
   method: { quick, rounds, sizes, lab: lab.lab, peers: peers.map((p) => ({ name: p.name, positions: p.positions })), scenarios: scenarios.map((s) => ({ id: s.id, title: s.title })) },
   samples,
