@@ -50,7 +50,9 @@ export function summarise(raw) {
         if (direct && config !== 'direct/none') f.vsDirect = f.median / direct
         const position = config.split('/')[1]
         const hap = figs[`haproxy/${position}`]?.median
-        if (hap && !config.startsWith('haproxy/')) f.vsHaproxy = f.median / hap
+        // a ratio of latencies added over direct only reads when both were added (above zero)
+        const readable = !metric.startsWith('added') || (hap !== undefined && hap > 0 && f.median > 0)
+        if (hap && readable && !config.startsWith('haproxy/')) f.vsHaproxy = f.median / hap
       }
       ;(out[scenario] ??= {})[metric] = figs
     }
