@@ -75,7 +75,7 @@ mirror() {
 node_version=$(node --version)
 if [ "$(docker image inspect -f '{{index .Config.Labels "sidecar-lab.node"}}' "$base" 2>/dev/null)" != "$node_version" ]; then
   if [ ! -f "$rootfs/.complete" ]; then
-    url=$(mirror | head -1)
+    url=$(mirror | head -1 || true)  # head may close the pipe early: not a failure
     [ -n "$url" ] || { echo "docker-image: no bookworm deb mirror in /etc/apt/sources.list*" >&2; exit 1; }
     step "debootstrap bookworm into $rootfs"
     rm -rf "$rootfs" && mkdir -p "$cache"
@@ -111,7 +111,9 @@ if [ "$(docker image inspect -f '{{index .Config.Labels "sidecar-lab.context"}}'
   (cd "$ctx" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund >/dev/null 2>"$ctx/npm.log") \
     || { cat "$ctx/npm.log" >&2; exit 1; }
   step "docker build -t $image"
-  DOCKER_BUILDKIT=0 docker build -q --label "sidecar-lab.context=$context_hash" -t "$image" "$ctx" >/dev/null
+  # The legacy builder: BuildKit is a separate package here, and the Dockerfile needs nothing of it.
+  DOCKER_BUILDKIT=0 docker build -q --label "sidecar-lab.context=$context_hash" -t "$image" "$ctx" >/dev/null 2>"$ctx/build.log" \
+    || { cat "$ctx/build.log" >&2; exit 1; }
 fi
 docker run --rm --network none "$image" iptables -p 15001 -z 15006 -u 1337 -m REDIRECT -i '*' --dry-run | grep -q ISTIO_REDIRECT \
   || { echo "docker-image: $image does not run the CLI" >&2; exit 1; }
