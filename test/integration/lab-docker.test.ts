@@ -15,9 +15,9 @@ interface Result {
   stderr: string
 }
 
-function sh(program: string, args: string[], timeout = 120_000): Promise<Result> {
+function sh(program: string, args: string[], timeout = 120_000, env = process.env): Promise<Result> {
   return new Promise((resolve) => {
-    execFile(program, args, { timeout, maxBuffer: 16 << 20, cwd: repoRoot }, (err, stdout, stderr) => {
+    execFile(program, args, { timeout, maxBuffer: 16 << 20, cwd: repoRoot, env }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
     })
   })
@@ -93,5 +93,15 @@ t.test('lab down removes the containers of an up --docker that was killed half w
   t.ok((await containersOf(lab)).length >= 4, 'the killed up had started containers')
   const downed = await cli(['lab', 'down', '--lab', lab])
   t.equal(downed.code, 0, downed.stderr)
+  await assertGone(t, lab)
+})
+
+t.test('lab up --docker without the image names the fix and leaves nothing', rootOnly(), async (t) => {
+  const lab = 'slt-dock-noimg'
+  t.teardown(() => cli(['lab', 'down', '--lab', lab]))
+  const env = { ...process.env, SIDECAR_LAB_IMAGE: 'sidecar-lab-missing:none' }
+  const r = await sh('node', [join(repoRoot, 'dist/cli.js'), 'lab', 'up', '--docker', '--lab', lab], 60_000, env)
+  t.equal(r.code, 2)
+  t.match(r.stderr, "image sidecar-lab-missing:none is missing: run 'bash scripts/docker-image.sh'")
   await assertGone(t, lab)
 })
