@@ -26,9 +26,12 @@ if (process.getuid?.() !== 0) {
 
 const lab = new BenchLab(values.lab ?? 'slb-profile')
 let stopping = false
+/** @type {Promise<unknown> | undefined} */
+let removing
 process.on('SIGINT', async () => {
   stopping = true
-  await lab.down().catch(() => {})
+  removing = lab.down().catch(() => {})
+  await removing
   process.exit(130)
 })
 
@@ -63,8 +66,15 @@ try {
       reports.push({ to, size: statSync(to).size })
     }
   }
+} catch (err) {
+  // Interrupted: the lab is being removed under the running step, which then fails; let the removal finish.
+  if (!stopping) throw err
 } finally {
   if (!stopping) await lab.down()
+}
+if (stopping) {
+  await removing
+  process.exit(130)
 }
 for (const r of reports) console.log(`profile: ${r.to} (${Math.round(r.size / 1024)} KB)`)
 process.exit(reports.length === tools.length ? 0 : 1)

@@ -40,12 +40,15 @@ const sizes = quick
 
 const lab = new BenchLab(values.lab ?? 'slb-bench')
 let stopping = false
+/** @type {Promise<unknown> | undefined} */
+let removing
 for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM'])) {
   process.on(signal, async () => {
     if (stopping) return
     stopping = true
     process.stderr.write(`\nbench: ${signal}, removing lab ${lab.lab}\n`)
-    await lab.down().catch(() => {})
+    removing = lab.down().catch(() => {})
+    await removing
     process.exit(130)
   })
 }
@@ -61,8 +64,10 @@ try {
   await scenarios.find((s) => s.id === 'http')?.run({ lab, sizes: { ...sizes, httpSeconds: 2 }, position: 'none', sidecar: false })
   for (let round = 1; round <= rounds && !stopping; round++) {
     for (const peer of peers) {
+      if (stopping) break
       if (peer.sidecar) await lab.startSidecars(peer.sidecar)
       for (const position of peer.positions) {
+        if (stopping) break
         await lab.setPosition(position)
         for (const scenario of scenarios) {
           if (stopping) break
@@ -80,8 +85,15 @@ try {
       }
     }
   }
+} catch (err) {
+  // Interrupted: the lab is being removed under the running step, which then fails; let the removal finish.
+  if (!stopping) throw err
 } finally {
   if (!stopping) await lab.down()
+}
+if (stopping) {
+  await removing
+  process.exit(130)
 }
 
 const result = {
