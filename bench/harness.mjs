@@ -138,6 +138,35 @@ export class BenchLab {
   }
 }
 
+/**
+ * Removes the lab on SIGINT or SIGTERM. The step running then fails as its processes vanish: `settle` lets
+ * the removal finish before exiting, instead of crashing past it and leaving a namespace behind.
+ * @param {BenchLab} lab
+ */
+export function interruptible(lab) {
+  const guard = {
+    stopping: false,
+    /** @type {Promise<unknown> | undefined} */
+    removing: undefined,
+    /** @param {unknown} [err] rethrown when no signal came */
+    async settle(err) {
+      if (!guard.stopping) throw err
+      await guard.removing
+      process.exit(130)
+    },
+  }
+  for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM'])) {
+    process.on(signal, () => {
+      if (guard.stopping) return
+      guard.stopping = true
+      process.stderr.write(`\n${signal}: removing lab ${lab.lab}\n`)
+      guard.removing = lab.down().catch(() => {})
+      void guard.settle()
+    })
+  }
+  return guard
+}
+
 /** @param {number | undefined} pid */
 async function killAndWait(pid) {
   if (!processes.alive(pid)) return

@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { BenchLab, ports, root, serverIp } from './harness.mjs'
+import { BenchLab, interruptible, ports, root, serverIp } from './harness.mjs'
 import { processes, state as labState } from './lab.mjs'
 import { sidecarLab } from './peers.mjs'
 
@@ -25,15 +25,7 @@ if (process.getuid?.() !== 0) {
 }
 
 const lab = new BenchLab(values.lab ?? 'slb-profile')
-let stopping = false
-/** @type {Promise<unknown> | undefined} */
-let removing
-process.on('SIGINT', async () => {
-  stopping = true
-  removing = lab.down().catch(() => {})
-  await removing
-  process.exit(130)
-})
+const guard = interruptible(lab)
 
 /** @param {string} tool @returns {import('./harness.mjs').SidecarPeer} */
 const profiled = (tool) => ({
@@ -49,7 +41,7 @@ try {
   await lab.up()
   mkdirSync(outDir, { recursive: true })
   for (const tool of tools) {
-    if (stopping) break
+    if (guard.stopping) break
     await lab.startSidecars(profiled(tool), [pod])
     const pid = lab.sidecarPids[pod]
     console.log(`profile: clinic ${tool} of the ${pod} sidecar, autocannon -c 10 for ${seconds} s through both sidecars`)
@@ -67,14 +59,10 @@ try {
     }
   }
 } catch (err) {
-  // Interrupted: the lab is being removed under the running step, which then fails; let the removal finish.
-  if (!stopping) throw err
+  await guard.settle(err)
 } finally {
-  if (!stopping) await lab.down()
+  if (!guard.stopping) await lab.down()
 }
-if (stopping) {
-  await removing
-  process.exit(130)
-}
+if (guard.stopping) await guard.settle()
 for (const r of reports) console.log(`profile: ${r.to} (${Math.round(r.size / 1024)} KB)`)
 process.exit(reports.length === tools.length ? 0 : 1)

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { BenchLab, root } from './harness.mjs'
+import { BenchLab, interruptible, root } from './harness.mjs'
 import { machine } from './machine.mjs'
 import { peers } from './peers.mjs'
 import { renderMarkdown } from './report-md.mjs'
@@ -39,19 +39,7 @@ const sizes = quick
   : { bulkSeconds: 3, httpSeconds: 5, fixedSeconds: 6, cpsSeconds: 3, idle: [0, 1000, maxIdle] }
 
 const lab = new BenchLab(values.lab ?? 'slb-bench')
-let stopping = false
-/** @type {Promise<unknown> | undefined} */
-let removing
-for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM'])) {
-  process.on(signal, async () => {
-    if (stopping) return
-    stopping = true
-    process.stderr.write(`\nbench: ${signal}, removing lab ${lab.lab}\n`)
-    removing = lab.down().catch(() => {})
-    await removing
-    process.exit(130)
-  })
-}
+const guard = interruptible(lab)
 
 /** @type {import('./stats.mjs').Sample[]} */
 const samples = []
@@ -62,15 +50,15 @@ try {
   // Unrecorded, so the first recorded run does not pay for the server's JIT warm-up.
   await lab.setPosition('none')
   await scenarios.find((s) => s.id === 'http')?.run({ lab, sizes: { ...sizes, httpSeconds: 2 }, position: 'none', sidecar: false })
-  for (let round = 1; round <= rounds && !stopping; round++) {
+  for (let round = 1; round <= rounds && !guard.stopping; round++) {
     for (const peer of peers) {
-      if (stopping) break
+      if (guard.stopping) break
       if (peer.sidecar) await lab.startSidecars(peer.sidecar)
       for (const position of peer.positions) {
-        if (stopping) break
+        if (guard.stopping) break
         await lab.setPosition(position)
         for (const scenario of scenarios) {
-          if (stopping) break
+          if (guard.stopping) break
           if (scenario.onlyBoth && position !== 'both') continue
           const sample = { round, peer: peer.name, position, scenario: scenario.id }
           try {
@@ -86,15 +74,11 @@ try {
     }
   }
 } catch (err) {
-  // Interrupted: the lab is being removed under the running step, which then fails; let the removal finish.
-  if (!stopping) throw err
+  await guard.settle(err)
 } finally {
-  if (!stopping) await lab.down()
+  if (!guard.stopping) await lab.down()
 }
-if (stopping) {
-  await removing
-  process.exit(130)
-}
+if (guard.stopping) await guard.settle()
 
 const result = {
   startedAt: started.toISOString(),
