@@ -1,6 +1,7 @@
 // Network namespaces and veth links: the lab's pods and the tests' hosts are built from these.
 import { existsSync } from 'node:fs'
 import { run } from './exec.js'
+import { alive } from './processes.js'
 
 export function netnsPath(name: string): string {
   return `/run/netns/${name}`
@@ -52,8 +53,11 @@ export interface VethEnd {
 
 /** A veth pair between two namespaces, addressed and up. */
 export async function addVeth(a: VethEnd, b: VethEnd): Promise<void> {
-  const tmpA = `slv${process.pid % 10000}a${Math.floor(Math.random() * 1e4)}`
-  const tmpB = `slv${process.pid % 10000}b${Math.floor(Math.random() * 1e4)}`
+  // The creator's pid is in the name (at most 15 characters: pids have at most 7 digits), so a later sweep
+  // can tell a link some live process is still moving from one left behind by a process that died.
+  const tag = Math.floor(Math.random() * 1e4)
+  const tmpA = `slv${process.pid}a${tag}`
+  const tmpB = `slv${process.pid}b${tag}`
   await run('ip', ['link', 'add', tmpA, 'type', 'veth', 'peer', 'name', tmpB])
   for (const [tmp, end] of [
     [tmpA, a],
@@ -76,10 +80,16 @@ export async function listNetns(prefix: string): Promise<string[]> {
     .filter((n) => n.startsWith(prefix))
 }
 
-/** Removes veth ends left in this namespace by an addVeth that was interrupted before moving them. */
+/**
+ * Removes veth ends left in this namespace by an addVeth that was interrupted before moving them: by this
+ * process, or by one that died. Links of another live process (a lab or test being built now) are left alone.
+ */
 export async function removeStrayVeths(): Promise<string[]> {
   const r = await run('ip', ['-o', 'link', 'show'], { allowFailure: true })
-  const stray = [...r.stdout.matchAll(/^\d+: (slv\d+[ab]\d+)[@:]/gm)].map((m) => m[1]!)
+  const stray = [...r.stdout.matchAll(/^\d+: (slv(\d+)[ab]\d+)[@:]/gm)]
+    .filter((m) => Number(m[2]) === process.pid || !alive(Number(m[2])))
+    .map((m) => m[1]!)
   for (const name of stray) await run('ip', ['link', 'del', name], { allowFailure: true })
   return stray
 }
+
