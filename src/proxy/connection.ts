@@ -47,7 +47,7 @@ export class ProxiedConnection implements LoopOwner {
     } as NetConnectOpts)
     ctx.cluster(route.cluster).upstreamCxTotal.inc()
     ctx.cluster(route.cluster).upstreamCxActive.inc()
-    ctx.loopGuard.track(this.#upstream, this)
+    ctx.loopGuard.track(this.#upstream, dst, this)
     this.#connectTimer = setTimeout(() => this.#connectTimeout(), ctx.config.connectTimeoutMs)
     this.#upstream.once('connect', () => this.#onConnect())
     this.#upstream.on('error', (err: NodeJS.ErrnoException) => this.#onUpstreamError(err))

@@ -133,14 +133,14 @@ export class VirtualListener implements ListenerContext {
     this.#cx.total.inc()
     this.#cx.active.inc()
     const remote = endpoint(socket.remoteAddress, socket.remotePort)
-    const looped = this.loopGuard.ownerOf(socket.remoteAddress, socket.remotePort)
-    if (looped) return this.#refuseLoop(socket, remote, looped)
     let dst: Endpoint | undefined
     try {
       dst = originalDst(socket) as Endpoint
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err }, 'SO_ORIGINAL_DST failed')
     }
+    const looped = this.loopGuard.ownerOf(socket.remoteAddress, socket.remotePort, dst)
+    if (looped) return this.#refuseLoop(socket, remote, looped)
     const r = route(this.kind, dst, this.#deps.router)
     this.istio(r.cluster, r.kind === 'passthrough' ? r.serviceName : 'unknown', '-').opened.inc()
     if (r.kind === 'blackhole') return this.#blackhole(socket, remote, dst, r.flags, r.reason)

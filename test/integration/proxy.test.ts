@@ -1,7 +1,9 @@
 // The sidecar between two pods with the seed's capture rules, both sidecars running as uid 1337.
 import t from 'tap'
 import { rootOnly } from '../helpers/root.js'
-import { eventually, podPair, runClient, startServerApp, startSidecar } from '../helpers/pods.js'
+import { join } from 'node:path'
+import { execIn } from '../../src/lab/netns.js'
+import { eventually, podPair, repoRoot, runClient, spawnIn, startServerApp, startSidecar } from '../helpers/pods.js'
 
 const MB = 1_000_000
 
@@ -99,6 +101,28 @@ t.test('loop guard: a proxy whose uid the rules do not exempt refuses the loop o
   t.ok(lines.some((l) => /UF - upstream_loop .* PassthroughCluster/.test(l)), 'the app\'s connection is logged UF upstream_loop')
   t.ok(lines.some((l) => /NR - upstream_loop .* BlackHoleCluster/.test(l)), 'the looped hop is refused')
   t.notOk(app.stdout.some((l) => l.includes('"conn"')), 'the server app never got a connection')
+})
+
+t.test('loop guard: an app connection sharing a source port with an open upstream socket is not a loop', rootOnly(), async (t) => {
+  // Linux gives the same local port to connect()ed sockets with different destinations, so with many
+  // upstream sockets open, new app connections often reuse one of their ports; only the destination differs.
+  const { client, server } = await podPair(t)
+  await startServerApp(t, server, 9080)
+  await startServerApp(t, server, 9081)
+  const outbound = await startSidecar(t, client)
+  await startSidecar(t, server)
+  const app = spawnIn(t, client.ns, ['node', join(repoRoot, 'test/helpers/apps/port-share.mjs'), server.ip, '9080', '9081', '1500', '300'], { uid: 1000, gid: 1000 })
+  const r = JSON.parse(await app.waitFor(/"held"/, 'stdout', 90_000)) as { held: number; short: number; errors: string[]; shortPorts: number[] }
+  const ss = await execIn(client.ns, ['ss', '-Htne', 'state', 'established', 'dport', '= :9080'])
+  const upstreamPorts = new Set(
+    ss.stdout.split('\n').filter((l) => / uid:1337 /.test(l)).map((l) => Number(/198\.18\.0\.1:(\d+)/.exec(l)?.[1])),
+  )
+  const shared = r.shortPorts.filter((p) => upstreamPorts.has(p))
+  t.equal(r.held, 1500, '1500 connections held open through both sidecars')
+  t.ok(shared.length > 0, `the kernel gave app connections ports of open upstream sockets (${shared.length} of ${r.short}), so the case was exercised`)
+  t.same(r.errors, [], 'no app connection was refused')
+  t.equal(r.short, 300, 'every short connection got its echo')
+  t.notOk(outbound.stderr.some((l) => l.includes('traffic loop')), 'no traffic loop was reported')
 })
 
 t.test('connection refused upstream: the client is closed and the inbound sidecar logs UF', rootOnly(), async (t) => {
