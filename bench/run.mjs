@@ -2,7 +2,7 @@
 // @ts-check
 // npm run bench: sidecar-lab's sidecar against a direct connection and against HAProxy, in the same pods with
 // the same capture rules, interleaved round by round (direct, sidecar-lab, HAProxy, direct, ...). Needs root.
-// usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME] [--out DIR]
+// usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME] [--out DIR] [--only IDS] [--positions LIST] [--peers LIST]
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
@@ -16,20 +16,49 @@ import { scenarios } from './scenarios.mjs'
 import { summarise } from './stats.mjs'
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean' }, rounds: { type: 'string' }, lab: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' } },
+  options: {
+    quick: { type: 'boolean' },
+    rounds: { type: 'string' },
+    lab: { type: 'string' },
+    out: { type: 'string' },
+    only: { type: 'string' },
+    positions: { type: 'string' },
+    peers: { type: 'string' },
+    help: { type: 'boolean' },
+  },
   strict: true,
 })
 if (values.help) {
-  process.stdout.write('usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME (default slb-bench)] [--out DIR]\n')
+  process.stdout.write(
+    'usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME (default slb-bench)] [--out DIR]\n' +
+      '                          [--only SCENARIO,...] [--positions both,outbound,inbound] [--peers direct,sidecar-lab,haproxy]\n' +
+      `scenarios: ${scenarios.map((s) => s.id).join(', ')}\n` +
+      'A run narrowed by --only, --positions or --peers writes its results to bench/results/tmp unless --out says otherwise.\n',
+  )
   process.exit(0)
 }
+/** @param {string | undefined} text @param {string[]} known @param {string} flag */
+function pick(text, known, flag) {
+  if (text === undefined) return known
+  const chosen = text.split(',').map((x) => x.trim()).filter(Boolean)
+  const unknown = chosen.filter((x) => !known.includes(x))
+  if (unknown.length || !chosen.length) {
+    process.stderr.write(`bench: ${flag} ${text}: unknown ${unknown.join(', ') || 'empty list'} (one or more of ${known.join(', ')})\n`)
+    process.exit(2)
+  }
+  return chosen
+}
+const onlyScenarios = pick(values.only, scenarios.map((s) => s.id), '--only')
+const onlyPositions = pick(values.positions, ['both', 'outbound', 'inbound'], '--positions')
+const onlyPeers = pick(values.peers, peers.map((p) => p.name), '--peers')
+const narrowed = values.only !== undefined || values.positions !== undefined || values.peers !== undefined
 if (process.getuid?.() !== 0) {
   process.stderr.write('bench: needs root (network namespaces and iptables)\n')
   process.exit(1)
 }
 const quick = !!values.quick
 const rounds = Number(values.rounds ?? (quick ? 1 : 3))
-const outDir = values.out ?? join(root, quick ? 'bench/results/tmp' : 'bench/results')
+const outDir = values.out ?? join(root, quick || narrowed ? 'bench/results/tmp' : 'bench/results')
 const host = machine()
 // Every idle connection costs a sidecar two descriptors, and root here cannot raise the hard limit.
 const maxIdle = Math.min(10_000, Math.floor((host.fdLimit - 1000) / 2 / 1000) * 1000)
@@ -51,13 +80,13 @@ try {
   await lab.setPosition('none')
   await scenarios.find((s) => s.id === 'http')?.run({ lab, sizes: { ...sizes, httpSeconds: 2 }, position: 'none', sidecar: false })
   for (let round = 1; round <= rounds && !guard.stopping; round++) {
-    for (const peer of peers) {
+    for (const peer of peers.filter((p) => onlyPeers.includes(p.name))) {
       if (guard.stopping) break
       if (peer.sidecar) await lab.startSidecars(peer.sidecar)
-      for (const position of peer.positions) {
+      for (const position of peer.positions.filter((p) => p === 'none' || onlyPositions.includes(p))) {
         if (guard.stopping) break
         await lab.setPosition(position)
-        for (const scenario of scenarios) {
+        for (const scenario of scenarios.filter((s) => onlyScenarios.includes(s.id))) {
           if (guard.stopping) break
           if (scenario.onlyBoth && position !== 'both') continue
           const sample = { round, peer: peer.name, position, scenario: scenario.id }
@@ -86,7 +115,14 @@ const result = {
   // the machine is shared: other work running beside the bench shows here (1, 5, 15 minute averages)
   loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100),
   machine: host,
-  method: { quick, rounds, sizes, lab: lab.lab, peers: peers.map((p) => ({ name: p.name, positions: p.positions })), scenarios: scenarios.map((s) => ({ id: s.id, title: s.title })) },
+  method: {
+    quick,
+    rounds,
+    sizes,
+    lab: lab.lab,
+    peers: peers.filter((p) => onlyPeers.includes(p.name)).map((p) => ({ name: p.name, positions: p.positions.filter((x) => x === 'none' || onlyPositions.includes(x)) })),
+    scenarios: scenarios.filter((s) => onlyScenarios.includes(s.id)).map((s) => ({ id: s.id, title: s.title })),
+  },
   samples,
   summary: summarise(samples),
 }

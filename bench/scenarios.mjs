@@ -18,9 +18,27 @@ const node = process.execPath
 
 /** @param {Context} ctx @param {number} streams @returns {Promise<Metrics>} */
 async function bulk(ctx, streams) {
+  const cpu = cpuMeter(ctx)
   const r = await ctx.lab.runJson('productpage', [node, app('bulk-client.mjs'), serverIp, String(ports.sink), String(streams), String(ctx.sizes.bulkSeconds)], (ctx.sizes.bulkSeconds + 40) * 1000)
   if (r.error || !(r.bytes > 0)) throw new Error(`bulk ${streams}: ${r.error ?? 'no bytes'}`)
-  return { MBps: r.bytes / 1e6 / (r.ms / 1000) }
+  // CPU seconds per GB moved: what each byte costs a sidecar, whatever else shares the cores.
+  return { MBps: r.bytes / 1e6 / (r.ms / 1000), ...cpu.per('cpuPerGB', r.bytes / 1e9) }
+}
+
+/**
+ * Reads the active sidecars' CPU seconds (utime+stime) now; per(name, units) gives the seconds each used
+ * since then divided by units, as `${name}Out` and `${name}In`.
+ * @param {Context} ctx
+ */
+function cpuMeter(ctx) {
+  const pids = activeSidecars(ctx)
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]))
+  return {
+    /** @param {string} name @param {number} units @returns {Metrics} */
+    per(name, units) {
+      return Object.fromEntries(Object.entries(pids).map(([k, pid]) => [`${name}${k === 'out' ? 'Out' : 'In'}`, (cpuSeconds(pid) - (before[k] ?? 0)) / units]))
+    },
+  }
 }
 
 /** @param {Context} ctx @param {Record<string, unknown>} options */
@@ -93,17 +111,17 @@ export const scenarios = [
     id: 'fixed-1k',
     title: 'HTTP/1.1 at 1000 requests/s, 1 KB, 4 connections (autocannon --overallRate 1000 -c 4)',
     async run(ctx) {
-      const pids = activeSidecars(ctx)
-      const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]))
+      const cpu = cpuMeter(ctx)
       const r = await cannon(ctx, { url: `http://${serverIp}:${ports.http}/1k`, connections: 4, overallRate: 1000, duration: ctx.sizes.fixedSeconds })
-      /** @type {Metrics} */
-      const m = { rps: r.requestsPerSec, p50: r.latencyMs.p50, p90: r.latencyMs.p90, p99: r.latencyMs.p99, errors: r.errors + r.non2xx }
-      for (const [k, pid] of Object.entries(pids)) {
-        const used = cpuSeconds(pid) - (before[k] ?? 0)
-        m[`cpuPer1kReq${k === 'out' ? 'Out' : 'In'}`] = used / (r.requests / 1000)
-        m[`vcpu${k === 'out' ? 'Out' : 'In'}`] = used / (r.ms / 1000)
+      return {
+        rps: r.requestsPerSec,
+        p50: r.latencyMs.p50,
+        p90: r.latencyMs.p90,
+        p99: r.latencyMs.p99,
+        errors: r.errors + r.non2xx,
+        ...cpu.per('cpuPer1kReq', r.requests / 1000),
+        ...cpu.per('vcpu', r.ms / 1000),
       }
-      return m
     },
   },
   {
@@ -111,9 +129,10 @@ export const scenarios = [
     title: 'new connections per second (one request each, Connection: close, 8 at a time)',
     async run(ctx) {
       const s = ctx.sizes.cpsSeconds
+      const cpu = cpuMeter(ctx)
       const r = await ctx.lab.runJson('productpage', [node, app('connect-client.mjs'), serverIp, String(ports.http), '8', String(s)], (s + 40) * 1000)
       if (!(r.connections > 0)) throw new Error(`cps: no connection completed (${r.errors} errors)`)
-      return { cps: r.connections / (r.ms / 1000), p50: r.latenciesMs.p50, p99: r.latenciesMs.p99, errors: r.errors }
+      return { cps: r.connections / (r.ms / 1000), p50: r.latenciesMs.p50, p99: r.latenciesMs.p99, errors: r.errors, ...cpu.per('cpuPer1kConn', r.connections / 1000) }
     },
   },
 ]
