@@ -190,3 +190,24 @@ export function cpuSeconds(pid) {
   // after "pid (comm) ": state is field 3, so utime (14) and stime (15) sit at 11 and 12
   return (Number(fields[11]) + Number(fields[12])) / 100
 }
+
+/**
+ * Waits until the processes are quiet: less than 10 ms of CPU in each of two 250 ms windows in a row, or
+ * maxMs at most. After the memory scenario closes thousands of connections, a sidecar goes on tearing them
+ * down (and collecting their garbage) for a while; the next scenario must not pay for that.
+ * @param {(number | undefined)[]} pids
+ * @returns {Promise<number>} the milliseconds waited
+ */
+export async function quiet(pids, maxMs = 20_000) {
+  const live = pids.filter((p) => processes.alive(p))
+  const t0 = Date.now()
+  let calm = 0
+  let last = live.map(cpuSeconds)
+  while (calm < 2 && Date.now() - t0 < maxMs) {
+    await sleep(250)
+    const now = live.map(cpuSeconds)
+    calm = now.every((c, i) => c - (last[i] ?? 0) < 0.01) ? calm + 1 : 0
+    last = now
+  }
+  return Date.now() - t0
+}

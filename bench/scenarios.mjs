@@ -6,7 +6,7 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { cpuSeconds, ports, root, rssBytes, serverIp } from './harness.mjs'
+import { cpuSeconds, ports, quiet, root, rssBytes, serverIp } from './harness.mjs'
 
 /** @typedef {{ bulkSeconds: number, httpSeconds: number, fixedSeconds: number, cpsSeconds: number, idle: number[] }} Sizes */
 /** @typedef {{ lab: import('./harness.mjs').BenchLab, sizes: Sizes, position: import('./peers.mjs').Position, sidecar: boolean }} Context */
@@ -92,6 +92,7 @@ export const scenarios = [
       } finally {
         child.stdin?.end()
         await Promise.race([once(child, 'exit'), sleep(10_000)])
+        await quiet([pids.out, pids.in])
       }
     },
   },
