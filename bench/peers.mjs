@@ -62,10 +62,24 @@ export const haproxy = {
   argv: (dir) => ['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')],
 }
 
-/** The peers in the order each round runs them, with the positions each is measured in. */
-/** @type {{ name: string, sidecar?: SidecarPeer, positions: Position[] }[]} */
+/**
+ * The floor (bench/apps/floor-relay.mjs): node:net and our addon with nothing else, so the distance from
+ * sidecar-lab to it is what sidecar-lab's own code costs, and the distance from it to HAProxy is Node's.
+ * @type {SidecarPeer}
+ */
+export const nodeFloor = {
+  name: 'node-floor',
+  argv: () => ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', process.execPath, join(root, 'bench/apps/floor-relay.mjs')],
+}
+
+/**
+ * The peers in the order each round runs them, with the positions each is measured in. An optional peer runs
+ * only when --peers names it.
+ * @type {{ name: string, sidecar?: SidecarPeer, positions: Position[], optional?: boolean }[]}
+ */
 export const peers = [
   { name: 'direct', positions: ['none'] },
   { name: 'sidecar-lab', sidecar: sidecarLab, positions: ['both', 'outbound', 'inbound'] },
+  { name: 'node-floor', sidecar: nodeFloor, positions: ['both', 'outbound', 'inbound'], optional: true },
   { name: 'haproxy', sidecar: haproxy, positions: ['both', 'outbound', 'inbound'] },
 ]

@@ -31,6 +31,26 @@ function rows(r, a, b, cols) {
   return out
 }
 
+/**
+ * sidecar-lab next to the floor relay (node:net and the addon, nothing else) and HAProxy, when the run had it.
+ * @param {Result} r @param {string} position
+ */
+function floorRows(r, position) {
+  const [lab, floor, hap] = ['sidecar-lab', 'node-floor', 'haproxy'].map((p) => `${p}/${position}`)
+  const out = []
+  for (const s of r.method.scenarios) {
+    for (const [metric, figs] of Object.entries(r.summary[s.id] ?? {})) {
+      const f = figs[floor ?? '']
+      if (metric === 'errors' || !f) continue
+      const d = describe(metric)
+      const a = figs[lab ?? '']?.median
+      const h = figs[hap ?? '']?.median
+      out.push(`| ${s.id} | ${d.label}${d.unit ? ` (${d.unit})` : ''} | ${cell(figs[lab ?? ''], d.digits)} | ${cell(f, d.digits)} | ${cell(figs[hap ?? ''], d.digits)} | ${ratio(a && f.median ? a / f.median : undefined)} | ${ratio(h && f.median ? f.median / h : undefined)} |`)
+    }
+  }
+  return out
+}
+
 /** @param {Result} r */
 export function renderMarkdown(r) {
   const m = r.machine
@@ -57,6 +77,18 @@ export function renderMarkdown(r) {
       '| scenario | figure | direct | sidecar-lab | HAProxy | sidecar-lab ÷ direct | HAProxy ÷ direct | sidecar-lab ÷ HAProxy |',
       '|---|---|--:|--:|--:|--:|--:|--:|',
       ...rows(r, `sidecar-lab/${position}`, `haproxy/${position}`, ['direct/none', `sidecar-lab/${position}`, `haproxy/${position}`]).filter((l) => !l.startsWith('| memory')),
+    )
+  }
+  for (const position of ['both', 'outbound', 'inbound']) {
+    const floor = floorRows(r, position)
+    if (!floor.length) continue
+    lines.push(
+      '',
+      `## The Node floor (bench/apps/floor-relay.mjs), ${position === 'both' ? 'both sidecars' : `${position} sidecar only`}`,
+      '',
+      '| scenario | figure | sidecar-lab | node-floor | HAProxy | sidecar-lab ÷ node-floor | node-floor ÷ HAProxy |',
+      '|---|---|--:|--:|--:|--:|--:|',
+      ...floor,
     )
   }
   const failed = r.samples.filter((s) => s.error)

@@ -32,6 +32,7 @@ if (values.help) {
   process.stdout.write(
     'usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME (default slb-bench)] [--out DIR]\n' +
       '                          [--only SCENARIO,...] [--positions both,outbound,inbound] [--peers direct,sidecar-lab,haproxy]\n' +
+      `peers: ${peers.map((p) => p.name + (p.optional ? ' (only when named)' : '')).join(', ')}\n` +
       `scenarios: ${scenarios.map((s) => s.id).join(', ')}\n` +
       'A run narrowed by --only, --positions or --peers writes its results to bench/results/tmp unless --out says otherwise.\n',
   )
@@ -50,7 +51,7 @@ function pick(text, known, flag) {
 }
 const onlyScenarios = pick(values.only, scenarios.map((s) => s.id), '--only')
 const onlyPositions = pick(values.positions, ['both', 'outbound', 'inbound'], '--positions')
-const onlyPeers = pick(values.peers, peers.map((p) => p.name), '--peers')
+const onlyPeers = values.peers === undefined ? peers.filter((p) => !p.optional).map((p) => p.name) : pick(values.peers, peers.map((p) => p.name), '--peers')
 const narrowed = values.only !== undefined || values.positions !== undefined || values.peers !== undefined
 if (process.getuid?.() !== 0) {
   process.stderr.write('bench: needs root (network namespaces and iptables)\n')
