@@ -44,7 +44,7 @@ function cpuMeter(ctx) {
 /** @param {Context} ctx @param {Record<string, unknown>} options */
 async function cannon(ctx, options) {
   const duration = Number(options.duration)
-  const r = await ctx.lab.runJson('productpage', [node, app('cannon.mjs'), JSON.stringify(options)], (duration + 40) * 1000)
+  const r = await ctx.lab.runJson('productpage', [node, join(root, 'dist/lab/cannon.js'), JSON.stringify(options)], (duration + 40) * 1000)
   if (r.error || !(r.requests > 0)) throw new Error(`autocannon: ${r.error ?? 'no responses'}`)
   return r
 }

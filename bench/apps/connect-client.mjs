@@ -3,7 +3,8 @@
 // Prints one JSON line: { connections, ms, errors, latenciesMs: {p50, p90, p99} }.
 // usage: connect-client.mjs HOST PORT CONCURRENCY SECONDS
 import { connect } from 'node:net'
-import { percentiles } from './percentiles.mjs'
+/** @type {typeof import('../../src/lab/percentiles.js')} */
+const { percentiles } = await import(new URL('../../dist/lab/percentiles.js', import.meta.url).href)
 
 const [host = '', port = '0', concurrencyText = '1', secondsText = '1'] = process.argv.slice(2)
 const deadline = Date.now() + Number(secondsText) * 1000

@@ -5,7 +5,7 @@ import { UnknownFlagError } from '../errors.js'
 import { createLogger } from '../logger.js'
 import { run } from './exec.js'
 import { applyRules, cliPath, down, up } from './lifecycle.js'
-import { autocannon, positiveInt, renderComparison, type LoadResult } from './load.js'
+import { load as loadFrom, positiveInt, renderComparison, type LoadResult } from './load.js'
 import { inNetns } from './netns.js'
 import { appPort, appUser, podUrl } from './scene.js'
 
@@ -54,10 +54,10 @@ export const demoCommand: Command = {
       const results: LoadResult[] = []
       say('capture rules off in both pods (direct)...\n')
       for (const pod of ['productpage', 'reviews']) await applyRules(state, pod, true)
-      results.push(await autocannon('direct', state.pods.productpage!.ns, target, load))
+      results.push(await loadFrom('direct', state.pods.productpage!.ns, target, load))
       say('capture rules on again (through both sidecars)...\n')
       for (const pod of ['productpage', 'reviews']) await applyRules(state, pod)
-      results.push(await autocannon('both sidecars', state.pods.productpage!.ns, target, load))
+      results.push(await loadFrom('both sidecars', state.pods.productpage!.ns, target, load))
       say('\n' + renderComparison(results))
     } finally {
       say(`\n== 4. lab down\n`)

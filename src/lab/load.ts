@@ -1,58 +1,44 @@
 // Load from inside a pod with autocannon (as the app's user, so the capture rules treat it as the app).
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
-import { InvalidFlagError } from '../errors.js'
+import { fileURLToPath } from 'node:url'
+import { CommandFailedError, InvalidFlagError } from '../errors.js'
+import type { CannonResult } from './cannon.js'
 import { run } from './exec.js'
 import { inNetns } from './netns.js'
 import { appUser } from './scene.js'
 
-export interface LoadResult {
+export interface LoadResult extends CannonResult {
   label: string
-  requestsPerSec: number
-  latencyAvgMs: number
-  latencyP50Ms: number
-  latencyP99Ms: number
-  throughputBytesPerSec: number
-  total: number
-  errors: number
-  non2xx: number
 }
 
-const autocannonBin = join(dirname(createRequire(import.meta.url).resolve('autocannon/package.json')), 'autocannon.js')
+const cannon = fileURLToPath(new URL('./cannon.js', import.meta.url))
 
-export async function autocannon(label: string, ns: string, url: string, options: { connections: number; durationS: number }): Promise<LoadResult> {
-  const argv = [process.execPath, autocannonBin, '-c', String(options.connections), '-d', String(options.durationS), '--json', url]
+/** HTTP/1.1 keep-alive load from inside a pod (src/lab/cannon.ts), as the app's user. */
+export async function load(label: string, ns: string, url: string, options: { connections: number; durationS: number }): Promise<LoadResult> {
+  const argv = [process.execPath, cannon, JSON.stringify({ url, connections: options.connections, duration: options.durationS })]
   const [program, ...args] = inNetns(ns, argv, appUser)
-  const r = await run(program!, args, { timeoutMs: (options.durationS + 30) * 1000 })
-  const j = JSON.parse(r.stdout) as {
-    requests: { average: number; total: number }
-    latency: { average: number; p50: number; p99: number }
-    throughput: { average: number }
-    errors: number
-    non2xx: number
+  const r = await run(program!, args, { timeoutMs: (options.durationS + 40) * 1000, allowFailure: true })
+  const last = r.stdout.trim().split('\n').pop() ?? ''
+  let result: CannonResult & { error?: string }
+  try {
+    result = JSON.parse(last) as CannonResult & { error?: string }
+  } catch {
+    throw new CommandFailedError(`load from ${ns} to ${url} gave no result (exit ${r.code}): ${r.stderr.trim().slice(-300) || last}`)
   }
-  return {
-    label,
-    requestsPerSec: j.requests.average,
-    latencyAvgMs: j.latency.average,
-    latencyP50Ms: j.latency.p50,
-    latencyP99Ms: j.latency.p99,
-    throughputBytesPerSec: j.throughput.average,
-    total: j.requests.total,
-    errors: j.errors,
-    non2xx: j.non2xx,
-  }
+  if (result.error) throw new CommandFailedError(`load from ${ns} to ${url}: ${result.error}`)
+  return { label, ...result }
 }
 
 export function renderComparison(results: LoadResult[]): string {
+  const ms = (v: number) => v.toFixed(3)
   const rows = [
     ['', ...results.map((r) => r.label)],
     ['requests/s', ...results.map((r) => r.requestsPerSec.toFixed(0))],
-    ['latency avg (ms)', ...results.map((r) => r.latencyAvgMs.toFixed(2))],
-    ['latency p50 (ms)', ...results.map((r) => String(r.latencyP50Ms))],
-    ['latency p99 (ms)', ...results.map((r) => String(r.latencyP99Ms))],
-    ['throughput (MB/s)', ...results.map((r) => (r.throughputBytesPerSec / 1e6).toFixed(2))],
-    ['requests', ...results.map((r) => String(r.total))],
+    ['latency mean (ms)', ...results.map((r) => ms(r.latencyMs.mean))],
+    ['latency p50 (ms)', ...results.map((r) => ms(r.latencyMs.p50))],
+    ['latency p90 (ms)', ...results.map((r) => ms(r.latencyMs.p90))],
+    ['latency p99 (ms)', ...results.map((r) => ms(r.latencyMs.p99))],
+    ['throughput (MB/s)', ...results.map((r) => (r.bytes / 1e6 / (r.ms / 1000)).toFixed(2))],
+    ['requests', ...results.map((r) => String(r.requests))],
     ['errors / non-2xx', ...results.map((r) => `${r.errors} / ${r.non2xx}`)],
   ]
   if (results.length === 2 && results[0]!.requestsPerSec > 0) {
