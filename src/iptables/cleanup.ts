@@ -3,7 +3,7 @@
 // tables. Each step is one iptables-restore transaction, so none stops half-way.
 import type { Logger } from '../logger.js'
 import type { Plan } from './plan.js'
-import { builtinChains, isOwnedChain, parseRestore } from './restore-text.js'
+import { builtinChains, isOwnedChain, nftTables, parseRestore } from './restore-text.js'
 import { removeRouting } from './routing.js'
 import { restoreAt, runAt, type Family, type Target } from './target.js'
 import { presentNftTables, readSave, ruleExists } from './verify.js'
@@ -76,4 +76,37 @@ export async function cleanupAt(target: Target, plan: Plan, logger: Logger): Pro
     if (plan.ipv6.trim()) await cleanupFamily(target, 'ipv6', plan.ipv6, logger)
   }
   if (plan.tproxy) await removeRouting(target, plan.tproxy)
+}
+
+/**
+ * What `--cleanup-only --dry-run` prints, read from the plan alone (no kernel state, so no privileges): per
+ * family the restore input that deletes the plan's rules in built-in chains, last first, then flushes and
+ * deletes the plan's ISTIO_* chains; for nftables the plan's tables; then TPROXY's routing, as comments. A live
+ * cleanup deletes only what is present, and also any other ISTIO_* chain it finds.
+ */
+export function cleanupText(plan: Plan): string {
+  const out: string[] = []
+  if (plan.backend === 'nftables') {
+    out.push(...nftTables(plan.nft).map((t) => `delete table ${t.family} ${t.name}`))
+  } else {
+    for (const [family, text] of [
+      ['iptables-restore --noflush', plan.ipv4],
+      ['ip6tables-restore --noflush', plan.ipv6],
+    ] as const) {
+      if (!text.trim()) continue
+      out.push(`# ${family}`)
+      for (const table of parseRestore(text)) {
+        const deletes = [...table.rules].reverse().filter((r) => builtinChains.has(r.chain)).map((r) => `-D ${r.chain} ${r.specText}`)
+        const owned = table.chains.filter(isOwnedChain)
+        out.push(...restoreBlock(table.name, [...deletes, ...owned.map((c) => `-F ${c}`), ...owned.map((c) => `-X ${c}`)]))
+      }
+    }
+  }
+  if (plan.tproxy) {
+    for (const family of plan.tproxy.ipv6 ? ['-4', '-6'] : ['-4']) {
+      out.push(`# ip ${family} rule del fwmark ${plan.tproxy.mark} lookup ${plan.tproxy.table}`)
+      out.push(`# ip ${family} route del local default dev lo table ${plan.tproxy.table}`)
+    }
+  }
+  return out.length ? out.join('\n') + '\n' : ''
 }

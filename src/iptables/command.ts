@@ -1,11 +1,13 @@
 // `sidecar-lab iptables`: istio-iptables' flags in, capture rules out. --dry-run / --explain print the
-// plan on stdout and nothing else; otherwise apply.ts programs the kernel and one result line is printed.
+// plan on stdout and nothing else (with --cleanup-only, --dry-run prints what cleanup removes); otherwise
+// apply.ts programs the kernel and one result line is printed.
 import { readFileSync } from 'node:fs'
 import type { Command } from '../command.js'
 import { createLogger } from '../logger.js'
 import { applyPlan, cleanupPlan } from './apply.js'
 import type { ApplyOutcome } from './apply.js'
 import { buildPlan, planText } from './build.js'
+import { cleanupText } from './cleanup.js'
 import { helpText, parseFlags } from './flags.js'
 
 const outcomeLine: Record<ApplyOutcome, string> = {
@@ -24,6 +26,10 @@ export const iptablesCommand: Command = {
       return 0
     }
     const plan = buildPlan(rules, { nativeNftables: run.nativeNftables, compat: run.compat, explain: run.explain })
+    if (run.dryRun && run.cleanupOnly && !run.explain) {
+      io.stdout.write(cleanupText(plan))
+      return 0
+    }
     if (run.dryRun || run.explain) {
       io.stdout.write(planText(plan))
       return 0

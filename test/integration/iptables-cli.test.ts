@@ -68,6 +68,20 @@ t.test('apply, re-apply, differ, reconcile, cleanup through the CLI', opts, asyn
   t.equal(rulesOnly((await kernelState(ns)).v4), '')
 })
 
+t.test('--cleanup-only --dry-run prints removal input that, fed to iptables-restore, removes what apply put there', opts, async (t) => {
+  const ns = await scratchNetns(t)
+  const at = ['--network-namespace', ns]
+  t.equal((await sidecarLab(['iptables', ...flags, ...at])).code, 0)
+  const before = await kernelState(ns)
+  const dry = await sidecarLab(['iptables', ...flags, ...at, '--cleanup-only', '--dry-run'])
+  t.equal(dry.code, 0)
+  t.same(await kernelState(ns), before, 'the dry run changed nothing')
+  t.notMatch(dry.stdout, /^-A /m, 'nothing is added')
+  await execIn(ns, ['iptables-restore', '--noflush'], { input: dry.stdout })
+  t.equal(rulesOnly((await kernelState(ns)).v4), '', 'the printed input removed every rule the apply made')
+  t.notMatch((await execIn(ns, ['iptables-save'])).stdout, /ISTIO_/, 'and every ISTIO_* chain')
+})
+
 t.test('a namespace that does not exist: exit 2 and its name', opts, async (t) => {
   const out = await sidecarLab(['iptables', ...flags, '--network-namespace', '/var/run/netns/slt-ipt-absent'])
   t.equal(out.code, 2)

@@ -56,6 +56,28 @@ t.test('--native-nftables --dry-run prints the nft script', async (t) => {
   t.match(out.stdout, /^add table inet istio-proxy-nat\nflush table inet istio-proxy-nat\n/)
 })
 
+t.test('--cleanup-only --dry-run prints what cleanup removes, not the rules to add', async (t) => {
+  const out = await run(['--cleanup-only', '--dry-run', ...injector])
+  t.equal(out.code, 0)
+  t.equal(
+    out.stdout,
+    [
+      '# iptables-restore --noflush',
+      '*nat',
+      '-D OUTPUT -j ISTIO_OUTPUT',
+      '-D PREROUTING -p tcp -j ISTIO_INBOUND',
+      ...['ISTIO_INBOUND', 'ISTIO_REDIRECT', 'ISTIO_IN_REDIRECT', 'ISTIO_OUTPUT'].map((c) => `-F ${c}`),
+      ...['ISTIO_INBOUND', 'ISTIO_REDIRECT', 'ISTIO_IN_REDIRECT', 'ISTIO_OUTPUT'].map((c) => `-X ${c}`),
+      'COMMIT',
+      '',
+    ].join('\n'),
+  )
+  const nft = await run(['--cleanup-only', '--dry-run', '--native-nftables', ...injector])
+  t.equal(nft.stdout, 'delete table inet istio-proxy-nat\n')
+  const tproxy = await run(['--cleanup-only', '--dry-run', '-m', 'TPROXY'])
+  t.match(tproxy.stdout, /^# ip -4 rule del fwmark 1337 lookup 133\n# ip -4 route del local default dev lo table 133\n$/m, 'TPROXY routing, as comments')
+})
+
 t.test('--explain prints the commented plan without applying', async (t) => {
   const out = await run(['--explain', ...injector])
   t.equal(out.code, 0)
