@@ -25,6 +25,11 @@ export const iptablesCommand: Command = {
       io.stdout.write(helpText())
       return 0
     }
+    const mode = rules.inboundInterceptionMode
+    if (mode !== '' && mode !== 'REDIRECT' && mode !== 'TPROXY') {
+      // istio-iptables treats every value but TPROXY as REDIRECT; so do we, but a typo should not pass unseen.
+      io.stderr.write(`warning: -m/--istio-inbound-interception-mode '${mode}' is neither REDIRECT nor TPROXY: using REDIRECT, as istio-iptables does\n`)
+    }
     const plan = buildPlan(rules, { nativeNftables: run.nativeNftables, compat: run.compat, explain: run.explain })
     if (run.dryRun && run.cleanupOnly && !run.explain) {
       io.stdout.write(cleanupText(plan))

@@ -78,6 +78,14 @@ t.test('--cleanup-only --dry-run prints what cleanup removes, not the rules to a
   t.match(tproxy.stdout, /^# ip -4 rule del fwmark 1337 lookup 133\n# ip -4 route del local default dev lo table 133\n$/m, 'TPROXY routing, as comments')
 })
 
+t.test('-m with neither REDIRECT nor TPROXY: REDIRECT, as istio-iptables, with a warning naming the value', async (t) => {
+  const out = await run(['--dry-run', ...injector.map((a) => (a === 'REDIRECT' ? 'tproxy' : a))])
+  t.equal(out.code, 0)
+  t.equal(out.stdout, renderDryRun(injectorConfig), 'the REDIRECT plan')
+  t.equal(out.stderr, "warning: -m/--istio-inbound-interception-mode 'tproxy' is neither REDIRECT nor TPROXY: using REDIRECT, as istio-iptables does\n")
+  t.equal((await run(['--dry-run', ...injector])).stderr, '', 'no warning for REDIRECT')
+})
+
 t.test('--explain prints the commented plan without applying', async (t) => {
   const out = await run(['--explain', ...injector])
   t.equal(out.code, 0)
