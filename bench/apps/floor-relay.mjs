@@ -32,8 +32,9 @@ function listener(inbound) {
     const up = connect({ host: dst.address, port: dst.port, family: dst.family, allowHalfOpen: true, noDelay: true, ...(source ? { localAddress: source } : {}) })
     up.on('error', () => down.resetAndDestroy())
     down.on('error', () => up.resetAndDestroy())
-    up.once('close', () => down.destroy())
-    down.once('close', () => up.destroy())
+    // One side fully closed: finish the other only once its bytes are out and its peer's FIN was read.
+    up.once('close', () => down.writableFinished && down.readableEnded && down.destroy())
+    down.once('close', () => up.writableFinished && up.readableEnded && up.destroy())
     up.once('connect', () => {
       relay(down, up)
       relay(up, down)
