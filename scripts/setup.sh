@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs what sidecar-lab needs and is missing: Debian packages (when root) and the npm dependencies, which
-# also build the addon (node-gyp) and the TypeScript (dist/). Safe to run again; does nothing when all is there.
+# Installs what sidecar-lab needs and is missing: Debian packages (when root; python3, make and g++ are for
+# node-gyp) and the npm dependencies, which also build the addon (node-gyp) and the TypeScript (dist/). Safe to
+# run again; does nothing when all is there.
 # usage: scripts/setup.sh [--ci]   (--ci: always a clean `npm ci`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 for pkg_bin in iptables:iptables-restore nftables:nft iproute2:ip conntrack:conntrack util-linux:setpriv \
-               haproxy:haproxy curl:curl; do
+               haproxy:haproxy curl:curl python3:python3 make:make g++:g++; do
   command -v "${pkg_bin#*:}" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "${pkg_bin#*:}" >/dev/null 2>&1 \
     || need+=("${pkg_bin%%:*}")
 done
