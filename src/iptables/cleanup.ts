@@ -3,8 +3,8 @@
 // tables. Each step is one iptables-restore transaction, so none stops half-way.
 import type { Logger } from '../logger.js'
 import type { Plan } from './plan.js'
-import { builtinChains, isOwnedChain, nftTables, parseRestore } from './restore-text.js'
-import { removeRouting } from './routing.js'
+import { builtinChains, isOwnedChain, nftTables, parseRestore, type PlannedRule, type PlannedTable } from './restore-text.js'
+import { removalCommands, removeRouting } from './routing.js'
 import { restoreAt, runAt, type Family, type Target } from './target.js'
 import { presentNftTables, readSave, ruleExists } from './verify.js'
 
@@ -12,15 +12,21 @@ function restoreBlock(table: string, lines: string[]): string[] {
   return lines.length ? [`*${table}`, ...lines, 'COMMIT'] : []
 }
 
+/** The plan's rules in built-in chains, last first: the order cleanup deletes them in. */
+function builtinRulesLastFirst(table: PlannedTable): PlannedRule[] {
+  return [...table.rules].reverse().filter((r) => builtinChains.has(r.chain))
+}
+
+const deleteLine = (rule: PlannedRule) => `-D ${rule.chain} ${rule.specText}`
+const flushAndDelete = (chains: string[]) => [...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`)]
+
 /** Deletes of the plan's rules in built-in chains that are present, last first; '' when none are. */
 async function plannedDeletes(target: Target, family: Family, text: string): Promise<string> {
   const blocks: string[] = []
   for (const table of parseRestore(text)) {
     const lines: string[] = []
-    for (const rule of [...table.rules].reverse()) {
-      if (builtinChains.has(rule.chain) && (await ruleExists(target, family, rule))) {
-        lines.push(`-D ${rule.chain} ${rule.specText}`)
-      }
+    for (const rule of builtinRulesLastFirst(table)) {
+      if (await ruleExists(target, family, rule)) lines.push(deleteLine(rule))
     }
     blocks.push(...restoreBlock(table.name, lines))
   }
@@ -39,7 +45,7 @@ async function chainDeletes(target: Target, family: Family): Promise<string> {
       .flatMap(([, lines]) => lines.filter((l) => /\s-[jg]\s+ISTIO_\S+/.test(l)))
       .map((l) => l.replace(/^-A /, '-D '))
     const owned = [...table.chains].filter(isOwnedChain)
-    blocks.push(...restoreBlock(name, [...jumps, ...owned.map((c) => `-F ${c}`), ...owned.map((c) => `-X ${c}`)]))
+    blocks.push(...restoreBlock(name, [...jumps, ...flushAndDelete(owned)]))
   }
   return blocks.length ? blocks.join('\n') + '\n' : ''
 }
@@ -96,17 +102,10 @@ export function cleanupText(plan: Plan): string {
       if (!text.trim()) continue
       out.push(`# ${family}`)
       for (const table of parseRestore(text)) {
-        const deletes = [...table.rules].reverse().filter((r) => builtinChains.has(r.chain)).map((r) => `-D ${r.chain} ${r.specText}`)
-        const owned = table.chains.filter(isOwnedChain)
-        out.push(...restoreBlock(table.name, [...deletes, ...owned.map((c) => `-F ${c}`), ...owned.map((c) => `-X ${c}`)]))
+        out.push(...restoreBlock(table.name, [...builtinRulesLastFirst(table).map(deleteLine), ...flushAndDelete(table.chains.filter(isOwnedChain))]))
       }
     }
   }
-  if (plan.tproxy) {
-    for (const family of plan.tproxy.ipv6 ? ['-4', '-6'] : ['-4']) {
-      out.push(`# ip ${family} rule del fwmark ${plan.tproxy.mark} lookup ${plan.tproxy.table}`)
-      out.push(`# ip ${family} route del local default dev lo table ${plan.tproxy.table}`)
-    }
-  }
+  if (plan.tproxy) out.push(...removalCommands(plan.tproxy).map((c) => `# ${c}`))
   return out.length ? out.join('\n') + '\n' : ''
 }

@@ -46,6 +46,14 @@ export async function setupRouting(target: Target, r: TproxyRouting): Promise<bo
   return changed
 }
 
+/** The commands removeRouting runs when the rule and the route are there once each (for --dry-run). */
+export function removalCommands(r: TproxyRouting): string[] {
+  return families(r).flatMap((family) => [
+    ['ip', family, 'rule', 'del', ...ruleArgs(r)].join(' '),
+    ['ip', family, 'route', 'del', ...routeArgs(r)].join(' '),
+  ])
+}
+
 /** Removes every copy of the rule and the route; nothing there is a no-op. */
 export async function removeRouting(target: Target, r: TproxyRouting): Promise<void> {
   for (const family of families(r)) {
