@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 export PATH="$PATH:/usr/sbin:/sbin"
 
 base=sidecar-lab/base:bookworm
-image=sidecar-lab:latest
+image=${SIDECAR_LAB_IMAGE:-sidecar-lab:latest}   # the lab reads the same variable (src/lab/docker.ts)
 cache=/var/cache/sidecar-lab
 rootfs=$cache/rootfs-bookworm
 dockerd_log=/var/log/sidecar-lab-dockerd.log

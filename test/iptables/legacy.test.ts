@@ -7,7 +7,8 @@ import { InvalidFlagError } from '../../src/errors.js'
 import { parseFlags } from '../../src/iptables/flags.js'
 import { canonical, listing } from './listing.js'
 
-const seed = readFileSync(new URL('../../../shared/seeds/000_4b6062bbf940b178.txt', import.meta.url), 'utf8')
+// The seed listing's raw and nat tables, copied into the repository (its header names the source).
+const seed = readFileSync(new URL('../fixtures/apply/seed-listing.txt', import.meta.url), 'utf8')
 
 function seedTable(table: string): string[] {
   const lines = seed.split('\n')
