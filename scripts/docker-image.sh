@@ -15,6 +15,7 @@ image=${SIDECAR_LAB_IMAGE:-sidecar-lab:latest}   # the lab reads the same variab
 cache=/var/cache/sidecar-lab
 rootfs=$cache/rootfs-bookworm
 dockerd_log=/var/log/sidecar-lab-dockerd.log
+started_by_us=/run/sidecar-lab/dockerd.pid
 start=$SECONDS
 step() { echo "docker-image: $* (+$((SECONDS - start))s)" >&2; }
 
@@ -46,6 +47,8 @@ if ! docker info >/dev/null 2>&1; then
   if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then rm -f /var/run/docker.pid; fi
   setsid dockerd --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false --bridge=none \
     >>"$dockerd_log" 2>&1 </dev/null &
+  # Ours to stop: scripts/docker-daemon.sh stop ends only a dockerd whose pid is recorded here.
+  mkdir -p "$(dirname "$started_by_us")" && echo $! >"$started_by_us"
   for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "docker-image: dockerd did not come up; its log:" >&2; tail -30 "$dockerd_log" >&2; exit 1; }
 fi
