@@ -85,14 +85,6 @@ export function parseSave(text: string): Map<string, SavedTable> {
   return tables
 }
 
-/** The rule lines of a save output with the comments (which carry timestamps) and counters dropped. */
-export function saveRules(text: string): string[] {
-  return text
-    .split('\n')
-    .filter((l) => l && !l.startsWith('#'))
-    .map((l) => (l.startsWith(':') ? l.replace(/\s*\[\d+:\d+\]$/, '') : l))
-}
-
 export interface NftTableRef {
   family: string
   name: string
