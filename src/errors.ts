@@ -86,3 +86,17 @@ export class DockerError extends SidecarError {
     super('SIDECAR_ERR_DOCKER', message)
   }
 }
+
+/** A lab command needs the lab up, and it is not (or its `up` never finished). */
+export class LabNotUpError extends SidecarError {
+  constructor(lab: string) {
+    super('SIDECAR_ERR_LAB_NOT_UP', `lab ${lab} is not up: run 'sidecar-lab lab up --lab ${lab}' first`)
+  }
+}
+
+/** A lab process (a sidecar, an app) could not start or did not become ready; the message carries its log. */
+export class LabProcessError extends SidecarError {
+  constructor(message: string) {
+    super('SIDECAR_ERR_LAB_PROCESS', message)
+  }
+}

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { Command, CommandIO } from '../command.js'
-import { InvalidFlagError, UnknownFlagError } from '../errors.js'
+import { InvalidFlagError, LabNotUpError, UnknownFlagError } from '../errors.js'
 import { createLogger } from '../logger.js'
 import { applyRules, down, up } from './lifecycle.js'
 import { inNetns } from './netns.js'
@@ -55,7 +55,7 @@ function parse(argv: string[]): Parsed {
 
 function requireState(lab: string): LabState {
   const state = readState(lab)
-  if (!state) throw new InvalidFlagError(`lab ${lab} is not up: run 'sidecar-lab lab up' first`)
+  if (!state) throw new LabNotUpError(lab)
   return state
 }
 
@@ -100,7 +100,7 @@ function logs(state: LabState, name: string | undefined, io: CommandIO): number 
 
 export const labCommand: Command = {
   name: 'lab',
-  summary: 'pods as network namespaces with the sidecar: up, down, status, exec, logs',
+  summary: 'pods as network namespaces with the sidecar: up, down, status, exec, logs, rules',
   async run(argv, io) {
     const [sub, ...rest] = argv
     if (!sub || sub === '--help' || sub === 'help') {

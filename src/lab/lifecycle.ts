@@ -1,7 +1,7 @@
 // lab up / lab down: build the scene from nothing, and remove every trace of it, also after a crash.
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { PermissionError } from '../errors.js'
+import { InvalidFlagError, PermissionError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { addPodHolder, imageAppServer, imageCli, removeContainers, requireImage, runInit, startContainer } from './docker.js'
 import { run } from './exec.js'
@@ -40,11 +40,22 @@ export async function applyRules(state: LabState, pod: string, cleanup = false):
   return r.stdout.trim()
 }
 
+/** How a lab is built, in words: its pods' form and its capture rules. */
+function labForm(state: { rules: LabState['rules']; docker?: boolean | undefined }): string {
+  return `${state.docker ? 'Docker containers' : 'network namespaces'} with the ${state.rules === 'legacy' ? 'legacy (seed listing)' : "injector's"} rules`
+}
+
 export async function up(options: UpOptions): Promise<{ state: LabState; already: boolean }> {
   requireRoot('lab up')
   const { lab, log } = options
   const existing = readState(lab)
-  if (isUp(existing) && existing!.rules === options.rules && !!existing!.docker === !!options.docker) return { state: existing!, already: true }
+  if (isUp(existing)) {
+    const have = labForm(existing!)
+    const want = labForm({ rules: options.rules, docker: options.docker === true })
+    if (have === want) return { state: existing!, already: true }
+    // Rebuilding silently would cut whatever runs in the lab now; the user says so by taking it down first.
+    throw new InvalidFlagError(`lab ${lab} is up as ${have}; this 'lab up' asks for ${want}: run 'sidecar-lab lab down --lab ${lab}' first`)
+  }
   if (options.docker) await requireImage()
   await down(lab, log)
 

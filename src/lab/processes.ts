@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process'
 import { openSync, closeSync, readFileSync, existsSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { LabProcessError } from '../errors.js'
 import { inNetns } from './netns.js'
 
 export function startDetached(ns: string, argv: string[], logFile: string, user?: { uid: number; gid: number }): number {
@@ -11,7 +12,7 @@ export function startDetached(ns: string, argv: string[], logFile: string, user?
   try {
     const child = spawn(program!, args, { detached: true, stdio: ['ignore', out, out] })
     child.unref()
-    if (!child.pid) throw new Error(`could not start ${argv.join(' ')} in ${ns}`)
+    if (!child.pid) throw new LabProcessError(`could not start ${argv.join(' ')} in ${ns}`)
     return child.pid
   } finally {
     closeSync(out)
@@ -64,8 +65,8 @@ export async function waitForLog(file: string, pattern: RegExp, pid: number, tim
   for (;;) {
     const text = existsSync(file) ? readFileSync(file, 'utf8') : ''
     if (pattern.test(text)) return
-    if (!alive(pid)) throw new Error(`process ${pid} exited before it was ready; its log (${file}):\n${text.slice(-2000)}`)
-    if (Date.now() > end) throw new Error(`not ready after ${timeoutMs} ms (waiting for ${pattern} in ${file}):\n${text.slice(-2000)}`)
+    if (!alive(pid)) throw new LabProcessError(`process ${pid} exited before it was ready; its log (${file}):\n${text.slice(-2000)}`)
+    if (Date.now() > end) throw new LabProcessError(`not ready after ${timeoutMs} ms (waiting for ${pattern} in ${file}):\n${text.slice(-2000)}`)
     await sleep(50)
   }
 }

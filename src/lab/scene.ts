@@ -1,6 +1,8 @@
 // The walkthrough's scene: productpage calls reviews, both with a sidecar; ratings has none, for comparison.
 // Every pod is a network namespace on one bridge that lives in a namespace of the lab's own.
 
+import { InvalidFlagError } from '../errors.js'
+
 export interface PodSpec {
   name: 'productpage' | 'reviews' | 'ratings'
   ip: string
@@ -39,6 +41,6 @@ export function podSpec(name: string): PodSpec | undefined {
 
 export function podUrl(name: string): string {
   const p = podSpec(name)
-  if (!p) throw new Error(`no pod ${name}`)
+  if (!p) throw new InvalidFlagError(`no pod '${name}': the lab's pods are ${pods.map((q) => q.name).join(', ')}`)
   return `http://${p.ip}:${appPort}/`
 }

@@ -12,7 +12,7 @@ import { renderSvg } from './render-svg.js'
 import { renderText } from './render-text.js'
 import { runTrace } from './run.js'
 
-const help = `usage: sidecar-lab trace [--from POD] [--to POD] [--port N] [--lab NAME] [--json] [--svg FILE]
+const help = `usage: sidecar-lab trace [--from POD] [--to POD] [--port N] [--lab NAME] [--json] [--svg FILE] [--raw DIR]
 
 Sends one request from a lab pod's app to another pod (curl, as the app's uid ${1000}) and prints the path
 of its connection setup as numbered steps: each SYN and SYN-ACK, in each pod, with every netfilter chain

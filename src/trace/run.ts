@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { TraceError } from '../errors.js'
+import { LabNotUpError, TraceError } from '../errors.js'
 import { execIn, netnsExists } from '../lab/netns.js'
 import { appUser } from '../lab/scene.js'
 import { podDir, readState, type LabState } from '../lab/state.js'
@@ -59,7 +59,7 @@ async function waitForAccess(input: TraceInput, read: () => AccessLine[], expect
 
 export async function runTrace(options: TraceOptions): Promise<TraceReport> {
   const state = readState(options.lab)
-  if (!state?.complete) throw new TraceError(`lab ${options.lab} is not up: run 'sidecar-lab lab up --lab ${options.lab}' first`)
+  if (!state?.complete) throw new LabNotUpError(options.lab)
   if (options.from === options.to) throw new TraceError('--from and --to name the same pod; trace a request between two pods')
   const pods = [options.from, options.to]
   const ns = Object.fromEntries(pods.map((p) => [p, podNs(state, p)]))

@@ -56,6 +56,10 @@ t.test('lab up builds the scene; a request crosses both sidecars; up again is a 
   t.equal(again.code, 0)
   t.match(again.stdout, `lab ${lab} is already up`)
   t.same(pidsOf(lab), pids, 'the same processes are still serving')
+  const otherForm = await cli(['lab', 'up', '--lab', lab, '--compat', 'legacy'])
+  t.equal(otherForm.code, 2, 'up in another form while the lab is up is refused')
+  t.match(otherForm.stderr, `lab ${lab} is up as network namespaces with the injector's rules; this 'lab up' asks for network namespaces with the legacy (seed listing) rules: run 'sidecar-lab lab down --lab ${lab}' first`)
+  t.same(pidsOf(lab), pids, 'and the lab was left as it was')
 
   const logs = await cli(['lab', 'logs', 'reviews', '--lab', lab])
   t.match(logs.stdout, /InboundPassthroughClusterIpv4 127\.0\.0\.6:\d+ 198\.18\.0\.20:9080 198\.18\.0\.10:\d+/)
