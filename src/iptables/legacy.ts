@@ -11,11 +11,23 @@ import { IptRuleSet, VERSIONED } from './ipt-rules.js'
 import { separateV4V6 } from './ranges.js'
 import { proxyOwners } from './shared.js'
 
+/** Settings the layout of the seed does not show: refused by name rather than silently left out. */
+function refuseUnemulated(c: RuleConfig): void {
+  const unemulated: string[] = []
+  if (c.excludeInterfaces) unemulated.push(`-c/--istio-exclude-interfaces '${c.excludeInterfaces}'`)
+  if (c.dropInvalid) unemulated.push('--drop-invalid (INVALID_DROP)')
+  if (c.ownerGroupsInclude !== '*') unemulated.push(`ISTIO_OUTBOUND_OWNER_GROUPS='${c.ownerGroupsInclude}'`)
+  if (c.ownerGroupsExclude) unemulated.push(`ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE='${c.ownerGroupsExclude}'`)
+  if (unemulated.length) {
+    throw new InvalidFlagError(`--compat legacy emulates the seed listing's layout, which has none of: ${unemulated.join(', ')}; drop them or drop --compat legacy`)
+  }
+}
 
 export function buildLegacyRules(c: RuleConfig): IptRuleSet {
   if (c.inboundInterceptionMode === 'TPROXY') {
     throw new InvalidFlagError('--compat legacy emulates REDIRECT mode only; drop --istio-inbound-interception-mode TPROXY')
   }
+  refuseUnemulated(c)
   const r = new IptRuleSet(c.enableIPv6)
   const lo = c.hostIPv4LoopbackCidr
   // Old Istio sent DNS to the agent whenever asked, with or without known servers.

@@ -58,3 +58,15 @@ t.test('legacy refuses TPROXY and nftables', async (t) => {
     message: '--compat legacy describes iptables rules; it cannot be combined with --native-nftables',
   })
 })
+
+t.test('legacy refuses by name what the seed layout does not show, instead of leaving it out', async (t) => {
+  const render = (extra: string[], env: Record<string, string> = {}) => {
+    const { rules, run } = parseFlags(['--compat', 'legacy', '-p', '15001', '-b', '*', ...extra, '--dry-run'], { env })
+    return () => renderDryRun(rules, { compat: run.compat })
+  }
+  t.throws(render(['-c', 'eth1']), { name: 'InvalidFlagError', message: /-c\/--istio-exclude-interfaces 'eth1'/ })
+  t.throws(render(['--drop-invalid']), { message: /--drop-invalid/ })
+  t.throws(render([], { ISTIO_OUTBOUND_OWNER_GROUPS: 'java' }), { message: /ISTIO_OUTBOUND_OWNER_GROUPS='java'/ })
+  t.throws(render([], { ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE: '888' }), { message: /ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE='888'/ })
+  t.doesNotThrow(render([]), 'the seed layout itself still renders')
+})
