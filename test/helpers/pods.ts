@@ -215,3 +215,14 @@ export async function adminStats(pod: Pod): Promise<Record<string, number>> {
   for (const s of (JSON.parse(r.body) as { stats: { name?: string; value?: number }[] }).stats) if (s.name !== undefined && s.value !== undefined) out[s.name] = s.value
   return out
 }
+
+/** Polls the sidecar's admin port until the named statistic satisfies ok (a wait on the proxy's own state, not a sleep). */
+export async function waitForStat(pod: Pod, name: string, ok: (value: number) => boolean, timeoutMs = 10_000): Promise<number> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const value = (await adminStats(pod))[name] ?? 0
+    if (ok(value)) return value
+    if (Date.now() > end) throw new Error(`${name} is still ${value} after ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}

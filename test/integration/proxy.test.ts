@@ -3,7 +3,7 @@ import t from 'tap'
 import { rootOnly } from '../helpers/root.js'
 import { join } from 'node:path'
 import { execIn } from '../../src/lab/netns.js'
-import { eventually, podPair, repoRoot, runClient, spawnIn, startServerApp, startSidecar } from '../helpers/pods.js'
+import { eventually, podPair, repoRoot, runClient, spawnIn, startServerApp, startSidecar, waitForStat } from '../helpers/pods.js'
 
 const MB = 1_000_000
 
@@ -171,7 +171,7 @@ t.test('connection limit: connections over --max-connections are closed at once'
   await startSidecar(t, client, ['--max-connections', '1'])
   await startSidecar(t, server)
   const first = runClient(t, client, server.ip, 9080, 10, 1500) // holds the one slot for 1.5 s
-  await new Promise((r) => setTimeout(r, 300))
+  await waitForStat(client, 'listener.[__]_15001.downstream_cx_active', (n) => n === 1)
   const second = await runClient(t, client, server.ip, 9080, 10)
   t.equal(second.received, 0, 'the second connection is closed without a reply')
   const r = await first
@@ -184,7 +184,7 @@ t.test('SIGTERM during a transfer: nothing lost, new connections refused, exit 0
   const outbound = await startSidecar(t, client, ['--drain-duration', '5s', '--exit-on-zero-active'])
   await startSidecar(t, server)
   const transfer = runClient(t, client, server.ip, 9080, 8 * MB, 2000)
-  await new Promise((r) => setTimeout(r, 500))
+  await waitForStat(client, 'listener.[__]_15001.downstream_cx_active', (n) => n === 1)
   outbound.child.kill('SIGTERM')
   await outbound.waitFor(/draining/, 'stderr')
   const late = await runClient(t, client, server.ip, 9080, 100)
