@@ -42,7 +42,7 @@ let currentFile = ''
 const lines = createInterface({ input: child.stdout })
 lines.on('line', (line) => {
   process.stdout.write(line + '\n')
-  const sub = /^    (not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\b.*| # time=.*)?$/.exec(line)
+  const sub = /^ {4}(not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\b.*| # time=.*)?$/.exec(line)
   if (sub) {
     if (sub[3]) skipped++
     else if (sub[1]) {

@@ -71,9 +71,10 @@ export async function runTrace(options: TraceOptions): Promise<TraceReport> {
 
   const monitors = pods.map((p) => new TraceMonitor(ns[p]!))
   const raw: Record<string, string> = {}
-  let request: { client: string; status: string }
+  let request: { client: string; status: string } | undefined
   // only what waitForAccess needs to follow the chain of connections through the access logs
   const input: TraceInput = { from: options.from, to: options.to, client: '', server, traversals: [], access: [], iptables: new Map(), sidecarPorts }
+  let failure: unknown
   try {
     for (const p of pods) await installTraceTable(ns[p]!, ports)
     await Promise.all(monitors.map((m) => m.ready()))
@@ -82,12 +83,15 @@ export async function runTrace(options: TraceOptions): Promise<TraceReport> {
     input.client = request.client
     await waitForAccess(input, () => sidecarPods.flatMap((p) => readAccess(state.lab, p, offsets[p]!)), 1 + sidecarPods.length)
     await Promise.all(monitors.map((m) => m.settle()))
-  } finally {
-    const problems: string[] = []
-    for (const p of pods) await removeTraceTable(ns[p]!).catch((err: Error) => problems.push(err.message))
-    for (const [i, p] of pods.entries()) raw[p] = await monitors[i]!.stop()
-    if (problems.length) throw new TraceError(`could not remove the trace table: ${problems.join('; ')}`)
+  } catch (err) {
+    failure = err
   }
+  // The trace table comes out whatever happened; the first failure is the one reported.
+  const problems: string[] = []
+  for (const p of pods) await removeTraceTable(ns[p]!).catch((err: Error) => problems.push(err.message))
+  for (const [i, p] of pods.entries()) raw[p] = await monitors[i]!.stop()
+  if (failure !== undefined || !request) throw failure ?? new TraceError('the request was not sent')
+  if (problems.length) throw new TraceError(`could not remove the trace table: ${problems.join('; ')}`)
 
   const iptables = new Map<string, string>()
   for (const p of pods) {
