@@ -86,3 +86,10 @@ export class DockerError extends SidecarError {
     super('SIDECAR_ERR_DOCKER', message)
   }
 }
+
+/** A stats ?filter= pattern that RE2 cannot compile, or one too long or too large to accept (answered 400). */
+export class InvalidStatsFilterError extends SidecarError {
+  constructor(message: string, cause?: unknown) {
+    super('SIDECAR_ERR_INVALID_FILTER', message, { cause })
+  }
+}
