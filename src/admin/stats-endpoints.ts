@@ -3,7 +3,7 @@ import type { Stats } from '../proxy/stats.js'
 import { prometheusContentType, renderPrometheus } from './prometheus.js'
 import { InvalidStatsFilterError } from '../errors.js'
 import { compileFilter, maxFilterLength } from './stats-filter.js'
-import { flag, json, text, type AdminRequest, type AdminResponse, type AdminRoute } from './router.js'
+import { flag, json, readMethods, refuseMethod, text, type AdminRequest, type AdminResponse, type AdminRoute } from './router.js'
 import { renderJson, renderText, select, type Selection } from './stats-render.js'
 
 const filterParam = { name: 'filter', help: `Regular expression (Google re2) for filtering stats, at most ${maxFilterLength} characters` }
@@ -26,6 +26,14 @@ export function prometheusResponse(stats: Stats, query: URLSearchParams): AdminR
   const sel = selection(query)
   if ('status' in sel) return sel
   return { status: 200, body: renderPrometheus(select(stats, sel)), contentType: prometheusContentType }
+}
+
+/** 15090: Envoy's /stats/prometheus alone, for Prometheus from anywhere; GET and HEAD only. */
+export function prometheusHandler(stats: Stats): (req: AdminRequest) => Promise<AdminResponse> {
+  return async (req) => {
+    if (req.path !== '/stats/prometheus') return text('not found\n', 404)
+    return refuseMethod(req, readMethods) ?? prometheusResponse(stats, req.query)
+  }
 }
 
 export function statsRoutes(stats: Stats): AdminRoute[] {
