@@ -100,3 +100,10 @@ export class LabProcessError extends SidecarError {
     super('SIDECAR_ERR_LAB_PROCESS', message)
   }
 }
+
+/** A stats ?filter= pattern that RE2 cannot compile, or one too long or too large to accept (answered 400). */
+export class InvalidStatsFilterError extends SidecarError {
+  constructor(message: string, cause?: unknown) {
+    super('SIDECAR_ERR_INVALID_FILTER', message, { cause })
+  }
+}

@@ -8,12 +8,11 @@ import type { AdminControl, AdminTarget } from './target.js'
 
 export function adminRouter(target: AdminTarget, control: AdminControl): Router {
   const routes: AdminRoute[] = [...serverRoutes(target, control), ...statsRoutes(target.stats), ...configRoutes(target)]
-  // / and /help list the router they belong to, so they are added once it exists.
-  let router: Router | undefined
-  routes.push(
-    { path: '/', help: 'Admin home page', handle: () => ({ status: 200, body: homePage(router!.routes), contentType: 'text/html; charset=UTF-8' }) },
-    { path: '/help', help: 'print out list of admin commands', handle: () => text(router!.help()) },
-  )
-  router = new Router(routes)
+  // / and /help list the router they belong to; their handlers run only after it exists.
+  const router: Router = new Router([
+    ...routes,
+    { path: '/', help: 'Admin home page', handle: () => ({ status: 200, body: homePage(router.routes), contentType: 'text/html; charset=UTF-8' }) },
+    { path: '/help', help: 'print out list of admin commands', handle: () => text(router.help()) },
+  ])
   return router
 }

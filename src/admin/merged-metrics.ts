@@ -5,7 +5,7 @@ import type { Logger } from '../logger.js'
 import type { Stats } from '../proxy/stats.js'
 import { prometheusContentType } from './prometheus.js'
 import { prometheusResponse } from './stats-endpoints.js'
-import { text, type AdminRequest, type AdminResponse } from './router.js'
+import { readMethods, refuseMethod, text, type AdminRequest, type AdminResponse } from './router.js'
 
 export interface MergedMetricsOptions {
   appMetricsUrl: string | null
@@ -29,7 +29,7 @@ export class MergedMetrics {
   handler(): (req: AdminRequest) => Promise<AdminResponse> {
     return async (req) => {
       if (req.path !== '/stats/prometheus' && req.path !== '/metrics') return text('not found\n', 404)
-      return this.scrape(req.query)
+      return refuseMethod(req, readMethods) ?? this.scrape(req.query)
     }
   }
 

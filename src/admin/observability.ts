@@ -6,8 +6,7 @@ import { adminRouter } from './admin.js'
 import { healthHandler } from './health.js'
 import { serveHttp, type Handler, type HttpEndpoint } from './http.js'
 import { MergedMetrics } from './merged-metrics.js'
-import { prometheusResponse } from './stats-endpoints.js'
-import { text } from './router.js'
+import { prometheusHandler } from './stats-endpoints.js'
 import type { AdminControl, AdminTarget } from './target.js'
 
 export interface Observability {
@@ -19,11 +18,10 @@ export async function startObservability(target: AdminTarget, control: AdminCont
   const c = target.config
   const router = adminRouter(target, control)
   const merged = new MergedMetrics(target.stats, { appMetricsUrl: c.appMetricsUrl }, log.child({ endpoint: 'merged-metrics' }))
-  const prometheus: Handler = async (req) => (req.path === '/stats/prometheus' ? prometheusResponse(target.stats, req.query) : text('not found\n', 404))
   const wanted: [string, string, number, Handler][] = [
     ['admin', '127.0.0.1', c.adminPort, (req) => router.dispatch(req)],
     ['health', c.bindAddress, c.healthPort, healthHandler(target)],
-    ['prometheus', c.bindAddress, c.prometheusPort, prometheus],
+    ['prometheus', c.bindAddress, c.prometheusPort, prometheusHandler(target.stats)],
     ['merged metrics', c.bindAddress, c.mergedMetricsPort, merged.handler()],
   ]
   const endpoints: HttpEndpoint[] = []

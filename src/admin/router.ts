@@ -1,5 +1,6 @@
 // Envoy's admin dispatch: exact path match, state-changing endpoints only by POST (405 otherwise), and an
-// unknown path answered 404 with the list of endpoints, as Envoy does.
+// unknown path answered 404 with the list of endpoints, as Envoy does. Every port of the sidecar answers a
+// method it does not serve the same way, with methodNotAllowed: 405 and an Allow header.
 
 export interface AdminRequest {
   method: string
@@ -11,6 +12,7 @@ export interface AdminResponse {
   status: number
   body: string
   contentType?: string
+  headers?: Record<string, string>
 }
 
 export interface AdminParam {
@@ -40,6 +42,22 @@ export function json(value: unknown, status = 200): AdminResponse {
   return { status, body: JSON.stringify(value, null, 2) + '\n', contentType: applicationJson }
 }
 
+/** What the read-only endpoints of 15021, 15090 and 15020 serve (HEAD is GET without the body). */
+export const readMethods = ['GET', 'HEAD'] as const
+/** Envoy's admin also takes POST for a read. */
+const adminReadMethods = ['GET', 'HEAD', 'POST'] as const
+const mutateMethods = ['POST'] as const
+
+/** 405 naming the method, with the Allow header RFC 9110 asks for; the first allowed method is "required". */
+export function methodNotAllowed(method: string, allow: readonly string[]): AdminResponse {
+  return { ...text(`Method ${method} not allowed, ${allow[0]} required.`, 405), headers: { allow: allow.join(', ') } }
+}
+
+/** The 405 for a method outside `allow`, or null when it is served. */
+export function refuseMethod(req: AdminRequest, allow: readonly string[]): AdminResponse | null {
+  return allow.includes(req.method) ? null : methodNotAllowed(req.method, allow)
+}
+
 export class Router {
   readonly #routes = new Map<string, AdminRoute>()
 
@@ -55,12 +73,8 @@ export class Router {
   async dispatch(req: AdminRequest): Promise<AdminResponse> {
     const route = this.#routes.get(req.path)
     if (!route) return text(`invalid path. ${this.help()}`, 404)
-    if (route.mutates && req.method !== 'POST') return text(`Method ${req.method} not allowed, POST required.`, 405)
     // Reads take GET, HEAD and, as in Envoy, POST; anything else cannot mean a read.
-    if (!route.mutates && !['GET', 'HEAD', 'POST'].includes(req.method)) {
-      return text(`Method ${req.method} not allowed, GET required.`, 405)
-    }
-    return route.handle(req)
+    return refuseMethod(req, route.mutates ? mutateMethods : adminReadMethods) ?? route.handle(req)
   }
 
   /** Envoy's /help text: one line per endpoint, its parameters indented below it. */

@@ -1,10 +1,12 @@
 // /stats (text, ?format=json|prometheus, ?filter=REGEX, ?usedonly), /stats/prometheus and /reset_counters.
 import type { Stats } from '../proxy/stats.js'
 import { prometheusContentType, renderPrometheus } from './prometheus.js'
-import { flag, json, text, type AdminRequest, type AdminResponse, type AdminRoute } from './router.js'
+import { InvalidStatsFilterError } from '../errors.js'
+import { compileFilter, maxFilterLength } from './stats-filter.js'
+import { flag, json, readMethods, refuseMethod, text, type AdminRequest, type AdminResponse, type AdminRoute } from './router.js'
 import { renderJson, renderText, select, type Selection } from './stats-render.js'
 
-const filterParam = { name: 'filter', help: 'Regular expression (Google re2) for filtering stats' }
+const filterParam = { name: 'filter', help: `Regular expression (Google re2) for filtering stats, at most ${maxFilterLength} characters` }
 const usedOnlyParam = { name: 'usedonly', help: 'Only include stats that have been written by system since restart' }
 
 /** The selection a request asks for, or the 400 Envoy answers for a regex it cannot compile. */
@@ -13,9 +15,10 @@ export function selection(query: URLSearchParams): Selection | AdminResponse {
   const filter = query.get('filter')
   if (!filter) return { usedOnly }
   try {
-    return { usedOnly, filter: new RegExp(filter) }
+    return { usedOnly, filter: compileFilter(filter) }
   } catch (err) {
-    return text(`Invalid re2 regex: ${(err as Error).message}\n`, 400)
+    if (err instanceof InvalidStatsFilterError) return text(`Invalid re2 regex: ${err.message}\n`, 400)
+    throw err
   }
 }
 
@@ -23,6 +26,14 @@ export function prometheusResponse(stats: Stats, query: URLSearchParams): AdminR
   const sel = selection(query)
   if ('status' in sel) return sel
   return { status: 200, body: renderPrometheus(select(stats, sel)), contentType: prometheusContentType }
+}
+
+/** 15090: Envoy's /stats/prometheus alone, for Prometheus from anywhere; GET and HEAD only. */
+export function prometheusHandler(stats: Stats): (req: AdminRequest) => Promise<AdminResponse> {
+  return async (req) => {
+    if (req.path !== '/stats/prometheus') return text('not found\n', 404)
+    return refuseMethod(req, readMethods) ?? prometheusResponse(stats, req.query)
+  }
 }
 
 export function statsRoutes(stats: Stats): AdminRoute[] {

@@ -1,11 +1,12 @@
 // /stats in Envoy's text and JSON forms: counters and gauges as `name: value` sorted by name, then
 // histograms as quantile summaries. Selection (?filter, ?usedonly) is shared with the Prometheus form.
 import { histogramBuckets, type Histogram, type Stats } from '../proxy/stats.js'
+import type { NameFilter } from './stats-filter.js'
 
 export interface Selection {
   usedOnly: boolean
   /** Envoy matches the regex anywhere in the name (RE2 partial match) */
-  filter?: RegExp
+  filter?: NameFilter
 }
 
 export interface Selected {

@@ -36,6 +36,16 @@ t.test('state-changing endpoints refuse GET with 405 and change nothing', async 
   t.equal((await call('DELETE', '/stats')).status, 405, 'DELETE on a read is refused too')
 })
 
+t.test('a 405 carries Allow: POST for state-changing endpoints, GET, HEAD, POST for reads', async (t) => {
+  const { call } = setup()
+  t.same((await call('HEAD', '/quitquitquit')).headers, { allow: 'POST' })
+  const r = await call('PUT', '/stats')
+  t.equal(r.status, 405)
+  t.equal(r.body, 'Method PUT not allowed, GET required.')
+  t.same(r.headers, { allow: 'GET, HEAD, POST' })
+  for (const m of ['GET', 'HEAD', 'POST']) t.equal((await call(m, '/ready')).status, 200, `${m} /ready`)
+})
+
 t.test('/help lists every endpoint sorted, POST ones marked, parameters indented', async (t) => {
   const { call } = setup()
   const r = await call('GET', '/help')
