@@ -86,8 +86,9 @@ export const scenarios = [
         }
         const lo = ctx.sizes.idle[0] ?? 0
         const hi = ctx.sizes.idle[ctx.sizes.idle.length - 1] ?? 0
-        m.kbPerConnOut = ((m[`rssOutMB@${hi}`] - m[`rssOutMB@${lo}`]) * 1024) / (hi - lo)
-        m.kbPerConnIn = ((m[`rssInMB@${hi}`] - m[`rssInMB@${lo}`]) * 1024) / (hi - lo)
+        const mb = (/** @type {string} */ key) => m[key] ?? NaN
+        m.kbPerConnOut = ((mb(`rssOutMB@${hi}`) - mb(`rssOutMB@${lo}`)) * 1024) / (hi - lo)
+        m.kbPerConnIn = ((mb(`rssInMB@${hi}`) - mb(`rssInMB@${lo}`)) * 1024) / (hi - lo)
         return m
       } finally {
         child.stdin?.end()

@@ -14,7 +14,7 @@ export type { VerifyResult } from './verify.js'
 
 export interface ApplyOptions {
   /** namespace name (in /run/netns) or path (e.g. /var/run/netns/x); unset = the current namespace */
-  netns?: string
+  netns?: string | undefined
   /** present and different: clean up and re-apply instead of failing */
   reconcile?: boolean
   /** apply without checking what is there */
@@ -94,12 +94,12 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Appl
 }
 
 /** Where the rules stand: residue (something of the plan is there) and how it differs from the plan. */
-export async function verifyPlan(plan: Plan, options: { netns?: string }): Promise<VerifyResult> {
+export async function verifyPlan(plan: Plan, options: { netns?: string | undefined }): Promise<VerifyResult> {
   return verifyAt(prepare(plan, options.netns), plan)
 }
 
 /** Removes what the plan adds (and TPROXY routing); nothing there is a no-op success. */
-export async function cleanupPlan(plan: Plan, options: { netns?: string; logger: Logger }): Promise<void> {
+export async function cleanupPlan(plan: Plan, options: { netns?: string | undefined; logger: Logger }): Promise<void> {
   const target = prepare(plan, options.netns)
   await cleanupAt(target, plan, options.logger)
   options.logger.info({ target: target.label }, 'rules removed')

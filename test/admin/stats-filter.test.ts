@@ -31,7 +31,7 @@ t.test('what RE2 refuses is an InvalidStatsFilterError with RE2\'s reason', asyn
     ['a**', 'invalid nested repetition operator: `**`'],
     ['x{1001}', 'invalid repeat count: `{1001}`'],
   ]) {
-    t.throws(() => compileFilter(p!), { name: 'InvalidStatsFilterError', code: 'SIDECAR_ERR_INVALID_FILTER', message: reason }, p)
+    t.throws(() => compileFilter(p!), { name: 'InvalidStatsFilterError', code: 'SIDECAR_ERR_INVALID_FILTER', message: reason! }, p!)
   }
 })
 
