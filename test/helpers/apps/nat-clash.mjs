@@ -1,12 +1,12 @@
 // A test app for the loop guard under NAT port clashes (issue 10, item 3), in two roles.
 //   nat-clash.mjs server PORT...   on each PORT: send one byte on accept, read to EOF, then end.
-//   nat-clash.mjs client HOST SHORT_PORT SHORT HELD_PORT HELD BATCHES
+//   nat-clash.mjs client HOST SHORT_PORT SHORT HELD_PORT HELD BATCHES [SECONDS]
 //     per batch: SHORT sequential short connections to HOST:SHORT_PORT (wait for the byte, end), then HELD
 //     concurrent connections to HOST:HELD_PORT, each waiting for its byte and then held open while the rest
 //     of the batch connects (a reset then is a torn-down established connection), then all are ended.
 //     The short connections leave conntrack entries behind (TIME_WAIT, 120 s) whose reply tuples the new
 //     connections' redirected tuples clash with, so NAT rewrites their source ports at random: the case
-//     that looked like a loop. Prints one JSON line per batch.
+//     that looked like a loop. Prints one JSON line per batch; starts no batch after SECONDS (default 170).
 import { connect, createServer } from 'node:net'
 
 const [role, ...args] = process.argv.slice(2)
@@ -25,8 +25,8 @@ if (role === 'server') {
   }
   process.on('SIGTERM', () => process.exit(0))
 } else {
-  const [host = '', shortPort = '0', shortText = '0', heldPort = '0', heldText = '0', batchText = '1'] = args
-  const deadline = Date.now() + 170_000
+  const [host = '', shortPort = '0', shortText = '0', heldPort = '0', heldText = '0', batchText = '1', seconds = '170'] = args
+  const deadline = Date.now() + Number(seconds) * 1000
   // Resolves when the byte arrived (or the connection failed first); failures after the byte are counted too.
   function open(port, tally) {
     return new Promise((resolve) => {
