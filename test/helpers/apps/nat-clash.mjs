@@ -1,7 +1,7 @@
 // A test app for the loop guard under NAT port clashes (issue 10, item 3), in two roles.
 //   nat-clash.mjs server PORT...   on each PORT: send one byte on accept, read to EOF, then end.
-//   nat-clash.mjs client HOST SHORT_PORT SHORT HELD_PORT HELD BATCHES [SECONDS]
-//     per batch: SHORT sequential short connections to HOST:SHORT_PORT (wait for the byte, end), then HELD
+//   nat-clash.mjs client HOST SHORT_PORT SHORT HELD_PORT HELD BATCHES [SECONDS] [SHORT_PARALLEL]
+//     per batch: SHORT short connections (SHORT_PARALLEL at a time, default 1: one after another) to HOST:SHORT_PORT (wait for the byte, end), then HELD
 //     concurrent connections to HOST:HELD_PORT, each waiting for its byte and then held open while the rest
 //     of the batch connects (a reset then is a torn-down established connection), then all are ended.
 //     The short connections leave conntrack entries behind (TIME_WAIT, 120 s) whose reply tuples the new
@@ -25,7 +25,7 @@ if (role === 'server') {
   }
   process.on('SIGTERM', () => process.exit(0))
 } else {
-  const [host = '', shortPort = '0', shortText = '0', heldPort = '0', heldText = '0', batchText = '1', seconds = '170'] = args
+  const [host = '', shortPort = '0', shortText = '0', heldPort = '0', heldText = '0', batchText = '1', seconds = '170', parallelText = '1'] = args
   const deadline = Date.now() + Number(seconds) * 1000
   // Resolves when the byte arrived (or the connection failed first); failures after the byte are counted too.
   function open(port, tally) {
@@ -58,19 +58,23 @@ if (role === 'server') {
     const t0 = Date.now()
     const failures = {}
     let short = 0
-    for (let i = 0; i < Number(shortText); i++) {
+    const shortOne = async () => {
       const s = await open(shortPort, failures)
       if (s) {
         short++
         await end(s)
       }
     }
+    for (let i = 0; i < Number(shortText); i += Number(parallelText)) {
+      await Promise.all(Array.from({ length: Math.min(Number(parallelText), Number(shortText) - i) }, shortOne))
+    }
+    const shortMs = Date.now() - t0
     const held = (await Promise.all(Array.from({ length: Number(heldText) }, () => open(heldPort, failures)))).filter(Boolean)
     // the connections are all open now; a reset of an established one shows up here
     await new Promise((r) => setTimeout(r, 300))
     const alive = held.filter((s) => !s.destroyed)
     await Promise.all(alive.map(end))
-    process.stdout.write(JSON.stringify({ batch, short, held: held.length, alive: alive.length, failures, ms: Date.now() - t0 }) + '\n')
+    process.stdout.write(JSON.stringify({ batch, short, held: held.length, alive: alive.length, failures, shortMs, ms: Date.now() - t0 }) + '\n')
   }
   process.stdout.write(JSON.stringify({ done: true }) + '\n')
 }
