@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js'
 import type { AccessLogEntry } from './access-log.js'
 import type { Route } from './clusters.js'
 import { endpoint, formatEndpoint, type Endpoint } from './endpoint.js'
+import { isFdExhaustion } from './fd-budget.js'
 import type { ListenerContext } from './listener.js'
 import type { LoopOwner } from './loop-guard.js'
 import { relay } from './relay.js'
@@ -88,6 +89,7 @@ export class ProxiedConnection implements LoopOwner {
   #onUpstreamError(err: NodeJS.ErrnoException): void {
     if (!this.#connected) {
       clearTimeout(this.#connectTimer)
+      if (isFdExhaustion(err)) this.#ctx.fdExhausted(err)
       this.#failUpstream(`delayed_connect_error:_${-(err.errno ?? 0) || err.code}`)
       this.#log.debug({ err, dst: formatEndpoint(this.#route.destination) }, 'upstream connect failed')
       return

@@ -9,6 +9,7 @@ import { listenerNames, route, type ListenerKind, type RouterOptions } from './c
 import type { ProxyConfig } from './config.js'
 import { ProxiedConnection } from './connection.js'
 import { endpoint, formatEndpoint, type Endpoint } from './endpoint.js'
+import { isFdExhaustion, type FdBudget } from './fd-budget.js'
 import type { LoopGuard } from './loop-guard.js'
 import { StatHandles, type ClusterStats, type IstioTcp, type TcpStats } from './listener-stats.js'
 import { listenerStatPrefix, type Counter, type Gauge, type Histogram, type Stats } from './stats.js'
@@ -22,6 +23,8 @@ export interface ListenerContext {
   cluster(name: string): ClusterStats
   tcp(statPrefix: string): TcpStats
   inboundSource(family: 4 | 6): string
+  /** a socket failed with EMFILE/ENFILE: counted and warned once per burst */
+  fdExhausted(err: NodeJS.ErrnoException): void
   connectionClosed(conn: ProxiedConnection, entry: AccessLogEntry): void
 }
 
@@ -38,6 +41,8 @@ export interface ListenerDeps {
   loopGuard: LoopGuard
   accessLog: AccessLogSink
   router: RouterOptions
+  /** the process's file descriptors, shared by both listeners */
+  fdBudget: FdBudget
 }
 
 export class VirtualListener implements ListenerContext {
@@ -50,7 +55,16 @@ export class VirtualListener implements ListenerContext {
   readonly #port: number
   readonly #active = new Set<ProxiedConnection>()
   readonly #refused = new Set<Socket>()
-  readonly #cx: { total: Counter; destroy: Counter; active: Gauge; overflow: Counter; length: Histogram; noFilterChain: Counter }
+  readonly #cx: {
+    total: Counter
+    destroy: Counter
+    active: Gauge
+    overflow: Counter
+    globalOverflow: Counter
+    fdExhausted: Counter
+    length: Histogram
+    noFilterChain: Counter
+  }
   readonly #handles: StatHandles
   #idleWaiters: (() => void)[] = []
 
@@ -69,6 +83,9 @@ export class VirtualListener implements ListenerContext {
       destroy: s.counter(`${prefix}.downstream_cx_destroy`),
       active: s.gauge(`${prefix}.downstream_cx_active`),
       overflow: s.counter(`${prefix}.downstream_cx_overflow`),
+      globalOverflow: s.counter(`${prefix}.downstream_global_cx_overflow`),
+      // our own name: Envoy has no counter for sockets refused with EMFILE/ENFILE
+      fdExhausted: s.counter('sidecar.fd_exhausted'),
       length: s.histogram(`${prefix}.downstream_cx_length_ms`),
       noFilterChain: s.counter(`${prefix}.no_filter_chain_match`),
     }
@@ -102,7 +119,12 @@ export class VirtualListener implements ListenerContext {
       this.#server.once('error', onError)
       this.#server.listen({ host: this.config.bindAddress, port: this.#port, ipv6Only: false, backlog: 4096 }, () => {
         this.#server.off('error', onError)
-        this.#server.on('error', (err) => this.log.error({ err }, 'listener error'))
+        // libuv absorbs accept()'s EMFILE itself (fd-budget.ts); should it pass one on, it is no listener fault.
+        this.#server.on('error', (err: NodeJS.ErrnoException) => {
+          if (isFdExhaustion(err)) this.fdExhausted(err)
+          else this.log.error({ err }, 'listener error')
+        })
+        this.#deps.fdBudget.measure()
         resolve()
       })
     })
@@ -130,6 +152,8 @@ export class VirtualListener implements ListenerContext {
   }
 
   #accept(socket: Socket): void {
+    // Two descriptors per connection (downstream and upstream), taken here and given back at close.
+    if (!this.#deps.fdBudget.take(2)) return this.#refuseOverBudget(socket)
     this.#cx.total.inc()
     this.#cx.active.inc()
     const remote = endpoint(socket.remoteAddress, socket.remotePort)
@@ -146,6 +170,26 @@ export class VirtualListener implements ListenerContext {
     if (r.kind === 'blackhole') return this.#blackhole(socket, remote, dst, r.flags, r.reason)
     this.tcp(r.cluster).downstreamCxTotal.inc()
     this.#active.add(new ProxiedConnection(this, socket, r, remote))
+  }
+
+  #refuseOverBudget(socket: Socket): void {
+    const budget = this.#deps.fdBudget
+    budget.hold(1)
+    this.#cx.globalOverflow.inc()
+    budget.overflow(this.name)
+    this.#refused.add(socket)
+    socket.on('error', () => {})
+    socket.once('close', () => {
+      budget.release(1)
+      this.#refused.delete(socket)
+      this.#checkIdle()
+    })
+    socket.destroy()
+  }
+
+  fdExhausted(err: NodeJS.ErrnoException): void {
+    this.#cx.fdExhausted.inc()
+    this.#deps.fdBudget.exhausted(this.name, err)
   }
 
   #blackhole(socket: Socket, remote: Endpoint | undefined, dst: Endpoint | undefined, flags: string, reason: string): void {
@@ -177,6 +221,7 @@ export class VirtualListener implements ListenerContext {
     this.#refused.add(socket)
     socket.on('error', () => {})
     socket.once('close', () => {
+      this.#deps.fdBudget.release(2)
       this.#refused.delete(socket)
       this.#cx.active.dec()
       this.#cx.destroy.inc()
@@ -204,6 +249,7 @@ export class VirtualListener implements ListenerContext {
 
   connectionClosed(conn: ProxiedConnection, entry: AccessLogEntry): void {
     this.#active.delete(conn)
+    this.#deps.fdBudget.release(2)
     this.#cx.active.dec()
     this.#cx.destroy.inc()
     this.#cx.length.record(entry.durationMs)

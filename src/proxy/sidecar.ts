@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js'
 import { ensureAddon } from '../native/sockopt.js'
 import { createAccessLog, type AccessLogSink } from './access-log.js'
 import type { ProxyConfig } from './config.js'
+import { FdBudget } from './fd-budget.js'
 import { VirtualListener } from './listener.js'
 import { LoopGuard } from './loop-guard.js'
 import { Registry } from './registry.js'
@@ -42,6 +43,7 @@ export class Sidecar {
       log,
       loopGuard: new LoopGuard(),
       accessLog: this.#accessLog,
+      fdBudget: new FdBudget(log),
       router: {
         outboundPort: config.outboundPort,
         inboundPort: config.inboundPort,

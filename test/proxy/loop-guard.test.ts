@@ -1,5 +1,6 @@
 // The loop guard matches a looped hop by the whole connection: our upstream socket's local address and port
-// as the accepted peer, and its destination as the accepted connection's original destination.
+// as the accepted peer, and its destination as the accepted connection's original destination; and only
+// while that upstream is connecting or in the turn its connect completed (a looped SYN is accepted then).
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { once } from 'node:events'
 import t from 'tap'
@@ -17,6 +18,11 @@ t.test('a tracked upstream is found by its local endpoint and destination, and f
   const owner = { onUpstreamLooped() {} }
   const upstream: Socket = connect({ host: '127.0.0.1', port })
   guard.track(upstream, dst, owner)
+  // connect(2) and the tracking both run in nextTicks, before the event loop polls for the accept
+  await new Promise((r) => process.nextTick(r))
+  await new Promise((r) => process.nextTick(r))
+  t.ok(upstream.connecting, 'still connecting')
+  t.equal(guard.ownerOf('127.0.0.1', upstream.localPort, dst), owner, 'a connecting upstream is found')
   await once(upstream, 'connect')
   t.equal(guard.tracked, 1)
   const local = upstream.localPort
@@ -29,6 +35,13 @@ t.test('a tracked upstream is found by its local endpoint and destination, and f
   )
   t.equal(guard.ownerOf('127.0.0.1', local, undefined), undefined, 'a connection that was not redirected is no loop')
   t.equal(guard.ownerOf('127.0.0.2', local, dst), undefined, 'another source address is no loop')
+  await new Promise((r) => setImmediate(r))
+  t.equal(
+    guard.ownerOf('127.0.0.1', local, dst),
+    undefined,
+    'an upstream connected in an earlier turn is no loop: its namesake is a NAT-rewritten app connection',
+  )
+  t.equal(guard.tracked, 1, 'it is still tracked')
   upstream.destroy()
   await once(upstream, 'close')
   t.equal(guard.tracked, 0, 'forgotten when the upstream socket closes')

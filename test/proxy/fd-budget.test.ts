@@ -1,0 +1,40 @@
+// The descriptor budget: its size from RLIMIT_NOFILE, and one warning per burst of shortages.
+import t from 'tap'
+import { pino } from 'pino'
+import { FdBudget, fileLimits, reserveFor } from '../../src/proxy/fd-budget.js'
+
+function capture(): { log: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = []
+  const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) })
+  return { log, lines }
+}
+
+t.test('the budget is the soft limit minus the descriptors open at start minus the reserve', async (t) => {
+  const limits = fileLimits()
+  t.ok(limits, 'RLIMIT_NOFILE read from /proc/self/limits')
+  const budget = new FdBudget(capture().log)
+  t.equal(budget.max, Number.POSITIVE_INFINITY, 'unlimited until measured')
+  budget.measure()
+  t.ok(budget.max > 0 && budget.max < limits!.soft - reserveFor(limits!.soft), `max ${budget.max} below the soft limit ${limits!.soft} minus the reserve`)
+  t.ok(budget.take(budget.max), 'the whole budget can be taken')
+  t.notOk(budget.take(1), 'one more cannot')
+  budget.release(2)
+  t.ok(budget.take(2), 'released descriptors can be taken again')
+})
+
+t.test('one warning per burst; the end of a burst is logged with its counts', async (t) => {
+  const { log, lines } = capture()
+  const budget = new FdBudget(log)
+  budget.measure()
+  for (let i = 0; i < 50; i++) budget.overflow('virtualOutbound')
+  budget.exhausted('virtualOutbound', Object.assign(new Error('connect EMFILE'), { code: 'EMFILE' }))
+  const warns = () => lines.filter((l) => l.level === 40)
+  t.equal(warns().length, 1, 'one warning for 51 shortages in a row')
+  t.match(String(warns()[0]!.msg), /out of file descriptors \(EMFILE: this process's limit is \d+ \(RLIMIT_NOFILE soft \d+, hard \d+\)\)/)
+  await new Promise((r) => setTimeout(r, 1300))
+  const end = lines.find((l) => l.msg === 'file descriptors available again')
+  t.match(end, { overflow: 50, exhausted: 1 }, 'the burst ended after a quiet second, with its counts')
+  budget.exhausted('virtualInbound', Object.assign(new Error('connect ENFILE'), { code: 'ENFILE' }))
+  t.equal(warns().length, 2, 'the next shortage is a new burst with its own warning')
+  t.match(String(warns()[1]!.msg), /ENFILE: the system-wide file table is full \(fs\.file-max\)/)
+})
