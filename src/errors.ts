@@ -86,3 +86,10 @@ export class DockerError extends SidecarError {
     super('SIDECAR_ERR_DOCKER', message)
   }
 }
+
+/** The access log cannot be opened for writing; the message names the path, the errno and the uid. */
+export class AccessLogError extends SidecarError {
+  constructor(message: string, cause?: unknown) {
+    super('SIDECAR_ERR_ACCESS_LOG', message, { cause })
+  }
+}

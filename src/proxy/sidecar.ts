@@ -35,7 +35,7 @@ export class Sidecar {
   constructor(config: ProxyConfig, log: Logger, accessLog?: AccessLogSink) {
     this.config = config
     this.#log = log
-    this.#accessLog = accessLog ?? createAccessLog(config.accessLog, config.accessLogFormat)
+    this.#accessLog = accessLog ?? createAccessLog(config.accessLog, config.accessLogFormat, { stats: this.stats, log })
     const deps = {
       config,
       stats: this.stats,
@@ -104,7 +104,8 @@ export class Sidecar {
     this.#draining = true
     await this.#stopAccepting(this.listeners)
     await this.#finish(this.listeners, this.config.drainMs)
-    this.#accessLog.flush()
+    // bounded: a log that cannot be written (full disk) must not hold up the exit
+    await this.#accessLog.close()
     this.#log.info('drained')
   }
 
