@@ -132,7 +132,8 @@ export function createAccessLog(path: string | null, format: AccessLogFormat, op
         writer.setFd(openForAppend(path))
       } catch (err) {
         counters.reopenFailed.inc()
-        log.error({ errno: (err as NodeJS.ErrnoException).code }, `${(err as Error).message}; still writing to the file opened before`)
+        const errno = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code
+        log.error({ errno }, `access log reopen on SIGHUP failed: ${(err as Error).message}; still writing to the file opened before`)
       }
     },
     async close() {
