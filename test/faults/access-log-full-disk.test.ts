@@ -65,7 +65,7 @@ t.test('a full disk: the sidecar keeps proxying, counts the dropped lines, warns
   // Phase 2: space returns; the next connections' lines are written whole.
   unlinkSync(filler)
   const back = await connections(t, client, server, 5)
-  t.equal(back.short, 5)
+  t.equal(back.short, 5, 'proxied after space returned')
   const lines = await eventually(() => {
     const l = readFileSync(accessLog, 'utf8').split('\n').filter((x) => x.includes('PassthroughCluster'))
     return l.length >= 5 && l
@@ -74,10 +74,29 @@ t.test('a full disk: the sidecar keeps proxying, counts the dropped lines, warns
   const after = await statsWhen(client, (s) => (s['access_logs.file.logs_written'] ?? 0) >= 5)
   t.ok(after['access_logs.file.logs_written']! >= 5, 'written lines are counted')
 
-  // Phase 3: full again, then SIGTERM: the drain must not wait on the log.
+  // Phase 3: full again while the log's last page still has room: some lines fit, one may be cut short by
+  // the disk (a short write), the rest are dropped.
   filler = fill(disk, 'filler2')
-  const again = await connections(t, client, server, 20)
-  t.equal(again.short, 20, 'connections still proxied on a full disk')
+  const again = await connections(t, client, server, 40)
+  t.equal(again.short, 40, 'connections still proxied on a full disk')
+  await statsWhen(client, (s) => s['access_logs.file.logs_written']! + s['access_logs.file.logs_dropped']! >= 195)
+
+  // Phase 4: space returns; a line cut short stays cut but never swallows the next one.
+  const before = (await adminStats(client))['access_logs.file.logs_written']!
+  unlinkSync(filler)
+  await connections(t, client, server, 5)
+  await statsWhen(client, (s) => s['access_logs.file.logs_written']! >= before + 5)
+  const text = readFileSync(accessLog, 'utf8')
+  const all = text.split('\n').filter(Boolean)
+  const whole = /^\[[^\]]+\] "- - -" 0 - - - "-" 1 1 \d+ - "-" "-" "-" "-" "[\d.:]+" PassthroughCluster [\d.:]+ [\d.:]+ [\d.:]+ - -$/
+  const cut = all.filter((l) => !whole.test(l))
+  t.comment(`${all.length} lines in the file, ${cut.length} cut short by the full disk`)
+  t.ok(cut.every((l) => (l.match(/"- - -"/g) ?? []).length <= 1 && whole.test(l) === false && l.startsWith('[')), 'a cut line holds at most the start of one entry: the next line starts on a line of its own')
+  t.same(all.slice(-5).filter((l) => !whole.test(l)), [], 'the lines after the outage are whole')
+
+  // Phase 5: full again, then SIGTERM: the drain must not wait on the log.
+  fill(disk, 'filler3')
+  await connections(t, client, server, 5)
   sidecar.child.kill('SIGTERM')
   const code = await Promise.race([sidecar.exited, new Promise<string>((r) => setTimeout(() => r('still running after 15 s'), 15_000))])
   t.equal(code, 0, 'SIGTERM ends the sidecar with exit 0 while the disk is full')
