@@ -50,12 +50,13 @@ export class LineWriter {
 
   /** Queues one line (with its newline). False when it was dropped because the buffer is full. */
   write(line: string): boolean {
-    if (this.#queued + line.length > this.#max) {
+    const bytes = Buffer.byteLength(line)
+    if (this.#queued + bytes > this.#max) {
       this.#events.overflow?.(1)
       return false
     }
     this.#queue.push(line)
-    this.#queued += line.length
+    this.#queued += bytes
     if (!this.#writing && this.#retry === undefined) this.#next()
     return true
   }

@@ -106,6 +106,7 @@ export function createAccessLog(path: string | null, format: AccessLogFormat, op
     events: {
       failed(err, lines) {
         counters.writeFailed.inc()
+        counters.totalBuffered.value = writer.buffered
         dropped(lines, () => log.warn({ errno: err.code, err: err.message }, `access log ${path}: write failed (${err.code}): dropping lines until it can be written again`))
       },
       overflow(lines) {
@@ -113,6 +114,7 @@ export function createAccessLog(path: string | null, format: AccessLogFormat, op
       },
       completed(lines) {
         counters.writeCompleted.inc()
+        counters.totalBuffered.value = writer.buffered
         counters.logsWritten.inc(lines)
         if (failing) log.info({ dropped: droppedInOutage }, `access log ${path}: writable again after dropping ${droppedInOutage} lines`)
         failing = false
