@@ -50,6 +50,7 @@ export class LineWriter {
 
   /** Queues one line (with its newline). False when it was dropped because the buffer is full. */
   write(line: string): boolean {
+    if (this.#fd < 0) return false // closed: a line after the drain has nowhere to go
     const bytes = Buffer.byteLength(line)
     if (this.#queued + bytes > this.#max) {
       this.#events.overflow?.(1)
