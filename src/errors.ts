@@ -107,3 +107,10 @@ export class InvalidStatsFilterError extends SidecarError {
     super('SIDECAR_ERR_INVALID_FILTER', message, { cause })
   }
 }
+
+/** The access log cannot be opened for writing; the message names the path, the errno and the uid. */
+export class AccessLogError extends SidecarError {
+  constructor(message: string, cause?: unknown) {
+    super('SIDECAR_ERR_ACCESS_LOG', message, { cause })
+  }
+}

@@ -1,6 +1,8 @@
 // The one place that creates pino loggers. Components take a child of the root logger so every line
 // names the component it came from.
-import { pino, type Logger, type LevelWithSilent } from 'pino'
+import { openSync } from 'node:fs'
+import { pino, type Logger, type LevelWithSilent, type DestinationStream } from 'pino'
+import { LineWriter } from './line-writer.js'
 
 export type { Logger }
 
@@ -10,9 +12,26 @@ export interface LoggerOptions {
   destination?: number | string
 }
 
+/** How long logger.flush() waits for queued lines; the log must never hold up an exit. */
+const flushWaitMs = 500
+
+/**
+ * Not pino.destination: its sonic-boom loops forever (synchronously, also at exit) on a write that fails
+ * with anything but EAGAIN, so a stderr that is a file on a full disk froze the sidecar. A LineWriter drops
+ * what it cannot write (a full file, a closed pipe) and carries on; there is nowhere to report that loss.
+ */
+function destination(dest: number | string): DestinationStream & { flush(cb: (err?: Error) => void): void } {
+  const writer = new LineWriter(typeof dest === 'number' ? dest : openSync(dest, 'a'))
+  // the lines of the last moments (the "drained" line, a fatal error): one attempt, no retry
+  process.once('exit', () => writer.flushOnce())
+  return {
+    write: (line: string) => void writer.write(line),
+    flush: (cb) => void writer.flush(flushWaitMs).then(() => cb()),
+  }
+}
+
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const destination = pino.destination({ dest: options.destination ?? 2, sync: false })
-  return pino({ level: options.level ?? 'info', base: { pid: process.pid } }, destination)
+  return pino({ level: options.level ?? 'info', base: { pid: process.pid } }, destination(options.destination ?? 2))
 }
 
 /** A logger that writes nothing, for library use and tests that do not read logs. */

@@ -26,6 +26,8 @@ export const proxyCommand: Command = {
     // Sockets take the owner of the process that creates them, and the capture rules match on that owner,
     // so the switch must happen before the first socket exists.
     dropPrivileges(config.uid, config.gid)
+    // Opens the access log, as the uid just switched to and before anything listens, so a path that uid
+    // cannot write stops the sidecar here with AccessLogError (exit 2).
     const sidecar = new Sidecar(config, log)
     const stop = new AbortController()
     io.signal.addEventListener('abort', () => stop.abort(), { once: true })

@@ -36,7 +36,7 @@ export class Sidecar {
   constructor(config: ProxyConfig, log: Logger, accessLog?: AccessLogSink) {
     this.config = config
     this.#log = log
-    this.#accessLog = accessLog ?? createAccessLog(config.accessLog, config.accessLogFormat)
+    this.#accessLog = accessLog ?? createAccessLog(config.accessLog, config.accessLogFormat, { stats: this.stats, log })
     const deps = {
       config,
       stats: this.stats,
@@ -106,7 +106,8 @@ export class Sidecar {
     this.#draining = true
     await this.#stopAccepting(this.listeners)
     await this.#finish(this.listeners, this.config.drainMs)
-    this.#accessLog.flush()
+    // bounded: a log that cannot be written (full disk) must not hold up the exit
+    await this.#accessLog.close()
     this.#log.info('drained')
   }
 
