@@ -14,7 +14,7 @@ t.test('npm run soak -- --duration 20s: passes, prints the table, writes soak.md
   const out = mkdtempSync(join(tmpdir(), 'slt-soak-'))
   t.teardown(() => rmSync(out, { recursive: true, force: true }))
   const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [join(repoRoot, 'bench/soak.mjs'), '--duration', '20s', '--lab', lab, '--out', out], { timeout: 170_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+    execFile(process.execPath, [join(repoRoot, 'bench/soak.mjs'), '--duration', '20s', '--lab', lab, '--out', out], { timeout: 170_000, maxBuffer: 16 << 20, env: { ...process.env, NODE_OPTIONS: '' } }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     )
   })
