@@ -35,7 +35,7 @@ t.test('upstream killed (kill -9) mid-transfer: the client\'s stream ends short,
   t.ok(running(outbound) && running(inbound), 'both sidecars are still up')
   await faultServer(t, server, 9081, 'echo')
   const next = await runClient(t, client, server.ip, 9081, 1 * MB)
-  t.equal(next.error, null)
+  t.equal(next.error, null, 'a new connection through both sidecars: no error')
   t.equal(next.receivedSha256, next.sentSha256, 'a new connection through both sidecars echoes 1 MB intact')
 })
 

@@ -4,6 +4,8 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { podPair, repoRoot, spawnIn, startSidecar, type Pod, type Proc, type SidecarProc } from './pods.js'
 
+const cli = join(repoRoot, 'dist/cli.js')
+
 const apps = join(repoRoot, 'test/helpers/apps')
 const appUser = { uid: 1000, gid: 1000 }
 
@@ -80,4 +82,14 @@ export async function until(what: string, fn: () => boolean | Promise<boolean>, 
 export async function fdsBackTo(pid: number, baseline: number, timeoutMs = 15_000): Promise<number> {
   await until(`descriptors of ${pid} back to ${baseline}`, () => fdCount(pid) <= baseline + 1, timeoutMs, () => fdCount(pid))
   return fdCount(pid)
+}
+
+/**
+ * `sidecar-lab proxy` in a pod behind a wrapper that execs it (prlimit), so the pid is still the sidecar's;
+ * access log off. Resolves once it is ready.
+ */
+export async function startWrappedSidecar(t: Teardown, pod: Pod, wrapper: string[], flags: string[] = []): Promise<Proc> {
+  const proc = spawnIn(t, pod.ns, [...wrapper, 'node', cli, 'proxy', '--access-log', 'off', ...flags])
+  await proc.waitFor(/sidecar ready/, 'stderr')
+  return proc
 }
