@@ -147,8 +147,9 @@ export function renderSoakText(r, verdict) {
 /** @param {any} r @param {Check[]} verdict */
 export function renderSoakMarkdown(r, verdict) {
   const { sidecarRows, workloadRows } = figures(r)
-  const table = (/** @type {string[]} */ head, /** @type {string[][]} */ rows) =>
-    [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i ? '--:' : '---')).join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n')
+  // figures right-aligned, words (the checks' table) left
+  const table = (/** @type {string[]} */ head, /** @type {string[][]} */ rows, numeric = true) =>
+    [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i && numeric ? '--:' : '---')).join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n')
   return [
     `# Soak, ${r.startedAt}`,
     '',
@@ -158,7 +159,7 @@ export function renderSoakMarkdown(r, verdict) {
     '',
     table(['workload', 'connections', 'bytes checked', 'errors caused / unexplained'], workloadRows),
     '',
-    table(['check', 'result', 'detail'], verdict.map((c) => [c.name, c.ok ? 'ok' : '**FAIL**', c.detail])),
+    table(['check', 'result', 'detail'], verdict.map((c) => [c.name, c.ok ? 'ok' : '**FAIL**', c.detail]), false),
     '',
     '![RSS, descriptors and event-loop delay over time](soak.svg)',
     '',
