@@ -3,6 +3,7 @@
 import { startObservability } from '../admin/observability.js'
 import type { Command } from '../command.js'
 import { createLogger } from '../logger.js'
+import { watchEventLoop } from './event-loop.js'
 import { parseProxyFlags, proxyHelp } from './flags.js'
 import { Sidecar } from './sidecar.js'
 
@@ -40,6 +41,7 @@ export const proxyCommand: Command = {
       await observability.close()
       throw err
     }
+    const stopEventLoopGauges = watchEventLoop(sidecar.stats)
     const onHup = () => sidecar.reopenAccessLog()
     process.on('SIGHUP', onHup)
     await new Promise<void>((resolve) => {
@@ -49,6 +51,7 @@ export const proxyCommand: Command = {
     // The admin stays up through the drain so /ready and /healthz/ready can say DRAINING.
     await sidecar.drain()
     await observability.close()
+    stopEventLoopGauges()
     process.off('SIGHUP', onHup)
     log.flush()
     return 0
