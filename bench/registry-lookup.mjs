@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0)
 
 /** A deterministic generator, so before/after runs see the same registry and destinations. */
+/** @param {number} seed */
 function rng(seed) {
   let s = seed >>> 0
   return () => {
@@ -17,6 +18,7 @@ function rng(seed) {
 }
 
 /** Entries as a pod's registry might hold them: service IPs with a port, pod subnets, some IPv6. */
+/** @param {number} i @param {() => number} r */
 function entryText(i, r) {
   const a = 18 + (i % 2)
   const b = (i >> 8) & 255
@@ -29,17 +31,22 @@ function entryText(i, r) {
   }
 }
 
+/** @param {number} size */
 async function measure(size) {
-  const { Registry, parseRegistryEntry } = await import('../dist/proxy/registry.js')
+  // A path in a variable, so the type check reads the types from src/ instead of checking dist/'s JS.
+  const built = '../dist/proxy/registry.js'
+  /** @type {typeof import('../src/proxy/registry.js')} */
+  const { Registry, parseRegistryEntry } = await import(built)
   const r = rng(size)
   const entries = Array.from({ length: size }, (_, i) => parseRegistryEntry(entryText(i, r), 'bench'))
   const registry = new Registry(entries)
   globalThis.gc?.()
   const rssMB = process.memoryUsage().rss / 1024 ** 2
   // Half the destinations are in the registry, half are not (the blackhole path scans everything).
+  /** @type {import('../src/proxy/endpoint.js').Endpoint[]} */
   const dsts = Array.from({ length: 4096 }, (_, i) => {
     const e = entries[Math.floor(r() * entries.length)]
-    if (i % 2) return { address: '203.0.113.' + (i & 255), port: 80, family: 4 }
+    if (i % 2) return { address: '203.0.113.' + (i & 255), port: 80, family: /** @type {4} */ (4) }
     return { address: e.address, port: e.port || 80, family: e.family }
   })
   let hits = 0
