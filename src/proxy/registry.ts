@@ -1,6 +1,7 @@
 // The service registry for outboundTrafficPolicy REGISTRY_ONLY: destinations the mesh knows about, looked
 // up on every outbound connection. An index, so a lookup costs the same with 10 entries or 100 000: per
-// prefix length present, a Map from the masked address to the entries of that network.
+// prefix length present, a Map from the masked address to the entries of that network (IPv4 networks keyed
+// by number, IPv6 by string).
 //
 // Semantics are those of the linear matcher it replaced (one net.BlockList per entry, first match in
 // registry order wins, port 0 = any port), including BlockList's mixing of families: an IPv4 address is
@@ -20,10 +21,12 @@ interface Slot {
 }
 
 interface PrefixTable {
+  /** IPv4 tables hold networks inside ::ffff:0:0/96 keyed by the masked IPv4 number (no string to build) */
+  ipv4: boolean
   bits: number
   /** lowest entry index in this table, so the search stops once no table can beat the match found */
   first: number
-  slots: Map<string, Slot>
+  slots: Map<string | number, Slot>
 }
 
 /** Matches destinations against the registry; first match in registry order wins. */
@@ -33,18 +36,20 @@ export class Registry {
 
   constructor(entries: RegistryEntry[]) {
     this.#entries = [...entries]
-    const byBits = new Map<number, PrefixTable>()
+    const tables = new Map<string, PrefixTable>()
     this.#entries.forEach((entry, index) => {
       const bits = entry.family === 4 ? entry.prefix + 96 : entry.prefix
-      let table = byBits.get(bits)
-      if (!table) byBits.set(bits, (table = { bits, first: index, slots: new Map() }))
-      const key = networkKey(addressWords(entry.address, entry.family)!, bits)
+      const words = addressWords(entry.address, entry.family)!
+      const ipv4 = bits >= 96 && isMapped(words)
+      let table = tables.get(`${ipv4}/${bits}`)
+      if (!table) tables.set(`${ipv4}/${bits}`, (table = { ipv4, bits, first: index, slots: new Map() }))
+      const key = ipv4 ? ipv4Key(words[3]!, bits - 96) : networkKey(words, bits)
       let slot = table.slots.get(key)
       if (!slot) table.slots.set(key, (slot = { any: Infinity, ports: undefined }))
       if (entry.port === 0) slot.any = Math.min(slot.any, index)
       else if (!slot.ports?.has(entry.port)) (slot.ports ??= new Map()).set(entry.port, index)
     })
-    this.#tables = [...byBits.values()].sort((a, b) => a.first - b.first)
+    this.#tables = [...tables.values()].sort((a, b) => a.first - b.first)
   }
 
   get size(): number {
@@ -55,15 +60,27 @@ export class Registry {
     if (this.#tables.length === 0) return undefined
     const words = addressWords(dst.address, dst.family)
     if (words === undefined) return undefined
+    const mapped = isMapped(words)
     let best = Infinity
     for (const table of this.#tables) {
       if (table.first >= best) break
-      const slot = table.slots.get(networkKey(words, table.bits))
+      // An IPv6 network longer than /96 outside ::ffff:0:0/96 cannot hold an IPv4 address, and an IPv4
+      // table cannot hold a plain IPv6 one.
+      if (table.ipv4 ? !mapped : mapped && table.bits > 96) continue
+      const slot = table.slots.get(table.ipv4 ? ipv4Key(words[3]!, table.bits - 96) : networkKey(words, table.bits))
       if (!slot) continue
       best = Math.min(best, slot.any, slot.ports?.get(dst.port) ?? Infinity)
     }
     return best === Infinity ? undefined : this.#entries[best]
   }
+}
+
+function isMapped(words: readonly number[]): boolean {
+  return words[0] === 0 && words[1] === 0 && words[2] === 0xffff
+}
+
+function ipv4Key(address: number, bits: number): number {
+  return bits === 0 ? 0 : (address & (0xffffffff << (32 - bits))) >>> 0
 }
 
 /**
