@@ -234,7 +234,8 @@ function registry(list: string | undefined, file: string | undefined): RegistryE
       // The errno text only: Node's message repeats the path unquoted.
       throw new InvalidFlagError(`--registry-file: cannot read ${quoteInput(file, 200)}: ${/^[^,]*/.exec((err as Error).message)![0]}`)
     }
-    entries.push(...parseRegistryText(text, file))
+    // concat, not push(...): a spread of 100 000 entries can overflow the call stack
+    return entries.concat(parseRegistryText(text, file))
   }
   return entries
 }
