@@ -2,7 +2,8 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { defaultProxyConfig } from '../../src/proxy/config.js'
-import { parseProxyFlags, proxyHelp, proxyFlags } from '../../src/proxy/flags.js'
+import { identityWarning } from '../../src/proxy/command.js'
+import { parseProxyArgs, parseProxyFlags, proxyHelp, proxyFlags } from '../../src/proxy/flags.js'
 
 t.test('no flags give Istio\'s defaults', async (t) => {
   t.same(parseProxyFlags([]), defaultProxyConfig)
@@ -163,4 +164,17 @@ t.test('a registry file of garbage is refused with the line quoted, escaped and 
   t.match(message, `xxx"… (${garbage.length} characters) has no valid IP address`)
   t.notMatch(message, /[\u0000-\u001f\u007f-\u009f]/, 'no control character reaches the terminal')
   t.ok(message.length < 400, `short (${message.length} characters)`)
+})
+
+t.test('--uid and --gid given to a proxy not started as root are named in one warning line', async (t) => {
+  const parsed = parseProxyArgs(['--uid', '1337', '--gid', '1338'])
+  if (parsed === 'help') throw new Error('unexpected help')
+  t.same([...parsed.given].sort(), ['gid', 'uid'])
+  t.equal(identityWarning(parsed.config, parsed.given, 1000, 1000), '--uid 1337 and --gid 1338 are ignored: not started as root, the proxy runs as uid 1000, gid 1000')
+  t.equal(identityWarning(parsed.config, new Set(['uid']), 1000, 1000), '--uid 1337 is ignored: not started as root, the proxy runs as uid 1000, gid 1000')
+  t.equal(identityWarning(parsed.config, parsed.given, 0, 0), null, 'as root they take effect')
+  t.equal(identityWarning(parsed.config, parsed.given, 1337, 1338), null, 'already that identity')
+  const defaults = parseProxyArgs([])
+  if (defaults === 'help') throw new Error('unexpected help')
+  t.equal(identityWarning(defaults.config, defaults.given, 1000, 1000), null, 'the default 1337 is no reason to warn')
 })
