@@ -3,9 +3,24 @@
 import { startObservability } from '../admin/observability.js'
 import type { Command } from '../command.js'
 import { createLogger } from '../logger.js'
+import type { ProxyConfig } from './config.js'
 import { watchEventLoop } from './event-loop.js'
-import { parseProxyFlags, proxyHelp } from './flags.js'
+import { parseProxyArgs, proxyHelp } from './flags.js'
 import { Sidecar } from './sidecar.js'
+
+/**
+ * --uid/--gid only take effect when started as root; otherwise the proxy keeps its own identity, which the
+ * capture rules may not exempt. Say so in one line, naming the flags and the identity it runs as.
+ */
+export function identityWarning(config: Pick<ProxyConfig, 'uid' | 'gid'>, given: Set<string>, uid: number, gid: number): string | null {
+  if (uid === 0) return null
+  const ignored = [
+    given.has('uid') && config.uid !== uid ? `--uid ${config.uid}` : '',
+    given.has('gid') && config.gid !== gid ? `--gid ${config.gid}` : '',
+  ].filter(Boolean)
+  if (ignored.length === 0) return null
+  return `${ignored.join(' and ')} ${ignored.length > 1 ? 'are' : 'is'} ignored: not started as root, the proxy runs as uid ${uid}, gid ${gid}`
+}
 
 function dropPrivileges(uid: number, gid: number): void {
   if (process.getuid?.() !== 0 || uid === 0) return
@@ -18,12 +33,17 @@ export const proxyCommand: Command = {
   name: 'proxy',
   summary: 'run the sidecar: virtualOutbound on 15001, virtualInbound on 15006',
   async run(argv, io) {
-    const config = parseProxyFlags(argv, io.env)
-    if (config === 'help') {
+    const parsed = parseProxyArgs(argv, io.env)
+    if (parsed === 'help') {
       io.stdout.write(proxyHelp())
       return 0
     }
+    const { config, given } = parsed
     const log = createLogger({ level: config.logLevel })
+    const uid = process.getuid?.()
+    const gid = process.getgid?.()
+    const warning = uid === undefined || gid === undefined ? null : identityWarning(config, given, uid, gid)
+    if (warning) log.warn({ uid, gid }, warning)
     // Sockets take the owner of the process that creates them, and the capture rules match on that owner,
     // so the switch must happen before the first socket exists.
     dropPrivileges(config.uid, config.gid)

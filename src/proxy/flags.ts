@@ -4,7 +4,8 @@ import { isIP } from 'node:net'
 import { parseArgs } from 'node:util'
 import { InvalidFlagError, UnknownFlagError } from '../errors.js'
 import { defaultProxyConfig, type ProxyConfig } from './config.js'
-import { parseRegistryEntry, type RegistryEntry } from './registry.js'
+import { quoteInput } from '../quote.js'
+import { parseRegistryEntry, parseRegistryText, type RegistryEntry } from './registry-entry.js'
 
 interface FlagSpec {
   name: string
@@ -60,12 +61,18 @@ export function proxyHelp(): string {
 }
 
 export function parseProxyFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ProxyConfig | 'help' {
+  const parsed = parseProxyArgs(argv, env)
+  return parsed === 'help' ? parsed : parsed.config
+}
+
+/** The config and which flags were given on the command line (a default --uid is no reason to warn). */
+export function parseProxyArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { config: ProxyConfig; given: Set<string> } | 'help' {
   const options = Object.fromEntries(
     proxyFlags.map((f) => [f.name, { type: f.value ? ('string' as const) : ('boolean' as const) }]),
   )
   let values: Record<string, string | boolean | undefined>
   try {
-    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values
+    values = parseArgs({ args: joinDashValues(argv), options, strict: true, allowPositionals: false }).values
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     const flag = /'([^']+)'/.exec(e.message)?.[1] ?? argv.join(' ')
@@ -80,7 +87,7 @@ export function parseProxyFlags(argv: string[], env: NodeJS.ProcessEnv = {}): Pr
   const envDrain = env.TERMINATION_DRAIN_DURATION_SECONDS
   const drain = str('drain-duration') ?? (envDrain ? `${envDrain}s` : undefined)
   const accessLog = str('access-log') ?? '-'
-  return {
+  const config: ProxyConfig = {
     bindAddress: address('bind', str('bind') ?? d.bindAddress),
     outboundPort: port('outbound-port', str('outbound-port'), d.outboundPort),
     inboundPort: port('inbound-port', str('inbound-port'), d.inboundPort),
@@ -105,13 +112,58 @@ export function parseProxyFlags(argv: string[], env: NodeJS.ProcessEnv = {}): Pr
     mergedMetricsPort: integer('merged-metrics-port', str('merged-metrics-port'), d.mergedMetricsPort, 0, 65535),
     appMetricsUrl: httpUrl('app-metrics-url', str('app-metrics-url')),
   }
+  refuseSharedPorts(config)
+  return { config, given: new Set(Object.keys(values).filter((k) => values[k] !== undefined)) }
 }
 
-function integer(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
+/**
+ * parseArgs takes `--idle-timeout -5` for a flag followed by a second flag and answers "ambiguous"; a value
+ * flag followed by something that is not a long flag gets that as its value, so -5 reaches the value's own
+ * check and its message ("--outbound-port: -1 is not a port").
+ */
+function joinDashValues(argv: string[]): string[] {
+  const takesValue = new Set(proxyFlags.filter((f) => f.value).map((f) => `--${f.name}`))
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    const next = argv[i + 1]
+    if (takesValue.has(arg) && next !== undefined && next.startsWith('-') && !next.startsWith('--')) {
+      out.push(`${arg}=${next}`)
+      i++
+    } else out.push(arg)
+  }
+  return out
+}
+
+const portFlags: [string, keyof ProxyConfig][] = [
+  ['outbound-port', 'outboundPort'],
+  ['inbound-port', 'inboundPort'],
+  ['admin-port', 'adminPort'],
+  ['health-port', 'healthPort'],
+  ['prometheus-port', 'prometheusPort'],
+  ['merged-metrics-port', 'mergedMetricsPort'],
+]
+
+/**
+ * Two listeners on one port fail only when the second binds (or, for the admin on 127.0.0.1 beside a
+ * listener on '::', depending on the bind address): refuse it here, naming both flags.
+ */
+function refuseSharedPorts(config: ProxyConfig): void {
+  const seen = new Map<number, string>()
+  for (const [flag, key] of portFlags) {
+    const port = config[key] as number
+    if (port === 0) continue
+    const other = seen.get(port)
+    if (other) throw new InvalidFlagError(`--${other} and --${flag} are both ${port}: each needs a port of its own`)
+    seen.set(port, flag)
+  }
+}
+
+function integer(flag: string, text: string | undefined, fallback: number, min: number, max: number, what?: string): number {
   if (text === undefined) return fallback
-  if (!/^\d+$/.test(text.trim())) throw new InvalidFlagError(`--${flag}: '${text}' is not a whole number`)
+  if (!/^-?\d+$/.test(text.trim())) throw new InvalidFlagError(`--${flag}: '${text}' is not a whole number`)
   const n = Number(text)
-  if (n < min || n > max) throw new InvalidFlagError(`--${flag}: ${n} is out of range (${min} to ${max})`)
+  if (n < min || n > max) throw new InvalidFlagError(`--${flag}: ${n} ${what ?? `is out of range (${min} to ${max})`}`)
   return n
 }
 
@@ -128,7 +180,7 @@ function httpUrl(flag: string, text: string | undefined): string | null {
 }
 
 function port(flag: string, text: string | undefined, fallback: number): number {
-  return integer(flag, text, fallback, 1, 65535)
+  return integer(flag, text, fallback, 1, 65535, 'is not a port (1-65535)')
 }
 
 function address(flag: string, text: string, family?: 4 | 6): string {
@@ -150,6 +202,7 @@ const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_
 
 export function duration(flag: string, text: string | undefined, fallback: number, zeroAllowed: boolean): number {
   if (text === undefined) return fallback
+  if (/^-\d/.test(text.trim())) throw new InvalidFlagError(`--${flag}: ${text.trim()} is negative (${zeroAllowed ? '0 or more' : 'more than 0'}: 500ms, 10s, 5m, 1h)`)
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|)$/.exec(text.trim())
   if (!m) throw new InvalidFlagError(`--${flag}: '${text}' is not a duration (500ms, 10s, 5m, 1h)`)
   const ms = Math.round(Number(m[1]) * durationUnits[m[2]!]!)
@@ -162,6 +215,7 @@ const byteUnits: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 
 
 export function bytes(flag: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback
+  if (/^-\d/.test(text.trim())) throw new InvalidFlagError(`--${flag}: ${text.trim()} is negative (1Ki to 1Gi: 65536, 64Ki, 1Mi)`)
   const m = /^(\d+)(Ki|Mi|Gi|KiB|MiB|GiB|)$/.exec(text.trim())
   if (!m) throw new InvalidFlagError(`--${flag}: '${text}' is not a size (65536, 64Ki, 1Mi)`)
   const n = Number(m[1]) * byteUnits[m[2]!]!
@@ -177,12 +231,11 @@ function registry(list: string | undefined, file: string | undefined): RegistryE
     try {
       text = readFileSync(file, 'utf8')
     } catch (err) {
-      throw new InvalidFlagError(`--registry-file: cannot read '${file}': ${(err as Error).message}`)
+      // The errno text only: Node's message repeats the path unquoted.
+      throw new InvalidFlagError(`--registry-file: cannot read ${quoteInput(file, 200)}: ${/^[^,]*/.exec((err as Error).message)![0]}`)
     }
-    text.split('\n').forEach((line, i) => {
-      const item = line.replace(/#.*/, '').trim()
-      if (item) entries.push(parseRegistryEntry(item, `--registry-file ${file} line ${i + 1}`))
-    })
+    // concat, not push(...): a spread of 100 000 entries can overflow the call stack
+    return entries.concat(parseRegistryText(text, file))
   }
   return entries
 }
