@@ -176,6 +176,13 @@ static napi_value get_mark(napi_env env, napi_callback_info info) {
   return get_int_option(env, info, SOL_SOCKET, SO_MARK, "getsockopt(SO_MARK)");
 }
 
+// pendingError(fd): the socket's pending error (SO_ERROR), cleared by reading it; 0 when there is none. libuv
+// takes a hang-up after a short read for end of file without reading again, so an RST that arrived behind the
+// last bytes is still pending here when node:net says 'end'.
+static napi_value pending_error(napi_env env, napi_callback_info info) {
+  return get_int_option(env, info, SOL_SOCKET, SO_ERROR, "getsockopt(SO_ERROR)");
+}
+
 // setLinger0(fd): close with RST, for closing a connection visibly when its stream was cut short.
 static napi_value set_linger0(napi_env env, napi_callback_info info) {
   int32_t args[1];
@@ -213,6 +220,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setTransparent", NULL, set_transparent, NULL, NULL, NULL, napi_default, NULL},
       {"setMark", NULL, set_mark, NULL, NULL, NULL, napi_default, NULL},
       {"getMark", NULL, get_mark, NULL, NULL, NULL, napi_default, NULL},
+      {"pendingError", NULL, pending_error, NULL, NULL, NULL, napi_default, NULL},
       {"setLinger0", NULL, set_linger0, NULL, NULL, NULL, napi_default, NULL},
       {"localAddress", NULL, local_address, NULL, NULL, NULL, napi_default, NULL},
       {"peerAddress", NULL, peer_address, NULL, NULL, NULL, napi_default, NULL},

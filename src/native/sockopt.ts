@@ -1,6 +1,7 @@
 // The only importer of the compiled addon. Turns its integer/fd interface into typed calls on sockets.
 import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
+import { getSystemErrorName } from 'node:util'
 import { AddonLoadError } from '../errors.js'
 
 export interface SocketAddress {
@@ -14,6 +15,7 @@ interface Addon {
   setTransparent(fd: number, family: number, on: number): void
   setMark(fd: number, mark: number): void
   getMark(fd: number): number
+  pendingError(fd: number): number
   setLinger0(fd: number): void
   localAddress(fd: number): SocketAddress
   peerAddress(fd: number): SocketAddress
@@ -84,6 +86,19 @@ export function setMark(socket: Socket, mark: number): void {
 
 export function getMark(socket: Socket): number {
   return load().getMark(socketFd(socket))
+}
+
+/**
+ * The socket's pending error as an errno exception (ECONNRESET for a reset that arrived behind the last bytes),
+ * or undefined when there is none or the socket has no descriptor left. Reading it clears it.
+ */
+export function takePendingError(socket: Socket): NodeJS.ErrnoException | undefined {
+  const handle = (socket as unknown as { _handle?: { fd?: number } })._handle
+  if (typeof handle?.fd !== 'number' || handle.fd < 0) return undefined
+  const errno = load().pendingError(handle.fd)
+  if (!errno) return undefined
+  const code = getSystemErrorName(-errno)
+  return Object.assign(new Error(`read ${code}`), { code, errno: -errno, syscall: 'read' })
 }
 
 /** Makes the next close send RST instead of FIN, so a cut-short stream is visibly broken. */

@@ -2,6 +2,7 @@
 // (half-close), reading pauses while the other side holds more than the buffer limit (its writable high
 // water mark), and bytes that can no longer be delivered reset the sender instead of vanishing.
 import type { Socket } from 'node:net'
+import { takePendingError } from '../native/sockopt.js'
 import type { Counter } from './stats.js'
 
 export interface FlowCounters {
@@ -28,6 +29,11 @@ export function relay(from: Socket, to: Socket, flow: FlowCounters): void {
     }
   })
   from.once('end', () => {
-    if (!to.destroyed) to.end()
+    // An RST right behind the last bytes reaches node:net as 'end' (libuv reads a hang-up after a short read
+    // as end of file); passing it on as a FIN would make a cut-short stream look whole. It is still pending
+    // on the socket, so take it and fail the side as the reset it was.
+    const reset = takePendingError(from)
+    if (reset) from.destroy(reset)
+    else if (!to.destroyed) to.end()
   })
 }

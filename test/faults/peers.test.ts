@@ -39,13 +39,11 @@ t.test('upstream killed (kill -9) mid-transfer: the client\'s stream ends short,
   t.equal(next.receivedSha256, next.sentSha256, 'a new connection through both sidecars echoes 1 MB intact')
 })
 
-// A defect this suite found, not fixed here (src/proxy/connection.ts is another helper's): when the reset of a
-// killed upstream reaches a sidecar while bytes are still queued on its upstream socket (always, with a slow
-// reader), libuv reports EOF (uv__stream_io: POLLHUP after a partial read) instead of ECONNRESET, so the
-// sidecar passes a FIN on and the client gets a clean end of a cut-short stream. The same client reading
-// directly from the same server gets ECONNRESET. The sidecar would have to read SO_ERROR (or TCP_INFO's state)
-// at 'end' before passing the FIN on. SLT_RUN_TODO=1 runs this test; it fails every time until that is fixed.
-t.test('upstream killed (kill -9) mid-transfer: the reset reaches the client, never a clean end', { ...rootOnly(), todo: process.env.SLT_RUN_TODO ? false : 'a sidecar passes a reset on as a clean end when bytes are queued (see the comment above; SLT_RUN_TODO=1 runs it)' }, async (t) => {
+// When the reset of a killed upstream reaches a sidecar while bytes are still queued on its upstream socket
+// (always, with a slow reader), libuv reports EOF (uv__stream_io: POLLHUP after a partial read) instead of
+// ECONNRESET; the same client reading directly from the same server gets ECONNRESET. The relay reads SO_ERROR
+// at 'end' (src/proxy/relay.ts), so the reset is passed on; before that the client got a clean end.
+t.test('upstream killed (kill -9) mid-transfer: the reset reaches the client, never a clean end', rootOnly(), async (t) => {
   const { r, outLine, inLine } = await killUpstreamMidTransfer(t, 2)
   t.match(inLine, /upstream_econnreset/, 'the inbound sidecar logs the upstream reset')
   t.match(outLine, /upstream_econnreset/, 'the outbound sidecar logs the reset passed on to it')
