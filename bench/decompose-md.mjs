@@ -14,12 +14,13 @@ export function renderDecomposeMd(r) {
       `${r.machine.nproc} × ${r.machine.cpu}, commit ${r.machine.commit}, load at end ${r.loadAverageAtEnd.join(' ')}; ${r.startedAt}).`,
     `Client: ${r.method.client}.`,
     '',
-    '| position | requests | mean µs | p50 µs | p99 µs | CPU µs/req (client + server + sidecars) | machine CPU µs/req |',
+    '| position | requests | mean µs | p50 µs (range) | p99 µs | CPU µs/req: client + server + sidecar out + in | CPU range over rounds |',
     '|---|---:|---:|---:|---:|---:|---:|',
     ...r.method.positions.map((/** @type {any} */ p) => {
       const s = r.summary[p.id]
       const c = s.cpuUs
-      return `| ${p.id}: ${p.title} | ${s.requests} | ${us(s.meanUs)} | ${us(s.p50Us)} | ${us(s.p99Us)} | ${us(c.total)} (${us(c.client)} + ${us(c.server)} + ${us(c.sidecarOut)} + ${us(c.sidecarIn)}) | ${us(s.machineUs)} |`
+      return `| ${p.id}: ${p.title} | ${s.requests} | ${us(s.meanUs)} | ${us(s.p50Us)} (${us(s.p50UsRange[0])}-${us(s.p50UsRange[1])}) | ${us(s.p99Us)} | ` +
+        `${us(c.total)} = ${us(c.client)} + ${us(c.server)} + ${us(c.sidecarOut)} + ${us(c.sidecarIn)} | ${us(s.cpuUsRange[0])}-${us(s.cpuUsRange[1])} |`
     }),
     '',
     '| part of the path | latency added, mean µs | p50 µs | CPU µs/req | share of the path\'s CPU |',

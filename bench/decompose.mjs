@@ -26,11 +26,11 @@ const { values } = parseArgs({
   strict: true,
 })
 if (values.help) {
-  process.stdout.write('usage: node bench/decompose.mjs [--seconds N (default 4)] [--rounds N (default 3)] [--lab NAME (default slb-decomp)] [--out DIR]\n')
+  process.stdout.write('usage: node bench/decompose.mjs [--seconds N (default 1.5)] [--rounds N (default 5)] [--lab NAME (default slb-decomp)] [--out DIR]\n')
   process.exit(0)
 }
-const seconds = Number(values.seconds ?? 4)
-const rounds = Number(values.rounds ?? 3)
+const seconds = Number(values.seconds ?? 1.5)
+const rounds = Number(values.rounds ?? 5)
 if (!(seconds > 0 && seconds <= 30) || !(Number.isInteger(rounds) && rounds > 0 && rounds <= 10)) {
   process.stderr.write('decompose: --seconds must be in (0, 30] and --rounds an integer 1-10\n')
   process.exit(2)
@@ -107,8 +107,28 @@ function machineBusy() {
   return (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0)
 }
 
+/**
+ * The ISTIO_* rules that counted packets since the last call (which zeroes them), per pod: the proof that
+ * a position sent the traffic where it says (the exempting RETURN, the NATs, or the sidecars' redirects).
+ */
+async function ruleCounters() {
+  /** @type {Record<string, Record<string, number>>} */
+  const out = {}
+  for (const pod of /** @type {const} */ (['productpage', 'reviews'])) {
+    out[pod] = {}
+    const listed = await netns.execIn(lab.ns(pod), ['iptables', '-t', 'nat', '-v', '-S'], { allowFailure: true })
+    for (const line of listed.stdout.split('\n')) {
+      const m = /^(-A ISTIO_\S+ .*?)-c (\d+) \d+ (.*)$/.exec(line)
+      if (m && Number(m[2]) > 0) out[pod][`${m[1]}${m[3]}`] = Number(m[2])
+    }
+    await netns.execIn(lab.ns(pod), ['iptables', '-t', 'nat', '-Z'], { allowFailure: true })
+  }
+  return out
+}
+
 /** @param {PositionId} id @param {number} secs */
 async function measure(id, secs) {
+  await ruleCounters()
   const user = id === 'rules' || id === 'nat' ? proxyUser : app
   const server = id === 'nat' ? serverPids.b : serverPids.a
   const pids = { server, out: lab.sidecarPids.productpage, in: lab.sidecarPids.reviews }
@@ -126,6 +146,7 @@ async function measure(id, secs) {
     requests: n, errors: out.errors, meanUs: out.latenciesMs.mean * 1000, p50Us: out.latenciesMs.p50 * 1000, p99Us: out.latenciesMs.p99 * 1000,
     cpuUs: { ...cpu, total: cpu.client + cpu.server + cpu.sidecarOut + cpu.sidecarIn },
     machineUs: ((machineBusy() - busy0) * 1e4) / n,
+    counters: await ruleCounters(),
   }
 }
 
@@ -172,6 +193,9 @@ const summaryOf = (id) => {
     requests: m((s) => s.requests), meanUs: m((s) => s.meanUs), p50Us: m((s) => s.p50Us), p99Us: m((s) => s.p99Us),
     cpuUs: { client: m((s) => s.cpuUs.client), server: m((s) => s.cpuUs.server), sidecarOut: m((s) => s.cpuUs.sidecarOut), sidecarIn: m((s) => s.cpuUs.sidecarIn), total: m((s) => s.cpuUs.total) },
     machineUs: m((s) => s.machineUs),
+    /** the spread over rounds: what this shared machine's noise does to one position */
+    cpuUsRange: [Math.min(...mine.map((s) => s.cpuUs.total)), Math.max(...mine.map((s) => s.cpuUs.total))],
+    p50UsRange: [Math.min(...mine.map((s) => s.p50Us)), Math.max(...mine.map((s) => s.p50Us))],
   }
 }
 const summary = Object.fromEntries(positions.map((p) => [p.id, summaryOf(p.id)]))
