@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Regenerates docs/walkthrough.{md,json,svg} and docs/trace.{txt,svg} from one real run: brings a lab up
-// (unless it is), traces one request productpage -> reviews with `trace --walkthrough --json --svg`, and
-// writes the verdict table. The trace text and diagram come from a second request, traced the same way.
-// Needs root. usage: node scripts/walkthrough-doc.mjs [--lab NAME (default slwalkdoc)] [--keep]
+// (unless it is), traces one request productpage -> reviews as `sidecar-lab trace` does, and writes from
+// that one report the trace text and diagram and the walkthrough's verdicts (JSON, SVG, Markdown table).
+// Needs root. usage: node scripts/walkthrough-doc.mjs [--lab NAME (default slwkdoc)] [--keep]
 import { execFileSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const docs = join(root, 'docs')
 const { values } = parseArgs({ options: { lab: { type: 'string' }, keep: { type: 'boolean' } }, strict: true })
-const lab = values.lab ?? 'slwalkdoc'
+const lab = values.lab ?? 'slwkdoc'
 const cli = (/** @type {string[]} */ args) => execFileSync(process.execPath, [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', maxBuffer: 32 << 20 })
 
 const cell = (/** @type {string} */ s) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ')
@@ -58,13 +58,20 @@ if (process.getuid?.() !== 0) {
   process.stderr.write('walkthrough-doc: needs root (a lab and nft tracing)\n')
   process.exit(1)
 }
+const dist = (/** @type {string} */ f) => import(new URL(`../dist/trace/${f}`, import.meta.url).href)
+const [{ runTrace }, { renderText }, { renderSvg }, { walkthrough }, { renderWalkthroughJson }, { renderWalkthroughSvg }] = await Promise.all(
+  ['run.js', 'render-text.js', 'render-svg.js', 'walkthrough-verdicts.js', 'render-walkthrough.js', 'render-walkthrough-svg.js'].map(dist),
+)
 cli(['lab', 'up', '--lab', lab])
 try {
-  const json = cli(['trace', '--lab', lab, '--walkthrough', '--json', '--svg', join(docs, 'walkthrough.svg')])
-  const w = JSON.parse(json)
+  const report = await runTrace({ lab, from: 'productpage', to: 'reviews', port: 9080 })
+  const w = walkthrough(report)
+  const json = renderWalkthroughJson(w)
   writeFileSync(join(docs, 'walkthrough.json'), json)
-  writeFileSync(join(docs, 'walkthrough.md'), markdown(w))
-  writeFileSync(join(docs, 'trace.txt'), cli(['trace', '--lab', lab, '--svg', join(docs, 'trace.svg')]))
+  writeFileSync(join(docs, 'walkthrough.md'), markdown(JSON.parse(json)))
+  writeFileSync(join(docs, 'walkthrough.svg'), renderWalkthroughSvg(w))
+  writeFileSync(join(docs, 'trace.txt'), renderText(report))
+  writeFileSync(join(docs, 'trace.svg'), renderSvg(report))
   process.stdout.write(`walkthrough-doc: docs/walkthrough.{md,json,svg} and docs/trace.{txt,svg} from lab ${lab}\n`)
 } finally {
   if (!values.keep) cli(['lab', 'down', '--lab', lab])
