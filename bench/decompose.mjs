@@ -153,6 +153,7 @@ async function measure(id, secs) {
 /** @type {Array<{ round: number, position: PositionId } & Awaited<ReturnType<typeof measure>>>} */
 const samples = []
 const started = new Date()
+const host = machine() // before the run, so its load average is the one the run started under
 try {
   console.log(`decompose: lab ${lab.lab} up; ${positions.length} positions x ${rounds} round(s) x ${seconds} s`)
   await lab.up()
@@ -212,7 +213,7 @@ const parts = [
 ]
 const result = {
   startedAt: started.toISOString(), seconds: Math.round((Date.now() - started.getTime()) / 1000),
-  loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100), machine: machine(),
+  loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100), machine: host,
   method: { lab: lab.lab, rounds, secondsPerRun: seconds, positions, client: 'bench/apps/decompose-client.mjs: one request at a time, a new connection each (Connection: close)' },
   samples, summary, parts,
 }
