@@ -6,6 +6,7 @@ import { Ajv } from 'ajv'
 import t from 'tap'
 import { renderWalkthroughJson, renderWalkthroughText } from '../../src/trace/render-walkthrough.js'
 import { renderWalkthroughSvg } from '../../src/trace/render-walkthrough-svg.js'
+import { hops } from '../../src/trace/hops.js'
 import { renderText } from '../../src/trace/render-text.js'
 import { walkthrough } from '../../src/trace/walkthrough-verdicts.js'
 import { fixtureReport } from './fixture.js'
@@ -100,4 +101,11 @@ t.test('the normal trace text tags each numbered step with its walkthrough step'
   t.equal(tags.length, 33)
   t.same(tags.find(([n]) => n === 13), [13, 4])
   t.same(tags.find(([n]) => n === 31), [31, 15])
+})
+
+t.test('the diagram\'s hops carry their walkthrough steps too', async (t) => {
+  const h = hops(fixtureReport('trace-call'))
+  const of = (label: string) => h.find((x) => x.label === label)?.walk
+  t.same([of('1-3'), of('11-13'), of('17-19'), of('23-25'), of('29'), of('30-32')], ['w1', 'w2-4', 'w6-7', 'w10-12', 'w13', 'w14-15'])
+  t.ok(h.every((x) => /^w\d/.test(x.walk)), 'every hop has one')
 })
