@@ -164,7 +164,9 @@ function inbound(x: Ctx, n: number): Reading {
 function asWritten(x: Ctx, n: number): Reading {
   const { to } = x.report.request
   const first = n === 9 || n === 13
-  const replies = n <= 12 ? x.of('inbound', isReplyStep) : x.of('proxied', (s) => isReplyStep(s) && s.pod === to)
+  // the connection the called pod's sidecar accepted: the caller's sidecar's, or the app's when it has none
+  const arriving: Part = x.conn('proxied') ? 'proxied' : 'call'
+  const replies = n <= 12 ? x.of('inbound', isReplyStep) : x.of(arriving, (s) => isReplyStep(s) && s.pod === to)
   const who = n <= 12 ? `${possessive(to)} answer to its sidecar` : 'the sidecar\'s answer to the caller'
   if (!replies.length) return missing(`reply packet of ${who}`)
   const captured = replies.filter((s) => s.table !== null)
@@ -174,7 +176,7 @@ function asWritten(x: Ctx, n: number): Reading {
     const what = n === 11 || n === 12 ? 'no rule redirects it' : 'it never reaches ISTIO_OUTPUT'
     return read('corrected', `as in w${n <= 12 ? 9 : 13}: ${who} is a reply (${steps}) and enters no nat chain, so ${what}`, x.ev(replies))
   }
-  const ct = x.ct(x.conn(n === 9 ? 'inbound' : 'proxied'), to)
+  const ct = x.ct(x.conn(n === 9 ? 'inbound' : arriving), to)
   const unNat = replies.map((s) => /turns (\S+) back into (\S+)/.exec(s.note ?? '')).find(Boolean)
   return read('corrected', `${who} goes out on the same connection, as replies (${steps}): only a connection's first packet enters the nat chains, ` +
     'so nothing sends these into nat OUTPUT; ' + (unNat ? `conntrack itself turns ${unNat[1]} back into ${unNat[2]}` : 'conntrack knows the connection') +

@@ -109,3 +109,11 @@ t.test('the diagram\'s hops carry their walkthrough steps too', async (t) => {
   t.same([of('1-3'), of('11-13'), of('17-19'), of('23-25'), of('29'), of('30-32')], ['w1', 'w2-4', 'w6-7', 'w10-12', 'w13', 'w14-15'])
   t.ok(h.every((x) => /^w\d/.test(x.walk)), 'every hop has one')
 })
+
+t.test('a caller without a sidecar (ratings -> productpage): its connection is the one answered in w13-15', async (t) => {
+  const w = walkthrough(fixtureReport('trace-nosidecar'))
+  t.same(w.unassigned, [])
+  t.same(w.steps.slice(12).map((s) => s.verdict), ['corrected', 'corrected', 'corrected'], 'the inbound sidecar\'s answer is a reply here too')
+  t.ok(w.steps[12]!.evidence.every((e) => e.connection.role === 'app' && e.connection.pod === 'ratings' && e.chain === null))
+  t.same(w.steps.slice(8).map((s) => s.meant?.verdict), ['confirmed', 'confirmed', 'corrected', 'confirmed', 'confirmed', 'confirmed', 'confirmed'], 'productpage\'s own call to reviews')
+})
