@@ -18,6 +18,11 @@ function lines(x: number, y: number, rows: string[], attrs = ''): string[] {
   return rows.map((r, i) => `<text x="${x}" y="${y + i * lineH}" font-size="12" ${attrs}>${esc(r)}</text>`)
 }
 
+/** At most n lines; a cut is marked, the full text is in --walkthrough's text and JSON. */
+function clip(rows: string[], n: number): string[] {
+  return rows.length > n ? [...rows.slice(0, n - 1), `${rows[n - 1]} …`] : rows
+}
+
 function badge(x: number, y: number, r: Reading, label: string): string[] {
   const c = colors[r.verdict]
   return [
@@ -31,9 +36,9 @@ export function renderWalkthroughSvg(w: WalkthroughReport): string {
   const out: string[] = []
   let y = 90
   for (const s of w.steps) {
-    const claim = wrap(s.claim, 52)
-    const found = wrap(s.finding, 118).slice(0, 6)
-    const meant = s.meant ? wrap(s.meant.finding, 118).slice(0, 5) : []
+    const claim = wrap(s.claim, 48)
+    const found = clip(wrap(s.finding, 105), 6)
+    const meant = s.meant ? clip(wrap(s.meant.finding, 105), 5) : []
     const rowLines = Math.max(claim.length, found.length + (s.meant ? meant.length + 1 : 0), s.meant ? 4 : 2)
     out.push(`<line x1="10" y1="${y - 18}" x2="${width - 10}" y2="${y - 18}" stroke="#dee2e6"/>`)
     out.push(...lines(cols.n, y, [`w${s.n}`], 'font-weight="bold"'), ...lines(cols.claim, y, claim))
@@ -52,7 +57,7 @@ export function renderWalkthroughSvg(w: WalkthroughReport): string {
     ...lines(cols.badge, 74, ['verdict'], 'font-weight="bold"'), ...lines(cols.finding, 74, ['what the kernel shows in this run'], 'font-weight="bold"'),
     ...lines(cols.hops, 74, ['trace steps'], 'font-weight="bold"'),
   ]
-  const q = [w.questions.loop, w.questions.newConnection].flatMap((a) => [`Q: ${a.question}`, ...wrap(`A: ${a.answer}`, 200)])
+  const q = [w.questions.loop, w.questions.newConnection].flatMap((a) => [`Q: ${a.question}`, ...wrap(`A: ${a.answer}`, 190)])
   const tail = lines(20, y + 4, q)
   const height = y + q.length * lineH + 20
   return [
