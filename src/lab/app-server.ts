@@ -1,5 +1,5 @@
 // The lab's app: a small HTTP service. On GET / it answers with its name and the peer it saw; a pod whose
-// app calls another service (productpage -> reviews) makes that call and nests the answer.
+// app calls another service (productpage -> reviews -> ratings) makes that call and nests the answer.
 // usage: node dist/lab/app-server.js SERVICE PORT [UPSTREAM_URL]
 import { createServer, request } from 'node:http'
 

@@ -1,4 +1,6 @@
-// The walkthrough's scene: productpage calls reviews, both with a sidecar; ratings has none, for comparison.
+// The walkthrough's scene: productpage calls reviews, both with a sidecar; reviews calls ratings on each request
+// (as Bookinfo's reviews does), so reviews' own outbound call takes the capture path the walkthrough's steps 9-15
+// describe; ratings has no sidecar, for comparison.
 // Every pod is a network namespace on one bridge that lives in a namespace of the lab's own.
 
 import { InvalidFlagError } from '../errors.js'
@@ -22,7 +24,7 @@ export const prefixLength6 = 64
 
 export const pods: PodSpec[] = [
   { name: 'productpage', ip: '198.18.0.10', ip6: '2001:2::10', sidecar: true, calls: 'reviews' },
-  { name: 'reviews', ip: '198.18.0.20', ip6: '2001:2::20', sidecar: true },
+  { name: 'reviews', ip: '198.18.0.20', ip6: '2001:2::20', sidecar: true, calls: 'ratings' },
   { name: 'ratings', ip: '198.18.0.30', ip6: '2001:2::30', sidecar: false },
 ]
 

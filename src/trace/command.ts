@@ -10,15 +10,19 @@ import { checkLabName } from '../lab/state.js'
 import { renderJson } from './render-json.js'
 import { renderSvg } from './render-svg.js'
 import { renderText } from './render-text.js'
+import { renderWalkthroughJson, renderWalkthroughText } from './render-walkthrough.js'
+import { renderWalkthroughSvg } from './render-walkthrough-svg.js'
 import { runTrace } from './run.js'
+import { walkthrough } from './walkthrough-verdicts.js'
 
-const help = `usage: sidecar-lab trace [--from POD] [--to POD] [--port N] [--lab NAME] [--json] [--svg FILE] [--raw DIR]
+const help = `usage: sidecar-lab trace [--from POD] [--to POD] [--port N] [--lab NAME] [--walkthrough] [--json] [--svg FILE] [--raw DIR]
 
 Sends one request from a lab pod's app to another pod (curl, as the app's uid ${1000}) and prints the path
 of its connection setup as numbered steps: each SYN and SYN-ACK, in each pod, with every netfilter chain
 and rule it hit and the verdict (from 'nft monitor trace'), where each sidecar accepted it, the original
 destination it recovered and the new connection it opened. Ends with the walkthrough's two questions
-(does step 16 loop? new connection or rewritten packets?) answered from the trace and conntrack.
+(does step 16 loop? new connection or rewritten packets?) answered from the trace and conntrack. Each
+step is tagged with the walkthrough step (1-15) it belongs to, e.g. [w4].
 
 A temporary table 'inet sidecar_lab_trace' in each pod marks the packets for tracing; it is removed
 afterwards, also on failure. Needs root and a lab that is up ('sidecar-lab lab up').
@@ -28,6 +32,8 @@ flags:
   --to POD       the pod it calls (default reviews)
   --port N       the port it calls (default ${appPort})
   --lab NAME     the lab (default sidecar-lab)
+  --walkthrough  print the walkthrough's own 15 steps instead, each with this run's evidence and a
+                 verdict (confirmed, corrected, not observable); with --json and --svg in that form too
   --json         print the report as JSON (steps[], answers{}) instead of text
   --svg FILE     also write a sequence diagram of the steps to FILE
   --raw DIR      also save each pod's raw 'nft monitor' output in DIR
@@ -39,6 +45,7 @@ interface Flags {
   port: number
   lab: string
   json: boolean
+  walkthrough: boolean
   svg?: string
   raw?: string
 }
@@ -46,7 +53,7 @@ interface Flags {
 function parseFlags(argv: string[]): Flags | 'help' {
   const options = {
     from: { type: 'string' }, to: { type: 'string' }, port: { type: 'string' }, lab: { type: 'string' },
-    json: { type: 'boolean' }, svg: { type: 'string' }, raw: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    json: { type: 'boolean' }, walkthrough: { type: 'boolean' }, svg: { type: 'string' }, raw: { type: 'string' }, help: { type: 'boolean', short: 'h' },
   } as const
   let values
   try {
@@ -66,7 +73,7 @@ function parseFlags(argv: string[]): Flags | 'help' {
   const lab = values.lab ?? 'sidecar-lab'
   const problem = checkLabName(lab)
   if (problem) throw new InvalidFlagError(`--lab: ${problem}`)
-  const flags: Flags = { from: values.from ?? 'productpage', to: values.to ?? 'reviews', port, lab, json: values.json ?? false }
+  const flags: Flags = { from: values.from ?? 'productpage', to: values.to ?? 'reviews', port, lab, json: values.json ?? false, walkthrough: values.walkthrough ?? false }
   if (values.svg !== undefined) flags.svg = values.svg
   if (values.raw !== undefined) flags.raw = values.raw
   return flags
@@ -85,6 +92,12 @@ export const traceCommand: Command = {
     if (flags.raw) {
       mkdirSync(flags.raw, { recursive: true })
       for (const [pod, text] of Object.entries(report.raw)) writeFileSync(join(flags.raw, `${pod}.nft-monitor.txt`), text)
+    }
+    if (flags.walkthrough) {
+      const w = walkthrough(report)
+      if (flags.svg) writeFileSync(flags.svg, renderWalkthroughSvg(w))
+      io.stdout.write(flags.json ? renderWalkthroughJson(w) : renderWalkthroughText(w))
+      return report.request.status.startsWith('HTTP ') ? 0 : 1
     }
     if (flags.svg) writeFileSync(flags.svg, renderSvg(report))
     io.stdout.write(flags.json ? renderJson(report) : renderText(report))

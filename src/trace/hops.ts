@@ -3,6 +3,7 @@
 import type { TraceReport } from './report.js'
 import { sidecarPorts } from './nft-table.js'
 import type { Connection, Step } from './steps.js'
+import { assignSteps, ranges } from './walkthrough.js'
 
 export interface Hop {
   kind: 'packet' | 'sidecar'
@@ -16,6 +17,8 @@ export interface Hop {
   decision: string
   verdict: string
   chains: string[]
+  /** the walkthrough steps its trace steps belong to, e.g. "w10-12" ('' when none) */
+  walk: string
 }
 
 const port = (e: string) => Number(e.slice(e.lastIndexOf(':') + 1))
@@ -72,7 +75,7 @@ function decision(g: Step[]): { text: string; verdict: string; chains: string[] 
   return { text: `${chains.join(' › ')}:  ${rule}  ⇒ ${key.verdict}${to}`, verdict: key.verdict, chains }
 }
 
-function packetHop(g: Step[], all: Step[][], i: number, conns: Connection[]): Hop {
+function packetHop(g: Step[], all: Step[][], i: number, conns: Connection[]): Omit<Hop, 'walk'> {
   const s = g[0]!
   const c = conns[s.connection]!
   const nf = `${s.pod}:netfilter`
@@ -92,18 +95,26 @@ function packetHop(g: Step[], all: Step[][], i: number, conns: Connection[]): Ho
   }
 }
 
+function walkLabel(g: Step[], assigned: Map<number, number | null>): string {
+  const ws = [...new Set(g.flatMap((s) => assigned.get(s.n) ?? []))].sort((a, b) => a - b)
+  return ws.length ? `w${ranges(ws)}` : ''
+}
+
 export function hops(report: TraceReport): Hop[] {
   const all = groups(report.steps)
-  return all.map((g, i): Hop => {
-    const s = g[0]!
-    if (s.kind === 'netfilter') return packetHop(g, all, i, report.connections)
-    const next = report.connections[s.connection + 1]
-    const orig = /original destination (\S+)/.exec(s.note ?? '')?.[1] ?? '?'
-    return {
-      kind: 'sidecar', label: range(g), fromLane: `${s.pod}:sidecar`, toLane: `${s.pod}:sidecar`, wireFrom: null,
-      title: `${s.pod} sidecar accepts ${s.packet.src} on ${s.packet.dst}`,
-      decision: `original dst ${orig} (SO_ORIGINAL_DST); new socket ${next?.client ?? '?'} → ${next?.server ?? '?'}`,
-      verdict: 'new connection', chains: [],
-    }
-  })
+  const assigned = assignSteps(report)
+  return all.map((g, i): Hop => ({ ...hop(g, all, i, report), walk: walkLabel(g, assigned) }))
+}
+
+function hop(g: Step[], all: Step[][], i: number, report: TraceReport): Omit<Hop, 'walk'> {
+  const s = g[0]!
+  if (s.kind === 'netfilter') return packetHop(g, all, i, report.connections)
+  const next = report.connections[s.connection + 1]
+  const orig = /original destination (\S+)/.exec(s.note ?? '')?.[1] ?? '?'
+  return {
+    kind: 'sidecar', label: range(g), fromLane: `${s.pod}:sidecar`, toLane: `${s.pod}:sidecar`, wireFrom: null,
+    title: `${s.pod} sidecar accepts ${s.packet.src} on ${s.packet.dst}`,
+    decision: `original dst ${orig} (SO_ORIGINAL_DST); new socket ${next?.client ?? '?'} → ${next?.server ?? '?'}`,
+    verdict: 'new connection', chains: [],
+  }
 }

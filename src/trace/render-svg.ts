@@ -43,7 +43,7 @@ function header(report: TraceReport, laneX: Map<string, number>): string[] {
   const out: string[] = []
   const r = report.request
   out.push(text(20, 34, `sidecar-lab trace: ${r.from} → ${r.to}  ${r.url}  (${r.status})`, 'font-size="20" font-weight="bold"'))
-  out.push(text(20, 58, 'Connection setup, packet by packet, from the kernel\'s nft trace. Numbers are the steps of the text output.', 'font-size="13" fill="#495057"'))
+  out.push(text(20, 58, 'Connection setup, packet by packet, from the kernel\'s nft trace. Numbers are the steps of the text output; [wN] the walkthrough\'s step.', 'font-size="13" fill="#495057"'))
   for (const [i, pod] of [r.from, r.to].entries()) {
     const x0 = left + laneGap * 3 * i - 55
     out.push(`<rect x="${x0}" y="72" width="${laneGap * 3 - 10}" height="${top - 80}" rx="8" fill="${i ? '#fff4e6' : '#e7f5ff'}" stroke="#adb5bd"/>`)
@@ -91,7 +91,7 @@ function hopRow(h: Hop, y: number, laneX: Map<string, number>): string[] {
     out.push(arrow(x1, x2, y, color, h.chains.length === 0))
     out.push(badge((x1 + x2) / 2, y, h.label, color))
   }
-  out.push(text(notesX, y - 4, h.title, 'font-size="13" font-weight="bold"'))
+  out.push(text(notesX, y - 4, `${h.walk ? `[${h.walk}] ` : ''}${h.title}`, 'font-size="13" font-weight="bold"'))
   out.push(text(notesX, y + 13, h.decision, `font-size="12" fill="${color}" font-family="monospace"`))
   return out
 }

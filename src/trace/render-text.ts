@@ -1,7 +1,8 @@
-// The report as numbered lines, in the walkthrough's manner: one line per chain rule a packet hit, the
-// sidecars' accepts in between, then the two open questions with their answers.
+// The report as numbered lines, in the walkthrough's manner: one line per chain rule a packet hit, tagged with
+// the walkthrough step it belongs to ([w4]), the sidecars' accepts in between, then the two open questions.
 import type { TraceReport } from './report.js'
 import type { Step } from './steps.js'
+import { assignSteps } from './walkthrough.js'
 
 function flagText(flags: string[]): string {
   return flags.length ? flags.map((f) => f.toUpperCase()).join('-') : ''
@@ -14,8 +15,9 @@ export function stepHeadline(s: Step): string {
   return `${s.pod} ${s.hook} ${where}${rule ? `  ${rule}` : ''}  -> ${s.verdict}`
 }
 
-function stepLines(s: Step, width: number): string[] {
-  const num = `${String(s.n).padStart(width)}. `
+/** walk: the walkthrough step this step belongs to, as [wN] after the number */
+function stepLines(s: Step, width: number, walk: number | null | undefined): string[] {
+  const num = `${String(s.n).padStart(width)}. ${`[w${walk ?? '?'}]`.padEnd(5)} `
   const pad = ' '.repeat(num.length)
   const lines = [num + stepHeadline(s)]
   if (s.iptables) lines.push(`${pad}iptables: ${s.iptables}`)
@@ -32,6 +34,7 @@ export function renderText(report: TraceReport): string {
   const { request: r } = report
   const out = [`trace: ${r.from} -> ${r.to} ${r.url} (lab ${report.lab}): ${r.status}`, '']
   const width = String(report.steps.length).length
+  const walk = assignSteps(report)
   let lastConn = -1
   let lastPacket = ''
   for (const s of report.steps) {
@@ -43,11 +46,12 @@ export function renderText(report: TraceReport): string {
     const packet = s.kind === 'netfilter' ? `${s.pod} ${s.hook} ${s.packet.src} ${s.packet.dst} ${s.packet.flags}` : ''
     if (packet && packet !== lastPacket) out.push(packetHeading(s))
     lastPacket = packet
-    out.push(...stepLines(s, width))
+    out.push(...stepLines(s, width, walk.get(s.n)))
   }
   out.push('', 'conntrack in the pods (the connections above):')
   for (const e of report.conntrack) out.push(`  ${e.pod}: ${e.nated ? 'NAT   ' : 'no NAT'} ${e.line}`)
   if (report.conntrack.length === 0) out.push('  (none found)')
   for (const a of [report.answers.loop, report.answers.newConnection]) out.push('', `Q: ${a.question}`, `A: ${a.answer}`)
+  out.push('', '[wN]: the walkthrough step (1-15) each step belongs to; --walkthrough checks each of them against this run.')
   return out.join('\n') + '\n'
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { LabNotUpError, TraceError } from '../errors.js'
 import { execIn, netnsExists } from '../lab/netns.js'
-import { appUser } from '../lab/scene.js'
+import { appUser, podSpec } from '../lab/scene.js'
 import { podDir, readState, type LabState } from '../lab/state.js'
 import { parseAccessLine, readConntrack, readIptablesRules, type AccessLine } from './evidence.js'
 import { TraceMonitor } from './monitor.js'
@@ -81,7 +81,9 @@ export async function runTrace(options: TraceOptions): Promise<TraceReport> {
     if (options.signal?.aborted) throw new TraceError('interrupted before the request was sent')
     request = await sendRequest(ns[options.from]!, url)
     input.client = request.client
-    await waitForAccess(input, () => sidecarPods.flatMap((p) => readAccess(state.lab, p, offsets[p]!)), 1 + sidecarPods.length)
+    // the called pod's own outbound call (reviews -> ratings) adds its app's and its sidecar's connections
+    const call = state.pods[options.to]!.sidecar && podSpec(options.to)?.calls ? 2 : 0
+    await waitForAccess(input, () => sidecarPods.flatMap((p) => readAccess(state.lab, p, offsets[p]!)), 1 + sidecarPods.length + call)
     await Promise.all(monitors.map((m) => m.settle()))
   } catch (err) {
     failure = err

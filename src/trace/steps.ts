@@ -66,15 +66,34 @@ export function sameEndpoint(a: string, b: string): boolean {
 export const ends = (p: PacketInfo): Endpoints => ({ src: endpoint(p.saddr, p.sport), dst: endpoint(p.daddr, p.dport) })
 export const isReply = (p: PacketInfo) => p.flags.includes('ack')
 
+/** The host part of an endpoint, without brackets or an IPv4-mapped prefix. */
+const hostOf = (e: string) => e.replace(/^\[?(::ffff:)?/, '').replace(/\]?:\d+$/, '')
+
+/**
+ * The app's connection and the sidecars' connections that follow from it; then the called pod's own
+ * outbound call (reviews -> ratings, as Bookinfo's reviews makes on each request), found as the access
+ * line in that pod whose peer is the pod's own address, and the connection its sidecar opened for it.
+ * Each accepted connection i is followed by the one its sidecar opened, at index i + 1.
+ */
 export function findConnections(input: TraceInput): { connections: Connection[]; accepts: Map<number, AccessLine> } {
   const connections: Connection[] = [{ index: 0, role: 'app', pod: input.from, client: input.client, server: input.server }]
   const accepts = new Map<number, AccessLine>()
-  for (let i = 0; i < 4; i++) {
-    const line = input.access.find((a) => sameEndpoint(a.downstreamRemote, connections[i]!.client))
-    if (!line || line.upstreamLocal === '-') break
-    accepts.set(i, line)
-    const role = line.pod === input.from ? 'outbound sidecar' : 'inbound sidecar'
-    connections.push({ index: i + 1, role, pod: line.pod, client: line.upstreamLocal, server: line.upstreamHost })
+  const follow = (start: number) => {
+    for (let i = start; i < start + 4; i++) {
+      const line = input.access.find((a) => sameEndpoint(a.downstreamRemote, connections[i]!.client))
+      if (!line || line.upstreamLocal === '-') return
+      accepts.set(i, line)
+      // captured in the pod that opened it: outbound; in another pod: inbound
+      const role = line.pod === connections[i]!.pod ? 'outbound sidecar' : 'inbound sidecar'
+      connections.push({ index: i + 1, role, pod: line.pod, client: line.upstreamLocal, server: line.upstreamHost })
+    }
+  }
+  follow(0)
+  const known = (e: string) => connections.some((c) => sameEndpoint(c.client, e))
+  const call = input.access.find((a) => a.pod === input.to && hostOf(a.downstreamRemote) === hostOf(input.server) && !known(a.downstreamRemote))
+  if (call) {
+    connections.push({ index: connections.length, role: 'app', pod: input.to, client: call.downstreamRemote, server: call.downstreamLocal })
+    follow(connections.length - 1)
   }
   return { connections, accepts }
 }

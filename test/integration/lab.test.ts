@@ -47,6 +47,7 @@ t.test('lab up builds the scene; a request crosses both sidecars; up again is a 
   t.match(JSON.parse(direct.stdout), { service: 'reviews', peer: '127.0.0.6', local: '198.18.0.20:9080' }, 'reviews answers, and sees the inbound sidecar (127.0.0.6)')
   const chained = await cli(['lab', 'exec', 'ratings', '--lab', lab, '--', 'curl', '-s', 'http://198.18.0.10:9080/'])
   t.match(JSON.parse(chained.stdout), { service: 'productpage', peer: '127.0.0.6', upstream: { service: 'reviews', peer: '127.0.0.6' } }, 'ratings (no sidecar) -> productpage -> reviews; each app sees 127.0.0.6, not the caller (istio#32802)')
+  t.match(JSON.parse(chained.stdout), { upstream: { upstream: { service: 'ratings', peer: '198.18.0.20' } } }, 'reviews calls ratings (as Bookinfo does); ratings has no sidecar and sees reviews\' own address')
 
   const status = await cli(['lab', 'status', '--lab', lab])
   t.match(status.stdout, /reviews: capture rules[\s\S]*?\n\s+[1-9]\d*\s+nat\s+-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006/, 'status counts the packets the inbound redirect caught')

@@ -4,6 +4,7 @@ import { execFile, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Ajv } from 'ajv'
 import t from 'tap'
 import { execIn } from '../../src/lab/netns.js'
 import { readState } from '../../src/lab/state.js'
@@ -61,7 +62,9 @@ t.test('the walkthrough\'s hops, the RETURN rules that stop step 16, two 4-tuple
   t.same(report.answers.loop.returns.map((x) => [x.pod, x.iptables]), [
     ['productpage', '-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN'],
     ['reviews', '-A ISTIO_OUTPUT -s 127.0.0.6/32 -o lo -j RETURN'],
-  ])
+    ['reviews', '-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN'],
+  ], 'reviews\' own call to ratings: its sidecar\'s connection is returned by the uid rule too')
+  t.same(chainsOf('reviews', 3, 'output'), ['OUTPUT', 'ISTIO_OUTPUT', 'ISTIO_REDIRECT'], 'reviews\' app calling ratings is captured like productpage\'s')
   t.equal(report.answers.loop.loops, false)
   t.equal(report.answers.loop.repliesSkipNat, true, 'no SYN-ACK entered a nat chain')
   t.ok(report.steps.some((s) => s.packet.flags.includes('ack')), 'SYN-ACKs were traced')
@@ -85,12 +88,24 @@ t.test('text and --svg: numbered steps, both answers, a diagram file', rootOnly(
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const r = await cli(['trace', '--lab', lab, '--svg', join(dir, 'trace.svg')])
   t.equal(r.code, 0, r.stderr)
-  t.match(r.stdout, /\n *\d+\. productpage output ip nat ISTIO_REDIRECT .*redirect to :15001/)
-  t.match(r.stdout, /\n *\d+\. reviews prerouting ip nat ISTIO_IN_REDIRECT .*redirect to :15006/)
+  t.match(r.stdout, /\n *\d+\. \[w1\] +productpage output ip nat ISTIO_REDIRECT .*redirect to :15001/)
+  t.match(r.stdout, /\n *\d+\. \[w4\] +reviews prerouting ip nat ISTIO_IN_REDIRECT .*redirect to :15006/)
   t.match(r.stdout, /A: No loop\./)
   t.match(r.stdout, /A: A new connection\./)
   const svg = readFileSync(join(dir, 'trace.svg'), 'utf8')
   t.match(svg, /^<svg [^>]*>[\s\S]*pod productpage[\s\S]*pod reviews[\s\S]*legend[\s\S]*<\/svg>\n$/)
+})
+
+t.test('--walkthrough --json: 15 steps in the documented shape, no trace step unassigned, 9-15 corrected', rootOnly(), async (t) => {
+  const r = await cli(['trace', '--lab', lab, '--walkthrough', '--json'])
+  t.equal(r.code, 0, r.stderr)
+  const w = JSON.parse(r.stdout) as { steps: Array<{ n: number; verdict: string; meant: { verdict: string } | null }>; unassigned: number[] }
+  const schema = JSON.parse(readFileSync(join(repoRoot, 'docs/walkthrough.schema.json'), 'utf8')) as object
+  const validate = new Ajv({ allErrors: true }).compile(schema)
+  t.ok(validate(w), JSON.stringify(validate.errors))
+  t.same(w.unassigned, [])
+  t.same(w.steps.slice(8).map((s) => s.verdict), Array(7).fill('corrected'), 'the reply is never captured again')
+  t.same(w.steps.slice(8).map((s) => s.meant?.verdict), ['confirmed', 'confirmed', 'corrected', 'confirmed', 'confirmed', 'confirmed', 'confirmed'])
 })
 
 t.test('a failed request still removes the trace tables and exits 1', rootOnly(), async (t) => {

@@ -9,7 +9,7 @@ import { fixtureReport } from './fixture.js'
 t.test('text: numbered steps with the iptables rule, the conntrack table and both answers', async (t) => {
   const text = renderText(fixtureReport())
   t.match(text, /^trace: productpage -> reviews http:\/\/198\.18\.0\.20:9080\/ \(lab slt-dev\): HTTP 200/)
-  t.match(text, /\n 3\. productpage output ip nat ISTIO_REDIRECT .*-> accept\n\s+iptables: -A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001\n\s+rewritten: .* became 198\.18\.0\.10:35784 -> 127\.0\.0\.1:15001/)
+  t.match(text, /\n 3\. \[w1\] +productpage output ip nat ISTIO_REDIRECT .*-> accept\n\s+iptables: -A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001\n\s+rewritten: .* became 198\.18\.0\.10:35784 -> 127\.0\.0\.1:15001/)
   t.match(text, /productpage sidecar: accepted 198\.18\.0\.10:35784/)
   t.match(text, /Q: Step 16.*\nA: No loop\./)
   t.match(text, /Q: Does the sidecar forward.*\nA: A new connection\./)
