@@ -2,6 +2,7 @@
 // argv -> command. The only place that calls process.exit.
 import type { Command, CommandIO } from './command.js'
 import { SidecarError } from './errors.js'
+import { flushLogs } from './logger.js'
 import { iptablesCommand } from './iptables/command.js'
 import { labCommand } from './lab/command.js'
 import { demoCommand } from './lab/demo.js'
@@ -51,10 +52,12 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => {
+  async (code) => {
     process.exitCode = code
-    // Give pino's async destinations a moment to flush, then leave even if a handle lingers.
-    setTimeout(() => process.exit(code), 200).unref()
+    // The log lines still queued are written (or given up after a bounded wait), then we leave even if a
+    // handle lingers. stdout and stderr themselves are synchronous for files and pipes on Linux.
+    await flushLogs()
+    process.exit(code)
   },
   (err: unknown) => {
     process.stderr.write(`fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)

@@ -20,8 +20,17 @@ const flushWaitMs = 500
  * with anything but EAGAIN, so a stderr that is a file on a full disk froze the sidecar. A LineWriter drops
  * what it cannot write (a full file, a closed pipe) and carries on; there is nowhere to report that loss.
  */
+/** Every logger's writer, so the CLI can wait for their lines instead of sleeping before it exits. */
+const writers = new Set<LineWriter>()
+
+/** Waits (at most flushWaitMs) until every logger's queued lines are written or dropped. */
+export async function flushLogs(): Promise<void> {
+  await Promise.all([...writers].map((w) => w.flush(flushWaitMs)))
+}
+
 function destination(dest: number | string): DestinationStream & { flush(cb: (err?: Error) => void): void } {
   const writer = new LineWriter(typeof dest === 'number' ? dest : openSync(dest, 'a'))
+  writers.add(writer)
   // the lines of the last moments (the "drained" line, a fatal error): one attempt, no retry
   process.once('exit', () => writer.flushOnce())
   return {
