@@ -24,13 +24,17 @@ export const pods: PodSpec[] = [
   { name: 'ratings', ip: '198.18.0.30', ip6: '2001:2::30', sidecar: false },
 ]
 
-/** The arguments Istio's sidecar injector passes to istio-iptables. */
-export const injectorArgs = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-b', '*', '-d', '15090,15021,15020']
+/**
+ * The arguments Istio's sidecar injector passes to istio-iptables, plus --dual-stack: the lab's pods have
+ * IPv6 addresses too, and istio-iptables programs ip6tables only when the pod's first address is IPv6 or
+ * dual-stack is on (ISTIO_DUAL_STACK); without it IPv6 traffic would bypass both sidecars unseen.
+ */
+export const injectorArgs = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-b', '*', '-d', '15090,15021,15020', '--dual-stack']
 
 /** The flags that reproduce the seed listing's older layout (Istio about 1.10, DNS capture on). */
 export const legacyArgs = [
   '--compat', 'legacy', '-p', '15001', '-z', '15006', '-u', '1337', '-g', '1337', '-m', 'REDIRECT', '-i', '*', '-b', '*',
-  '-d', '22,15020,15021,15090', '-o', '15020', '--redirect-dns', '--capture-all-dns', '--dns-servers', '198.18.0.53',
+  '-d', '22,15020,15021,15090', '-o', '15020', '--redirect-dns', '--capture-all-dns', '--dns-servers', '198.18.0.53', '--dual-stack',
 ]
 
 export function podSpec(name: string): PodSpec | undefined {

@@ -12,14 +12,19 @@ export interface RuleCounter {
   rule: string
 }
 
-/** Packet counters of the pod's ISTIO rules (and the jumps into them), from iptables-save -c. */
+/**
+ * Packet counters of the pod's ISTIO rules (and the jumps into them), from iptables-save -c, then
+ * ip6tables-save -c (their table is shown as 'ip6 nat' and so on).
+ */
 export async function ruleCounters(ns: string): Promise<RuleCounter[]> {
   const out: RuleCounter[] = []
-  for (const table of ['raw', 'nat', 'mangle']) {
-    const r = await execIn(ns, ['iptables-save', '-c', '-t', table], { allowFailure: true })
-    for (const line of r.stdout.split('\n')) {
-      const m = /^\[(\d+):(\d+)\] (-A .*)$/.exec(line)
-      if (m && /ISTIO|CT --zone|15053/.test(m[3]!)) out.push({ table, packets: Number(m[1]), bytes: Number(m[2]), rule: m[3]! })
+  for (const [save, prefix] of [['iptables-save', ''], ['ip6tables-save', 'ip6 ']] as const) {
+    for (const table of ['raw', 'nat', 'mangle']) {
+      const r = await execIn(ns, [save, '-c', '-t', table], { allowFailure: true })
+      for (const line of r.stdout.split('\n')) {
+        const m = /^\[(\d+):(\d+)\] (-A .*)$/.exec(line)
+        if (m && /ISTIO|CT --zone|15053/.test(m[3]!)) out.push({ table: prefix + table, packets: Number(m[1]), bytes: Number(m[2]), rule: m[3]! })
+      }
     }
   }
   return out
@@ -67,7 +72,7 @@ export async function renderStatus(state: LabState | undefined, lab: string): Pr
     if (!pod.sidecar || !netnsExists(pod.ns)) continue
     lines.push('', `${name}: sidecar counters (admin 127.0.0.1:15000 in the pod)`, ...renderCounters(await sidecarCounters(pod.ns)))
     lines.push('', `${name}: capture rules (packets caught)`)
-    for (const c of await ruleCounters(pod.ns)) lines.push(`  ${String(c.packets).padStart(8)}  ${c.table.padEnd(6)} ${c.rule}`)
+    for (const c of await ruleCounters(pod.ns)) lines.push(`  ${String(c.packets).padStart(8)}  ${c.table.padEnd(10)} ${c.rule}`)
   }
   return lines.join('\n') + '\n'
 }
