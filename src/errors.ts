@@ -86,3 +86,10 @@ export class DockerError extends SidecarError {
     super('SIDECAR_ERR_DOCKER', message)
   }
 }
+
+/** The process lacks a Linux capability a feature needs (TPROXY: CAP_NET_ADMIN or CAP_NET_RAW). */
+export class CapabilityError extends SidecarError {
+  constructor(message: string, cause?: unknown) {
+    super('SIDECAR_ERR_CAPABILITY', message, { cause })
+  }
+}

@@ -6,11 +6,12 @@ import { createLogger } from '../logger.js'
 import { parseProxyFlags, proxyHelp } from './flags.js'
 import { Sidecar } from './sidecar.js'
 
-function dropPrivileges(uid: number, gid: number): void {
-  if (process.getuid?.() !== 0 || uid === 0) return
+/** keepRootWithGroup: uid 0 still takes gid (TPROXY: root keeps CAP_NET_ADMIN, the rules exempt gid 1337). */
+function dropPrivileges(uid: number, gid: number, keepRootWithGroup = false): void {
+  if (process.getuid?.() !== 0 || (uid === 0 && !keepRootWithGroup)) return
   process.setgroups?.([])
   process.setgid?.(gid)
-  process.setuid?.(uid)
+  if (uid !== 0) process.setuid?.(uid)
 }
 
 export const proxyCommand: Command = {
@@ -25,7 +26,7 @@ export const proxyCommand: Command = {
     const log = createLogger({ level: config.logLevel })
     // Sockets take the owner of the process that creates them, and the capture rules match on that owner,
     // so the switch must happen before the first socket exists.
-    dropPrivileges(config.uid, config.gid)
+    dropPrivileges(config.uid, config.gid, config.interceptionMode === 'TPROXY')
     const sidecar = new Sidecar(config, log)
     const stop = new AbortController()
     io.signal.addEventListener('abort', () => stop.abort(), { once: true })
