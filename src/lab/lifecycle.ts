@@ -1,13 +1,13 @@
 // lab up / lab down: build the scene from nothing, and remove every trace of it, also after a crash.
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { PermissionError } from '../errors.js'
+import { InvalidFlagError, PermissionError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { addPodHolder, imageAppServer, imageCli, removeContainers, requireImage, runInit, startContainer } from './docker.js'
 import { run } from './exec.js'
 import { addNetns, addVeth, deleteNetns, execIn, listNetns, removeStrayVeths } from './netns.js'
 import { alive, startDetached, stop, waitForLog } from './processes.js'
-import { appPort, appUser, injectorArgs, legacyArgs, pods, prefixLength, prefixLength6, podUrl, sidecarUser } from './scene.js'
+import { appPort, appUser, pods, prefixLength, prefixLength6, podUrl, ruleArgs, sidecarModeFlags, sidecarUser, type LabMode } from './scene.js'
 import { ensurePodDir, readState, removeState, writeState, type LabState } from './state.js'
 
 export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url))
@@ -16,6 +16,8 @@ const appServer = fileURLToPath(new URL('./app-server.js', import.meta.url))
 export interface UpOptions {
   lab: string
   rules: 'istio' | 'legacy'
+  /** inbound interception mode: REDIRECT (default) or TPROXY (the generator's -m TPROXY rules and routes) */
+  mode?: LabMode
   /** extra flags for each sidecar */
   sidecarFlags?: string[]
   /** pods as Docker containers sharing a holder's namespace (src/lab/docker.ts) */
@@ -34,7 +36,7 @@ export function isUp(state: LabState | undefined): boolean {
 
 /** The rule generator as the init container runs it, into the pod's namespace. */
 export async function applyRules(state: LabState, pod: string, cleanup = false): Promise<string> {
-  const args = state.rules === 'legacy' ? legacyArgs : injectorArgs
+  const args = ruleArgs(state.rules, state.mode)
   if (state.docker) return runInit(state, pod, [...args, ...(cleanup ? ['--cleanup-only'] : [])])
   const r = await run(process.execPath, [cliPath, 'iptables', ...args, '--network-namespace', state.pods[pod]!.ns, ...(cleanup ? ['--cleanup-only'] : [])])
   return r.stdout.trim()
@@ -44,7 +46,11 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
   requireRoot('lab up')
   const { lab, log } = options
   const existing = readState(lab)
-  if (isUp(existing) && existing!.rules === options.rules && !!existing!.docker === !!options.docker) return { state: existing!, already: true }
+  const mode = options.mode ?? 'REDIRECT'
+  if (mode === 'TPROXY' && options.rules === 'legacy') throw new InvalidFlagError('--mode TPROXY needs the Istio layout: --compat legacy emulates REDIRECT mode only')
+  if (isUp(existing) && existing!.rules === options.rules && (existing!.mode ?? 'REDIRECT') === mode && !!existing!.docker === !!options.docker) {
+    return { state: existing!, already: true }
+  }
   if (options.docker) await requireImage()
   await down(lab, log)
 
@@ -53,6 +59,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     createdAt: new Date().toISOString(),
     bridgeNs: `${lab}-net`,
     rules: options.rules,
+    mode,
     complete: false,
     ...(options.docker ? { docker: true } : {}),
     pods: Object.fromEntries(pods.map((p) => [p.name, { ns: `${lab}-${p.name}`, ip: p.ip, ip6: p.ip6, sidecar: p.sidecar, pids: {} }])),
@@ -78,11 +85,11 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
       const pod = state.pods[spec.name]!
       // ::6 is to IPv6 what 127.0.0.6 is to IPv4: the inbound passthrough source (127/8 is on lo already).
       await execIn(pod.ns, ['ip', '-6', 'addr', 'add', '::6/128', 'dev', 'lo'])
-      log.info({ pod: spec.name, rules: state.rules }, 'init: applying capture rules')
+      log.info({ pod: spec.name, rules: state.rules, mode }, 'init: applying capture rules')
       await applyRules(state, spec.name)
       const dir = ensurePodDir(lab, spec.name)
       const sidecarLog = join(dir, 'sidecar.log')
-      const sidecarArgs = ['proxy', '--access-log', join(dir, 'access.log'), ...(options.sidecarFlags ?? [])]
+      const sidecarArgs = ['proxy', '--access-log', join(dir, 'access.log'), ...sidecarModeFlags(mode), ...(options.sidecarFlags ?? [])]
       pod.pids.sidecar = options.docker
         ? await startContainer(state, spec.name, 'sidecar', ['node', imageCli, ...sidecarArgs], sidecarLog, sidecarUser)
         : startDetached(pod.ns, [process.execPath, cliPath, ...sidecarArgs], sidecarLog)

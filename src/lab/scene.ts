@@ -37,6 +37,23 @@ export const legacyArgs = [
   '-d', '22,15020,15021,15090', '-o', '15020', '--redirect-dns', '--capture-all-dns', '--dns-servers', '198.18.0.53', '--dual-stack',
 ]
 
+export type LabMode = 'REDIRECT' | 'TPROXY'
+
+/** The generator's arguments for a lab: the layout's, with -m set to the lab's inbound interception mode. */
+export function ruleArgs(rules: 'istio' | 'legacy', mode: LabMode = 'REDIRECT'): string[] {
+  const args = [...(rules === 'legacy' ? legacyArgs : injectorArgs)]
+  args[args.indexOf('-m') + 1] = mode
+  return args
+}
+
+/**
+ * The sidecar's own flags for a mode. TPROXY: the proxy keeps uid 0 (and CAP_NET_ADMIN for its transparent
+ * sockets) with gid 1337, which the rules exempt, as Istio's injector runs a TPROXY sidecar.
+ */
+export function sidecarModeFlags(mode: LabMode = 'REDIRECT'): string[] {
+  return mode === 'TPROXY' ? ['--interception-mode', 'TPROXY'] : []
+}
+
 export function podSpec(name: string): PodSpec | undefined {
   return pods.find((p) => p.name === name)
 }

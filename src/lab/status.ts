@@ -30,6 +30,21 @@ export async function ruleCounters(ns: string): Promise<RuleCounter[]> {
   return out
 }
 
+/**
+ * TPROXY's policy routing in a pod, as `ip rule` and `ip route show table 133` print it, IPv4 then IPv6:
+ * the marked packets' rule and the table whose default route is local.
+ */
+export async function tproxyRouting(ns: string): Promise<string[]> {
+  const lines: string[] = []
+  for (const family of ['-4', '-6']) {
+    const rules = await execIn(ns, ['ip', family, 'rule', 'show'], { allowFailure: true })
+    for (const l of rules.stdout.split('\n').filter((x) => /fwmark|lookup 133/.test(x))) lines.push(`  ip ${family} rule: ${l.trim()}`)
+    const routes = await execIn(ns, ['ip', family, 'route', 'show', 'table', '133'], { allowFailure: true })
+    for (const l of routes.stdout.split('\n').filter(Boolean)) lines.push(`  ip ${family} route table 133: ${l.trim()}`)
+  }
+  return lines.length ? lines : ['  none (no fwmark rule, table 133 empty)']
+}
+
 /** The sidecar's key counters, read from its admin port inside the pod (127.0.0.1:15000 is pod-local). */
 export async function sidecarCounters(ns: string): Promise<KeyCounters | undefined> {
   const r = await execIn(ns, ['curl', '-sf', '--max-time', '2', 'http://127.0.0.1:15000/stats?format=json'], { allowFailure: true })
@@ -59,7 +74,8 @@ function proc(pid: number | undefined): string {
 
 export async function renderStatus(state: LabState | undefined, lab: string): Promise<string> {
   if (!state) return `lab ${lab} is down (no state in /run/sidecar-lab/${lab}); 'sidecar-lab lab up' builds it\n`
-  const lines = [`lab ${lab}: ${state.complete ? 'up' : 'INCOMPLETE (run lab down, then lab up)'} since ${state.createdAt}, rules: ${state.rules}`, '']
+  const mode = state.mode ?? 'REDIRECT'
+  const lines = [`lab ${lab}: ${state.complete ? 'up' : 'INCOMPLETE (run lab down, then lab up)'} since ${state.createdAt}, rules: ${state.rules}, mode: ${mode}`, '']
   const rows = [['POD', 'NAMESPACE', 'IPv4', 'IPv6', 'APP', 'SIDECAR']]
   for (const [name, pod] of Object.entries(state.pods)) {
     const ns = netnsExists(pod.ns) ? pod.ns : `${pod.ns} (missing)`
@@ -71,6 +87,7 @@ export async function renderStatus(state: LabState | undefined, lab: string): Pr
   for (const [name, pod] of Object.entries(state.pods)) {
     if (!pod.sidecar || !netnsExists(pod.ns)) continue
     lines.push('', `${name}: sidecar counters (admin 127.0.0.1:15000 in the pod)`, ...renderCounters(await sidecarCounters(pod.ns)))
+    if (mode === 'TPROXY') lines.push('', `${name}: TPROXY routing (packets marked 1337 are delivered locally)`, ...(await tproxyRouting(pod.ns)))
     lines.push('', `${name}: capture rules (packets caught)`)
     for (const c of await ruleCounters(pod.ns)) lines.push(`  ${String(c.packets).padStart(8)}  ${c.table.padEnd(10)} ${c.rule}`)
   }
