@@ -54,6 +54,16 @@ export function sidecarModeFlags(mode: LabMode = 'REDIRECT'): string[] {
   return mode === 'TPROXY' ? ['--interception-mode', 'TPROXY'] : []
 }
 
+/**
+ * The sidecar container's user and capabilities in a mode. TPROXY, as Istio's injector: uid 0 with gid 1337,
+ * every capability dropped but NET_ADMIN (transparent sockets, SO_MARK) and SETGID (the proxy clears its
+ * supplementary groups); REDIRECT: uid 1337 with Docker's defaults.
+ */
+export function sidecarContainer(mode: LabMode = 'REDIRECT'): { user: { uid: number; gid: number }; dockerArgs: string[] } {
+  if (mode === 'TPROXY') return { user: { uid: 0, gid: sidecarUser.gid }, dockerArgs: ['--cap-drop', 'ALL', '--cap-add', 'NET_ADMIN', '--cap-add', 'SETGID'] }
+  return { user: sidecarUser, dockerArgs: [] }
+}
+
 export function podSpec(name: string): PodSpec | undefined {
   return pods.find((p) => p.name === name)
 }
