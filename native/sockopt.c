@@ -236,6 +236,8 @@ static napi_value transparent_socket(napi_env env, napi_callback_info info) {
     return NULL;
   }
   NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], text, sizeof text, &text_len));
+  // A longer string was cut to fit: refuse it rather than parse its first characters as an address.
+  if (text_len >= sizeof text - 1) return throw_errno(env, "inet_pton", EINVAL);
   int32_t nums[2];
   for (int i = 0; i < 2; i++) {
     NAPI_CALL(env, napi_typeof(env, argv[i + 1], &type));

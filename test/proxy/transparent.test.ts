@@ -18,6 +18,8 @@ t.test('transparentSocket: bad arguments are named', async (t) => {
   t.throws(() => transparentSocket(5 as unknown as string, 0, 0), { code: 'ERR_INVALID_ARG_TYPE' })
   t.throws(() => transparentSocket('::', 70000, 0), { code: 'ERR_OUT_OF_RANGE' })
   t.throws(() => transparentSocket('not-an-ip', 0, 0), { code: 'EINVAL', syscall: 'inet_pton' })
+  t.throws(() => transparentSocket(`${'1:2:3:4:5:6:7:8'.padEnd(45, ' ')}garbage`, 0, 0), { code: 'EINVAL' }, 'a string too long for an address is refused, not cut')
+  t.throws(() => transparentSocket('ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255extra', 0, 0), { code: 'EINVAL' })
 })
 
 t.test('transparentSocket: a bound fd node:net connects (and reports refusal) without blocking', rootOnly(), async (t) => {
