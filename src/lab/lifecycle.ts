@@ -7,7 +7,7 @@ import { addPodHolder, imageAppServer, imageCli, removeContainers, requireImage,
 import { run } from './exec.js'
 import { addNetns, addVeth, deleteNetns, execIn, listNetns, removeStrayVeths } from './netns.js'
 import { alive, startDetached, stop, waitForLog } from './processes.js'
-import { appPort, appUser, pods, prefixLength, prefixLength6, podUrl, ruleArgs, sidecarContainer, sidecarModeFlags, type LabMode } from './scene.js'
+import { appPort, appUser, pods, prefixLength, prefixLength6, podUrl, ruleArgs, sidecarContainer, sidecarModeFlags, sidecarProcessPrefix, type LabMode } from './scene.js'
 import { ensurePodDir, readState, removeState, writeState, type LabState } from './state.js'
 
 export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url))
@@ -92,7 +92,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
       const sidecarArgs = ['proxy', '--access-log', join(dir, 'access.log'), ...sidecarModeFlags(mode), ...(options.sidecarFlags ?? [])]
       pod.pids.sidecar = options.docker
         ? await startContainer(state, spec.name, 'sidecar', ['node', imageCli, ...sidecarArgs], sidecarLog, sidecarContainer(mode).user, sidecarContainer(mode).dockerArgs)
-        : startDetached(pod.ns, [process.execPath, cliPath, ...sidecarArgs], sidecarLog)
+        : startDetached(pod.ns, [...sidecarProcessPrefix(mode), process.execPath, cliPath, ...sidecarArgs], sidecarLog)
       writeState(state)
       await waitForLog(sidecarLog, /sidecar ready/, pod.pids.sidecar)
     }

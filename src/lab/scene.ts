@@ -64,6 +64,14 @@ export function sidecarContainer(mode: LabMode = 'REDIRECT'): { user: { uid: num
   return { user: sidecarUser, dockerArgs: [] }
 }
 
+/**
+ * What a sidecar process is started under (before node): in TPROXY mode root keeps only NET_ADMIN and SETGID
+ * (its bounding set), as the container form does with --cap-drop ALL --cap-add NET_ADMIN.
+ */
+export function sidecarProcessPrefix(mode: LabMode = 'REDIRECT'): string[] {
+  return mode === 'TPROXY' ? ['setpriv', '--bounding-set', '-all,+net_admin,+setgid', '--inh-caps', '-all'] : []
+}
+
 export function podSpec(name: string): PodSpec | undefined {
   return pods.find((p) => p.name === name)
 }

@@ -1,9 +1,11 @@
 // The lab in both interception modes, IPv4 and IPv6: who the app sees as its peer tells which path a
 // request took (127.0.0.6 / ::6 = REDIRECT's inbound sidecar; the caller's own address = TPROXY).
 import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { execIn, listNetns } from '../../src/lab/netns.js'
+import { readState } from '../../src/lab/state.js'
 import { repoRoot } from '../helpers/pods.js'
 import { rootOnly } from '../helpers/root.js'
 
@@ -79,6 +81,10 @@ t.test('TPROXY lab: the apps see their callers (IPv4 and IPv6); down/up switches
   t.equal(upped.code, 0, upped.stderr)
   t.match(upped.stdout, /rules: istio, mode: TPROXY/)
   t.match(upped.stdout, /productpage\s+\S+\s+198\.18\.0\.10\s+2001:2::10\s+pid \d+ uid 1000\s+pid \d+ uid 0/, 'the TPROXY sidecar runs as uid 0')
+  const sidecarPid = readState(lab)!.pods.reviews!.pids.sidecar!
+  const proc = readFileSync(`/proc/${sidecarPid}/status`, 'utf8')
+  t.match(proc, /^Gid:\s+1337\s/m, 'with gid 1337')
+  t.match(proc, /^CapEff:\s+0000000000001040$/m, 'and only CAP_NET_ADMIN and CAP_SETGID')
 
   t.match(await get(lab, 'productpage', 'http://198.18.0.20:9080/'), { service: 'reviews', peer: '198.18.0.10', local: '198.18.0.20:9080' }, 'IPv4: reviews sees productpage (198.18.0.10)')
   t.match(await get(lab, 'productpage', 'http://[2001:2::20]:9080/'), { service: 'reviews', peer: '2001:2::10', local: '2001:2::20:9080' }, 'IPv6: reviews sees productpage (2001:2::10)')
