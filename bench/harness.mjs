@@ -19,7 +19,11 @@ const sidecarPods = /** @type {const} */ (['productpage', 'reviews'])
 const podSysctls = ['net.ipv4.ip_local_port_range=1024 65535', 'net.ipv4.tcp_tw_reuse=1', 'net.netfilter.nf_conntrack_tcp_timeout_time_wait=5']
 
 /** @typedef {'productpage' | 'reviews'} Pod */
-/** @typedef {{ name: string, argv(dir: string): string[], prepare?(dir: string): void }} SidecarPeer */
+/**
+ * mode: the inbound interception the peer needs in the pods' rules (REDIRECT when absent); markRule: an
+ * iptables mangle OUTPUT rule the peer needs besides Istio's (HAProxy's TPROXY mark).
+ * @typedef {{ name: string, argv(dir: string): string[], prepare?(dir: string): void, mode?: 'REDIRECT' | 'TPROXY', markRule?: string[] }} SidecarPeer
+ */
 
 export class BenchLab {
   #log = logger.createLogger({ level: 'warn' })
@@ -31,6 +35,8 @@ export class BenchLab {
   sidecarPids = { productpage: undefined, reviews: undefined }
   /** @type {string | undefined} */
   sidecarName
+  /** @type {string[] | undefined} the running peer's extra mangle rule, present in the pods whose rules are on */
+  #markRule
 
   /** @param {string} lab */
   constructor(lab) {
@@ -72,6 +78,8 @@ export class BenchLab {
    * @param {readonly Pod[]} [only] the pods to give this sidecar (default both)
    */
   async startSidecars(peer, only = sidecarPods) {
+    for (const pod of only) await killAndWait(this.sidecarPids[pod])
+    await this.#setMode(peer.mode ?? 'REDIRECT', peer.markRule)
     for (const pod of only) {
       await killAndWait(this.sidecarPids[pod])
       const dir = labState.ensurePodDir(this.lab, pod)
@@ -95,9 +103,40 @@ export class BenchLab {
     const want = { productpage: position === 'both' || position === 'outbound', reviews: position === 'both' || position === 'inbound' }
     for (const pod of sidecarPods) {
       if (this.#rules[pod] === want[pod]) continue
+      await this.#markRuleIn(pod, '-D')
       await lifecycle.applyRules(this.state, pod, !want[pod])
       this.#rules[pod] = want[pod]
+      await this.#markRuleIn(pod, '-I')
     }
+  }
+
+  /**
+   * Switches the pods' rules between REDIRECT and TPROXY (the generator's -m): the old mode's rules (and
+   * TPROXY's routing) are removed and the new mode's applied in the pods whose rules are on.
+   * @param {'REDIRECT' | 'TPROXY'} mode @param {string[] | undefined} markRule
+   */
+  async #setMode(mode, markRule) {
+    if ((this.state.mode ?? 'REDIRECT') !== mode || this.#markRule !== markRule) {
+      for (const pod of sidecarPods) {
+        await this.#markRuleIn(pod, '-D')
+        if (this.#rules[pod] && (this.state.mode ?? 'REDIRECT') !== mode) await lifecycle.applyRules(this.state, pod, true)
+      }
+      const changed = (this.state.mode ?? 'REDIRECT') !== mode
+      this.state.mode = mode
+      labState.writeState(this.state)
+      this.#markRule = markRule
+      for (const pod of sidecarPods) {
+        if (this.#rules[pod] && changed) await lifecycle.applyRules(this.state, pod)
+        await this.#markRuleIn(pod, '-I')
+      }
+    }
+  }
+
+  /** Adds (-I, first in mangle OUTPUT) or removes (-D) the running peer's extra rule in a pod whose rules are on. @param {Pod} pod @param {'-I' | '-D'} op */
+  async #markRuleIn(pod, op) {
+    if (!this.#markRule || !this.#rules[pod]) return
+    const where = op === '-I' ? ['-I', 'OUTPUT', '1'] : ['-D', 'OUTPUT']
+    await netns.execIn(this.ns(pod), ['iptables', '-t', 'mangle', ...where, ...this.#markRule], { allowFailure: op === '-D' })
   }
 
   /**

@@ -72,6 +72,43 @@ export const nodeFloor = {
   argv: () => ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', process.execPath, join(root, 'bench/apps/floor-relay.mjs')],
 }
 
+/** sidecar-lab in TPROXY mode: transparent listener, upstream from the client's address, uid 0 / gid 1337. @type {SidecarPeer} */
+export const sidecarLabTproxy = {
+  name: 'sidecar-lab-tproxy',
+  mode: 'TPROXY',
+  argv: () => [...sidecarLab.argv(''), '--interception-mode', 'TPROXY'],
+}
+
+/**
+ * HAProxy as a TPROXY sidecar: virtualInbound binds \`transparent\` (TPROXY hands it connections to any
+ * address; their destination is the socket's own address) and connects to the app with \`source 0.0.0.0
+ * usesrc clientip\` (a transparent socket bound to the client's address). It keeps root (usesrc needs
+ * CAP_NET_ADMIN; HAProxy 2.6 drops capabilities with \`uid\`) and runs with gid 1337, which the rules
+ * exempt, as Istio runs a TPROXY Envoy. HAProxy 2.6 cannot set SO_MARK on its server connections, so
+ * the bench marks them 1337 with one mangle rule of its own (\`tproxyMarkRule\`), the mark sidecar-lab sets
+ * with SO_MARK: without it the rules would divert HAProxy's connection to the app back into 15006.
+ */
+export const haproxyTproxyConfig = haproxyConfig
+  .replace(/ {4}uid 1337\n/, '')
+  .replace('# bind as root, then run as the sidecar\'s uid/gid, which the capture rules exempt', '# root keeps CAP_NET_ADMIN for usesrc clientip; gid 1337 is exempt from capture')
+  .replace('    bind 0.0.0.0:15006\n', '    bind 0.0.0.0:15006 transparent\n')
+  .replace('    source 127.0.0.6\n', '    source 0.0.0.0 usesrc clientip\n')
+
+/**
+ * mangle OUTPUT, first: HAProxy's connections to the app (gid 1337, over lo, from an address that is not the
+ * pod's own: the client's) get the TPROXY mark, as SO_MARK 1337 gives sidecar-lab's.
+ */
+export const tproxyMarkRule = ['-o', 'lo', '-p', 'tcp', '-m', 'addrtype', '!', '--src-type', 'LOCAL', '-m', 'owner', '--gid-owner', '1337', '-j', 'MARK', '--set-mark', '1337']
+
+/** @type {SidecarPeer} */
+export const haproxyTproxy = {
+  name: 'haproxy-tproxy',
+  mode: 'TPROXY',
+  markRule: tproxyMarkRule,
+  prepare: (dir) => writeFileSync(join(dir, 'haproxy.cfg'), haproxyTproxyConfig),
+  argv: (dir) => ['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')],
+}
+
 /**
  * The peers in the order each round runs them, with the positions each is measured in. An optional peer runs
  * only when --peers names it.
@@ -82,4 +119,7 @@ export const peers = [
   { name: 'sidecar-lab', sidecar: sidecarLab, positions: ['both', 'outbound', 'inbound'] },
   { name: 'node-floor', sidecar: nodeFloor, positions: ['both', 'outbound', 'inbound'], optional: true },
   { name: 'haproxy', sidecar: haproxy, positions: ['both', 'outbound', 'inbound'] },
+  // TPROXY changes only the inbound side, so outbound-only would measure REDIRECT again.
+  { name: 'sidecar-lab-tproxy', sidecar: sidecarLabTproxy, positions: ['both', 'inbound'], optional: true },
+  { name: 'haproxy-tproxy', sidecar: haproxyTproxy, positions: ['both', 'inbound'], optional: true },
 ]

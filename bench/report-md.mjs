@@ -51,6 +51,27 @@ function floorRows(r, position) {
   return out
 }
 
+/**
+ * REDIRECT next to TPROXY for both sidecar peers, when the run had the TPROXY peers (--peers ...-tproxy).
+ * @param {Result} r @param {string} position
+ */
+function modeRows(r, position) {
+  const cols = ['sidecar-lab', 'sidecar-lab-tproxy', 'haproxy', 'haproxy-tproxy'].map((p) => `${p}/${position}`)
+  const out = []
+  for (const s of r.method.scenarios) {
+    for (const [metric, figs] of Object.entries(r.summary[s.id] ?? {})) {
+      if (metric === 'errors' || (!figs[cols[1] ?? ''] && !figs[cols[3] ?? ''])) continue
+      const d = describe(metric)
+      const m = cols.map((c) => figs[c]?.median)
+      // a ratio of latencies added over direct only reads when both were added (above zero)
+      const per = (/** @type {number | undefined} */ a, /** @type {number | undefined} */ b) =>
+        ratio(a !== undefined && b && (!metric.startsWith('added') || (a > 0 && b > 0)) ? a / b : undefined)
+      out.push(`| ${s.id} | ${d.label}${d.unit ? ` (${d.unit})` : ''} | ${cols.map((c) => cell(figs[c], d.digits)).join(' | ')} | ${per(m[1], m[0])} | ${per(m[3], m[2])} |`)
+    }
+  }
+  return out
+}
+
 /** @param {Result} r */
 export function renderMarkdown(r) {
   const m = r.machine
@@ -89,6 +110,18 @@ export function renderMarkdown(r) {
       '| scenario | figure | sidecar-lab | node-floor | HAProxy | sidecar-lab ÷ node-floor | node-floor ÷ HAProxy |',
       '|---|---|--:|--:|--:|--:|--:|',
       ...floor,
+    )
+  }
+  for (const position of ['both', 'inbound']) {
+    const modes = modeRows(r, position)
+    if (!modes.length) continue
+    lines.push(
+      '',
+      `## REDIRECT and TPROXY, ${position === 'both' ? 'both sidecars (TPROXY on the inbound side; outbound is REDIRECT in both modes)' : 'inbound sidecar only'}`,
+      '',
+      '| scenario | figure | sidecar-lab REDIRECT | sidecar-lab TPROXY | HAProxy REDIRECT | HAProxy TPROXY | sidecar-lab TPROXY ÷ REDIRECT | HAProxy TPROXY ÷ REDIRECT |',
+      '|---|---|--:|--:|--:|--:|--:|--:|',
+      ...modes,
     )
   }
   const failed = r.samples.filter((s) => s.error)

@@ -49,6 +49,12 @@ static const char* errno_name(int err) {
     case ENOTCONN: return "ENOTCONN";
     case EAFNOSUPPORT: return "EAFNOSUPPORT";
     case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENOBUFS: return "ENOBUFS";
+    case ENOMEM: return "ENOMEM";
     default: return "EUNKNOWN";
   }
 }
@@ -214,6 +220,97 @@ static napi_value peer_address(napi_env env, napi_callback_info info) {
   return sock_name(env, info, true);
 }
 
+// transparentSocket(address, port, mark): a non-blocking TCP socket with IP_TRANSPARENT (IPV6_TRANSPARENT
+// for an IPv6 address) set BEFORE bind, so it may bind an address that is not local (the client's, for
+// TPROXY's upstream) and, as a listener, receive the connections the TPROXY target diverts to it. '::' is
+// bound dual-stack. A port means a listener (SO_REUSEADDR); mark, when not 0, is set with SO_MARK. Returns
+// the bound fd, for node:net to listen on (server.listen({ fd })) or to connect (new Socket({ fd })).
+// Needs CAP_NET_ADMIN or CAP_NET_RAW: without, throws EPERM naming the option the kernel refused.
+static napi_value transparent_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_COUNT", "transparentSocket(address, port, mark)");
+    return NULL;
+  }
+  char text[INET6_ADDRSTRLEN + 1];
+  size_t text_len = 0;
+  napi_valuetype type;
+  NAPI_CALL(env, napi_typeof(env, argv[0], &type));
+  if (type != napi_string) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "address must be a string");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], text, sizeof text, &text_len));
+  // A longer string was cut to fit: refuse it rather than parse its first characters as an address.
+  if (text_len >= sizeof text - 1) return throw_errno(env, "inet_pton", EINVAL);
+  int32_t nums[2];
+  for (int i = 0; i < 2; i++) {
+    NAPI_CALL(env, napi_typeof(env, argv[i + 1], &type));
+    if (type != napi_number) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "port and mark must be integers");
+      return NULL;
+    }
+    NAPI_CALL(env, napi_get_value_int32(env, argv[i + 1], &nums[i]));
+  }
+  if (nums[0] < 0 || nums[0] > 65535) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "port must be 0 to 65535");
+    return NULL;
+  }
+
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t len;
+  int family;
+  bool any6 = false;
+  struct sockaddr_in* sin = (struct sockaddr_in*)&ss;
+  struct sockaddr_in6* sin6 = (struct sockaddr_in6*)&ss;
+  if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
+    family = AF_INET;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)nums[0]);
+    len = sizeof *sin;
+  } else if (inet_pton(AF_INET6, text, &sin6->sin6_addr) == 1) {
+    family = AF_INET6;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons((uint16_t)nums[0]);
+    any6 = IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr);
+    len = sizeof *sin6;
+  } else {
+    return throw_errno(env, "inet_pton", EINVAL);
+  }
+
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  int on = 1, off = 0, mark = nums[1];
+  const char* failed = NULL;
+  if (family == AF_INET6 ? setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &on, sizeof on)
+                         : setsockopt(fd, SOL_IP, IP_TRANSPARENT, &on, sizeof on)) {
+    failed = family == AF_INET6 ? "setsockopt(IPV6_TRANSPARENT)" : "setsockopt(IP_TRANSPARENT)";
+  } else if (mark != 0 && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark)) {
+    failed = "setsockopt(SO_MARK)";
+  } else if (any6 && setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, &off, sizeof off)) {
+    failed = "setsockopt(IPV6_V6ONLY)";
+  } else if (nums[0] != 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on)) {
+    failed = "setsockopt(SO_REUSEADDR)";
+  } else if (bind(fd, (struct sockaddr*)&ss, len)) {
+    failed = "bind";
+  }
+  if (failed) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, failed, err);
+  }
+  napi_value result;
+  if (napi_create_int32(env, fd, &result) != napi_ok) {
+    close(fd);
+    napi_throw_error(env, "SIDECAR_ERR_NAPI", "napi_create_int32 failed");
+    return NULL;
+  }
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"originalDst", NULL, original_dst, NULL, NULL, NULL, napi_default, NULL},
@@ -224,6 +321,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setLinger0", NULL, set_linger0, NULL, NULL, NULL, napi_default, NULL},
       {"localAddress", NULL, local_address, NULL, NULL, NULL, napi_default, NULL},
       {"peerAddress", NULL, peer_address, NULL, NULL, NULL, napi_default, NULL},
+      {"transparentSocket", NULL, transparent_socket, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -114,3 +114,10 @@ export class AccessLogError extends SidecarError {
     super('SIDECAR_ERR_ACCESS_LOG', message, { cause })
   }
 }
+
+/** The process lacks a Linux capability a feature needs (TPROXY: CAP_NET_ADMIN or CAP_NET_RAW). */
+export class CapabilityError extends SidecarError {
+  constructor(message: string, cause?: unknown) {
+    super('SIDECAR_ERR_CAPABILITY', message, { cause })
+  }
+}

@@ -20,6 +20,8 @@ bridge in a namespace of the lab's own; nothing routes out. Needs root.
 
 subcommands:
   up [--compat legacy]           build the lab (again: a no-op when it is up); legacy = the seed listing's rules
+     [--mode REDIRECT|TPROXY]    inbound interception: REDIRECT (the app sees 127.0.0.6) or TPROXY (the app
+                                 sees the caller; mangle rules, policy routing, transparent sidecar as uid 0)
      [--docker]                  pods as containers: a holder owns each pod's namespace, and the init step,
                                  the sidecar (uid 1337) and the app (uid 1000) join it (image: scripts/docker-image.sh)
   down                           remove namespaces, links, processes, rules and state, whatever state it is in
@@ -44,7 +46,7 @@ interface Parsed {
 }
 
 function parse(argv: string[]): Parsed {
-  const options = { lab: { type: 'string' }, help: { type: 'boolean' }, uid: { type: 'string' }, compat: { type: 'string' }, docker: { type: 'boolean' } } as const
+  const options = { lab: { type: 'string' }, help: { type: 'boolean' }, uid: { type: 'string' }, compat: { type: 'string' }, docker: { type: 'boolean' }, mode: { type: 'string' } } as const
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true }) as Parsed
   } catch (err) {
@@ -118,7 +120,9 @@ export const labCommand: Command = {
     switch (sub) {
       case 'up': {
         if (values.compat !== undefined && values.compat !== 'legacy') throw new InvalidFlagError(`--compat: '${values.compat}' is not 'legacy'`)
-        const { state, already } = await up({ lab, rules: values.compat ? 'legacy' : 'istio', docker: values.docker === true, log })
+        const mode = (values.mode as string | undefined) ?? 'REDIRECT'
+        if (mode !== 'REDIRECT' && mode !== 'TPROXY') throw new InvalidFlagError(`--mode: '${mode}' is not REDIRECT or TPROXY`)
+        const { state, already } = await up({ lab, rules: values.compat ? 'legacy' : 'istio', mode, docker: values.docker === true, log })
         io.stdout.write(already ? `lab ${lab} is already up\n` : `lab ${lab} is up\n`)
         io.stdout.write(await renderStatus(state, lab))
         return 0

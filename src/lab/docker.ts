@@ -70,12 +70,12 @@ export async function runInit(state: LabState, pod: string, args: string[]): Pro
  * bind-mounted at the same path, so `lab logs` and the readiness checks read it as for a process.
  * Returns its process's pid on the host, which the lab tracks like any other.
  */
-export async function startContainer(state: LabState, pod: string, role: Role, argv: string[], logFile: string, user: { uid: number; gid: number }): Promise<number> {
+export async function startContainer(state: LabState, pod: string, role: Role, argv: string[], logFile: string, user: { uid: number; gid: number }, dockerArgs: string[] = []): Promise<number> {
   const dir = podDir(state.lab, pod)
   const name = `${state.lab}-${pod}-${role}`
   const r = await docker([
     'run', '-d', '--network', `container:${holderOf(state, pod)}`, '--name', name, '--user', `${user.uid}:${user.gid}`,
-    '-v', `${dir}:${dir}`, '-e', `LOG=${logFile}`, ...labels(state.lab, pod, role), '--entrypoint', 'sh', labImage,
+    '-v', `${dir}:${dir}`, '-e', `LOG=${logFile}`, ...dockerArgs, ...labels(state.lab, pod, role), '--entrypoint', 'sh', labImage,
     '-c', 'exec "$@" >>"$LOG" 2>&1', 'sh', ...argv,
   ])
   state.pods[pod]!.containers = { ...state.pods[pod]!.containers, [role]: r.stdout.trim() }

@@ -7,7 +7,7 @@ import { addPodHolder, imageAppServer, imageCli, removeContainers, requireImage,
 import { run } from './exec.js'
 import { addNetns, addVeth, deleteNetns, execIn, listNetns, removeStrayVeths } from './netns.js'
 import { alive, startDetached, stop, waitForLog } from './processes.js'
-import { appPort, appUser, injectorArgs, legacyArgs, pods, prefixLength, prefixLength6, podUrl, sidecarUser } from './scene.js'
+import { appPort, appUser, pods, prefixLength, prefixLength6, podUrl, ruleArgs, sidecarContainer, sidecarModeFlags, sidecarProcessPrefix, type LabMode } from './scene.js'
 import { ensurePodDir, readState, removeState, writeState, type LabState } from './state.js'
 
 export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url))
@@ -16,6 +16,8 @@ const appServer = fileURLToPath(new URL('./app-server.js', import.meta.url))
 export interface UpOptions {
   lab: string
   rules: 'istio' | 'legacy'
+  /** inbound interception mode: REDIRECT (default) or TPROXY (the generator's -m TPROXY rules and routes) */
+  mode?: LabMode
   /** extra flags for each sidecar */
   sidecarFlags?: string[]
   /** pods as Docker containers sharing a holder's namespace (src/lab/docker.ts) */
@@ -34,24 +36,27 @@ export function isUp(state: LabState | undefined): boolean {
 
 /** The rule generator as the init container runs it, into the pod's namespace. */
 export async function applyRules(state: LabState, pod: string, cleanup = false): Promise<string> {
-  const args = state.rules === 'legacy' ? legacyArgs : injectorArgs
+  const args = ruleArgs(state.rules, state.mode)
   if (state.docker) return runInit(state, pod, [...args, ...(cleanup ? ['--cleanup-only'] : [])])
   const r = await run(process.execPath, [cliPath, 'iptables', ...args, '--network-namespace', state.pods[pod]!.ns, ...(cleanup ? ['--cleanup-only'] : [])])
   return r.stdout.trim()
 }
 
 /** How a lab is built, in words: its pods' form and its capture rules. */
-function labForm(state: { rules: LabState['rules']; docker?: boolean | undefined }): string {
-  return `${state.docker ? 'Docker containers' : 'network namespaces'} with the ${state.rules === 'legacy' ? 'legacy (seed listing)' : "injector's"} rules`
+function labForm(state: { rules: LabState['rules']; docker?: boolean | undefined; mode?: LabState['mode'] | undefined }): string {
+  const rules = state.rules === 'legacy' ? 'legacy (seed listing)' : "injector's"
+  return `${state.docker ? 'Docker containers' : 'network namespaces'} with the ${rules} rules in ${state.mode ?? 'REDIRECT'} mode`
 }
 
 export async function up(options: UpOptions): Promise<{ state: LabState; already: boolean }> {
   requireRoot('lab up')
   const { lab, log } = options
   const existing = readState(lab)
+  const mode = options.mode ?? 'REDIRECT'
+  if (mode === 'TPROXY' && options.rules === 'legacy') throw new InvalidFlagError('--mode TPROXY needs the Istio layout: --compat legacy emulates REDIRECT mode only')
   if (isUp(existing)) {
     const have = labForm(existing!)
-    const want = labForm({ rules: options.rules, docker: options.docker === true })
+    const want = labForm({ rules: options.rules, docker: options.docker === true, mode })
     if (have === want) return { state: existing!, already: true }
     // Rebuilding silently would cut whatever runs in the lab now; the user says so by taking it down first.
     throw new InvalidFlagError(`lab ${lab} is up as ${have}; this 'lab up' asks for ${want}: run 'sidecar-lab lab down --lab ${lab}' first`)
@@ -64,6 +69,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     createdAt: new Date().toISOString(),
     bridgeNs: `${lab}-net`,
     rules: options.rules,
+    mode,
     complete: false,
     ...(options.docker ? { docker: true } : {}),
     pods: Object.fromEntries(pods.map((p) => [p.name, { ns: `${lab}-${p.name}`, ip: p.ip, ip6: p.ip6, sidecar: p.sidecar, pids: {} }])),
@@ -89,14 +95,14 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
       const pod = state.pods[spec.name]!
       // ::6 is to IPv6 what 127.0.0.6 is to IPv4: the inbound passthrough source (127/8 is on lo already).
       await execIn(pod.ns, ['ip', '-6', 'addr', 'add', '::6/128', 'dev', 'lo'])
-      log.info({ pod: spec.name, rules: state.rules }, 'init: applying capture rules')
+      log.info({ pod: spec.name, rules: state.rules, mode }, 'init: applying capture rules')
       await applyRules(state, spec.name)
       const dir = ensurePodDir(lab, spec.name)
       const sidecarLog = join(dir, 'sidecar.log')
-      const sidecarArgs = ['proxy', '--access-log', join(dir, 'access.log'), ...(options.sidecarFlags ?? [])]
+      const sidecarArgs = ['proxy', '--access-log', join(dir, 'access.log'), ...sidecarModeFlags(mode), ...(options.sidecarFlags ?? [])]
       pod.pids.sidecar = options.docker
-        ? await startContainer(state, spec.name, 'sidecar', ['node', imageCli, ...sidecarArgs], sidecarLog, sidecarUser)
-        : startDetached(pod.ns, [process.execPath, cliPath, ...sidecarArgs], sidecarLog)
+        ? await startContainer(state, spec.name, 'sidecar', ['node', imageCli, ...sidecarArgs], sidecarLog, sidecarContainer(mode).user, sidecarContainer(mode).dockerArgs)
+        : startDetached(pod.ns, [...sidecarProcessPrefix(mode), process.execPath, cliPath, ...sidecarArgs], sidecarLog)
       writeState(state)
       await waitForLog(sidecarLog, /sidecar ready/, pod.pids.sidecar)
     }

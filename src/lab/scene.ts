@@ -28,14 +28,53 @@ export const pods: PodSpec[] = [
   { name: 'ratings', ip: '198.18.0.30', ip6: '2001:2::30', sidecar: false },
 ]
 
-/** The arguments Istio's sidecar injector passes to istio-iptables. */
-export const injectorArgs = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-b', '*', '-d', '15090,15021,15020']
+/**
+ * The arguments Istio's sidecar injector passes to istio-iptables, plus --dual-stack: the lab's pods have
+ * IPv6 addresses too, and istio-iptables programs ip6tables only when the pod's first address is IPv6 or
+ * dual-stack is on (ISTIO_DUAL_STACK); without it IPv6 traffic would bypass both sidecars unseen.
+ */
+export const injectorArgs = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-b', '*', '-d', '15090,15021,15020', '--dual-stack']
 
 /** The flags that reproduce the seed listing's older layout (Istio about 1.10, DNS capture on). */
 export const legacyArgs = [
   '--compat', 'legacy', '-p', '15001', '-z', '15006', '-u', '1337', '-g', '1337', '-m', 'REDIRECT', '-i', '*', '-b', '*',
-  '-d', '22,15020,15021,15090', '-o', '15020', '--redirect-dns', '--capture-all-dns', '--dns-servers', '198.18.0.53',
+  '-d', '22,15020,15021,15090', '-o', '15020', '--redirect-dns', '--capture-all-dns', '--dns-servers', '198.18.0.53', '--dual-stack',
 ]
+
+export type LabMode = 'REDIRECT' | 'TPROXY'
+
+/** The generator's arguments for a lab: the layout's, with -m set to the lab's inbound interception mode. */
+export function ruleArgs(rules: 'istio' | 'legacy', mode: LabMode = 'REDIRECT'): string[] {
+  const args = [...(rules === 'legacy' ? legacyArgs : injectorArgs)]
+  args[args.indexOf('-m') + 1] = mode
+  return args
+}
+
+/**
+ * The sidecar's own flags for a mode. TPROXY: the proxy keeps uid 0 (and CAP_NET_ADMIN for its transparent
+ * sockets) with gid 1337, which the rules exempt, as Istio's injector runs a TPROXY sidecar.
+ */
+export function sidecarModeFlags(mode: LabMode = 'REDIRECT'): string[] {
+  return mode === 'TPROXY' ? ['--interception-mode', 'TPROXY'] : []
+}
+
+/**
+ * The sidecar container's user and capabilities in a mode. TPROXY, as Istio's injector: uid 0 with gid 1337,
+ * every capability dropped but NET_ADMIN (transparent sockets, SO_MARK) and SETGID (the proxy clears its
+ * supplementary groups); REDIRECT: uid 1337 with Docker's defaults.
+ */
+export function sidecarContainer(mode: LabMode = 'REDIRECT'): { user: { uid: number; gid: number }; dockerArgs: string[] } {
+  if (mode === 'TPROXY') return { user: { uid: 0, gid: sidecarUser.gid }, dockerArgs: ['--cap-drop', 'ALL', '--cap-add', 'NET_ADMIN', '--cap-add', 'SETGID'] }
+  return { user: sidecarUser, dockerArgs: [] }
+}
+
+/**
+ * What a sidecar process is started under (before node): in TPROXY mode root keeps only NET_ADMIN and SETGID
+ * (its bounding set), as the container form does with --cap-drop ALL --cap-add NET_ADMIN.
+ */
+export function sidecarProcessPrefix(mode: LabMode = 'REDIRECT'): string[] {
+  return mode === 'TPROXY' ? ['setpriv', '--bounding-set', '-all,+net_admin,+setgid', '--inh-caps', '-all'] : []
+}
 
 export function podSpec(name: string): PodSpec | undefined {
   return pods.find((p) => p.name === name)

@@ -19,6 +19,8 @@ export interface LabState {
   bridgeNs: string
   /** 'istio' (the injector's arguments) or 'legacy' (the seed listing's layout) */
   rules: 'istio' | 'legacy'
+  /** inbound interception mode (absent in a state written before modes existed: REDIRECT) */
+  mode?: 'REDIRECT' | 'TPROXY'
   pods: Record<string, PodState>
   complete: boolean
   /** pods are Docker containers (src/lab/docker.ts) instead of bare namespaces and processes */

@@ -19,6 +19,7 @@ interface Addon {
   setLinger0(fd: number): void
   localAddress(fd: number): SocketAddress
   peerAddress(fd: number): SocketAddress
+  transparentSocket(address: string, port: number, mark: number): number
 }
 
 let addon: Addon | undefined
@@ -108,4 +109,13 @@ export function setLinger0(socket: Socket): void {
 
 export function localAddressOf(socket: Socket): SocketAddress {
   return load().localAddress(socketFd(socket))
+}
+
+/**
+ * A bound, non-blocking TCP socket with IP_TRANSPARENT / IPV6_TRANSPARENT (and SO_MARK when mark is not 0):
+ * its fd, for server.listen({ fd }) (port given) or new Socket({ fd }).connect() (port 0). Throws with the
+ * errno's code (EPERM without CAP_NET_ADMIN/CAP_NET_RAW) and the refused option in `syscall`.
+ */
+export function transparentSocket(address: string, port: number, mark: number): number {
+  return load().transparentSocket(address, port, mark)
 }

@@ -22,11 +22,12 @@ export function identityWarning(config: Pick<ProxyConfig, 'uid' | 'gid'>, given:
   return `${ignored.join(' and ')} ${ignored.length > 1 ? 'are' : 'is'} ignored: not started as root, the proxy runs as uid ${uid}, gid ${gid}`
 }
 
-function dropPrivileges(uid: number, gid: number): void {
-  if (process.getuid?.() !== 0 || uid === 0) return
+/** keepRootWithGroup: uid 0 still takes gid (TPROXY: root keeps CAP_NET_ADMIN, the rules exempt gid 1337). */
+function dropPrivileges(uid: number, gid: number, keepRootWithGroup = false): void {
+  if (process.getuid?.() !== 0 || (uid === 0 && !keepRootWithGroup)) return
   process.setgroups?.([])
   process.setgid?.(gid)
-  process.setuid?.(uid)
+  if (uid !== 0) process.setuid?.(uid)
 }
 
 export const proxyCommand: Command = {
@@ -46,7 +47,7 @@ export const proxyCommand: Command = {
     if (warning) log.warn({ uid, gid }, warning)
     // Sockets take the owner of the process that creates them, and the capture rules match on that owner,
     // so the switch must happen before the first socket exists.
-    dropPrivileges(config.uid, config.gid)
+    dropPrivileges(config.uid, config.gid, config.interceptionMode === 'TPROXY')
     // Opens the access log, as the uid just switched to and before anything listens, so a path that uid
     // cannot write stops the sidecar here with AccessLogError (exit 2).
     const sidecar = new Sidecar(config, log)

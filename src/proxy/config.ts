@@ -3,6 +3,8 @@ import type { RegistryEntry } from './registry.js'
 
 export type OutboundTrafficPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY'
 export type AccessLogFormat = 'text' | 'json'
+/** Istio's inbound interception modes: NAT to 15006 (the app sees 127.0.0.6) or TPROXY (the app sees the client) */
+export type InterceptionMode = 'REDIRECT' | 'TPROXY'
 
 export interface ProxyConfig {
   /** address the listeners bind; '::' listens on IPv4 and IPv6 */
@@ -12,6 +14,8 @@ export interface ProxyConfig {
   /** source address of inbound passthrough connections (Istio's 127.0.0.6 / ::6) */
   inboundSourceV4: string
   inboundSourceV6: string
+  /** TPROXY: transparent inbound listener, upstream from the client's address with SO_MARK 1337 (src/proxy/transparent.ts) */
+  interceptionMode: InterceptionMode
   outboundTrafficPolicy: OutboundTrafficPolicy
   registry: RegistryEntry[]
   connectTimeoutMs: number
@@ -48,6 +52,7 @@ export const defaultProxyConfig: ProxyConfig = {
   inboundPort: 15006,
   inboundSourceV4: '127.0.0.6',
   inboundSourceV6: '::6',
+  interceptionMode: 'REDIRECT',
   outboundTrafficPolicy: 'ALLOW_ANY',
   registry: [],
   connectTimeoutMs: 10_000,

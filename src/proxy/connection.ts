@@ -9,6 +9,7 @@ import { isFdExhaustion } from './fd-budget.js'
 import type { ListenerContext } from './listener.js'
 import type { LoopOwner } from './loop-guard.js'
 import { relay } from './relay.js'
+import { connectTransparent } from './transparent.js'
 
 type PassthroughRoute = Extract<Route, { kind: 'passthrough' }>
 
@@ -36,8 +37,9 @@ export class ProxiedConnection implements LoopOwner {
     this.#log = ctx.log
     const dst = route.destination
     const localAddress = ctx.kind === 'inbound' ? ctx.inboundSource(dst.family) : undefined
+    const transparent = ctx.kind === 'inbound' && ctx.config.interceptionMode === 'TPROXY' && downstreamRemote
     // highWaterMark reaches the Socket's Duplex options though @types/node does not list it for connect().
-    this.#upstream = connect({
+    this.#upstream = transparent ? connectTransparent(transparent, dst, { allowHalfOpen: true, noDelay: true, highWaterMark: ctx.config.bufferLimitBytes }) : connect({
       host: dst.address,
       port: dst.port,
       family: dst.family,

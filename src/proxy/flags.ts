@@ -20,6 +20,7 @@ export const proxyFlags: FlagSpec[] = [
   { name: 'bind', value: 'ADDRESS', help: "listen address ('::' is IPv4 and IPv6)", fallback: '::' },
   { name: 'inbound-source', value: 'ADDRESS', help: 'source of inbound passthrough connections (IPv4)', fallback: '127.0.0.6' },
   { name: 'inbound-source-ipv6', value: 'ADDRESS', help: 'source of inbound passthrough connections (IPv6)', fallback: '::6' },
+  { name: 'interception-mode', value: 'MODE', help: 'inbound capture: REDIRECT, or TPROXY (the app sees the client; needs CAP_NET_ADMIN, default --uid 0)', fallback: 'REDIRECT' },
   { name: 'outbound-traffic-policy', value: 'MODE', help: 'ALLOW_ANY or REGISTRY_ONLY', fallback: 'ALLOW_ANY' },
   { name: 'registry', value: 'LIST', help: 'known destinations, comma list of [NAME=]ADDR[/PREFIX][:PORT]', fallback: '' },
   { name: 'registry-file', value: 'FILE', help: 'known destinations, one entry a line (# comments)', fallback: '' },
@@ -87,12 +88,17 @@ export function parseProxyArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { c
   const envDrain = env.TERMINATION_DRAIN_DURATION_SECONDS
   const drain = str('drain-duration') ?? (envDrain ? `${envDrain}s` : undefined)
   const accessLog = str('access-log') ?? '-'
+  const interceptionMode = oneOf('interception-mode', str('interception-mode') ?? d.interceptionMode, ['REDIRECT', 'TPROXY'] as const)
+  // Istio's injector runs a TPROXY sidecar as uid 0 (gid 1337): as 1337 its transparent connection to the
+  // app would match the rules' uid-1337 ISTIO_IN_REDIRECT and be sent back to 15006.
+  const uidFallback = interceptionMode === 'TPROXY' ? 0 : d.uid
   const config: ProxyConfig = {
     bindAddress: address('bind', str('bind') ?? d.bindAddress),
     outboundPort: port('outbound-port', str('outbound-port'), d.outboundPort),
     inboundPort: port('inbound-port', str('inbound-port'), d.inboundPort),
     inboundSourceV4: address('inbound-source', str('inbound-source') ?? d.inboundSourceV4, 4),
     inboundSourceV6: address('inbound-source-ipv6', str('inbound-source-ipv6') ?? d.inboundSourceV6, 6),
+    interceptionMode,
     outboundTrafficPolicy: oneOf('outbound-traffic-policy', str('outbound-traffic-policy') ?? d.outboundTrafficPolicy, ['ALLOW_ANY', 'REGISTRY_ONLY'] as const),
     registry: registry(str('registry'), str('registry-file')),
     connectTimeoutMs: duration('connect-timeout', str('connect-timeout'), d.connectTimeoutMs, false),
@@ -101,7 +107,7 @@ export function parseProxyArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { c
     maxConnections: integer('max-connections', str('max-connections'), d.maxConnections, 1, 10_000_000),
     drainMs: duration('drain-duration', drain, d.drainMs, true),
     exitOnZeroActive: Boolean(values['exit-on-zero-active']) || env.EXIT_ON_ZERO_ACTIVE_CONNECTIONS === 'true',
-    uid: integer('uid', str('uid'), d.uid, 0, 4294967294),
+    uid: integer('uid', str('uid'), uidFallback, 0, 4294967294),
     gid: integer('gid', str('gid'), d.gid, 0, 4294967294),
     accessLog: accessLog === 'off' ? null : accessLog,
     accessLogFormat: oneOf('access-log-format', str('access-log-format') ?? d.accessLogFormat, ['text', 'json'] as const),

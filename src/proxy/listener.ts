@@ -11,6 +11,7 @@ import { ProxiedConnection } from './connection.js'
 import { endpoint, formatEndpoint, type Endpoint } from './endpoint.js'
 import { isFdExhaustion, type FdBudget } from './fd-budget.js'
 import type { LoopGuard } from './loop-guard.js'
+import { listenTransparent } from './transparent.js'
 import { StatHandles, type ClusterStats, type IstioTcp, type TcpStats } from './listener-stats.js'
 import { listenerStatPrefix, type Counter, type Gauge, type Histogram, type Stats } from './stats.js'
 
@@ -101,6 +102,11 @@ export class VirtualListener implements ListenerContext {
     return listenerNames[this.kind]
   }
 
+  /** virtualInbound in TPROXY mode: a transparent listener, and upstream connections from the client's address */
+  get #transparent(): boolean {
+    return this.kind === 'inbound' && this.config.interceptionMode === 'TPROXY'
+  }
+
   get port(): number {
     return this.#port
   }
@@ -117,7 +123,7 @@ export class VirtualListener implements ListenerContext {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(listenFailure(this.name, this.config.bindAddress, this.#port, err))
       this.#server.once('error', onError)
-      this.#server.listen({ host: this.config.bindAddress, port: this.#port, ipv6Only: false, backlog: 4096 }, () => {
+      const ready = () => {
         this.#server.off('error', onError)
         // libuv absorbs accept()'s EMFILE itself (fd-budget.ts); should it pass one on, it is no listener fault.
         this.#server.on('error', (err: NodeJS.ErrnoException) => {
@@ -126,7 +132,16 @@ export class VirtualListener implements ListenerContext {
         })
         this.#deps.fdBudget.measure()
         resolve()
-      })
+      }
+      if (this.#transparent) {
+        try {
+          listenTransparent(this.#server, this.config.bindAddress, this.#port, 4096, ready)
+        } catch (err) {
+          reject(err)
+        }
+        return
+      }
+      this.#server.listen({ host: this.config.bindAddress, port: this.#port, ipv6Only: false, backlog: 4096 }, ready)
     })
   }
 
@@ -161,7 +176,10 @@ export class VirtualListener implements ListenerContext {
     try {
       dst = originalDst(socket) as Endpoint
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err }, 'SO_ORIGINAL_DST failed')
+      const code = (err as NodeJS.ErrnoException).code
+      // TPROXY does not NAT: what the client dialled is the accepted socket's own local address.
+      if (code === 'ENOENT' && this.#transparent) dst = endpoint(socket.localAddress, socket.localPort)
+      else if (code !== 'ENOENT') this.log.warn({ err }, 'SO_ORIGINAL_DST failed')
     }
     const looped = this.loopGuard.ownerOf(socket.remoteAddress, socket.remotePort, dst)
     if (looped) return this.#refuseLoop(socket, remote, looped)

@@ -3,6 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from '../logger.js'
 import { ensureAddon } from '../native/sockopt.js'
+import { checkTransparentCapability } from './transparent.js'
 import { createAccessLog, type AccessLogSink } from './access-log.js'
 import type { ProxyConfig } from './config.js'
 import { FdBudget } from './fd-budget.js'
@@ -80,6 +81,7 @@ export class Sidecar {
 
   async start(): Promise<void> {
     ensureAddon()
+    if (this.config.interceptionMode === 'TPROXY') checkTransparentCapability()
     try {
       for (const l of this.listeners) await l.listen()
     } catch (err) {
@@ -88,7 +90,7 @@ export class Sidecar {
     }
     this.#started = true
     this.#log.info(
-      { listeners: this.listeners.map((l) => `${l.name}:${l.port}`), uid: process.getuid?.(), gid: process.getgid?.() },
+      { listeners: this.listeners.map((l) => `${l.name}:${l.port}`), interceptionMode: this.config.interceptionMode, uid: process.getuid?.(), gid: process.getgid?.() },
       'sidecar ready',
     )
   }

@@ -2,6 +2,7 @@
 // does the sidecar open a new TCP connection or rewrite packets?
 import type { ConntrackEntry } from './evidence.js'
 import { endpoint, sameEndpoint, type Connection, type Step } from './steps.js'
+import { transparentSentence, type TraceMode } from './tproxy.js'
 
 export interface RuleEvidence {
   step: number
@@ -50,13 +51,14 @@ function loopAnswer(steps: Step[], connections: Connection[]): LoopAnswer {
   const sidecarConns = connections.filter((c) => c.role !== 'app')
   const synOut = (c: Connection) => steps.filter((s) => s.kind === 'netfilter' && s.connection === c.index && s.pod === c.pod && s.hook === 'output' && !s.packet.flags.includes('ack'))
   const returns = sidecarConns.flatMap((c) => {
-    const hit = synOut(c).find((s) => s.verdict === 'return')
+    // The nat table's RETURN is the one that decides (in TPROXY mode the mangle table returns first, for the mark).
+    const hit = synOut(c).find((s) => s.verdict === 'return' && /\bnat$/.test(s.table ?? '')) ?? synOut(c).find((s) => s.verdict === 'return')
     return hit ? [{ step: hit.n, pod: hit.pod, connection: c.index, rule: hit.rule, iptables: hit.iptables }] : []
   })
   const redirected = sidecarConns.some((c) => synOut(c).some((s) => /\bredirect\b/.test(s.rule ?? '')))
   const seen = sidecarConns.length > 0 && sidecarConns.every((c) => synOut(c).length > 0)
   const replies = steps.filter((s) => s.kind === 'netfilter' && s.packet.flags.includes('ack'))
-  const repliesSkipNat = replies.length > 0 && replies.every((s) => s.table === null)
+  const repliesSkipNat = replies.length > 0 && replies.every((s) => !/\bnat$/.test(s.table ?? ''))
   const loops = redirected ? true : seen ? false : null
   const rules = returns.map((r) => `step ${r.step} in ${r.pod}: ${r.iptables ?? r.rule} (verdict return)`).join('; ')
   const answer =
@@ -84,7 +86,7 @@ function tupleEvidence(c: Connection, conntrack: ConntrackEntry[]): TupleEvidenc
   }))
 }
 
-function newConnectionAnswer(connections: Connection[], conntrack: ConntrackEntry[]): NewConnectionAnswer {
+function newConnectionAnswer(connections: Connection[], conntrack: ConntrackEntry[], mode: TraceMode | undefined): NewConnectionAnswer {
   const tuples = connections.flatMap((c) => tupleEvidence(c, conntrack))
   const [app, proxied] = connections
   const distinct = app && proxied ? !sameEndpoint(app.client, proxied.client) : null
@@ -98,7 +100,8 @@ function newConnectionAnswer(connections: Connection[], conntrack: ConntrackEntr
           (appNat?.natTo ? `, which conntrack NATed to ${appNat.natTo}` : '') +
           `; the sidecar's socket is ${proxied!.client} -> ${proxied!.server}` +
           (ownNat?.conntrack ? (ownNat.natTo ? `, NATed to ${ownNat.natTo} in ${ownNat.pod}` : `, not NATed in ${ownNat.pod}`) : '') +
-          '. Different source ports, two sockets: the sidecar terminates TCP and opens its own connection; no packet is rewritten on its way through.'
+          '. Different source ports, two sockets: the sidecar terminates TCP and opens its own connection; no packet is rewritten on its way through.' +
+          (mode === 'TPROXY' ? transparentSentence(connections) : '')
         : 'The app\'s and the sidecar\'s connections have the same 4-tuple: packets were rewritten, not proxied.'
   return {
     question: 'Does the sidecar forward by opening a new TCP connection, or by rewriting packet addresses?',
@@ -106,6 +109,6 @@ function newConnectionAnswer(connections: Connection[], conntrack: ConntrackEntr
   }
 }
 
-export function answer(steps: Step[], connections: Connection[], conntrack: ConntrackEntry[]): Answers {
-  return { loop: loopAnswer(steps, connections), newConnection: newConnectionAnswer(connections, conntrack) }
+export function answer(steps: Step[], connections: Connection[], conntrack: ConntrackEntry[], mode?: TraceMode): Answers {
+  return { loop: loopAnswer(steps, connections), newConnection: newConnectionAnswer(connections, conntrack, mode) }
 }

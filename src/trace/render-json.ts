@@ -13,6 +13,8 @@ export function toJson(report: TraceReport): object {
       verdict: s.verdict, note: s.note,
     })),
     conntrack: report.conntrack,
+    mode: report.mode,
+    routing: report.routing,
     answers: report.answers,
   }
 }

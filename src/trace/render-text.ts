@@ -51,6 +51,7 @@ export function renderText(report: TraceReport): string {
   out.push('', 'conntrack in the pods (the connections above):')
   for (const e of report.conntrack) out.push(`  ${e.pod}: ${e.nated ? 'NAT   ' : 'no NAT'} ${e.line}`)
   if (report.conntrack.length === 0) out.push('  (none found)')
+  for (const [pod, lines] of Object.entries(report.routing)) out.push('', `TPROXY policy routing in ${pod}:`, ...lines.map((l) => `  ${l}`))
   for (const a of [report.answers.loop, report.answers.newConnection]) out.push('', `Q: ${a.question}`, `A: ${a.answer}`)
   out.push('', '[wN]: the walkthrough step (1-15) each step belongs to; --walkthrough checks each of them against this run.')
   return out.join('\n') + '\n'

@@ -5,6 +5,7 @@ import type { AccessLine, ConntrackEntry } from './evidence.js'
 import { ownTable, sidecarPorts } from './nft-table.js'
 import { parseTrace, traversals } from './parse.js'
 import { assembleSteps, relevantConntrack, type Connection, type Step } from './steps.js'
+import type { TraceMode } from './tproxy.js'
 
 export interface Captured {
   lab: string
@@ -15,6 +16,10 @@ export interface Captured {
   /** key `pod family table handle` -> the rule in `iptables -S` form */
   iptables: Map<string, string>
   conntrack: ConntrackEntry[]
+  /** the lab's inbound interception mode (REDIRECT when absent) */
+  mode?: TraceMode
+  /** TPROXY: each sidecar pod's fwmark rule and table 133 routes */
+  routing?: Record<string, string[]>
 }
 
 export interface TraceReport {
@@ -25,13 +30,17 @@ export interface TraceReport {
   conntrack: ConntrackEntry[]
   answers: Answers
   raw: Record<string, string>
+  mode: TraceMode
+  routing: Record<string, string[]>
 }
 
 export function buildReport(c: Captured): TraceReport {
   const seq = { n: 0 }
   const { from, to, client, server } = c.request
   const traced = [from, to].flatMap((p) => traversals(p, parseTrace(c.raw[p] ?? ''), ownTable, seq))
-  const { connections, steps } = assembleSteps({ from, to, client, server, traversals: traced, access: c.access, iptables: c.iptables, sidecarPorts })
+  const mode = c.mode ?? 'REDIRECT'
+  const routing = c.routing ?? {}
+  const { connections, steps } = assembleSteps({ from, to, client, server, traversals: traced, access: c.access, iptables: c.iptables, sidecarPorts, mode, routing })
   const conntrack = relevantConntrack(c.conntrack, connections)
-  return { lab: c.lab, request: c.request, connections, steps, conntrack, answers: answer(steps, connections, conntrack), raw: c.raw }
+  return { lab: c.lab, request: c.request, connections, steps, conntrack, answers: answer(steps, connections, conntrack, mode), raw: c.raw, mode, routing }
 }

@@ -12,6 +12,7 @@ import { TraceMonitor } from './monitor.js'
 import { installTraceTable, removeTraceTable, sidecarPorts } from './nft-table.js'
 import { buildReport, type TraceReport } from './report.js'
 import { endpoint, findConnections, type TraceInput } from './steps.js'
+import { readTproxyRouting } from './tproxy.js'
 
 export interface TraceOptions {
   lab: string
@@ -97,11 +98,14 @@ export async function runTrace(options: TraceOptions): Promise<TraceReport> {
 
   const iptables = new Map<string, string>()
   for (const p of pods) {
-    const rules = await readIptablesRules(ns[p]!, [{ family: 'ip', table: 'nat' }, { family: 'ip6', table: 'nat' }])
+    const tables = ['nat', ...(state.mode === 'TPROXY' ? ['mangle'] : [])].flatMap((table) => [{ family: 'ip', table }, { family: 'ip6', table }])
+    const rules = await readIptablesRules(ns[p]!, tables)
     for (const [k, v] of rules) iptables.set(`${p} ${k}`, v)
   }
   const conntrack = (await Promise.all(pods.map((p) => readConntrack(p, ns[p]!)))).flat()
+  const routing = state.mode === 'TPROXY' ? Object.fromEntries(await Promise.all(sidecarPods.map(async (p) => [p, await readTproxyRouting(ns[p]!)] as const))) : undefined
   return buildReport({
+    mode: state.mode ?? 'REDIRECT', ...(routing ? { routing } : {}),
     lab: state.lab, request: { from: options.from, to: options.to, url, client: request.client, server, status: request.status },
     raw, access: input.access, iptables, conntrack,
   })

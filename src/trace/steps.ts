@@ -4,6 +4,7 @@
 // connection by connection, SYN before SYN-ACK, a packet's output hook before its prerouting hook.
 import type { AccessLine, ConntrackEntry } from './evidence.js'
 import type { Hit, PacketInfo, Traversal } from './parse.js'
+import { destinationSource, tproxyRuleNote, type TraceMode } from './tproxy.js'
 
 export interface Endpoints {
   src: string
@@ -51,6 +52,10 @@ export interface TraceInput {
   /** key `pod family table handle` */
   iptables: Map<string, string>
   sidecarPorts: number[]
+  /** REDIRECT when absent */
+  mode?: TraceMode
+  /** TPROXY: each sidecar pod's policy routing, for the notes */
+  routing?: Record<string, string[]>
 }
 
 export function endpoint(addr: string, port: number): string {
@@ -131,17 +136,17 @@ function netfilterSteps(t: Traversal, conn: number, note: string | null, input: 
     rule: h.policy ? `policy ${h.verdict}` : (h.rule ?? (h.handle === null ? null : `handle ${h.handle}`)),
     iptables: h.handle === null ? null : (input.iptables.get(`${t.pod} ${h.family} ${h.table} ${h.handle}`) ?? null),
     verdict: h.verdict,
-    note: null,
+    note: /\bTPROXY\b/.test(h.rule ?? '') ? tproxyRuleNote(input.routing?.[t.pod], h.family) : null,
   }))
 }
 
-function sidecarStep(line: AccessLine, conn: Connection, next: Connection, listener: string | undefined): Omit<Step, 'n'> {
+function sidecarStep(line: AccessLine, conn: Connection, next: Connection, listener: string | undefined, mode: TraceMode | undefined): Omit<Step, 'n'> {
   return {
     pod: line.pod, kind: 'sidecar', connection: conn.index,
     packet: { src: line.downstreamRemote, dst: listener ?? line.downstreamLocal, flags: [] }, rewritten: null,
     hook: null, table: null, chain: null, rule: null, iptables: null, verdict: 'new connection',
     note: `accepted ${line.downstreamRemote}${listener ? ` on ${listener}` : ''}; ` +
-      `original destination ${line.downstreamLocal} (SO_ORIGINAL_DST); opened ${next.client} -> ${next.server} (${line.cluster})`,
+      `original destination ${line.downstreamLocal} (${line.pod !== conn.pod && mode === 'TPROXY' ? destinationSource(mode) : 'SO_ORIGINAL_DST'}); opened ${next.client} -> ${next.server} (${line.cluster})`,
   }
 }
 
@@ -162,7 +167,7 @@ export function assembleSteps(input: TraceInput): { connections: Connection[]; s
     const line = accepts.get(c.index)
     if (!line) continue
     const inbound = tagged.find((x) => x.conn === c.index && x.t.pod === line.pod && !isReply(x.t.after) && input.sidecarPorts.includes(x.t.after.dport))
-    steps.push(sidecarStep(line, c, connections[c.index + 1]!, inbound ? ends(inbound.t.after).dst : undefined))
+    steps.push(sidecarStep(line, c, connections[c.index + 1]!, inbound ? ends(inbound.t.after).dst : undefined, input.mode))
   }
   return { connections, steps: steps.map((s, i) => ({ n: i + 1, ...s })) }
 }

@@ -59,7 +59,7 @@ t.test('lab up builds the scene; a request crosses both sidecars; up again is a 
   t.same(pidsOf(lab), pids, 'the same processes are still serving')
   const otherForm = await cli(['lab', 'up', '--lab', lab, '--compat', 'legacy'])
   t.equal(otherForm.code, 2, 'up in another form while the lab is up is refused')
-  t.match(otherForm.stderr, `lab ${lab} is up as network namespaces with the injector's rules; this 'lab up' asks for network namespaces with the legacy (seed listing) rules: run 'sidecar-lab lab down --lab ${lab}' first`)
+  t.match(otherForm.stderr, `lab ${lab} is up as network namespaces with the injector's rules in REDIRECT mode; this 'lab up' asks for network namespaces with the legacy (seed listing) rules in REDIRECT mode: run 'sidecar-lab lab down --lab ${lab}' first`)
   t.same(pidsOf(lab), pids, 'and the lab was left as it was')
 
   const logs = await cli(['lab', 'logs', 'reviews', '--lab', lab])
