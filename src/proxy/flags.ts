@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util'
 import { InvalidFlagError, UnknownFlagError } from '../errors.js'
 import { defaultProxyConfig, type ProxyConfig } from './config.js'
 import { parseRegistryEntry, type RegistryEntry } from './registry.js'
+import { dnsFlags, parseDnsFlags } from '../dns/flags.js'
 
 interface FlagSpec {
   name: string
@@ -37,6 +38,7 @@ export const proxyFlags: FlagSpec[] = [
   { name: 'prometheus-port', value: 'PORT', help: "Envoy's /stats/prometheus (0 disables)", fallback: '15090' },
   { name: 'merged-metrics-port', value: 'PORT', help: "/stats/prometheus with the app's metrics merged in (0 disables)", fallback: '15020' },
   { name: 'app-metrics-url', value: 'URL', help: "the app's metrics to merge, e.g. http://127.0.0.1:9090/metrics", fallback: '' },
+  ...dnsFlags,
   { name: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent', fallback: 'info' },
   { name: 'help', help: 'show this help', fallback: 'false' },
 ]
@@ -104,6 +106,7 @@ export function parseProxyFlags(argv: string[], env: NodeJS.ProcessEnv = {}): Pr
     prometheusPort: integer('prometheus-port', str('prometheus-port'), d.prometheusPort, 0, 65535),
     mergedMetricsPort: integer('merged-metrics-port', str('merged-metrics-port'), d.mergedMetricsPort, 0, 65535),
     appMetricsUrl: httpUrl('app-metrics-url', str('app-metrics-url')),
+    dns: parseDnsFlags(str, duration),
   }
 }
 
