@@ -21,7 +21,7 @@ const seeds = ['reviews', 'db.lab.test', 'x.default.svc.cluster.local'].flatMap(
   ['A', 'AAAA', 'TXT', 'ANY'].map((type) => queryPacket({ name, type, id: 1 })))
 // a query with EDNS and a compressed name in the additional section, so mutations reach those parsers too
 seeds.push(dnsPacket.encode({ type: 'query', id: 2, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name: 'reviews', type: 'A' }],
-  additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: 0, options: [] }, { type: 'A', name: 'reviews', ttl: 1, data: '1.2.3.4' }] }))
+  additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }, { type: 'A', name: 'reviews', ttl: 1, data: '1.2.3.4' }] }))
 
 type Mutation = { kind: 'flip' | 'set' | 'cut' | 'grow' | 'count' | 'pointer'; at: number; value: number }
 

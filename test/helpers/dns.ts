@@ -59,8 +59,11 @@ export function queryPacket(q: Q): Buffer {
   return dnsPacket.encode(packet)
 }
 
-export function query(proto: 'udp' | 'tcp', port: number, q: Q, timeoutMs = 3000): Promise<DecodedPacket> {
-  return sendRaw(proto, port, queryPacket(q), timeoutMs, q.host).then((b) => dnsPacket.decode(b))
+/** dns-packet decodes rcode and each answer's data, which its types leave out. */
+export type Reply = Omit<DecodedPacket, 'answers'> & { rcode: string; answers?: { type: string; name: string; ttl?: number; data?: unknown }[] }
+
+export function query(proto: 'udp' | 'tcp', port: number, q: Q, timeoutMs = 3000): Promise<Reply> {
+  return sendRaw(proto, port, queryPacket(q), timeoutMs, q.host).then((b) => dnsPacket.decode(b) as Reply)
 }
 
 export function sendRaw(proto: 'udp' | 'tcp', port: number, raw: Buffer, timeoutMs = 3000, host = '127.0.0.1'): Promise<Buffer> {
@@ -96,6 +99,6 @@ export function sendRaw(proto: 'udp' | 'tcp', port: number, raw: Buffer, timeout
   })
 }
 
-export function addresses(p: DecodedPacket, type = 'A'): string[] {
+export function addresses(p: { answers?: { type: string; data?: unknown }[] }, type = 'A'): string[] {
   return (p.answers ?? []).filter((a) => a.type === type).map((a) => String((a as { data: unknown }).data))
 }
