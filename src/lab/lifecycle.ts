@@ -4,10 +4,11 @@ import { fileURLToPath } from 'node:url'
 import { PermissionError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { addPodHolder, imageAppServer, imageCli, removeContainers, requireImage, runInit, startContainer } from './docker.js'
+import { dnsCaptureArgs, dnsNamespace, removeResolvConf, serviceUrl, sidecarRegistry, startLabDns, writeResolvConf } from './dns.js'
 import { run } from './exec.js'
 import { addNetns, addVeth, deleteNetns, execIn, listNetns, removeStrayVeths } from './netns.js'
 import { alive, startDetached, stop, waitForLog } from './processes.js'
-import { appPort, appUser, injectorArgs, legacyArgs, pods, prefixLength, prefixLength6, podUrl, sidecarUser } from './scene.js'
+import { appPort, appUser, injectorArgs, legacyArgs, pods, prefixLength, prefixLength6, sidecarUser } from './scene.js'
 import { ensurePodDir, readState, removeState, writeState, type LabState } from './state.js'
 
 export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url))
@@ -20,6 +21,8 @@ export interface UpOptions {
   sidecarFlags?: string[]
   /** pods as Docker containers sharing a holder's namespace (src/lab/docker.ts) */
   docker?: boolean
+  /** the injector's DNS capture (ISTIO_META_DNS_CAPTURE=true: --redirect-dns) */
+  dnsCapture?: boolean
   log: Logger
 }
 
@@ -34,7 +37,7 @@ export function isUp(state: LabState | undefined): boolean {
 
 /** The rule generator as the init container runs it, into the pod's namespace. */
 export async function applyRules(state: LabState, pod: string, cleanup = false): Promise<string> {
-  const args = state.rules === 'legacy' ? legacyArgs : injectorArgs
+  const args = state.rules === 'legacy' ? legacyArgs : [...injectorArgs, ...(state.dnsCapture ? dnsCaptureArgs : [])]
   if (state.docker) return runInit(state, pod, [...args, ...(cleanup ? ['--cleanup-only'] : [])])
   const r = await run(process.execPath, [cliPath, 'iptables', ...args, '--network-namespace', state.pods[pod]!.ns, ...(cleanup ? ['--cleanup-only'] : [])])
   return r.stdout.trim()
@@ -44,7 +47,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
   requireRoot('lab up')
   const { lab, log } = options
   const existing = readState(lab)
-  if (isUp(existing) && existing!.rules === options.rules && !!existing!.docker === !!options.docker) return { state: existing!, already: true }
+  if (isUp(existing) && existing!.rules === options.rules && !!existing!.docker === !!options.docker && !!existing!.dnsCapture === !!options.dnsCapture) return { state: existing!, already: true }
   if (options.docker) await requireImage()
   await down(lab, log)
 
@@ -55,6 +58,8 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     rules: options.rules,
     complete: false,
     ...(options.docker ? { docker: true } : {}),
+    ...(options.dnsCapture ? { dnsCapture: true } : {}),
+    dns: { ns: dnsNamespace(lab) },
     pods: Object.fromEntries(pods.map((p) => [p.name, { ns: `${lab}-${p.name}`, ip: p.ip, ip6: p.ip6, sidecar: p.sidecar, pids: {} }])),
   }
   writeState(state) // before anything exists, so a crash from here on can be cleaned up
@@ -62,6 +67,8 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     await addNetns(state.bridgeNs)
     await execIn(state.bridgeNs, ['ip', 'link', 'add', 'br0', 'type', 'bridge'])
     await execIn(state.bridgeNs, ['ip', 'link', 'set', 'br0', 'up'])
+    state.dns!.pid = await startLabDns(state)
+    writeState(state)
     for (const spec of pods) {
       const pod = state.pods[spec.name]!
       if (options.docker) await addPodHolder(state, spec.name)
@@ -73,6 +80,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
       )
       await execIn(state.bridgeNs, ['ip', 'link', 'set', `v-${spec.name}`.slice(0, 15), 'master', 'br0'])
       ensurePodDir(lab, spec.name)
+      writeResolvConf(pod.ns)
     }
     for (const spec of pods.filter((p) => p.sidecar)) {
       const pod = state.pods[spec.name]!
@@ -82,7 +90,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
       await applyRules(state, spec.name)
       const dir = ensurePodDir(lab, spec.name)
       const sidecarLog = join(dir, 'sidecar.log')
-      const sidecarArgs = ['proxy', '--access-log', join(dir, 'access.log'), ...(options.sidecarFlags ?? [])]
+      const sidecarArgs = ['proxy', '--access-log', join(dir, 'access.log'), '--registry', sidecarRegistry(), ...(options.sidecarFlags ?? [])]
       pod.pids.sidecar = options.docker
         ? await startContainer(state, spec.name, 'sidecar', ['node', imageCli, ...sidecarArgs], sidecarLog, sidecarUser)
         : startDetached(pod.ns, [process.execPath, cliPath, ...sidecarArgs], sidecarLog)
@@ -92,7 +100,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     for (const spec of pods) {
       const pod = state.pods[spec.name]!
       const appLog = join(ensurePodDir(lab, spec.name), 'app.log')
-      const appArgs = [spec.name, String(appPort), ...(spec.calls ? [podUrl(spec.calls)] : [])]
+      const appArgs = [spec.name, String(appPort), ...(spec.calls ? [serviceUrl(spec.calls)] : [])]
       pod.pids.app = options.docker
         ? await startContainer(state, spec.name, 'app', ['node', imageAppServer, ...appArgs], appLog, appUser)
         : startDetached(pod.ns, [process.execPath, appServer, ...appArgs], appLog, appUser)
@@ -119,8 +127,11 @@ export async function down(lab: string, log: Logger): Promise<{ removed: string[
     await stop(pod.pids.app)
     await stop(pod.pids.sidecar)
   }
+  await stop(state?.dns?.pid)
+  // By name, not from the state, so a crash that lost the state leaves no resolv.conf behind either.
+  for (const p of pods) removeResolvConf(`${lab}-${p.name}`)
   // Exactly the lab's names, so a lab called 'a' never touches one called 'a-b'.
-  const mine = new Set([`${lab}-net`, ...pods.map((p) => `${lab}-${p.name}`)])
+  const mine = new Set([`${lab}-net`, dnsNamespace(lab), ...pods.map((p) => `${lab}-${p.name}`)])
   for (const ns of (await listNetns(`${lab}-`)).filter((n) => mine.has(n))) {
     await deleteNetns(ns)
     removed.push(ns)
