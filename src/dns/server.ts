@@ -20,6 +20,8 @@ export class DnsServer {
   readonly metrics: DnsMetrics
   readonly resolver: Resolver
   readonly #config: DnsConfig
+  /** the DNS log (one debug line per query: where its answer came from); /logging?level=debug shows it */
+  readonly log: Logger
   readonly #log: Logger
   readonly #udp: UdpSocket[] = []
   readonly #tcp: Server[] = []
@@ -29,6 +31,7 @@ export class DnsServer {
   constructor(config: DnsConfig, registry: RegistryEntry[], stats: Stats, log: Logger) {
     this.#config = config
     this.#log = log
+    this.log = log
     this.metrics = new DnsMetrics(stats)
     const table = new NameTable(registry, config.hosts, { ...namespaceFromSearch(config.search), search: config.search })
     this.resolver = new Resolver(config, table, this.metrics, log)

@@ -73,7 +73,8 @@ export class Sidecar {
 
   /** Every logger the sidecar writes through, by name, so the admin can change their levels together. */
   loggers(): Record<string, Logger> {
-    return Object.fromEntries([['sidecar', this.#log], ...this.listeners.map((l) => [l.name, l.log] as const)])
+    const dns = this.dns ? [['dns', this.dns.log] as const] : []
+    return Object.fromEntries([['sidecar', this.#log], ...this.listeners.map((l) => [l.name, l.log] as const), ...dns])
   }
 
   /** Istio's agent serves its DNS metrics with this prefix on the merged-metrics port. */
