@@ -80,7 +80,7 @@ export function renderDnsSvg(r: DnsTraceReport): string {
   const parts: { run: DnsRun; title: string }[] = [{ run: r.lookup, title: `lookup of ${r.lookup.name} (lab ${r.lab})` }]
   if (r.probe) parts.push({ run: r.probe.run, title: `with zones: app query from the sidecar's upstream port ${r.probe.port}` })
   if (r.withoutZones?.probe) parts.push({ run: r.withoutZones.probe.run, title: `without zones (${r.withoutZones.lab}): the same probe` })
-  const width = 120 + 3 * 260 + 160
+  const width = 120 + 3 * 260 + 420
   let y = 40
   const body: string[] = []
   for (const p of parts) {
