@@ -51,8 +51,10 @@ function note(t: Traversal, hits: Hit[]): string | null {
 }
 
 /** xt_CT leaves a packet alone once it carries a conntrack template: the first CT rule it meets decides the zone. */
-function ctNote(hits: { iptables: string | null; rule: string | null }[]): string | null {
+function ctNote(hits: { iptables: string | null; rule: string | null }[], t: Traversal): string | null {
   const ct = hits.filter((h) => /-j CT --zone (\d+)/.test(h.iptables ?? ''))
+  // Looped back through lo, the packet still carries the conntrack entry OUTPUT gave it.
+  if (ct.length && t.hook === 'prerouting' && t.before.iif === 'lo') return 'the packet kept the conntrack entry it had at OUTPUT, so this CT rule changes nothing'
   if (ct.length < 2) return null
   const zone = /--zone (\d+)/.exec(ct[0]!.iptables!)![1]
   return `${ct.length} CT rules matched: the first one attached zone ${zone}; CT does nothing to a packet that already has its template, so the later ones change nothing`
@@ -74,7 +76,7 @@ export function dnsHops(traversals: Traversal[], appPort: number, iptables: Map<
     return {
       role: roleOf(t, appPort), hook: t.hook, packet,
       rewritten: before.src !== after.src || before.dst !== after.dst ? after : null,
-      hits, note: [note(t, t.hits), ctNote(hits)].filter(Boolean).join('; ') || null,
+      hits, note: [note(t, t.hits), ctNote(hits, t)].filter(Boolean).join('; ') || null,
     }
   })
   return hops.map((h, i) => ({ n: i + 1, ...h }))
