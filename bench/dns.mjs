@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, count: { type: 'string', default: '20000' },
   concurrency: { type: 'string', default: '16' }, lab: { type: 'string', default: 'slb-dns' }, out: { type: 'string', default: join(root, 'bench/results/dns') } } })
-const cli = (...args) => execFileSync('node', [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+const cli = (/** @type {string[]} */ ...args) => execFileSync('node', [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
 const client = join(root, 'bench/apps/dns-client.mjs')
 
 // productpage is captured (its queries to 198.18.0.53 go to its sidecar); ratings has no sidecar, so its
@@ -22,6 +22,7 @@ const cases = [
   { key: 'direct', pod: 'ratings', name: 'db.lab.test', label: 'lab DNS server (dnsmasq) directly' },
 ]
 
+/** @param {number[]} xs */
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.floor(s.length / 2)]
@@ -30,12 +31,13 @@ function median(xs) {
 let stopping = false
 process.on('SIGINT', () => (stopping = true))
 cli('lab', 'up', '--lab', values.lab, '--compat', 'legacy')
+/** @type {any[]} */
 const runs = []
 try {
   for (let round = 1; round <= Number(values.rounds) && !stopping; round++) {
     for (const c of cases) {
       const out = cli('lab', 'exec', c.pod, '--lab', values.lab, '--', 'node', client, '198.18.0.53', c.name, values.count, values.concurrency, '20')
-      const r = JSON.parse(out.trim().split('\n').at(-1))
+      const r = JSON.parse(out.trim().split('\n').at(-1) ?? '{}')
       runs.push({ round, case: c.key, ...r })
       process.stderr.write(`round ${round} ${c.key}: ${Math.round(r.qps)} q/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms lost ${r.lost}\n`)
     }

@@ -9,17 +9,21 @@ const [server = '198.18.0.53', name = 'db.lab.test', countText = '10000', concTe
 const count = Number(countText)
 const concurrency = Number(concText)
 const deadline = Date.now() + Number(maxText) * 1000
+/** @type {number[]} */
 const latencies = []
 let sent = 0
 let lost = 0
 let errors = 0
+/** @type {Record<number, number>} */
 const rcodes = {}
 
+/** @returns {Promise<void>} */
 function worker() {
   return new Promise((resolve) => {
     const socket = createSocket('udp4')
     let id = 0
     let started = 0n
+    /** @type {NodeJS.Timeout | undefined} */
     let timer
     const next = () => {
       if (sent >= count || Date.now() > deadline) {
@@ -49,6 +53,6 @@ const t0 = process.hrtime.bigint()
 await Promise.all(Array.from({ length: concurrency }, worker))
 const seconds = Number(process.hrtime.bigint() - t0) / 1e9
 latencies.sort((a, b) => a - b)
-const q = (p) => latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : null
+const q = (/** @type {number} */ p) => latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : null
 process.stdout.write(JSON.stringify({ server, name, sent, answered: latencies.length, lost, errors, rcodes, seconds,
   qps: latencies.length / seconds, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: latencies.at(-1) ?? null }) + '\n')
