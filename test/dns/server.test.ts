@@ -188,3 +188,68 @@ t.test('IPv6 loopback answers too', async (t) => {
   const { port } = await withDnsmasq(t)
   t.same(addresses(await query('udp', port, { name: 'reviews', host: '::1' })), ['198.18.0.20'])
 })
+
+t.test('TCP: a connection over the limit is closed and counted; an idle one is closed', async (t) => {
+  const { port, stats } = await withDnsmasq(t, { maxTcpConnections: 2, tcpIdleMs: 300 })
+  const open = (): Promise<ReturnType<typeof connect>> => new Promise((resolve) => {
+    const c = connect(port, '127.0.0.1', () => resolve(c))
+    c.on('error', () => {})
+  })
+  const a = await open()
+  const b = await open()
+  t.teardown(() => (a.destroy(), b.destroy()))
+  const third = await open()
+  await new Promise<void>((r) => third.on('close', () => r()))
+  t.equal(stats.counter('dns.tcp_overflow').value, 1, 'the third connection was dropped and counted')
+  await new Promise<void>((r) => a.on('close', () => r()))
+  t.pass('an idle connection is closed after the idle timeout')
+})
+
+t.test('at debug level the DNS log has one line per query saying where its answer came from', async (t) => {
+  const lines: Record<string, unknown>[] = []
+  const { pino } = await import('pino')
+  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) })
+  const up = await freePort()
+  await startDnsmasq(t, up, ['--address=/db.lab.test/198.18.0.99'])
+  const port = await freePort()
+  const dns = new DnsServer({ ...defaultDnsConfig, search, port, upstreams: [{ address: '127.0.0.1', port: up }] }, registry, new Stats(), log)
+  await dns.start()
+  t.teardown(() => dns.close())
+  await query('udp', port, { name: 'reviews' })
+  await query('tcp', port, { name: 'db.lab.test' })
+  const queries = lines.filter((l) => l.msg === 'dns query')
+  t.match(queries, [
+    { proto: 'udp', name: 'reviews', type: 'A', source: 'table', rcode: 0 },
+    { proto: 'tcp', name: 'db.lab.test', type: 'A', source: 'upstream', upstream: `udp:127.0.0.1:${up}`, upstreamLocalPort: Number, rcode: 0 },
+  ])
+})
+
+t.test('many queries in flight from one socket each get their own answer', { timeout: 30_000 }, async (t) => {
+  const { port, stats } = await withDnsmasq(t)
+  const s = createSocket('udp4')
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r))
+  t.teardown(() => s.close())
+  const want = new Map<number, string>()
+  const got = new Map<number, string>()
+  let wake = () => {}
+  s.on('message', (m) => {
+    const r = dnsPacket.decode(m) as { id: number; questions: { name: string }[]; answers: { data: string }[] }
+    got.set(r.id, `${r.questions[0]!.name} ${r.answers[0]?.data}`)
+    wake()
+  })
+  // 10 rounds of 50 at once: enough in flight to interleave table answers and forwards, few enough that
+  // no socket buffer on loopback drops a datagram (UDP may, and this test is not about that)
+  for (let round = 0; round < 10; round++) {
+    for (let id = round * 50 + 1; id <= round * 50 + 50; id++) {
+      const name = id % 2 ? 'reviews.default.svc.cluster.local' : 'db.lab.test'
+      want.set(id, `${name} ${id % 2 ? '198.18.0.20' : '198.18.0.99'}`)
+      s.send(queryPacket({ name, id }), port, '127.0.0.1')
+    }
+    await new Promise<void>((resolve) => {
+      wake = () => got.size === want.size && resolve()
+      wake()
+    })
+  }
+  t.same(got, want, '500 answers, each with its query\'s ID and name')
+  t.equal(stats.counter('dns.forwarded').value, 250)
+})
