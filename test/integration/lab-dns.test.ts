@@ -96,6 +96,10 @@ t.test('lab down removes the DNS namespace, the resolv.conf files and dnsmasq', 
   t.ok(existsSync(`/etc/netns/${lab}-productpage/resolv.conf`))
   const app = await inPod(lab, 'ratings', ['curl', '-s', 'http://productpage:9080/'])
   t.match(JSON.parse(app.stdout), { service: 'productpage', upstream: { service: 'reviews' } }, 'productpage calls reviews by name')
+  // the injector's layout without --dns-capture: productpage's lookups go straight to the lab's DNS server
+  const direct = await dig(lab, 'productpage', ['reviews.default.svc.cluster.local'])
+  t.same(direct.answer, [{ name: 'reviews.default.svc.cluster.local.', ttl: 10, type: 'A', data: '198.18.0.20' }], 'without capture: the DNS server answers')
+  t.equal(await stat(lab, 'dns.requests'), 0, 'the sidecar saw no query')
   t.equal((await cli(['lab', 'down', '--lab', lab])).code, 0)
   t.same(await listNetns(`${lab}-`), [])
   t.notOk(alive(pid), 'dnsmasq is gone')
