@@ -62,6 +62,21 @@ export function sidecarUpstreamEntries(entries: UdpEntry[], appPort: number): Ud
   return entries.filter((e) => e.original.dst === labDns.ip && e.original.dport === 53 && !e.nated && e.original.sport !== appPort)
 }
 
+/**
+ * `nft monitor` subscribes a moment after it starts; on a busy machine the table can be added before that
+ * and its event missed. Adding the table again (remove, add) gives a new event, so try a few times.
+ */
+async function subscribed(ns: string, monitor: TraceMonitor): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await monitor.ready(1500)
+    } catch (err) {
+      if (attempt === 5) throw err
+      await installDnsTraceTable(ns)
+    }
+  }
+}
+
 export async function tracedLookup(state: LabState, name: string, port: number, signal?: AbortSignal): Promise<DnsRun> {
   const { ns, ip } = podNamespace(state)
   const before = await readDnsCounters(ns)
@@ -71,7 +86,7 @@ export async function tracedLookup(state: LabState, name: string, port: number, 
   let raw: string
   try {
     await installDnsTraceTable(ns)
-    await monitor.ready()
+    await subscribed(ns, monitor)
     if (signal?.aborted) throw new TraceError('interrupted before the lookup was sent')
     result = await dig(ns, ip, port, name)
     await monitor.settle()
