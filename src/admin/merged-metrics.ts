@@ -11,6 +11,8 @@ export interface MergedMetricsOptions {
   appMetricsUrl: string | null
   /** how long the app may take to answer */
   timeoutMs?: number
+  /** the agent's own metrics (istio_agent_dns_*), served between the proxy's and the app's */
+  agentMetrics?: () => string
 }
 
 export class MergedMetrics {
@@ -44,7 +46,7 @@ export class MergedMetrics {
       '# TYPE istio_agent_scrape_failures_total counter',
       `istio_agent_scrape_failures_total{type="application"} ${this.#appFailures}`,
       '',
-    ].join('\n')
+    ].join('\n') + (this.#options.agentMetrics?.() ?? '')
     return { status: 200, body: proxy.body + agent + app, contentType: prometheusContentType }
   }
 

@@ -20,6 +20,8 @@ export interface AdminTarget {
   failHealthcheck(fail: boolean): void
   drainListeners(options: DrainOptions): Promise<void>
   loggers(): Record<string, Logger>
+  /** the agent's own metrics in Prometheus text (the DNS proxy's istio_agent_dns_*), for 15020 */
+  agentMetrics?(): string
 }
 
 export interface AdminControl {

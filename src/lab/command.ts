@@ -15,7 +15,8 @@ import { renderStatus } from './status.js'
 const help = `usage: sidecar-lab lab <subcommand> [--lab NAME]
 
 Pods as network namespaces with real kernel NAT: productpage calls reviews:9080, both with the capture
-rules and a sidecar as uid 1337; ratings has neither. Addresses from 198.18.0.0/24 and 2001:2::/64 on a
+rules and a sidecar as uid 1337; ratings has neither. A DNS server (dnsmasq, 198.18.0.53) knows the
+services as NAME.default.svc.cluster.local and db.lab.test; every pod has Kubernetes' resolv.conf. Addresses from 198.18.0.0/24 and 2001:2::/64 on a
 bridge in a namespace of the lab's own; nothing routes out. Needs root.
 
 subcommands:
@@ -24,6 +25,7 @@ subcommands:
                                  sees the caller; mangle rules, policy routing, transparent sidecar as uid 0)
      [--docker]                  pods as containers: a holder owns each pod's namespace, and the init step,
                                  the sidecar (uid 1337) and the app (uid 1000) join it (image: scripts/docker-image.sh)
+     [--dns-capture]             the injector's DNS capture (ISTIO_META_DNS_CAPTURE=true: --redirect-dns to 15053)
   down                           remove namespaces, links, processes, rules and state, whatever state it is in
   status                         pods, addresses, processes and the packets each capture rule caught
   exec POD [--uid N] -- CMD...   run a command in a pod's namespace with the host's programs (as uid ${appUser.uid}, unless --uid)
@@ -46,7 +48,7 @@ interface Parsed {
 }
 
 function parse(argv: string[]): Parsed {
-  const options = { lab: { type: 'string' }, help: { type: 'boolean' }, uid: { type: 'string' }, compat: { type: 'string' }, docker: { type: 'boolean' }, mode: { type: 'string' } } as const
+  const options = { lab: { type: 'string' }, help: { type: 'boolean' }, uid: { type: 'string' }, compat: { type: 'string' }, docker: { type: 'boolean' }, mode: { type: 'string' }, 'dns-capture': { type: 'boolean' } } as const
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true }) as Parsed
   } catch (err) {
@@ -122,7 +124,7 @@ export const labCommand: Command = {
         if (values.compat !== undefined && values.compat !== 'legacy') throw new InvalidFlagError(`--compat: '${values.compat}' is not 'legacy'`)
         const mode = (values.mode as string | undefined) ?? 'REDIRECT'
         if (mode !== 'REDIRECT' && mode !== 'TPROXY') throw new InvalidFlagError(`--mode: '${mode}' is not REDIRECT or TPROXY`)
-        const { state, already } = await up({ lab, rules: values.compat ? 'legacy' : 'istio', mode, docker: values.docker === true, log })
+        const { state, already } = await up({ lab, rules: values.compat ? 'legacy' : 'istio', mode, docker: values.docker === true, dnsCapture: values['dns-capture'] === true, log })
         io.stdout.write(already ? `lab ${lab} is already up\n` : `lab ${lab} is up\n`)
         io.stdout.write(await renderStatus(state, lab))
         return 0

@@ -75,13 +75,23 @@ export async function startContainer(state: LabState, pod: string, role: Role, a
   const name = `${state.lab}-${pod}-${role}`
   const r = await docker([
     'run', '-d', '--network', `container:${holderOf(state, pod)}`, '--name', name, '--user', `${user.uid}:${user.gid}`,
-    '-v', `${dir}:${dir}`, '-e', `LOG=${logFile}`, ...dockerArgs, ...labels(state.lab, pod, role), '--entrypoint', 'sh', labImage,
+    '-v', `${dir}:${dir}`, ...resolvMount(state, pod), '-e', `LOG=${logFile}`, ...dockerArgs, ...labels(state.lab, pod, role), '--entrypoint', 'sh', labImage,
     '-c', 'exec "$@" >>"$LOG" 2>&1', 'sh', ...argv,
   ])
   state.pods[pod]!.containers = { ...state.pods[pod]!.containers, [role]: r.stdout.trim() }
   const pid = Number((await docker(['inspect', '--format', '{{.State.Pid}}', name])).stdout.trim())
   if (!pid) throw new DockerError(`container ${name} exited at once; its log: ${logFile}`)
   return pid
+}
+
+/**
+ * The pod's resolv.conf (src/lab/dns.ts writes it for `ip netns exec`) over the container's own: a container
+ * joining the holder's network would otherwise get Docker's copy of the host's. Docker leaves a user's mount
+ * of /etc/resolv.conf alone.
+ */
+function resolvMount(state: LabState, pod: string): string[] {
+  const file = `/etc/netns/${state.pods[pod]!.ns}/resolv.conf`
+  return existsSync(file) ? ['-v', `${file}:/etc/resolv.conf:ro`] : []
 }
 
 async function containersOf(lab: string, format: string): Promise<string[]> {

@@ -4,10 +4,11 @@ import { fileURLToPath } from 'node:url'
 import { InvalidFlagError, PermissionError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { addPodHolder, imageAppServer, imageCli, removeContainers, requireImage, runInit, startContainer } from './docker.js'
+import { dnsCaptureArgs, dnsNamespace, removeResolvConf, serviceUrl, sidecarRegistry, startLabDns, writeResolvConf } from './dns.js'
 import { run } from './exec.js'
 import { addNetns, addVeth, deleteNetns, execIn, listNetns, removeStrayVeths } from './netns.js'
 import { alive, startDetached, stop, waitForLog } from './processes.js'
-import { appPort, appUser, pods, prefixLength, prefixLength6, podUrl, ruleArgs, sidecarContainer, sidecarModeFlags, sidecarProcessPrefix, type LabMode } from './scene.js'
+import { appPort, appUser, pods, prefixLength, prefixLength6, ruleArgs, sidecarContainer, sidecarModeFlags, sidecarProcessPrefix, type LabMode } from './scene.js'
 import { ensurePodDir, readState, removeState, writeState, type LabState } from './state.js'
 
 export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url))
@@ -22,6 +23,8 @@ export interface UpOptions {
   sidecarFlags?: string[]
   /** pods as Docker containers sharing a holder's namespace (src/lab/docker.ts) */
   docker?: boolean
+  /** the injector's DNS capture (ISTIO_META_DNS_CAPTURE=true: --redirect-dns) */
+  dnsCapture?: boolean
   log: Logger
 }
 
@@ -36,16 +39,17 @@ export function isUp(state: LabState | undefined): boolean {
 
 /** The rule generator as the init container runs it, into the pod's namespace. */
 export async function applyRules(state: LabState, pod: string, cleanup = false): Promise<string> {
-  const args = ruleArgs(state.rules, state.mode)
+  const args = [...ruleArgs(state.rules, state.mode), ...(state.dnsCapture && state.rules !== 'legacy' ? dnsCaptureArgs : [])]
   if (state.docker) return runInit(state, pod, [...args, ...(cleanup ? ['--cleanup-only'] : [])])
   const r = await run(process.execPath, [cliPath, 'iptables', ...args, '--network-namespace', state.pods[pod]!.ns, ...(cleanup ? ['--cleanup-only'] : [])])
   return r.stdout.trim()
 }
 
 /** How a lab is built, in words: its pods' form and its capture rules. */
-function labForm(state: { rules: LabState['rules']; docker?: boolean | undefined; mode?: LabState['mode'] | undefined }): string {
+function labForm(state: { rules: LabState['rules']; docker?: boolean | undefined; mode?: LabState['mode'] | undefined; dnsCapture?: boolean | undefined }): string {
   const rules = state.rules === 'legacy' ? 'legacy (seed listing)' : "injector's"
-  return `${state.docker ? 'Docker containers' : 'network namespaces'} with the ${rules} rules in ${state.mode ?? 'REDIRECT'} mode`
+  const dns = state.dnsCapture ? ' with DNS capture' : ''
+  return `${state.docker ? 'Docker containers' : 'network namespaces'} with the ${rules} rules in ${state.mode ?? 'REDIRECT'} mode${dns}`
 }
 
 export async function up(options: UpOptions): Promise<{ state: LabState; already: boolean }> {
@@ -56,7 +60,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
   if (mode === 'TPROXY' && options.rules === 'legacy') throw new InvalidFlagError('--mode TPROXY needs the Istio layout: --compat legacy emulates REDIRECT mode only')
   if (isUp(existing)) {
     const have = labForm(existing!)
-    const want = labForm({ rules: options.rules, docker: options.docker === true, mode })
+    const want = labForm({ rules: options.rules, docker: options.docker === true, mode, dnsCapture: options.dnsCapture === true })
     if (have === want) return { state: existing!, already: true }
     // Rebuilding silently would cut whatever runs in the lab now; the user says so by taking it down first.
     throw new InvalidFlagError(`lab ${lab} is up as ${have}; this 'lab up' asks for ${want}: run 'sidecar-lab lab down --lab ${lab}' first`)
@@ -72,6 +76,8 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     mode,
     complete: false,
     ...(options.docker ? { docker: true } : {}),
+    ...(options.dnsCapture ? { dnsCapture: true } : {}),
+    dns: { ns: dnsNamespace(lab) },
     pods: Object.fromEntries(pods.map((p) => [p.name, { ns: `${lab}-${p.name}`, ip: p.ip, ip6: p.ip6, sidecar: p.sidecar, pids: {} }])),
   }
   writeState(state) // before anything exists, so a crash from here on can be cleaned up
@@ -79,6 +85,8 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     await addNetns(state.bridgeNs)
     await execIn(state.bridgeNs, ['ip', 'link', 'add', 'br0', 'type', 'bridge'])
     await execIn(state.bridgeNs, ['ip', 'link', 'set', 'br0', 'up'])
+    state.dns!.pid = await startLabDns(state)
+    writeState(state)
     for (const spec of pods) {
       const pod = state.pods[spec.name]!
       if (options.docker) await addPodHolder(state, spec.name)
@@ -90,6 +98,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
       )
       await execIn(state.bridgeNs, ['ip', 'link', 'set', `v-${spec.name}`.slice(0, 15), 'master', 'br0'])
       ensurePodDir(lab, spec.name)
+      writeResolvConf(pod.ns)
     }
     for (const spec of pods.filter((p) => p.sidecar)) {
       const pod = state.pods[spec.name]!
@@ -99,7 +108,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
       await applyRules(state, spec.name)
       const dir = ensurePodDir(lab, spec.name)
       const sidecarLog = join(dir, 'sidecar.log')
-      const sidecarArgs = ['proxy', '--access-log', join(dir, 'access.log'), ...sidecarModeFlags(mode), ...(options.sidecarFlags ?? [])]
+      const sidecarArgs = ['proxy', '--access-log', join(dir, 'access.log'), ...sidecarModeFlags(mode), '--registry', sidecarRegistry(), ...(options.sidecarFlags ?? [])]
       pod.pids.sidecar = options.docker
         ? await startContainer(state, spec.name, 'sidecar', ['node', imageCli, ...sidecarArgs], sidecarLog, sidecarContainer(mode).user, sidecarContainer(mode).dockerArgs)
         : startDetached(pod.ns, [...sidecarProcessPrefix(mode), process.execPath, cliPath, ...sidecarArgs], sidecarLog)
@@ -109,7 +118,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     for (const spec of pods) {
       const pod = state.pods[spec.name]!
       const appLog = join(ensurePodDir(lab, spec.name), 'app.log')
-      const appArgs = [spec.name, String(appPort), ...(spec.calls ? [podUrl(spec.calls)] : [])]
+      const appArgs = [spec.name, String(appPort), ...(spec.calls ? [serviceUrl(spec.calls)] : [])]
       pod.pids.app = options.docker
         ? await startContainer(state, spec.name, 'app', ['node', imageAppServer, ...appArgs], appLog, appUser)
         : startDetached(pod.ns, [process.execPath, appServer, ...appArgs], appLog, appUser)
@@ -136,8 +145,11 @@ export async function down(lab: string, log: Logger): Promise<{ removed: string[
     await stop(pod.pids.app)
     await stop(pod.pids.sidecar)
   }
+  await stop(state?.dns?.pid)
+  // By name, not from the state, so a crash that lost the state leaves no resolv.conf behind either.
+  for (const p of pods) removeResolvConf(`${lab}-${p.name}`)
   // Exactly the lab's names, so a lab called 'a' never touches one called 'a-b'.
-  const mine = new Set([`${lab}-net`, ...pods.map((p) => `${lab}-${p.name}`)])
+  const mine = new Set([`${lab}-net`, dnsNamespace(lab), ...pods.map((p) => `${lab}-${p.name}`)])
   for (const ns of (await listNetns(`${lab}-`)).filter((n) => mine.has(n))) {
     await deleteNetns(ns)
     removed.push(ns)

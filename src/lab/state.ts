@@ -25,6 +25,10 @@ export interface LabState {
   complete: boolean
   /** pods are Docker containers (src/lab/docker.ts) instead of bare namespaces and processes */
   docker?: boolean
+  /** the lab's DNS server (src/lab/dns.ts): its namespace and dnsmasq's pid */
+  dns?: { ns: string; pid?: number }
+  /** the injector's layout with ISTIO_META_DNS_CAPTURE=true (--redirect-dns) */
+  dnsCapture?: boolean
 }
 
 export function stateRoot(): string {

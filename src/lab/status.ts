@@ -83,6 +83,10 @@ export async function renderStatus(state: LabState | undefined, lab: string): Pr
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
   for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd())
+  if (state.dns) {
+    const capture = state.rules === 'legacy' ? 'on (the seed listing)' : state.dnsCapture ? 'on (--dns-capture)' : 'off'
+    lines.push('', `dns: ${state.dns.ns} 198.18.0.53, dnsmasq ${proc(state.dns.pid)}; DNS capture in the sidecar pods: ${capture}`)
+  }
   if (state.docker) lines.push('', ...(await containerLines(lab)))
   for (const [name, pod] of Object.entries(state.pods)) {
     if (!pod.sidecar || !netnsExists(pod.ns)) continue

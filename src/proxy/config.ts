@@ -1,4 +1,5 @@
 // The sidecar's effective configuration, with Istio's and Envoy's defaults.
+import { defaultDnsConfig, type DnsConfig } from '../dns/config.js'
 import type { RegistryEntry } from './registry.js'
 
 export type OutboundTrafficPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY'
@@ -44,6 +45,8 @@ export interface ProxyConfig {
   mergedMetricsPort: number
   /** the app's own Prometheus endpoint, merged into mergedMetricsPort; null for none */
   appMetricsUrl: string | null
+  /** the DNS proxy (src/dns/); port 0 disables it */
+  dns: DnsConfig
 }
 
 export const defaultProxyConfig: ProxyConfig = {
@@ -71,4 +74,5 @@ export const defaultProxyConfig: ProxyConfig = {
   prometheusPort: 15090,
   mergedMetricsPort: 15020,
   appMetricsUrl: null,
+  dns: defaultDnsConfig,
 }

@@ -6,6 +6,7 @@ import { InvalidFlagError, UnknownFlagError } from '../errors.js'
 import { defaultProxyConfig, type ProxyConfig } from './config.js'
 import { quoteInput } from '../quote.js'
 import { parseRegistryEntry, parseRegistryText, type RegistryEntry } from './registry-entry.js'
+import { dnsFlags, parseDnsFlags } from '../dns/flags.js'
 
 interface FlagSpec {
   name: string
@@ -39,6 +40,7 @@ export const proxyFlags: FlagSpec[] = [
   { name: 'prometheus-port', value: 'PORT', help: "Envoy's /stats/prometheus (0 disables)", fallback: '15090' },
   { name: 'merged-metrics-port', value: 'PORT', help: "/stats/prometheus with the app's metrics merged in (0 disables)", fallback: '15020' },
   { name: 'app-metrics-url', value: 'URL', help: "the app's metrics to merge, e.g. http://127.0.0.1:9090/metrics", fallback: '' },
+  ...dnsFlags,
   { name: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent', fallback: 'info' },
   { name: 'help', help: 'show this help', fallback: 'false' },
 ]
@@ -117,6 +119,7 @@ export function parseProxyArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { c
     prometheusPort: integer('prometheus-port', str('prometheus-port'), d.prometheusPort, 0, 65535),
     mergedMetricsPort: integer('merged-metrics-port', str('merged-metrics-port'), d.mergedMetricsPort, 0, 65535),
     appMetricsUrl: httpUrl('app-metrics-url', str('app-metrics-url')),
+    dns: parseDnsFlags(str, duration),
   }
   refuseSharedPorts(config)
   return { config, given: new Set(Object.keys(values).filter((k) => values[k] !== undefined)) }

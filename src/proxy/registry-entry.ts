@@ -1,6 +1,8 @@
 // One registry entry's text -> RegistryEntry, and a registry file's lines -> entries. Kept apart from the
 // lookup index so the entry syntax can grow (names with a namespace) without touching the matcher.
-// Entry syntax: [NAME=]ADDRESS[/PREFIX][:PORT], IPv6 in brackets when a port follows ([2001:2::1]:80).
+// Entry syntax: [[NAMESPACE/]NAME=]ADDRESS[/PREFIX][:PORT], IPv6 in brackets when a port follows ([2001:2::1]:80).
+// A namespace makes NAME a Kubernetes service (default/reviews=... is reviews.default.svc.cluster.local), which
+// the DNS proxy's name table answers for under every name a pod's search list produces.
 import { isIP } from 'node:net'
 import { InvalidFlagError } from '../errors.js'
 import { quoteInput } from '../quote.js'
@@ -12,13 +14,15 @@ export interface RegistryEntry {
   family: 4 | 6
   /** 0 = any port */
   port: number
+  /** Kubernetes namespace of a named service (NAMESPACE/NAME=...); undefined for a plain host name */
+  namespace?: string
 }
 
 export function parseRegistryEntry(text: string, source: string): RegistryEntry {
   const bad = (why: string) =>
-    new InvalidFlagError(`${source}: ${quoteInput(text)} ${why} (expected [NAME=]ADDRESS[/PREFIX][:PORT], IPv6 as [ADDRESS[/PREFIX]]:PORT)`)
-  const named = /^([A-Za-z0-9_.-]+)=(.*)$/.exec(text.trim())
-  let rest = named ? named[2]! : text.trim()
+    new InvalidFlagError(`${source}: ${quoteInput(text)} ${why} (expected [[NAMESPACE/]NAME=]ADDRESS[/PREFIX][:PORT], IPv6 as [ADDRESS[/PREFIX]]:PORT)`)
+  const named = /^(?:([a-z0-9]([a-z0-9-]*[a-z0-9])?)\/)?([A-Za-z0-9_.-]+)=(.*)$/.exec(text.trim())
+  let rest = named ? named[4]! : text.trim()
   let port: string | undefined
   const bracketed = /^\[(.+)\](?::(\d+))?$/.exec(rest)
   if (bracketed) [, rest, port] = bracketed as unknown as [string, string, string | undefined]
@@ -32,7 +36,9 @@ export function parseRegistryEntry(text: string, source: string): RegistryEntry 
   const portNumber = port === undefined ? 0 : Number(port)
   if (portNumber < 1 && port !== undefined) throw bad('has port 0')
   if (portNumber > 65535) throw bad(`has port ${port} out of range`)
-  return { name: named ? named[1]! : text.trim(), address, prefix: bits, family: family as 4 | 6, port: portNumber }
+  const entry: RegistryEntry = { name: named ? named[3]! : text.trim(), address, prefix: bits, family: family as 4 | 6, port: portNumber }
+  if (named?.[1]) entry.namespace = named[1]
+  return entry
 }
 
 /** A registry file: one entry a line, '#' starts a comment; errors name the file and the line number. */

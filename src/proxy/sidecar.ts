@@ -1,6 +1,7 @@
 // The sidecar process: both virtual listeners, shared stats, loop guard and access log, and the drain
 // sequence Istio runs on SIGTERM.
 import { setTimeout as sleep } from 'node:timers/promises'
+import { DnsServer } from '../dns/server.js'
 import type { Logger } from '../logger.js'
 import { ensureAddon } from '../native/sockopt.js'
 import { checkTransparentCapability } from './transparent.js'
@@ -26,6 +27,8 @@ export class Sidecar {
   readonly config: ProxyConfig
   readonly stats = new Stats()
   readonly listeners: VirtualListener[]
+  /** the DNS proxy on 15053, or null when --dns-port 0 */
+  readonly dns: DnsServer | null
   readonly startTime = new Date()
   readonly #log: Logger
   readonly #accessLog: AccessLogSink
@@ -53,6 +56,7 @@ export class Sidecar {
       },
     }
     this.listeners = [new VirtualListener('outbound', deps), new VirtualListener('inbound', deps)]
+    this.dns = config.dns.port === 0 ? null : new DnsServer(config.dns, config.registry, this.stats, log.child({ component: 'dns' }))
   }
 
   get draining(): boolean {
@@ -72,7 +76,13 @@ export class Sidecar {
 
   /** Every logger the sidecar writes through, by name, so the admin can change their levels together. */
   loggers(): Record<string, Logger> {
-    return Object.fromEntries([['sidecar', this.#log], ...this.listeners.map((l) => [l.name, l.log] as const)])
+    const dns = this.dns ? [['dns', this.dns.log] as const] : []
+    return Object.fromEntries([['sidecar', this.#log], ...this.listeners.map((l) => [l.name, l.log] as const), ...dns])
+  }
+
+  /** Istio's agent serves its DNS metrics with this prefix on the merged-metrics port. */
+  agentMetrics(): string {
+    return this.dns?.metrics.prometheus('istio_agent_') ?? ''
   }
 
   get activeConnections(): number {
@@ -84,8 +94,10 @@ export class Sidecar {
     if (this.config.interceptionMode === 'TPROXY') checkTransparentCapability()
     try {
       for (const l of this.listeners) await l.listen()
+      await this.dns?.start()
     } catch (err) {
       await Promise.all(this.listeners.map((l) => l.stopAccepting()))
+      await this.dns?.close()
       throw err
     }
     this.#started = true
@@ -108,6 +120,8 @@ export class Sidecar {
     this.#draining = true
     await this.#stopAccepting(this.listeners)
     await this.#finish(this.listeners, this.config.drainMs)
+    // DNS answers through the drain: the app's last connections may still need names.
+    await this.dns?.close()
     // bounded: a log that cannot be written (full disk) must not hold up the exit
     await this.#accessLog.close()
     this.#log.info('drained')

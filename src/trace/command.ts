@@ -7,6 +7,9 @@ import type { Command } from '../command.js'
 import { InvalidFlagError, UnknownFlagError } from '../errors.js'
 import { appPort, pods } from '../lab/scene.js'
 import { checkLabName } from '../lab/state.js'
+import { renderDnsJson, renderDnsSvg, renderDnsText } from './dns-render.js'
+import { runDnsTrace } from './dns-report.js'
+import { createLogger } from '../logger.js'
 import { renderJson } from './render-json.js'
 import { renderSvg } from './render-svg.js'
 import { renderText } from './render-text.js'
@@ -37,6 +40,13 @@ flags:
   --json         print the report as JSON (steps[], answers{}) instead of text
   --svg FILE     also write a sequence diagram of the steps to FILE
   --raw DIR      also save each pod's raw 'nft monitor' output in DIR
+
+DNS: sidecar-lab trace --dns [NAME] [--no-ct-zones] [--lab NAME] [--json] [--svg FILE]
+  One lookup of NAME (default db.lab.test, forwarded by the sidecar) from productpage's app (dig, uid 1000):
+  every raw and nat rule the app's query, the sidecar's upstream query and their replies hit, conntrack's
+  entries with their zones, and the zone probe: the app's query sent from the port the sidecar's upstream
+  query just used. Needs a lab with DNS capture (lab up --compat legacy, or --dns-capture).
+  --no-ct-zones  also run the probe in a throwaway lab (<lab>-nz) whose raw-table CT rules are removed
 `
 
 interface Flags {
@@ -48,21 +58,29 @@ interface Flags {
   walkthrough: boolean
   svg?: string
   raw?: string
+  /** trace --dns [NAME] [--no-ct-zones] */
+  dns?: { name?: string; noCtZones: boolean }
 }
 
 function parseFlags(argv: string[]): Flags | 'help' {
   const options = {
     from: { type: 'string' }, to: { type: 'string' }, port: { type: 'string' }, lab: { type: 'string' },
     json: { type: 'boolean' }, walkthrough: { type: 'boolean' }, svg: { type: 'string' }, raw: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    dns: { type: 'boolean' }, 'no-ct-zones': { type: 'boolean' },
   } as const
   let values
+  let positionals: string[]
   try {
-    ;({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }))
+    ;({ values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true }))
   } catch (err) {
     const flag = /'([^']+)'/.exec((err as Error).message)?.[1] ?? argv[0] ?? '?'
     throw new UnknownFlagError(flag, 'sidecar-lab trace')
   }
   if (values.help) return 'help'
+  if (positionals.length > (values.dns ? 1 : 0)) throw new UnknownFlagError(positionals[values.dns ? 1 : 0]!, 'sidecar-lab trace')
+  if (values['no-ct-zones'] && !values.dns) throw new InvalidFlagError('--no-ct-zones goes with --dns')
+  const dnsName = positionals[0]
+  if (dnsName !== undefined && !/^[A-Za-z0-9.-]{1,253}$/.test(dnsName)) throw new InvalidFlagError(`trace --dns: '${dnsName}' is not a host name`)
   const names = pods.map((p) => p.name as string)
   for (const key of ['from', 'to'] as const) {
     const v = values[key]
@@ -76,6 +94,7 @@ function parseFlags(argv: string[]): Flags | 'help' {
   const flags: Flags = { from: values.from ?? 'productpage', to: values.to ?? 'reviews', port, lab, json: values.json ?? false, walkthrough: values.walkthrough ?? false }
   if (values.svg !== undefined) flags.svg = values.svg
   if (values.raw !== undefined) flags.raw = values.raw
+  if (values.dns) flags.dns = { noCtZones: values['no-ct-zones'] ?? false, ...(dnsName ? { name: dnsName } : {}) }
   return flags
 }
 
@@ -87,6 +106,17 @@ export const traceCommand: Command = {
     if (flags === 'help') {
       io.stdout.write(help)
       return 0
+    }
+    if (flags.dns) {
+      const log = createLogger({ level: 'warn' })
+      const dns = await runDnsTrace({ lab: flags.lab, noCtZones: flags.dns.noCtZones, log, signal: io.signal, ...(flags.dns.name ? { name: flags.dns.name } : {}) })
+      if (flags.raw) {
+        mkdirSync(flags.raw, { recursive: true })
+        writeFileSync(join(flags.raw, 'productpage.dns.nft-monitor.txt'), dns.lookup.raw)
+      }
+      if (flags.svg) writeFileSync(flags.svg, renderDnsSvg(dns))
+      io.stdout.write(flags.json ? renderDnsJson(dns) : renderDnsText(dns))
+      return dns.lookup.dig.status === 'NOERROR' ? 0 : 1
     }
     const report = await runTrace({ lab: flags.lab, from: flags.from, to: flags.to, port: flags.port, signal: io.signal })
     if (flags.raw) {

@@ -53,8 +53,9 @@ export function parsePacket(text: string): PacketInfo | undefined {
   const ip6 = / ip6 saddr /.test(text)
   const saddr = field(text, ip6 ? 'ip6 saddr' : 'ip saddr')
   const daddr = field(text, ip6 ? 'ip6 daddr' : 'ip daddr')
-  const sport = field(text, 'tcp sport')
-  const dport = field(text, 'tcp dport')
+  // UDP too: trace --dns follows DNS queries (src/trace/dns-*.ts)
+  const sport = field(text, 'tcp sport') ?? field(text, 'udp sport')
+  const dport = field(text, 'tcp dport') ?? field(text, 'udp dport')
   if (!saddr || !daddr || !sport || !dport) return undefined
   const flags = /tcp flags == (.+?)(?: tcp |$)/.exec(text.trim())
   const packet: PacketInfo = { family: ip6 ? 'ip6' : 'ip', saddr, daddr, sport: Number(sport), dport: Number(dport), flags: flags ? parseFlags(flags[1]!) : [] }

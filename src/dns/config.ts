@@ -1,0 +1,33 @@
+// The DNS proxy's settings, with Istio's defaults (pkg/dns: 15053 on localhost, 5 s upstream timeout).
+import type { HostsLine } from './table.js'
+import type { Nameserver } from './resolv-conf.js'
+
+export interface DnsConfig {
+  /** 0 disables the DNS proxy */
+  port: number
+  /** where to forward what the table does not know: --dns-upstream, else resolv.conf's nameservers */
+  upstreams: Nameserver[]
+  /** the pod's search list (resolv.conf): gives the namespace and the suffixes answered by CNAME */
+  search: string[]
+  /** --dns-hosts FILE, /etc/hosts syntax */
+  hosts: HostsLine[]
+  timeoutMs: number
+  /** TCP: connections at once, idle time before closing one, largest query frame */
+  maxTcpConnections: number
+  tcpIdleMs: number
+  maxQueryBytes: number
+  /** queries being forwarded at once; more get SERVFAIL at once instead of piling up */
+  maxInflight: number
+}
+
+export const defaultDnsConfig: DnsConfig = {
+  port: 15053,
+  upstreams: [],
+  search: [],
+  hosts: [],
+  timeoutMs: 5000,
+  maxTcpConnections: 256,
+  tcpIdleMs: 10_000,
+  maxQueryBytes: 4096,
+  maxInflight: 4096,
+}

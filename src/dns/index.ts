@@ -1,0 +1,3 @@
+export { DnsServer } from './server.js'
+export { defaultDnsConfig, type DnsConfig } from './config.js'
+export { parseDnsFlags, dnsFlags } from './flags.js'

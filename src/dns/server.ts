@@ -1,0 +1,135 @@
+// The sidecar's DNS proxy: UDP and TCP on 127.0.0.1 and [::1] only (the capture rules REDIRECT port 53
+// there; on any other address it would be an open resolver). TCP follows RFC 7766: pipelined queries
+// answered as they complete, an idle timeout, a frame-size limit and a connection limit.
+import { createSocket, type Socket as UdpSocket } from 'node:dgram'
+import { createServer, type Server, type Socket } from 'node:net'
+import { ListenError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import type { RegistryEntry } from '../proxy/registry.js'
+import type { Stats } from '../proxy/stats.js'
+import type { DnsConfig } from './config.js'
+import { DnsMetrics } from './metrics.js'
+import { Resolver, type Transport } from './resolver.js'
+import { NameTable, namespaceFromSearch } from './table.js'
+import { frame, readFrames } from './tcp-frames.js'
+
+/** Queries one TCP connection may have in flight before its reading pauses. */
+const tcpPipelineDepth = 64
+
+export class DnsServer {
+  readonly metrics: DnsMetrics
+  readonly resolver: Resolver
+  readonly #config: DnsConfig
+  /** the DNS log (one debug line per query: where its answer came from); /logging?level=debug shows it */
+  readonly log: Logger
+  readonly #log: Logger
+  readonly #udp: UdpSocket[] = []
+  readonly #tcp: Server[] = []
+  readonly #connections = new Set<Socket>()
+  readonly addresses: string[] = []
+
+  constructor(config: DnsConfig, registry: RegistryEntry[], stats: Stats, log: Logger) {
+    this.#config = config
+    this.#log = log
+    this.log = log
+    this.metrics = new DnsMetrics(stats)
+    const table = new NameTable(registry, config.hosts, { ...namespaceFromSearch(config.search), search: config.search })
+    this.resolver = new Resolver(config, table, this.metrics, log)
+  }
+
+  async start(): Promise<void> {
+    for (const host of ['127.0.0.1', '::1']) {
+      try {
+        await this.#listenUdp(host)
+        await this.#listenTcp(host)
+        this.addresses.push(host.includes(':') ? `[${host}]:${this.#config.port}` : `${host}:${this.#config.port}`)
+      } catch (err) {
+        // A pod without IPv6 has no ::1; IPv4 alone still serves every captured query there.
+        if (host === '::1' && (err as NodeJS.ErrnoException).code === 'EADDRNOTAVAIL') {
+          this.#log.warn('no ::1 in this namespace: DNS proxy on IPv4 only')
+          continue
+        }
+        await this.close()
+        throw new ListenError(`DNS proxy cannot listen on ${host} port ${this.#config.port}: ${(err as Error).message}`, err)
+      }
+    }
+    this.#log.info({ listen: this.addresses, upstreams: this.resolver.forwarder.servers, names: this.resolver.table.size }, 'dns proxy ready')
+  }
+
+  #listenUdp(host: string): Promise<void> {
+    const socket = host.includes(':') ? createSocket({ type: 'udp6', ipv6Only: true }) : createSocket('udp4')
+    socket.on('message', (msg, rinfo) => void this.#udpQuery(socket, msg, rinfo.address, rinfo.port))
+    // A send error (client gone) is the client's problem, never the server's end.
+    socket.on('error', (err) => this.#log.warn({ err }, 'dns udp socket error'))
+    return new Promise((resolve, reject) => {
+      socket.once('error', reject)
+      socket.bind(this.#config.port, host, () => {
+        socket.off('error', reject)
+        this.#udp.push(socket)
+        resolve()
+      })
+    })
+  }
+
+  async #udpQuery(socket: UdpSocket, msg: Buffer, address: string, port: number): Promise<void> {
+    const out = await this.resolver.resolve(msg, 'udp', `${address}:${port}`)
+    if (out) socket.send(out, port, address, (err) => err && this.#log.debug({ err }, 'dns udp reply not sent'))
+  }
+
+  #listenTcp(host: string): Promise<void> {
+    const server = createServer((s) => this.#tcpConnection(s))
+    server.maxConnections = this.#config.maxTcpConnections
+    server.on('drop', () => this.metrics.tcpOverflow.inc())
+    return new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen({ port: this.#config.port, host, ...(host.includes(':') ? { ipv6Only: true } : {}) }, () => {
+        server.off('error', reject)
+        this.#tcp.push(server)
+        resolve()
+      })
+    })
+  }
+
+  #tcpConnection(socket: Socket): void {
+    this.metrics.tcpConnections.inc()
+    this.#connections.add(socket)
+    const client = `${socket.remoteAddress}:${socket.remotePort}`
+    let inflight = 0
+    let closing = false
+    // After a bad frame the stream cannot be trusted any more: read nothing else, but the queries already
+    // read still get their answers before the connection ends.
+    const finish = () => {
+      closing = true
+      socket.pause()
+      if (inflight === 0) socket.end()
+    }
+    socket.setTimeout(this.#config.tcpIdleMs, () => socket.destroy())
+    socket.on('error', () => socket.destroy())
+    socket.on('close', () => this.#connections.delete(socket))
+    readFrames(socket, this.#config.maxQueryBytes, (msg) => {
+      if (closing) return
+      inflight++
+      if (inflight >= tcpPipelineDepth) socket.pause()
+      void this.resolver.resolve(Buffer.from(msg), 'tcp' satisfies Transport, client).then((out) => {
+        inflight--
+        if (socket.destroyed) return
+        if (out) socket.write(frame(out))
+        // A message without even a header gets no reply; the stream is then suspect too.
+        else if (!closing) finish()
+        if (closing) {
+          if (inflight === 0) socket.end()
+        } else if (inflight < tcpPipelineDepth) socket.resume()
+      })
+    }, (err) => {
+      this.metrics.malformed.inc()
+      this.#log.debug({ client, err: err.message }, 'dns tcp: bad frame, closing after the answers in flight')
+      finish()
+    })
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#udp.splice(0)) s.close()
+    for (const c of this.#connections) c.destroy()
+    await Promise.all(this.#tcp.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))))
+  }
+}
