@@ -3,7 +3,8 @@
     {
       "target_name": "sockopt",
       "sources": ["native/sockopt.c"],
-      "cflags": ["-Wall", "-Wextra", "-O2"]
+      "cflags": ["-Wall", "-Wextra", "-Werror", "-O2"],
+      "cflags_c": ["-Wall", "-Wextra", "-Werror"]
     }
   ]
 }

@@ -1,12 +1,15 @@
 // Socket options the sidecar needs that node:net does not expose. Only integers and short strings cross
-// the boundary; every failure throws an Error whose code is the errno name (ENOENT, EPERM, ...).
+// the boundary; a failed syscall throws an Error shaped like node's own system errors (code: libuv's errno
+// name, errno: negative, syscall), a bad argument a TypeError or RangeError naming it.
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <uv.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -21,78 +24,80 @@
 #define IPV6_TRANSPARENT 75
 #endif
 
-#define NAPI_CALL(env, call)                                              \
-  do {                                                                    \
-    if ((call) != napi_ok) {                                              \
-      const napi_extended_error_info* info = NULL;                        \
-      napi_get_last_error_info((env), &info);                             \
-      bool pending = false;                                               \
-      napi_is_exception_pending((env), &pending);                         \
-      if (!pending) {                                                     \
-        napi_throw_error((env), "SIDECAR_ERR_NAPI",                       \
-                         info && info->error_message ? info->error_message \
-                                                     : "Node-API call failed"); \
-      }                                                                   \
-      return NULL;                                                        \
-    }                                                                     \
+// Every Node-API call goes through here: on failure, throw (unless the call already left an exception
+// pending) and return `fail` from the calling function. NAPI_CALL is the form for napi_value functions.
+#define NAPI_CHECK(env, call, fail)                                         \
+  do {                                                                      \
+    if ((call) != napi_ok) {                                                \
+      const napi_extended_error_info* info_ = NULL;                         \
+      bool pending_ = false;                                                \
+      napi_get_last_error_info((env), &info_);                              \
+      napi_is_exception_pending((env), &pending_);                          \
+      if (!pending_) {                                                      \
+        napi_throw_error((env), "SIDECAR_ERR_NAPI",                         \
+                         info_ && info_->error_message ? info_->error_message \
+                                                       : "Node-API call failed"); \
+      }                                                                     \
+      return fail;                                                          \
+    }                                                                       \
   } while (0)
+#define NAPI_CALL(env, call) NAPI_CHECK(env, call, NULL)
 
-static const char* errno_name(int err) {
-  switch (err) {
-    case ENOENT: return "ENOENT";
-    case EPERM: return "EPERM";
-    case EACCES: return "EACCES";
-    case EBADF: return "EBADF";
-    case ENOTSOCK: return "ENOTSOCK";
-    case ENOPROTOOPT: return "ENOPROTOOPT";
-    case EINVAL: return "EINVAL";
-    case ENOTCONN: return "ENOTCONN";
-    case EAFNOSUPPORT: return "EAFNOSUPPORT";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case EADDRINUSE: return "EADDRINUSE";
-    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case ENOBUFS: return "ENOBUFS";
-    case ENOMEM: return "ENOMEM";
-    default: return "EUNKNOWN";
-  }
-}
-
+// Throws err (a positive errno) as node does for a failed syscall: code from libuv (UV_E* is -errno on
+// Unix), message "<syscall> <CODE>: <libuv's text>". The _r forms write into our buffers: plain uv_err_name
+// leaks a string for an errno libuv has no name for.
 static napi_value throw_errno(napi_env env, const char* syscall, int err) {
-  char message[160];
-  snprintf(message, sizeof message, "%s: %s", syscall, strerror(err));
+  char name[64], text[128], message[320];
+  uv_err_name_r(-err, name, sizeof name);
+  uv_strerror_r(-err, text, sizeof text);
+  snprintf(message, sizeof message, "%s %s: %s", syscall, name, text);
   napi_value code, msg, error, errno_value, syscall_value;
-  if (napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &code) != napi_ok ||
-      napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg) != napi_ok ||
-      napi_create_error(env, code, msg, &error) != napi_ok) {
-    napi_throw_error(env, errno_name(err), message);
-    return NULL;
-  }
-  napi_create_int32(env, -err, &errno_value);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
-  napi_set_named_property(env, error, "errno", errno_value);
-  napi_set_named_property(env, error, "syscall", syscall_value);
-  napi_throw(env, error);
+  NAPI_CALL(env, napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code));
+  NAPI_CALL(env, napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg));
+  NAPI_CALL(env, napi_create_error(env, code, msg, &error));
+  NAPI_CALL(env, napi_create_int32(env, -err, &errno_value));
+  NAPI_CALL(env, napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value));
+  NAPI_CALL(env, napi_set_named_property(env, error, "errno", errno_value));
+  NAPI_CALL(env, napi_set_named_property(env, error, "syscall", syscall_value));
+  NAPI_CALL(env, napi_throw(env, error));
   return NULL;
 }
 
-// Reads argc int32 arguments into out; throws a TypeError naming the first bad one.
-static bool int_args(napi_env env, napi_callback_info info, size_t want, int32_t* out) {
+// Throws a TypeError with a node-style code; returns NULL for `return throw_type(...)`.
+static napi_value throw_type(napi_env env, const char* code, const char* message) {
+  NAPI_CALL(env, napi_throw_type_error(env, code, message));
+  return NULL;
+}
+
+// Reads an int32 argument. napi_get_value_int32 alone truncates 3.5 to 3 and wraps 2^31, so the value is
+// read as a double and must be an integer in int32 range (what Number.isInteger and the range say).
+static bool int_arg(napi_env env, napi_value value, const char* name, int32_t* out) {
+  char message[96];
+  napi_valuetype type;
+  double d = 0;
+  NAPI_CHECK(env, napi_typeof(env, value, &type), false);
+  if (type == napi_number) NAPI_CHECK(env, napi_get_value_double(env, value, &d), false);
+  if (type != napi_number || !isfinite(d) || trunc(d) != d || d < INT32_MIN || d > INT32_MAX) {
+    snprintf(message, sizeof message, "%s must be an integer from -2^31 to 2^31-1", name);
+    throw_type(env, "ERR_INVALID_ARG_TYPE", message);
+    return false;
+  }
+  *out = (int32_t)d;
+  return true;
+}
+
+// Reads the int32 arguments named in names (want of them, at most 4); throws a TypeError naming a bad one.
+static bool int_args(napi_env env, napi_callback_info info, size_t want, const char* const* names,
+                     int32_t* out) {
   size_t argc = want;
   napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return false;
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), false);
   if (argc < want) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_COUNT", "wrong number of arguments");
+    throw_type(env, "ERR_INVALID_ARG_COUNT", "wrong number of arguments");
     return false;
   }
   for (size_t i = 0; i < want; i++) {
-    napi_valuetype type;
-    if (napi_typeof(env, argv[i], &type) != napi_ok || type != napi_number) {
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "arguments must be integers");
-      return false;
-    }
-    napi_get_value_int32(env, argv[i], &out[i]);
+    if (!int_arg(env, argv[i], names[i], &out[i])) return false;
   }
   return true;
 }
@@ -122,17 +127,25 @@ static napi_value address_object(napi_env env, const struct sockaddr_storage* ss
   return result;
 }
 
-// originalDst(fd, family): the destination the client asked for before NAT rewrote it.
+// originalDst(fd, family): the destination the client asked for before NAT rewrote it, or undefined when the
+// connection was not redirected (ENOENT: conntrack has no entry for it). That is the common case for a
+// listener that also takes direct connections, so it is a value, not an exception to catch on each accept.
 // family is 4 or 6; an IPv4-mapped IPv6 client passes 4, since conntrack holds an IPv4 tuple.
 static napi_value original_dst(napi_env env, napi_callback_info info) {
+  static const char* const names[] = {"fd", "family"};
   int32_t args[2];
-  if (!int_args(env, info, 2, args)) return NULL;
+  if (!int_args(env, info, 2, names, args)) return NULL;
   struct sockaddr_storage ss;
   memset(&ss, 0, sizeof ss);
   socklen_t len = sizeof ss;
   int rc = args[1] == 6
                ? getsockopt(args[0], SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len)
                : getsockopt(args[0], SOL_IP, SO_ORIGINAL_DST, &ss, &len);
+  if (rc != 0 && errno == ENOENT) {
+    napi_value undefined;
+    NAPI_CALL(env, napi_get_undefined(env, &undefined));
+    return undefined;
+  }
   if (rc != 0) return throw_errno(env, "getsockopt(SO_ORIGINAL_DST)", errno);
   if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) {
     return throw_errno(env, "getsockopt(SO_ORIGINAL_DST)", EAFNOSUPPORT);
@@ -140,36 +153,24 @@ static napi_value original_dst(napi_env env, napi_callback_info info) {
   return address_object(env, &ss);
 }
 
-static napi_value set_int_option(napi_env env, napi_callback_info info, int level, int name,
-                                 const char* syscall) {
+// setMark(fd, mark): SO_MARK (needs CAP_NET_ADMIN). The sidecar sets its mark inside transparentSocket;
+// this and getMark let the tests check the option on a real socket.
+static napi_value set_mark(napi_env env, napi_callback_info info) {
+  static const char* const names[] = {"fd", "mark"};
   int32_t args[2];
-  if (!int_args(env, info, 2, args)) return NULL;
+  if (!int_args(env, info, 2, names, args)) return NULL;
   int value = args[1];
-  if (setsockopt(args[0], level, name, &value, sizeof value) != 0) {
-    return throw_errno(env, syscall, errno);
+  if (setsockopt(args[0], SOL_SOCKET, SO_MARK, &value, sizeof value) != 0) {
+    return throw_errno(env, "setsockopt(SO_MARK)", errno);
   }
   return NULL;
 }
 
-// setTransparent(fd, family, on): IP_TRANSPARENT or IPV6_TRANSPARENT (needs CAP_NET_ADMIN).
-static napi_value set_transparent(napi_env env, napi_callback_info info) {
-  int32_t args[3];
-  if (!int_args(env, info, 3, args)) return NULL;
-  int value = args[2] ? 1 : 0;
-  int rc = args[1] == 6 ? setsockopt(args[0], SOL_IPV6, IPV6_TRANSPARENT, &value, sizeof value)
-                        : setsockopt(args[0], SOL_IP, IP_TRANSPARENT, &value, sizeof value);
-  if (rc != 0) return throw_errno(env, "setsockopt(IP_TRANSPARENT)", errno);
-  return NULL;
-}
-
-static napi_value set_mark(napi_env env, napi_callback_info info) {
-  return set_int_option(env, info, SOL_SOCKET, SO_MARK, "setsockopt(SO_MARK)");
-}
-
 static napi_value get_int_option(napi_env env, napi_callback_info info, int level, int name,
                                  const char* syscall) {
+  static const char* const names[] = {"fd"};
   int32_t args[1];
-  if (!int_args(env, info, 1, args)) return NULL;
+  if (!int_args(env, info, 1, names, args)) return NULL;
   int value = 0;
   socklen_t len = sizeof value;
   if (getsockopt(args[0], level, name, &value, &len) != 0) return throw_errno(env, syscall, errno);
@@ -189,35 +190,20 @@ static napi_value pending_error(napi_env env, napi_callback_info info) {
   return get_int_option(env, info, SOL_SOCKET, SO_ERROR, "getsockopt(SO_ERROR)");
 }
 
-// setLinger0(fd): close with RST, for closing a connection visibly when its stream was cut short.
-static napi_value set_linger0(napi_env env, napi_callback_info info) {
+// localAddress(fd): getsockname as { address, port, family }; the tests compare it with node:net's view.
+static napi_value local_address(napi_env env, napi_callback_info info) {
+  static const char* const names[] = {"fd"};
   int32_t args[1];
-  if (!int_args(env, info, 1, args)) return NULL;
-  struct linger lg = {1, 0};
-  if (setsockopt(args[0], SOL_SOCKET, SO_LINGER, &lg, sizeof lg) != 0) {
-    return throw_errno(env, "setsockopt(SO_LINGER)", errno);
-  }
-  return NULL;
-}
-
-// Local and peer address of a socket: used by tests and by the loop guard on raw fds.
-static napi_value sock_name(napi_env env, napi_callback_info info, bool peer) {
-  int32_t args[1];
-  if (!int_args(env, info, 1, args)) return NULL;
+  if (!int_args(env, info, 1, names, args)) return NULL;
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  int rc = peer ? getpeername(args[0], (struct sockaddr*)&ss, &len)
-                : getsockname(args[0], (struct sockaddr*)&ss, &len);
-  if (rc != 0) return throw_errno(env, peer ? "getpeername" : "getsockname", errno);
+  if (getsockname(args[0], (struct sockaddr*)&ss, &len) != 0) {
+    return throw_errno(env, "getsockname", errno);
+  }
+  if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) {
+    return throw_errno(env, "getsockname", EAFNOSUPPORT);
+  }
   return address_object(env, &ss);
-}
-
-static napi_value local_address(napi_env env, napi_callback_info info) {
-  return sock_name(env, info, false);
-}
-
-static napi_value peer_address(napi_env env, napi_callback_info info) {
-  return sock_name(env, info, true);
 }
 
 // transparentSocket(address, port, mark): a non-blocking TCP socket with IP_TRANSPARENT (IPV6_TRANSPARENT
@@ -230,32 +216,19 @@ static napi_value transparent_socket(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_COUNT", "transparentSocket(address, port, mark)");
-    return NULL;
-  }
+  if (argc < 3) return throw_type(env, "ERR_INVALID_ARG_COUNT", "transparentSocket(address, port, mark)");
   char text[INET6_ADDRSTRLEN + 1];
   size_t text_len = 0;
   napi_valuetype type;
   NAPI_CALL(env, napi_typeof(env, argv[0], &type));
-  if (type != napi_string) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "address must be a string");
-    return NULL;
-  }
+  if (type != napi_string) return throw_type(env, "ERR_INVALID_ARG_TYPE", "address must be a string");
   NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], text, sizeof text, &text_len));
   // A longer string was cut to fit: refuse it rather than parse its first characters as an address.
   if (text_len >= sizeof text - 1) return throw_errno(env, "inet_pton", EINVAL);
   int32_t nums[2];
-  for (int i = 0; i < 2; i++) {
-    NAPI_CALL(env, napi_typeof(env, argv[i + 1], &type));
-    if (type != napi_number) {
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "port and mark must be integers");
-      return NULL;
-    }
-    NAPI_CALL(env, napi_get_value_int32(env, argv[i + 1], &nums[i]));
-  }
+  if (!int_arg(env, argv[1], "port", &nums[0]) || !int_arg(env, argv[2], "mark", &nums[1])) return NULL;
   if (nums[0] < 0 || nums[0] > 65535) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "port must be 0 to 65535");
+    NAPI_CALL(env, napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "port must be 0 to 65535"));
     return NULL;
   }
 
@@ -303,24 +276,19 @@ static napi_value transparent_socket(napi_env env, napi_callback_info info) {
     return throw_errno(env, failed, err);
   }
   napi_value result;
-  if (napi_create_int32(env, fd, &result) != napi_ok) {
-    close(fd);
-    napi_throw_error(env, "SIDECAR_ERR_NAPI", "napi_create_int32 failed");
-    return NULL;
-  }
+  napi_status status = napi_create_int32(env, fd, &result);
+  if (status != napi_ok) close(fd);  // nobody else would ever close it
+  NAPI_CALL(env, status);
   return result;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"originalDst", NULL, original_dst, NULL, NULL, NULL, napi_default, NULL},
-      {"setTransparent", NULL, set_transparent, NULL, NULL, NULL, napi_default, NULL},
       {"setMark", NULL, set_mark, NULL, NULL, NULL, napi_default, NULL},
       {"getMark", NULL, get_mark, NULL, NULL, NULL, napi_default, NULL},
       {"pendingError", NULL, pending_error, NULL, NULL, NULL, napi_default, NULL},
-      {"setLinger0", NULL, set_linger0, NULL, NULL, NULL, napi_default, NULL},
       {"localAddress", NULL, local_address, NULL, NULL, NULL, napi_default, NULL},
-      {"peerAddress", NULL, peer_address, NULL, NULL, NULL, napi_default, NULL},
       {"transparentSocket", NULL, transparent_socket, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

@@ -26,8 +26,9 @@ function listener(inbound) {
     try {
       dst = originalDst(down)
     } catch {
-      return void down.destroy()
+      // dst stays undefined: closed below like a connection that was not redirected
     }
+    if (!dst) return void down.destroy()
     const source = inbound ? (dst.family === 6 ? '::6' : '127.0.0.6') : undefined
     const up = connect({ host: dst.address, port: dst.port, family: dst.family, allowHalfOpen: true, noDelay: true, ...(source ? { localAddress: source } : {}) })
     up.on('error', () => down.resetAndDestroy())

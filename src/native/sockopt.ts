@@ -11,14 +11,11 @@ export interface SocketAddress {
 }
 
 interface Addon {
-  originalDst(fd: number, family: number): SocketAddress
-  setTransparent(fd: number, family: number, on: number): void
+  originalDst(fd: number, family: number): SocketAddress | undefined
   setMark(fd: number, mark: number): void
   getMark(fd: number): number
   pendingError(fd: number): number
-  setLinger0(fd: number): void
   localAddress(fd: number): SocketAddress
-  peerAddress(fd: number): SocketAddress
   transparentSocket(address: string, port: number, mark: number): number
 }
 
@@ -68,19 +65,17 @@ function isIPv4Mapped(address: string | undefined): boolean {
 }
 
 /**
- * The destination the client dialled before NAT rewrote it. Throws with code ENOENT when the connection
- * was not redirected (no conntrack NAT entry). An IPv4-mapped IPv6 socket asks the IPv4 table.
+ * The destination the client dialled before NAT rewrote it, or undefined when the connection was not
+ * redirected (the kernel's ENOENT: no conntrack entry). With conntrack on but no NAT, it is the socket's own
+ * local address. Throws (code from the errno, EBADF for a closed socket) on any other failure. An IPv4-mapped
+ * IPv6 socket asks the IPv4 table.
  */
-export function originalDst(socket: Socket): SocketAddress {
+export function originalDst(socket: Socket): SocketAddress | undefined {
   const family = socket.localAddress && socket.localAddress.includes(':') && !isIPv4Mapped(socket.localAddress) ? 6 : 4
   return load().originalDst(socketFd(socket), family)
 }
 
-export function setTransparent(socket: Socket, on = true): void {
-  const family = socket.localAddress?.includes(':') && !isIPv4Mapped(socket.localAddress) ? 6 : 4
-  load().setTransparent(socketFd(socket), family, on ? 1 : 0)
-}
-
+/** SO_MARK (needs CAP_NET_ADMIN); mark must be an int32 (a TypeError names it otherwise). */
 export function setMark(socket: Socket, mark: number): void {
   load().setMark(socketFd(socket), mark)
 }
@@ -100,11 +95,6 @@ export function takePendingError(socket: Socket): NodeJS.ErrnoException | undefi
   if (!errno) return undefined
   const code = getSystemErrorName(-errno)
   return Object.assign(new Error(`read ${code}`), { code, errno: -errno, syscall: 'read' })
-}
-
-/** Makes the next close send RST instead of FIN, so a cut-short stream is visibly broken. */
-export function setLinger0(socket: Socket): void {
-  load().setLinger0(socketFd(socket))
 }
 
 export function localAddressOf(socket: Socket): SocketAddress {

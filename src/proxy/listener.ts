@@ -174,12 +174,10 @@ export class VirtualListener implements ListenerContext {
     const remote = endpoint(socket.remoteAddress, socket.remotePort)
     let dst: Endpoint | undefined
     try {
-      dst = originalDst(socket) as Endpoint
+      // undefined when not redirected; TPROXY does not NAT: what the client dialled is the socket's local address.
+      dst = originalDst(socket) ?? (this.#transparent ? endpoint(socket.localAddress, socket.localPort) : undefined)
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      // TPROXY does not NAT: what the client dialled is the accepted socket's own local address.
-      if (code === 'ENOENT' && this.#transparent) dst = endpoint(socket.localAddress, socket.localPort)
-      else if (code !== 'ENOENT') this.log.warn({ err }, 'SO_ORIGINAL_DST failed')
+      this.log.warn({ err }, 'SO_ORIGINAL_DST failed')
     }
     const looped = this.loopGuard.ownerOf(socket.remoteAddress, socket.remotePort, dst)
     if (looped) return this.#refuseLoop(socket, remote, looped)
