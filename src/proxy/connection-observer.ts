@@ -4,6 +4,7 @@
 import type { AccessLogSink } from './access-log.js'
 import type { ListenerKind } from './clusters.js'
 import { accessLogEntry, type ConnectionObserver, type ConnectionRecord, type FailedEvent, type IdleEvent, type OpenedEvent } from './connection-record.js'
+import { isFdExhaustion } from './fd-budget.js'
 import { StatHandles } from './listener-stats.js'
 import type { FlowCounters } from './relay.js'
 import { formatResponseFlags, ResponseFlag } from './response-flags.js'
@@ -85,10 +86,11 @@ export class StatsObserver implements ConnectionObserver {
     }
   }
 
+  /** nothing is counted at connect: Envoy counts the upstream at dial and the bytes at close */
   connected(): void {}
 
   failed(e: FailedEvent): void {
-    if (e.code === 'EMFILE' || e.code === 'ENFILE') this.#cx.fdExhausted.inc()
+    if (isFdExhaustion(e)) this.#cx.fdExhausted.inc()
     const cluster = this.#handles.cluster(e.cluster)
     if (e.timeout) cluster.upstreamCxConnectTimeout.inc()
     cluster.upstreamCxConnectFail.inc()

@@ -78,7 +78,7 @@ export class VirtualListener implements ConnectionContext {
     // The listener's own bookkeeping: descriptors, the active set, the drain's idle waiters.
     this.events.subscribe({
       failed: (e) => {
-        if (e.code === 'EMFILE' || e.code === 'ENFILE') deps.fdBudget.exhausted(this.name, { code: e.code })
+        if (isFdExhaustion(e)) deps.fdBudget.exhausted(this.name, e)
       },
       closed: (r) => this.#closed(r),
     })
@@ -114,7 +114,7 @@ export class VirtualListener implements ConnectionContext {
         this.#server.off('error', onError)
         // libuv absorbs accept()'s EMFILE itself (fd-budget.ts); should it pass one on, it is no listener fault.
         this.#server.on('error', (err: NodeJS.ErrnoException) => {
-          if (isFdExhaustion(err)) this.fdExhausted(err)
+          if (isFdExhaustion(err)) this.#fdExhausted(err)
           else this.log.error({ err }, 'listener error')
         })
         this.#deps.fdBudget.measure()
@@ -179,7 +179,7 @@ export class VirtualListener implements ConnectionContext {
     socket.destroy()
   }
 
-  fdExhausted(err: NodeJS.ErrnoException): void {
+  #fdExhausted(err: NodeJS.ErrnoException): void {
     this.#observer.fdExhausted()
     this.#deps.fdBudget.exhausted(this.name, err)
   }
