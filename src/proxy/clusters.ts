@@ -2,6 +2,7 @@
 import type { OutboundTrafficPolicy } from './config.js'
 import type { Endpoint } from './endpoint.js'
 import type { Registry } from './registry.js'
+import { ResponseFlag } from './response-flags.js'
 
 export type ListenerKind = 'outbound' | 'inbound'
 
@@ -12,7 +13,7 @@ export const listenerNames: Record<ListenerKind, string> = {
 
 export type Route =
   | { kind: 'passthrough'; cluster: string; filterChain: string; destination: Endpoint; serviceName: string }
-  | { kind: 'blackhole'; cluster: 'BlackHoleCluster'; filterChain: string; flags: string; reason: string }
+  | { kind: 'blackhole'; cluster: 'BlackHoleCluster'; filterChain: string; flags: ResponseFlag; reason: string }
 
 export interface RouterOptions {
   outboundPort: number
@@ -25,12 +26,12 @@ export function route(kind: ListenerKind, dst: Endpoint | undefined, options: Ro
   const name = listenerNames[kind]
   if (!dst) {
     // Not redirected: Envoy would keep the listener's own address as the destination and loop.
-    return { kind: 'blackhole', cluster: 'BlackHoleCluster', filterChain: `${name}-blackhole`, flags: 'NR', reason: 'no_original_dst' }
+    return { kind: 'blackhole', cluster: 'BlackHoleCluster', filterChain: `${name}-blackhole`, flags: ResponseFlag.NoRouteFound, reason: 'no_original_dst' }
   }
   // Each listener's own port is a dead end (Istio's virtualOutbound-blackhole / virtualInbound-blackhole):
   // passing it through would dial the listener again.
   if (dst.port === (kind === 'outbound' ? options.outboundPort : options.inboundPort)) {
-    return { kind: 'blackhole', cluster: 'BlackHoleCluster', filterChain: `${name}-blackhole`, flags: 'UH', reason: 'destination_is_proxy_listener' }
+    return { kind: 'blackhole', cluster: 'BlackHoleCluster', filterChain: `${name}-blackhole`, flags: ResponseFlag.NoHealthyUpstream, reason: 'destination_is_proxy_listener' }
   }
   if (kind === 'inbound') {
     const cluster = dst.family === 6 ? 'InboundPassthroughClusterIpv6' : 'InboundPassthroughClusterIpv4'
@@ -38,7 +39,7 @@ export function route(kind: ListenerKind, dst: Endpoint | undefined, options: Ro
   }
   const known = options.registry.lookup(dst)
   if (options.policy === 'REGISTRY_ONLY' && !known) {
-    return { kind: 'blackhole', cluster: 'BlackHoleCluster', filterChain: `${name}-blackhole`, flags: 'UH', reason: 'registry_only' }
+    return { kind: 'blackhole', cluster: 'BlackHoleCluster', filterChain: `${name}-blackhole`, flags: ResponseFlag.NoHealthyUpstream, reason: 'registry_only' }
   }
   return {
     kind: 'passthrough',

@@ -1,20 +1,33 @@
-// One captured connection: dial the upstream, relay both ways, close both sides together and write the
-// access log line. Counting happens at open and close only, never per chunk.
+// One captured connection: dial the upstream, relay both ways, close both sides together. It publishes its
+// lifecycle (opened, connected, failed, idle timeout, closed with one record) and counts nothing itself:
+// the observers (connection-observer.ts) turn the events into statistics and the access-log line.
 import { connect, type NetConnectOpts, type Socket } from 'node:net'
 import type { Logger } from '../logger.js'
-import type { AccessLogEntry } from './access-log.js'
-import type { Route } from './clusters.js'
+import type { ListenerKind, Route } from './clusters.js'
+import type { ProxyConfig } from './config.js'
+import { nextConnectionId, type ConnectionObserver, type ConnectionRecord } from './connection-record.js'
 import { endpoint, formatEndpoint, type Endpoint } from './endpoint.js'
-import { isFdExhaustion } from './fd-budget.js'
-import type { ListenerContext } from './listener.js'
-import type { LoopOwner } from './loop-guard.js'
-import { relay } from './relay.js'
+import type { LoopGuard, LoopOwner } from './loop-guard.js'
+import { relay, type FlowCounters } from './relay.js'
+import { ResponseFlag, upstreamConnectFailed } from './response-flags.js'
 import { connectTransparent } from './transparent.js'
 
 type PassthroughRoute = Extract<Route, { kind: 'passthrough' }>
 
+/** What a connection needs from its listener. */
+export interface ConnectionContext {
+  kind: ListenerKind
+  config: Pick<ProxyConfig, 'bufferLimitBytes' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'inboundSourceV4' | 'inboundSourceV6' | 'interceptionMode'>
+  log: Logger
+  loopGuard: LoopGuard
+  events: ConnectionObserver
+  /** the relay's per-chunk counters for a cluster */
+  flow(cluster: string): FlowCounters
+}
+
 export class ProxiedConnection implements LoopOwner {
-  readonly #ctx: ListenerContext
+  readonly id = nextConnectionId()
+  readonly #ctx: ConnectionContext
   readonly #downstream: Socket
   readonly #upstream: Socket
   readonly #route: PassthroughRoute
@@ -23,33 +36,22 @@ export class ProxiedConnection implements LoopOwner {
   readonly #log: Logger
   #connectTimer: NodeJS.Timeout | undefined
   #connected = false
-  #flags: string[] = []
+  #flags: readonly ResponseFlag[] = []
   #failureReason = ''
   #termination = ''
   #open = 2
-  readonly #downstreamRemote: string
-  #upstreamLocal = '-'
+  readonly #downstreamRemote: Endpoint | undefined
+  #upstreamLocal: Endpoint | undefined
 
-  constructor(ctx: ListenerContext, downstream: Socket, route: PassthroughRoute, downstreamRemote: Endpoint | undefined) {
+  constructor(ctx: ConnectionContext, downstream: Socket, route: PassthroughRoute, downstreamRemote: Endpoint | undefined) {
     this.#ctx = ctx
     this.#downstream = downstream
     this.#route = route
     this.#log = ctx.log
+    this.#downstreamRemote = downstreamRemote
     const dst = route.destination
-    const localAddress = ctx.kind === 'inbound' ? ctx.inboundSource(dst.family) : undefined
-    const transparent = ctx.kind === 'inbound' && ctx.config.interceptionMode === 'TPROXY' && downstreamRemote
-    // highWaterMark reaches the Socket's Duplex options though @types/node does not list it for connect().
-    this.#upstream = transparent ? connectTransparent(transparent, dst, { allowHalfOpen: true, noDelay: true, highWaterMark: ctx.config.bufferLimitBytes }) : connect({
-      host: dst.address,
-      port: dst.port,
-      family: dst.family,
-      ...(localAddress ? { localAddress } : {}),
-      allowHalfOpen: true,
-      noDelay: true,
-      highWaterMark: ctx.config.bufferLimitBytes,
-    } as NetConnectOpts)
-    ctx.cluster(route.cluster).upstreamCxTotal.inc()
-    ctx.cluster(route.cluster).upstreamCxActive.inc()
+    this.#upstream = this.#dial(dst)
+    ctx.events.opened({ id: this.id, disposition: 'proxied', cluster: route.cluster, serviceName: route.serviceName, flags: [] })
     ctx.loopGuard.track(this.#upstream, dst, this)
     this.#connectTimer = setTimeout(() => this.#connectTimeout(), ctx.config.connectTimeoutMs)
     this.#upstream.once('connect', () => this.#onConnect())
@@ -61,27 +63,49 @@ export class ProxiedConnection implements LoopOwner {
       // Any byte either way passes through the downstream socket, so its inactivity is the connection's.
       this.#downstream.setTimeout(ctx.config.idleTimeoutMs, () => this.#idleTimeout())
     }
-    this.#downstreamRemote = formatEndpoint(downstreamRemote)
+  }
+
+  /**
+   * The upstream socket to the original destination; inbound connections leave from 127.0.0.6 / ::6, or in
+   * TPROXY mode from the client's own address (a transparent socket marked 1337, src/proxy/transparent.ts).
+   */
+  #dial(dst: Endpoint): Socket {
+    const config = this.#ctx.config
+    const client = this.#downstreamRemote
+    if (this.#ctx.kind === 'inbound' && config.interceptionMode === 'TPROXY' && client) {
+      return connectTransparent(client, dst, { allowHalfOpen: true, noDelay: true, highWaterMark: config.bufferLimitBytes })
+    }
+    const localAddress = this.#ctx.kind === 'inbound' ? (dst.family === 6 ? config.inboundSourceV6 : config.inboundSourceV4) : undefined
+    // highWaterMark reaches the Socket's Duplex options though @types/node does not list it for connect().
+    return connect({
+      host: dst.address,
+      port: dst.port,
+      family: dst.family,
+      ...(localAddress ? { localAddress } : {}),
+      allowHalfOpen: true,
+      noDelay: true,
+      highWaterMark: config.bufferLimitBytes,
+    } as NetConnectOpts)
   }
 
   #onConnect(): void {
     clearTimeout(this.#connectTimer)
     this.#connected = true
-    this.#upstreamLocal = formatEndpoint(endpoint(this.#upstream.localAddress, this.#upstream.localPort))
-    const flow = this.#ctx.tcp(this.#route.cluster)
-    relay(this.#downstream, this.#upstream, { paused: flow.pausedReading, resumed: flow.resumedReading })
-    relay(this.#upstream, this.#downstream, { paused: flow.pausedReading, resumed: flow.resumedReading })
+    this.#upstreamLocal = endpoint(this.#upstream.localAddress, this.#upstream.localPort)
+    this.#ctx.events.connected({ id: this.id, cluster: this.#route.cluster, upstreamLocal: this.#upstreamLocal })
+    const flow = this.#ctx.flow(this.#route.cluster)
+    relay(this.#downstream, this.#upstream, flow)
+    relay(this.#upstream, this.#downstream, flow)
     this.#downstream.resume()
   }
 
   #connectTimeout(): void {
-    this.#ctx.cluster(this.#route.cluster).upstreamCxConnectTimeout.inc()
-    this.#failUpstream('connect_timeout')
+    this.#failUpstream('connect_timeout', true)
   }
 
-  #failUpstream(reason: string): void {
-    this.#ctx.cluster(this.#route.cluster).upstreamCxConnectFail.inc()
-    this.#flags = ['UF', 'URX']
+  #failUpstream(reason: string, timeout: boolean, code?: string): void {
+    this.#ctx.events.failed({ id: this.id, cluster: this.#route.cluster, reason, timeout, ...(code ? { code } : {}) })
+    this.#flags = upstreamConnectFailed
     this.#failureReason = reason
     this.#upstream.destroy()
     // Nothing was relayed yet; a plain close tells the client the upstream is unreachable.
@@ -91,8 +115,7 @@ export class ProxiedConnection implements LoopOwner {
   #onUpstreamError(err: NodeJS.ErrnoException): void {
     if (!this.#connected) {
       clearTimeout(this.#connectTimer)
-      if (isFdExhaustion(err)) this.#ctx.fdExhausted(err)
-      this.#failUpstream(`delayed_connect_error:_${-(err.errno ?? 0) || err.code}`)
+      this.#failUpstream(`delayed_connect_error:_${-(err.errno ?? 0) || err.code}`, false, err.code)
       this.#log.debug({ err, dst: formatEndpoint(this.#route.destination) }, 'upstream connect failed')
       return
     }
@@ -108,14 +131,14 @@ export class ProxiedConnection implements LoopOwner {
   }
 
   #idleTimeout(): void {
-    this.#ctx.tcp(this.#route.cluster).idleTimeout.inc()
+    this.#ctx.events.idleTimeout({ id: this.id, cluster: this.#route.cluster })
     this.#termination = 'idle_timeout'
     this.#downstream.destroy()
     this.#upstream.destroy()
   }
 
   onUpstreamLooped(): void {
-    this.#flags = ['UF']
+    this.#flags = [ResponseFlag.UpstreamConnectionFailure]
     this.#termination = 'upstream_loop'
     this.#upstream.destroy()
     this.#downstream.resetAndDestroy()
@@ -134,36 +157,25 @@ export class ProxiedConnection implements LoopOwner {
     if (!other.destroyed && other.writableFinished && other.readableEnded) other.destroy()
     if (--this.#open > 0) return
     clearTimeout(this.#connectTimer)
-    this.#ctx.cluster(this.#route.cluster).upstreamCxActive.dec()
-    this.#ctx.connectionClosed(this, this.#entry())
+    this.#ctx.events.closed(this.#record())
   }
 
-  #entry(): AccessLogEntry {
+  #record(): ConnectionRecord {
+    const dst = this.#route.destination
     return {
+      id: this.id,
+      disposition: 'proxied',
       startTime: this.#start,
-      responseFlags: this.#flags.join(','),
-      connectionTerminationDetails: this.#termination,
-      upstreamTransportFailureReason: this.#failureReason,
-      bytesReceived: this.#downstream.bytesRead,
-      bytesSent: this.#downstream.bytesWritten,
       durationMs: Math.round(performance.now() - this.#startMs),
-      upstreamHost: formatEndpoint(this.#route.destination),
-      upstreamCluster: this.#route.cluster,
-      upstreamLocalAddress: this.#upstreamLocal,
-      downstreamLocalAddress: formatEndpoint(this.#route.destination),
-      downstreamRemoteAddress: this.#downstreamRemote,
+      cluster: this.#route.cluster,
+      serviceName: this.#route.serviceName,
+      flags: this.#flags,
+      terminationDetails: this.#termination,
+      failureReason: this.#failureReason,
+      downstreamRemote: this.#downstreamRemote,
+      downstreamLocal: dst,
+      downstream: { rx: this.#downstream.bytesRead, tx: this.#downstream.bytesWritten },
+      upstream: { host: dst, local: this.#upstreamLocal, bytes: { rx: this.#upstream.bytesRead, tx: this.#upstream.bytesWritten } },
     }
-  }
-
-  get upstreamBytes(): { rx: number; tx: number } {
-    return { rx: this.#upstream.bytesRead, tx: this.#upstream.bytesWritten }
-  }
-
-  get cluster(): string {
-    return this.#route.cluster
-  }
-
-  get serviceName(): string {
-    return this.#route.serviceName
   }
 }

@@ -93,7 +93,7 @@ export class FdBudget {
   }
 
   /** A socket the kernel refused with EMFILE or ENFILE (the budget did not see it coming: other users). */
-  exhausted(listener: string, err: NodeJS.ErrnoException): void {
+  exhausted(listener: string, err: { code?: string | undefined }): void {
     this.#event(listener, 'exhausted', err.code)
   }
 
@@ -137,6 +137,6 @@ export class FdBudget {
 }
 
 /** The errors that mean the process or the system is out of file descriptors. */
-export function isFdExhaustion(err: NodeJS.ErrnoException): boolean {
+export function isFdExhaustion(err: { code?: string | undefined }): boolean {
   return err.code === 'EMFILE' || err.code === 'ENFILE'
 }

@@ -1,5 +1,5 @@
-// The per-cluster, per-TCP-proxy and Istio counters a listener bumps, each resolved once and cached, so a
-// connection pays a Map lookup at open and close and nothing per chunk.
+// The per-cluster, per-TCP-proxy and Istio counters the connection observer (connection-observer.ts) bumps,
+// each resolved once and cached, so a connection pays a Map lookup at open and close and nothing per chunk.
 import type { ListenerKind } from './clusters.js'
 import { getOrAdd, istioStatName, type Counter, type Gauge, type Stats } from './stats.js'
 

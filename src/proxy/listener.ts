@@ -4,29 +4,36 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { ListenError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { originalDst } from '../native/sockopt.js'
-import type { AccessLogEntry, AccessLogSink } from './access-log.js'
+import type { AccessLogSink } from './access-log.js'
 import { listenerNames, route, type ListenerKind, type RouterOptions } from './clusters.js'
 import type { ProxyConfig } from './config.js'
-import { ProxiedConnection } from './connection.js'
+import { ProxiedConnection, type ConnectionContext } from './connection.js'
+import { StatsObserver } from './connection-observer.js'
+import { ConnectionChannel, nextConnectionId, type ConnectionRecord } from './connection-record.js'
 import { endpoint, formatEndpoint, type Endpoint } from './endpoint.js'
 import { isFdExhaustion, type FdBudget } from './fd-budget.js'
 import type { LoopGuard } from './loop-guard.js'
 import { listenTransparent } from './transparent.js'
-import { StatHandles, type ClusterStats, type IstioTcp, type TcpStats } from './listener-stats.js'
-import { listenerStatPrefix, type Counter, type Gauge, type Histogram, type Stats } from './stats.js'
+import type { FlowCounters } from './relay.js'
+import { ResponseFlag } from './response-flags.js'
+import type { Stats } from './stats.js'
 
-/** What a connection needs from its listener; keeps connection.ts free of server plumbing. */
-export interface ListenerContext {
-  kind: ListenerKind
-  config: ProxyConfig
-  log: Logger
-  loopGuard: LoopGuard
-  cluster(name: string): ClusterStats
-  tcp(statPrefix: string): TcpStats
-  inboundSource(family: 4 | 6): string
-  /** a socket failed with EMFILE/ENFILE: counted and warned once per burst */
-  fdExhausted(err: NodeJS.ErrnoException): void
-  connectionClosed(conn: ProxiedConnection, entry: AccessLogEntry): void
+/** Recovers an accepted connection's original destination; undefined when it was not redirected. */
+export type DestinationSource = (socket: Socket, log: Logger) => Endpoint | undefined
+
+/** SO_ORIGINAL_DST: where the connection was headed before the REDIRECT rule sent it to the listener. */
+export function originalDestination(socket: Socket, log: Logger): Endpoint | undefined {
+  try {
+    return originalDst(socket) as Endpoint | undefined
+  } catch (err) {
+    log.warn({ err }, 'SO_ORIGINAL_DST failed')
+    return undefined
+  }
+}
+
+/** TPROXY does not NAT: what the client dialled is the accepted socket's own local address. */
+export function transparentDestination(socket: Socket, log: Logger): Endpoint | undefined {
+  return originalDestination(socket, log) ?? endpoint(socket.localAddress, socket.localPort)
 }
 
 /** The start-up error for a port that cannot be bound, naming what wanted it (also used by the admin servers). */
@@ -44,29 +51,24 @@ export interface ListenerDeps {
   router: RouterOptions
   /** the process's file descriptors, shared by both listeners */
   fdBudget: FdBudget
+  /** how an accepted connection's original destination is recovered (tests route loopback without NAT) */
+  destination?: DestinationSource
 }
 
-export class VirtualListener implements ListenerContext {
+export class VirtualListener implements ConnectionContext {
   readonly kind: ListenerKind
   readonly config: ProxyConfig
   readonly log: Logger
   readonly loopGuard: LoopGuard
+  /** every connection's lifecycle; the statistics and access log subscribe first, anyone else may */
+  readonly events = new ConnectionChannel()
   readonly #deps: ListenerDeps
   readonly #server: Server
   readonly #port: number
-  readonly #active = new Set<ProxiedConnection>()
+  readonly #observer: StatsObserver
+  readonly #destination: DestinationSource
+  readonly #active = new Map<number, ProxiedConnection>()
   readonly #refused = new Set<Socket>()
-  readonly #cx: {
-    total: Counter
-    destroy: Counter
-    active: Gauge
-    overflow: Counter
-    globalOverflow: Counter
-    fdExhausted: Counter
-    length: Histogram
-    noFilterChain: Counter
-  }
-  readonly #handles: StatHandles
   #idleWaiters: (() => void)[] = []
 
   constructor(kind: ListenerKind, deps: ListenerDeps) {
@@ -74,28 +76,24 @@ export class VirtualListener implements ListenerContext {
     this.config = deps.config
     this.loopGuard = deps.loopGuard
     this.#deps = deps
+    this.#destination = deps.destination ?? (kind === 'inbound' && deps.config.interceptionMode === 'TPROXY' ? transparentDestination : originalDestination)
     this.#port = kind === 'outbound' ? deps.config.outboundPort : deps.config.inboundPort
     this.log = deps.log.child({ listener: listenerNames[kind], port: this.#port })
-    this.#handles = new StatHandles(deps.stats, kind)
-    const prefix = listenerStatPrefix(deps.config.bindAddress, this.#port)
-    const s = deps.stats
-    this.#cx = {
-      total: s.counter(`${prefix}.downstream_cx_total`),
-      destroy: s.counter(`${prefix}.downstream_cx_destroy`),
-      active: s.gauge(`${prefix}.downstream_cx_active`),
-      overflow: s.counter(`${prefix}.downstream_cx_overflow`),
-      globalOverflow: s.counter(`${prefix}.downstream_global_cx_overflow`),
-      // our own name: Envoy has no counter for sockets refused with EMFILE/ENFILE
-      fdExhausted: s.counter('sidecar.fd_exhausted'),
-      length: s.histogram(`${prefix}.downstream_cx_length_ms`),
-      noFilterChain: s.counter(`${prefix}.no_filter_chain_match`),
-    }
+    this.#observer = new StatsObserver({ kind, stats: deps.stats, bindAddress: deps.config.bindAddress, port: this.#port, accessLog: deps.accessLog })
+    this.events.subscribe(this.#observer)
+    // The listener's own bookkeeping: descriptors, the active set, the drain's idle waiters.
+    this.events.subscribe({
+      failed: (e) => {
+        if (isFdExhaustion(e)) deps.fdBudget.exhausted(this.name, e)
+      },
+      closed: (r) => this.#closed(r),
+    })
     this.#server = createServer(
       { allowHalfOpen: true, pauseOnConnect: true, noDelay: true, highWaterMark: deps.config.bufferLimitBytes },
       (socket) => this.#accept(socket),
     )
     this.#server.maxConnections = deps.config.maxConnections
-    this.#server.on('drop', () => this.#cx.overflow.inc())
+    this.#server.on('drop', () => this.#observer.overflow())
   }
 
   get name(): string {
@@ -127,7 +125,7 @@ export class VirtualListener implements ListenerContext {
         this.#server.off('error', onError)
         // libuv absorbs accept()'s EMFILE itself (fd-budget.ts); should it pass one on, it is no listener fault.
         this.#server.on('error', (err: NodeJS.ErrnoException) => {
-          if (isFdExhaustion(err)) this.fdExhausted(err)
+          if (isFdExhaustion(err)) this.#fdExhausted(err)
           else this.log.error({ err }, 'listener error')
         })
         this.#deps.fdBudget.measure()
@@ -162,36 +160,34 @@ export class VirtualListener implements ListenerContext {
   }
 
   abortAll(): void {
-    for (const conn of this.#active) conn.abort()
+    for (const conn of this.#active.values()) conn.abort()
     for (const socket of this.#refused) socket.destroy()
+  }
+
+  flow(cluster: string): FlowCounters {
+    return this.#observer.flow(cluster)
   }
 
   #accept(socket: Socket): void {
     // Two descriptors per connection (downstream and upstream), taken here and given back at close.
     if (!this.#deps.fdBudget.take(2)) return this.#refuseOverBudget(socket)
-    this.#cx.total.inc()
-    this.#cx.active.inc()
     const remote = endpoint(socket.remoteAddress, socket.remotePort)
-    let dst: Endpoint | undefined
-    try {
-      // undefined when not redirected; TPROXY does not NAT: what the client dialled is the socket's local address.
-      dst = originalDst(socket) ?? (this.#transparent ? endpoint(socket.localAddress, socket.localPort) : undefined)
-    } catch (err) {
-      this.log.warn({ err }, 'SO_ORIGINAL_DST failed')
-    }
+    const dst = this.#destination(socket, this.log)
     const looped = this.loopGuard.ownerOf(socket.remoteAddress, socket.remotePort, dst)
     if (looped) return this.#refuseLoop(socket, remote, looped)
     const r = route(this.kind, dst, this.#deps.router)
-    this.istio(r.cluster, r.kind === 'passthrough' ? r.serviceName : 'unknown', '-').opened.inc()
-    if (r.kind === 'blackhole') return this.#blackhole(socket, remote, dst, r.flags, r.reason)
-    this.tcp(r.cluster).downstreamCxTotal.inc()
-    this.#active.add(new ProxiedConnection(this, socket, r, remote))
+    if (r.kind === 'blackhole') {
+      this.log.debug({ src: formatEndpoint(remote), dst: formatEndpoint(dst), reason: r.reason }, 'connection sent to BlackHoleCluster')
+      return this.#closeUnproxied(socket, { disposition: 'blackholed', remote, dst, flags: [r.flags], details: r.reason, reset: false })
+    }
+    const conn = new ProxiedConnection(this, socket, r, remote)
+    this.#active.set(conn.id, conn)
   }
 
   #refuseOverBudget(socket: Socket): void {
     const budget = this.#deps.fdBudget
     budget.hold(1)
-    this.#cx.globalOverflow.inc()
+    this.#observer.globalOverflow()
     budget.overflow(this.name)
     this.#refused.add(socket)
     socket.on('error', () => {})
@@ -203,16 +199,9 @@ export class VirtualListener implements ListenerContext {
     socket.destroy()
   }
 
-  fdExhausted(err: NodeJS.ErrnoException): void {
-    this.#cx.fdExhausted.inc()
+  #fdExhausted(err: NodeJS.ErrnoException): void {
+    this.#observer.fdExhausted()
     this.#deps.fdBudget.exhausted(this.name, err)
-  }
-
-  #blackhole(socket: Socket, remote: Endpoint | undefined, dst: Endpoint | undefined, flags: string, reason: string): void {
-    if (flags === 'NR') this.#cx.noFilterChain.inc()
-    this.tcp('BlackHoleCluster').downstreamCxNoRoute.inc()
-    this.log.debug({ src: formatEndpoint(remote), dst: formatEndpoint(dst), reason }, 'connection sent to BlackHoleCluster')
-    this.#closeUnproxied(socket, remote, dst, flags, reason)
   }
 
   #refuseLoop(socket: Socket, remote: Endpoint | undefined, owner: { onUpstreamLooped(): void }): void {
@@ -226,61 +215,43 @@ export class VirtualListener implements ListenerContext {
         `generate the rules with that uid in -u/--proxy-uid (or its gid in -g/--proxy-gid). Connection refused.`,
     )
     owner.onUpstreamLooped()
-    this.istio('BlackHoleCluster', 'unknown', '-').opened.inc()
-    this.#closeUnproxied(socket, remote, undefined, 'NR', 'upstream_loop', true)
+    const flags = [ResponseFlag.NoRouteFound]
+    this.#closeUnproxied(socket, { disposition: 'looped', remote, dst: undefined, flags, details: 'upstream_loop', reset: true })
   }
 
-  #closeUnproxied(socket: Socket, remote: Endpoint | undefined, dst: Endpoint | undefined, flags: string, details: string, reset = false): void {
+  /** A connection closed without an upstream (BlackHoleCluster): opened and closed with one record. */
+  #closeUnproxied(socket: Socket, c: Unproxied): void {
+    const id = nextConnectionId()
     const start = new Date()
     // Read before the destroy below: a destroyed socket no longer reports its local address.
-    const local = dst ?? endpoint(socket.localAddress, socket.localPort)
+    const local = c.dst ?? endpoint(socket.localAddress, socket.localPort)
+    this.events.opened({ id, disposition: c.disposition, cluster: 'BlackHoleCluster', serviceName: 'unknown', flags: c.flags })
     this.#refused.add(socket)
     socket.on('error', () => {})
     socket.once('close', () => {
-      this.#deps.fdBudget.release(2)
       this.#refused.delete(socket)
-      this.#cx.active.dec()
-      this.#cx.destroy.inc()
-      this.#cx.length.record(Date.now() - start.getTime())
-      this.istio('BlackHoleCluster', 'unknown', flags).closed.inc()
-      this.#deps.accessLog.write({
+      this.events.closed({
+        id,
+        disposition: c.disposition,
         startTime: start,
-        responseFlags: flags,
-        connectionTerminationDetails: details,
-        upstreamTransportFailureReason: '',
-        bytesReceived: 0,
-        bytesSent: 0,
         durationMs: Date.now() - start.getTime(),
-        upstreamHost: '-',
-        upstreamCluster: 'BlackHoleCluster',
-        upstreamLocalAddress: '-',
-        downstreamLocalAddress: formatEndpoint(local),
-        downstreamRemoteAddress: formatEndpoint(remote),
+        cluster: 'BlackHoleCluster',
+        serviceName: 'unknown',
+        flags: c.flags,
+        terminationDetails: c.details,
+        failureReason: '',
+        downstreamRemote: c.remote,
+        downstreamLocal: local,
+        downstream: { rx: 0, tx: 0 },
       })
-      this.#checkIdle()
     })
-    if (reset) socket.resetAndDestroy()
+    if (c.reset) socket.resetAndDestroy()
     else socket.destroy()
   }
 
-  connectionClosed(conn: ProxiedConnection, entry: AccessLogEntry): void {
-    this.#active.delete(conn)
+  #closed(r: ConnectionRecord): void {
+    this.#active.delete(r.id)
     this.#deps.fdBudget.release(2)
-    this.#cx.active.dec()
-    this.#cx.destroy.inc()
-    this.#cx.length.record(entry.durationMs)
-    const cluster = this.cluster(conn.cluster)
-    const up = conn.upstreamBytes
-    cluster.upstreamCxRxBytesTotal.inc(up.rx)
-    cluster.upstreamCxTxBytesTotal.inc(up.tx)
-    const tcp = this.tcp(conn.cluster)
-    tcp.downstreamCxRxBytesTotal.inc(entry.bytesReceived)
-    tcp.downstreamCxTxBytesTotal.inc(entry.bytesSent)
-    const istio = this.istio(conn.cluster, conn.serviceName, entry.responseFlags || '-')
-    istio.closed.inc()
-    istio.sent.inc(entry.bytesSent)
-    istio.received.inc(entry.bytesReceived)
-    this.#deps.accessLog.write(entry)
     this.#checkIdle()
   }
 
@@ -290,20 +261,13 @@ export class VirtualListener implements ListenerContext {
     this.#idleWaiters = []
     for (const w of waiters) w()
   }
+}
 
-  cluster(name: string): ClusterStats {
-    return this.#handles.cluster(name)
-  }
-
-  tcp(statPrefix: string): TcpStats {
-    return this.#handles.tcp(statPrefix)
-  }
-
-  istio(cluster: string, service: string, flags: string): IstioTcp {
-    return this.#handles.istio(cluster, service, flags)
-  }
-
-  inboundSource(family: 4 | 6): string {
-    return family === 6 ? this.config.inboundSourceV6 : this.config.inboundSourceV4
-  }
+interface Unproxied {
+  disposition: 'blackholed' | 'looped'
+  remote: Endpoint | undefined
+  dst: Endpoint | undefined
+  flags: ResponseFlag[]
+  details: string
+  reset: boolean
 }
