@@ -2,7 +2,7 @@
 import { renameSync, readFileSync } from 'node:fs'
 import parse from 'parse-prometheus-text-format'
 import t from 'tap'
-import { adminStats, curlIn, eventually, podPair, runClient, startServerApp, startSidecar } from '../helpers/pods.js'
+import { adminStats, curlIn, eventually, podPair, runClient, startServerApp, startSidecar, waitForStat } from '../helpers/pods.js'
 import { rootOnly } from '../helpers/root.js'
 
 const N = 5
@@ -96,7 +96,7 @@ t.test('/drain_listeners?graceful lets an open transfer finish; without graceful
   await startSidecar(t, client)
   await startSidecar(t, server)
   const graceful = runClient(t, client, server.ip, 9080, 2 * MB, 2000)
-  await new Promise((r) => setTimeout(r, 500))
+  await waitForStat(server, 'listener.[__]_15006.downstream_cx_active', (n) => n === 1)
   t.equal((await curlIn(server, 'http://127.0.0.1:15000/drain_listeners?inboundonly&graceful', 'POST')).status, 200)
   const a = await graceful
   t.equal(a.error, null)
@@ -104,7 +104,7 @@ t.test('/drain_listeners?graceful lets an open transfer finish; without graceful
   t.equal(a.receivedSha256, a.sentSha256)
 
   const abrupt = runClient(t, server, client.ip, 9080, 2 * MB, 2000)
-  await new Promise((r) => setTimeout(r, 500))
+  await waitForStat(server, 'listener.[__]_15001.downstream_cx_active', (n) => n === 1)
   t.equal((await curlIn(server, 'http://127.0.0.1:15000/drain_listeners', 'POST')).status, 200)
   const b = await abrupt
   t.ok(b.received < 2 * MB, `the transfer out of the pod was cut short (${b.received} bytes back)`)

@@ -3,7 +3,7 @@ import t from 'tap'
 import { rootOnly } from '../helpers/root.js'
 import { join } from 'node:path'
 import { execIn } from '../../src/lab/netns.js'
-import { eventually, podPair, repoRoot, runClient, spawnIn, startServerApp, startSidecar, waitForStat } from '../helpers/pods.js'
+import { adminStats, eventually, podPair, repoRoot, runClient, spawnIn, startServerApp, startSidecar, waitForStat } from '../helpers/pods.js'
 
 const MB = 1_000_000
 
@@ -95,9 +95,11 @@ t.test('loop guard: a proxy whose uid the rules do not exempt refuses the loop o
   t.match(error, /"level":50/, 'logged at error level')
   t.match(error, /uid 2000/, 'the error names the uid that is not exempt')
   t.match(error, /--uid 1337|-u\/--proxy-uid/, 'the error says how to fix it')
-  await new Promise((r) => setTimeout(r, 1000))
-  const lines = outbound.accessLines()
-  t.equal(lines.length, 2, 'exactly two connections: the app\'s and the refused looped hop (the loop is bounded)')
+  // Bounded: once every connection the outbound listener accepted is closed, it accepted exactly two.
+  await waitForStat(client, 'listener.[__]_15001.downstream_cx_active', (n) => n === 0)
+  t.equal((await adminStats(client))['listener.[__]_15001.downstream_cx_total'], 2, 'the listener accepted two connections: the app\'s and the looped hop (the loop is bounded)')
+  const lines = await eventually(() => (outbound.accessLines().length >= 2 ? outbound.accessLines() : undefined))
+  t.equal(lines.length, 2, 'exactly two access-log lines')
   t.ok(lines.some((l) => /UF - upstream_loop .* PassthroughCluster/.test(l)), 'the app\'s connection is logged UF upstream_loop')
   t.ok(lines.some((l) => /NR - upstream_loop .* BlackHoleCluster/.test(l)), 'the looped hop is refused')
   t.notOk(app.stdout.some((l) => l.includes('"conn"')), 'the server app never got a connection')
