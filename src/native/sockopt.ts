@@ -3,6 +3,7 @@ import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
 import { getSystemErrorName } from 'node:util'
 import { AddonLoadError } from '../errors.js'
+import { addressFamily } from '../net/address.js'
 
 export interface SocketAddress {
   address: string
@@ -63,22 +64,16 @@ export function socketFd(socket: Socket): number {
   return fd
 }
 
-function isIPv4Mapped(address: string | undefined): boolean {
-  return address !== undefined && address.startsWith('::ffff:') && address.includes('.')
-}
-
 /**
  * The destination the client dialled before NAT rewrote it. Throws with code ENOENT when the connection
  * was not redirected (no conntrack NAT entry). An IPv4-mapped IPv6 socket asks the IPv4 table.
  */
 export function originalDst(socket: Socket): SocketAddress {
-  const family = socket.localAddress && socket.localAddress.includes(':') && !isIPv4Mapped(socket.localAddress) ? 6 : 4
-  return load().originalDst(socketFd(socket), family)
+  return load().originalDst(socketFd(socket), addressFamily(socket.localAddress))
 }
 
 export function setTransparent(socket: Socket, on = true): void {
-  const family = socket.localAddress?.includes(':') && !isIPv4Mapped(socket.localAddress) ? 6 : 4
-  load().setTransparent(socketFd(socket), family, on ? 1 : 0)
+  load().setTransparent(socketFd(socket), addressFamily(socket.localAddress), on ? 1 : 0)
 }
 
 export function setMark(socket: Socket, mark: number): void {

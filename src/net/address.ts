@@ -16,6 +16,11 @@ export function plainAddress(address: string): string {
   return address.toLowerCase().startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address
 }
 
+/** 6 for an IPv6 address that is not IPv4-mapped, else 4 (the family whose socket options apply). */
+export function addressFamily(address: string | undefined): 4 | 6 {
+  return address !== undefined && isIP(plainAddress(address)) === 6 ? 6 : 4
+}
+
 /** A socket's address and port (either may be missing on a closed socket) as an Endpoint. */
 export function endpoint(address: string | undefined, port: number | undefined): Endpoint | undefined {
   if (!address || port === undefined) return undefined
