@@ -151,16 +151,17 @@ function noHit(t: Traversal, all: Traversal[], i: number): NoHit {
 
 const noAccept = { accept: null, walk: null } as const
 
-function netfilterSteps(t: Traversal, conn: number, none: NoHit | null, input: TraceInput): Omit<Step, 'n'>[] {
+/** all, i: every traversal in order, and t's place in it (a reply's un-NAT shows in the next one) */
+function netfilterSteps(t: Traversal, conn: number, input: TraceInput, all: Traversal[], i: number): Omit<Step, 'n'>[] {
   const packet = { ...ends(t.before), flags: t.before.flags }
   const rewritten = sameEnds(ends(t.before), ends(t.after)) ? null : ends(t.after)
   const base = { pod: t.pod, kind: 'netfilter' as const, connection: conn, packet, hook: t.hook, ...noAccept }
   if (t.hits.length === 0) {
-    return [{ ...base, rewritten, table: null, chain: null, rule: null, iptables: null, verdict: 'accept', ...(none ?? { noChain: 'no nat chain', unNat: null, note: null }) }]
+    return [{ ...base, rewritten, table: null, chain: null, rule: null, iptables: null, verdict: 'accept', ...noHit(t, all, i) }]
   }
-  return t.hits.map((h: Hit, i) => ({
+  return t.hits.map((h: Hit, k) => ({
     ...base,
-    rewritten: i === t.hits.length - 1 ? rewritten : null,
+    rewritten: k === t.hits.length - 1 ? rewritten : null,
     table: `${h.family} ${h.table}`,
     chain: h.chain,
     rule: h.policy ? `policy ${h.verdict}` : (h.rule ?? (h.handle === null ? null : `handle ${h.handle}`)),
@@ -200,7 +201,7 @@ export function assembleSteps(input: TraceInput): { connections: Connection[]; s
   for (const c of connections) {
     tagged.forEach((x, i) => {
       if (x.conn !== c.index) return
-      steps.push(...netfilterSteps(x.t, c.index, x.t.hits.length ? null : noHit(x.t, ordered, i), input))
+      steps.push(...netfilterSteps(x.t, c.index, input, ordered, i))
     })
     const line = accepts.get(c.index)
     if (!line) continue
