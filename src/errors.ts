@@ -121,3 +121,10 @@ export class CapabilityError extends SidecarError {
     super('SIDECAR_ERR_CAPABILITY', message, { cause })
   }
 }
+
+/** A string that should be an address and port (`198.18.0.10:9080`, `[2001:2::10]:9080`) is not one. */
+export class InvalidAddressError extends SidecarError {
+  constructor(text: string, reason: string) {
+    super('SIDECAR_ERR_INVALID_ADDRESS', `'${text}' is not an address:port: ${reason}`)
+  }
+}

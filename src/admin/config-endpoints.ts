@@ -1,5 +1,6 @@
 // /listeners, /clusters and /config_dump: the sidecar's listeners and Istio's fixed clusters in Envoy's
 // text (`name::address`, `cluster::field::value`) and JSON forms.
+import { formatHostPort } from '../net/address.js'
 import { listenerNames } from '../proxy/clusters.js'
 import type { ProxyConfig } from '../proxy/config.js'
 import { json, text, type AdminRoute } from './router.js'
@@ -23,11 +24,6 @@ export function clusters(c: ProxyConfig): ClusterInfo[] {
     { name: 'InboundPassthroughClusterIpv6', type: 'ORIGINAL_DST', connectTimeoutMs: c.connectTimeoutMs, bindAddress: c.inboundSourceV6 },
     { name: 'PassthroughCluster', type: 'ORIGINAL_DST', connectTimeoutMs: c.connectTimeoutMs },
   ]
-}
-
-/** Envoy's address form: 0.0.0.0:15001, [::]:15001. */
-export function addressString(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
 
 function socketAddress(host: string, port: number) {
@@ -109,7 +105,7 @@ export function configRoutes(target: AdminTarget): AdminRoute[] {
         if (req.query.get('format') === 'json') {
           return json({ listener_statuses: target.listeners.map((l) => ({ name: l.name, local_address: socketAddress(host, l.port) })) })
         }
-        return text(target.listeners.map((l) => `${l.name}::${addressString(host, l.port)}\n`).join(''))
+        return text(target.listeners.map((l) => `${l.name}::${formatHostPort(host, l.port)}\n`).join(''))
       },
     },
     {

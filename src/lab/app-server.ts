@@ -2,6 +2,7 @@
 // app calls another service (productpage -> reviews -> ratings) makes that call and nests the answer.
 // usage: node dist/lab/app-server.js SERVICE PORT [UPSTREAM_URL]
 import { createServer, request } from 'node:http'
+import { endpoint, formatEndpoint, plainAddress } from '../net/address.js'
 
 const [service = 'app', portText = '9080', upstream] = process.argv.slice(2)
 
@@ -28,8 +29,9 @@ const server = createServer(async (req, res) => {
   const answer: Record<string, unknown> = {
     service,
     path: req.url,
-    peer: req.socket.remoteAddress?.replace(/^::ffff:/, ''),
-    local: `${req.socket.localAddress?.replace(/^::ffff:/, '')}:${req.socket.localPort}`,
+    peer: req.socket.remoteAddress && plainAddress(req.socket.remoteAddress),
+    // host:port as everywhere else: [2001:2::20]:9080, not the ambiguous 2001:2::20:9080
+    local: formatEndpoint(endpoint(req.socket.localAddress, req.socket.localPort)),
   }
   if (upstream && req.url === '/') answer.upstream = await callUpstream(upstream)
   const body = JSON.stringify(answer) + '\n'

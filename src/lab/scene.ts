@@ -4,6 +4,7 @@
 // Every pod is a network namespace on one bridge that lives in a namespace of the lab's own.
 
 import { InvalidFlagError } from '../errors.js'
+import { formatHostPort } from '../net/address.js'
 
 export interface PodSpec {
   name: 'productpage' | 'reviews' | 'ratings'
@@ -83,5 +84,5 @@ export function podSpec(name: string): PodSpec | undefined {
 export function podUrl(name: string): string {
   const p = podSpec(name)
   if (!p) throw new InvalidFlagError(`no pod '${name}': the lab's pods are ${pods.map((q) => q.name).join(', ')}`)
-  return `http://${p.ip}:${appPort}/`
+  return `http://${formatHostPort(p.ip, appPort)}/`
 }

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
 import { getSystemErrorName } from 'node:util'
 import { AddonLoadError } from '../errors.js'
+import { addressFamily } from '../net/address.js'
 
 export interface SocketAddress {
   address: string
@@ -60,10 +61,6 @@ export function socketFd(socket: Socket): number {
   return fd
 }
 
-function isIPv4Mapped(address: string | undefined): boolean {
-  return address !== undefined && address.startsWith('::ffff:') && address.includes('.')
-}
-
 /**
  * The destination the client dialled before NAT rewrote it, or undefined when the connection was not
  * redirected (the kernel's ENOENT: no conntrack entry). With conntrack on but no NAT, it is the socket's own
@@ -71,8 +68,7 @@ function isIPv4Mapped(address: string | undefined): boolean {
  * IPv6 socket asks the IPv4 table.
  */
 export function originalDst(socket: Socket): SocketAddress | undefined {
-  const family = socket.localAddress && socket.localAddress.includes(':') && !isIPv4Mapped(socket.localAddress) ? 6 : 4
-  return load().originalDst(socketFd(socket), family)
+  return load().originalDst(socketFd(socket), addressFamily(socket.localAddress))
 }
 
 /** SO_MARK (needs CAP_NET_ADMIN); mark must be an int32 (a TypeError names it otherwise). */

@@ -1,7 +1,8 @@
 // The walkthrough's two open questions, answered from this run's own evidence: does step 16 loop, and
 // does the sidecar open a new TCP connection or rewrite packets?
+import { endpointOf, formatEndpoint as fmt, sameEndpoint } from '../net/address.js'
 import type { ConntrackEntry } from './evidence.js'
-import { endpoint, sameEndpoint, type Connection, type Step } from './steps.js'
+import { originalSrc, type Connection, type Step } from './steps.js'
 import { transparentSentence, type TraceMode } from './tproxy.js'
 
 export interface RuleEvidence {
@@ -77,11 +78,11 @@ function loopAnswer(steps: Step[], connections: Connection[]): LoopAnswer {
 }
 
 function tupleEvidence(c: Connection, conntrack: ConntrackEntry[]): TupleEvidence[] {
-  const mine = conntrack.filter((e) => sameEndpoint(endpoint(e.original.src, e.original.sport), c.client))
+  const mine = conntrack.filter((e) => sameEndpoint(originalSrc(e), c.client))
   const rows = mine.length ? mine : [undefined]
   return rows.map((e) => ({
-    connection: c.index, role: c.role, pod: e?.pod ?? c.pod, client: c.client, server: c.server,
-    natTo: e?.nated ? endpoint(e.reply.src, e.reply.sport) : null,
+    connection: c.index, role: c.role, pod: e?.pod ?? c.pod, client: fmt(c.client), server: fmt(c.server),
+    natTo: e?.nated ? fmt(endpointOf(e.reply.src, e.reply.sport)) : null,
     conntrack: e?.line ?? null,
   }))
 }
@@ -96,9 +97,9 @@ function newConnectionAnswer(connections: Connection[], conntrack: ConntrackEntr
     distinct === null
       ? 'No sidecar accepted the app\'s connection (no access log line names it), so there is nothing to compare.'
       : distinct
-        ? `A new connection. The app's socket is ${app!.client} -> ${app!.server}` +
+        ? `A new connection. The app's socket is ${fmt(app!.client)} -> ${fmt(app!.server)}` +
           (appNat?.natTo ? `, which conntrack NATed to ${appNat.natTo}` : '') +
-          `; the sidecar's socket is ${proxied!.client} -> ${proxied!.server}` +
+          `; the sidecar's socket is ${fmt(proxied!.client)} -> ${fmt(proxied!.server)}` +
           (ownNat?.conntrack ? (ownNat.natTo ? `, NATed to ${ownNat.natTo} in ${ownNat.pod}` : `, not NATed in ${ownNat.pod}`) : '') +
           '. Different source ports, two sockets: the sidecar terminates TCP and opens its own connection; no packet is rewritten on its way through.' +
           (mode === 'TPROXY' ? transparentSentence(connections) : '')

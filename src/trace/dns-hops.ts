@@ -2,7 +2,7 @@
 // role in the lookup (the app's query, the sidecar's upstream query, their replies), with every rule it
 // hit in the raw and nat tables, the iptables form of each, and what NAT rewrote.
 import type { Hit, PacketInfo, Traversal } from './parse.js'
-import { endpoint } from './steps.js'
+import { endpointOf, formatEndpoint } from '../net/address.js'
 
 export interface DnsHit {
   /** numbered across the whole lookup, as the text prints them */
@@ -24,7 +24,7 @@ export interface DnsHop {
   note: string | null
 }
 
-const ends = (p: PacketInfo) => ({ src: endpoint(p.saddr, p.sport), dst: endpoint(p.daddr, p.dport) })
+const ends = (p: PacketInfo) => ({ src: formatEndpoint(endpointOf(p.saddr, p.sport)), dst: formatEndpoint(endpointOf(p.daddr, p.dport)) })
 
 export function roleOf(t: Traversal, appPort: number): string {
   const p = t.before

@@ -2,35 +2,53 @@
 // 4-tuples of each proxied connection), conntrack's table (which connection was NATed) and the iptables
 // view of the nat rules (so a trace line can be shown as the `-A ...` rule the walkthrough quotes).
 import { execIn } from '../lab/netns.js'
+import { parseOptionalEndpoint, type Endpoint } from '../net/address.js'
 
+/** One access log line's addresses; null where the sidecar logged '-' (no upstream, say). */
 export interface AccessLine {
   pod: string
   cluster: string
-  upstreamHost: string
+  upstreamHost: Endpoint | null
   /** the sidecar's own socket on its new connection */
-  upstreamLocal: string
+  upstreamLocal: Endpoint | null
   /** the original destination the sidecar recovered (SO_ORIGINAL_DST) */
-  downstreamLocal: string
+  downstreamLocal: Endpoint | null
   /** the peer that connected to the sidecar */
-  downstreamRemote: string
+  downstreamRemote: Endpoint | null
+}
+
+type AddressFields = Record<'upstreamHost' | 'upstreamLocal' | 'downstreamLocal' | 'downstreamRemote', string | null | undefined>
+
+/** A line whose addresses do not parse is not one of our sidecar's lines: skipped, like any other stray line. */
+function accessLine(pod: string, cluster: string, a: AddressFields): AccessLine | undefined {
+  try {
+    const at = (v: string | null | undefined) => parseOptionalEndpoint(v ?? '-')
+    return {
+      pod, cluster, upstreamHost: at(a.upstreamHost), upstreamLocal: at(a.upstreamLocal),
+      downstreamLocal: at(a.downstreamLocal), downstreamRemote: at(a.downstreamRemote),
+    }
+  } catch {
+    return undefined
+  }
 }
 
 /** Istio's text format (the five fields before the trailing "- -") or the JSON format. */
 export function parseAccessLine(pod: string, line: string): AccessLine | undefined {
   if (line.startsWith('{')) {
+    let j: Record<string, string | null>
     try {
-      const j = JSON.parse(line) as Record<string, string | null>
-      return {
-        pod, cluster: j.upstream_cluster ?? '-', upstreamHost: j.upstream_host ?? '-', upstreamLocal: j.upstream_local_address ?? '-',
-        downstreamLocal: j.downstream_local_address ?? '-', downstreamRemote: j.downstream_remote_address ?? '-',
-      }
+      j = JSON.parse(line) as Record<string, string | null>
     } catch {
       return undefined
     }
+    return accessLine(pod, j.upstream_cluster ?? '-', {
+      upstreamHost: j.upstream_host, upstreamLocal: j.upstream_local_address,
+      downstreamLocal: j.downstream_local_address, downstreamRemote: j.downstream_remote_address,
+    })
   }
   const m = /"([^"]*)" (\S+) (\S+) (\S+) (\S+) \S+ \S+$/.exec(line.trim())
   if (!m) return undefined
-  return { pod, upstreamHost: m[1]!, cluster: m[2]!, upstreamLocal: m[3]!, downstreamLocal: m[4]!, downstreamRemote: m[5]! }
+  return accessLine(pod, m[2]!, { upstreamHost: m[1], upstreamLocal: m[3], downstreamLocal: m[4], downstreamRemote: m[5] })
 }
 
 export interface Tuple {

@@ -1,9 +1,10 @@
 // Steps -> hops: one per packet per hook (the rules it hit folded together) or one per sidecar accept,
 // each placed between two lanes of the diagram: who sent the packet, and whose socket received it.
+import { formatEndpoint as fmt, sameEndpoint } from '../net/address.js'
 import type { TraceReport } from './report.js'
 import { sidecarPorts } from './nft-table.js'
 import type { Connection, Step } from './steps.js'
-import { assignSteps, ranges } from './walkthrough.js'
+import { ranges } from './walkthrough.js'
 
 export interface Hop {
   kind: 'packet' | 'sidecar'
@@ -21,7 +22,6 @@ export interface Hop {
   walk: string
 }
 
-const port = (e: string) => Number(e.slice(e.lastIndexOf(':') + 1))
 const isReply = (s: Step) => s.packet.flags.includes('ack')
 
 function groups(steps: Step[]): Step[][] {
@@ -29,7 +29,7 @@ function groups(steps: Step[]): Step[][] {
   for (const s of steps) {
     const last = out.at(-1)?.[0]
     const same = last && s.kind === 'netfilter' && last.kind === 'netfilter' && last.pod === s.pod && last.hook === s.hook &&
-      last.packet.src === s.packet.src && last.packet.dst === s.packet.dst && isReply(last) === isReply(s)
+      sameEndpoint(last.packet.src, s.packet.src) && sameEndpoint(last.packet.dst, s.packet.dst) && isReply(last) === isReply(s)
     if (same) out.at(-1)!.push(s)
     else out.push([s])
   }
@@ -46,32 +46,30 @@ function acceptor(group: Step[][], c: Connection): string {
   if (!syn) return `${c.pod}:app`
   const last = syn.at(-1)!
   const dst = [...syn].reverse().find((s) => s.rewritten)?.rewritten?.dst ?? last.packet.dst
-  return `${last.pod}:${sidecarPorts.includes(port(dst)) ? 'sidecar' : 'app'}`
+  return `${last.pod}:${sidecarPorts.includes(dst.port) ? 'sidecar' : 'app'}`
 }
 
 function range(g: Step[]): string {
   return g.length === 1 ? `${g[0]!.n}` : `${g[0]!.n}-${g.at(-1)!.n}`
 }
 
-function shortNote(note: string | null): string {
-  if (!note) return 'no nat chain'
-  const unNat = /turns (\S+) back into (\S+)/.exec(note)
-  if (unNat) return `no nat chain: reply; conntrack restores ${unNat[1]} → ${unNat[2]}`
-  if (note.startsWith('reply')) return 'no nat chain: reply, conntrack already knows the connection'
-  if (note.includes('through lo')) return 'no nat chain: back in via lo, NAT was settled at OUTPUT'
+function shortNote(s: Step): string {
+  if (s.unNat) return `no nat chain: reply; conntrack restores ${fmt(s.unNat.from)} → ${fmt(s.unNat.to)}`
+  if (s.noChain === 'reply') return 'no nat chain: reply, conntrack already knows the connection'
+  if (s.noChain === 'loopback') return 'no nat chain: back in via lo, NAT was settled at OUTPUT'
   return 'no nat chain'
 }
 
 function decision(g: Step[]): { text: string; verdict: string; chains: string[] } {
   const hits = g.filter((s) => s.chain)
-  if (hits.length === 0) return { text: shortNote(g[0]!.note), verdict: 'accept', chains: [] }
+  if (hits.length === 0) return { text: shortNote(g[0]!), verdict: 'accept', chains: [] }
   const chains = [...new Set(hits.map((s) => s.chain!))]
   const rules = hits.filter((s) => !s.rule?.startsWith('policy '))
   const key = rules.at(-1) ?? hits.at(-1)!
   // the chain path already ends with the deciding rule's chain
   const rule = key.iptables ? key.iptables.replace(/^-A \S+ /, '') : (key.rule ?? '')
   const rewritten = g.find((s) => s.rewritten)?.rewritten
-  const to = rewritten ? `  (now → ${rewritten.dst})` : ''
+  const to = rewritten ? `  (now → ${fmt(rewritten.dst)})` : ''
   return { text: `${chains.join(' › ')}:  ${rule}  ⇒ ${key.verdict}${to}`, verdict: key.verdict, chains }
 }
 
@@ -90,31 +88,29 @@ function packetHop(g: Step[], all: Step[][], i: number, conns: Connection[]): Om
     fromLane: s.hook === 'output' ? sender : nf,
     toLane: s.hook === 'output' ? nf : receiver,
     wireFrom: crossed ? `${prev.pod}:netfilter` : null,
-    title: `${flags} ${s.packet.src} → ${s.packet.dst}   (${s.pod}, ${s.hook === 'output' ? 'OUTPUT' : 'PREROUTING'} hook)`,
+    title: `${flags} ${fmt(s.packet.src)} → ${fmt(s.packet.dst)}   (${s.pod}, ${s.hook === 'output' ? 'OUTPUT' : 'PREROUTING'} hook)`,
     decision: d.text, verdict: d.verdict, chains: d.chains,
   }
 }
 
-function walkLabel(g: Step[], assigned: Map<number, number | null>): string {
-  const ws = [...new Set(g.flatMap((s) => assigned.get(s.n) ?? []))].sort((a, b) => a - b)
+function walkLabel(g: Step[]): string {
+  const ws = [...new Set(g.flatMap((s) => s.walk ?? []))].sort((a, b) => a - b)
   return ws.length ? `w${ranges(ws)}` : ''
 }
 
 export function hops(report: TraceReport): Hop[] {
   const all = groups(report.steps)
-  const assigned = assignSteps(report)
-  return all.map((g, i): Hop => ({ ...hop(g, all, i, report), walk: walkLabel(g, assigned) }))
+  return all.map((g, i): Hop => ({ ...hop(g, all, i, report), walk: walkLabel(g) }))
 }
 
 function hop(g: Step[], all: Step[][], i: number, report: TraceReport): Omit<Hop, 'walk'> {
   const s = g[0]!
   if (s.kind === 'netfilter') return packetHop(g, all, i, report.connections)
-  const next = report.connections[s.connection + 1]
-  const orig = /original destination (\S+)/.exec(s.note ?? '')?.[1] ?? '?'
+  const a = s.accept
   return {
     kind: 'sidecar', label: range(g), fromLane: `${s.pod}:sidecar`, toLane: `${s.pod}:sidecar`, wireFrom: null,
-    title: `${s.pod} sidecar accepts ${s.packet.src} on ${s.packet.dst}`,
-    decision: `original dst ${orig} (SO_ORIGINAL_DST); new socket ${next?.client ?? '?'} → ${next?.server ?? '?'}`,
+    title: `${s.pod} sidecar accepts ${fmt(s.packet.src)} on ${fmt(s.packet.dst)}`,
+    decision: `original dst ${a ? fmt(a.originalDst) : '?'} (SO_ORIGINAL_DST); new socket ${a ? fmt(a.opened.src) : '?'} → ${a ? fmt(a.opened.dst) : '?'}`,
     verdict: 'new connection', chains: [],
   }
 }

@@ -1,6 +1,7 @@
 // --svg: the steps as a sequence diagram. Six lanes (each pod's app, netfilter and sidecar), one arrow
 // per packet per hook with its step numbers in a badge, and the rule that decided it in a column of its
 // own on the right, so the arrows stay short and the text stays readable.
+import { formatEndpoint as fmt } from '../net/address.js'
 import { hops, type Hop } from './hops.js'
 import type { TraceReport } from './report.js'
 
@@ -148,7 +149,7 @@ function answers(report: TraceReport, x: number, y: number): { svg: string[]; he
   para('A new TCP connection, or rewritten packets?', 'font-size="14" font-weight="bold"')
   if (a.newConnection.newConnection) {
     para('A new connection at each sidecar: every hop has its own socket (different source ports).', 'font-size="12"')
-    for (const c of report.connections) para(`${c.role.padEnd(16)} ${c.client} → ${c.server}`, 'font-size="12" font-family="monospace" xml:space="preserve"')
+    for (const c of report.connections) para(`${c.role.padEnd(16)} ${fmt(c.client)} → ${fmt(c.server)}`, 'font-size="12" font-family="monospace" xml:space="preserve"')
   } else para(a.newConnection.answer, 'font-size="12"')
   return { svg, height: yy - y }
 }

@@ -1,8 +1,10 @@
 // The report as numbered lines, in the walkthrough's manner: one line per chain rule a packet hit, tagged with
 // the walkthrough step it belongs to ([w4]), the sidecars' accepts in between, then the two open questions.
+import { formatEndpoint as fmt } from '../net/address.js'
 import type { TraceReport } from './report.js'
-import type { Step } from './steps.js'
-import { assignSteps } from './walkthrough.js'
+import type { Endpoints, Step } from './steps.js'
+
+const tuple = (e: Endpoints) => `${fmt(e.src)} -> ${fmt(e.dst)}`
 
 function flagText(flags: string[]): string {
   return flags.length ? flags.map((f) => f.toUpperCase()).join('-') : ''
@@ -16,37 +18,36 @@ export function stepHeadline(s: Step): string {
 }
 
 /** walk: the walkthrough step this step belongs to, as [wN] after the number */
-function stepLines(s: Step, width: number, walk: number | null | undefined): string[] {
-  const num = `${String(s.n).padStart(width)}. ${`[w${walk ?? '?'}]`.padEnd(5)} `
+function stepLines(s: Step, width: number): string[] {
+  const num = `${String(s.n).padStart(width)}. ${`[w${s.walk ?? '?'}]`.padEnd(5)} `
   const pad = ' '.repeat(num.length)
   const lines = [num + stepHeadline(s)]
   if (s.iptables) lines.push(`${pad}iptables: ${s.iptables}`)
-  if (s.rewritten) lines.push(`${pad}rewritten: ${s.packet.src} -> ${s.packet.dst} became ${s.rewritten.src} -> ${s.rewritten.dst}`)
+  if (s.rewritten) lines.push(`${pad}rewritten: ${tuple(s.packet)} became ${tuple(s.rewritten)}`)
   if (s.kind === 'netfilter' && s.note) lines.push(`${pad}(${s.note})`)
   return lines
 }
 
 function packetHeading(s: Step): string {
-  return `   [${s.pod}, ${s.hook}] ${flagText(s.packet.flags)} ${s.packet.src} -> ${s.packet.dst}`
+  return `   [${s.pod}, ${s.hook}] ${flagText(s.packet.flags)} ${tuple(s.packet)}`
 }
 
 export function renderText(report: TraceReport): string {
   const { request: r } = report
   const out = [`trace: ${r.from} -> ${r.to} ${r.url} (lab ${report.lab}): ${r.status}`, '']
   const width = String(report.steps.length).length
-  const walk = assignSteps(report)
   let lastConn = -1
   let lastPacket = ''
   for (const s of report.steps) {
     if (s.connection !== lastConn && s.kind === 'netfilter') {
       const c = report.connections[s.connection]!
-      out.push(`${c.role}'s connection (opened in ${c.pod}): ${c.client} -> ${c.server}`)
+      out.push(`${c.role}'s connection (opened in ${c.pod}): ${tuple({ src: c.client, dst: c.server })}`)
       lastConn = s.connection
     }
-    const packet = s.kind === 'netfilter' ? `${s.pod} ${s.hook} ${s.packet.src} ${s.packet.dst} ${s.packet.flags}` : ''
+    const packet = s.kind === 'netfilter' ? `${s.pod} ${s.hook} ${tuple(s.packet)} ${s.packet.flags.join(',')}` : ''
     if (packet && packet !== lastPacket) out.push(packetHeading(s))
     lastPacket = packet
-    out.push(...stepLines(s, width, walk.get(s.n)))
+    out.push(...stepLines(s, width))
   }
   out.push('', 'conntrack in the pods (the connections above):')
   for (const e of report.conntrack) out.push(`  ${e.pod}: ${e.nated ? 'NAT   ' : 'no NAT'} ${e.line}`)

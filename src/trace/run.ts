@@ -7,11 +7,12 @@ import { LabNotUpError, TraceError } from '../errors.js'
 import { execIn, netnsExists } from '../lab/netns.js'
 import { appUser, podSpec } from '../lab/scene.js'
 import { podDir, readState, type LabState } from '../lab/state.js'
+import { endpointOf, formatEndpoint, type Endpoint } from '../net/address.js'
 import { parseAccessLine, readConntrack, readIptablesRules, type AccessLine } from './evidence.js'
 import { TraceMonitor } from './monitor.js'
 import { installTraceTable, removeTraceTable, sidecarPorts } from './nft-table.js'
 import { buildReport, type TraceReport } from './report.js'
-import { endpoint, findConnections, type TraceInput } from './steps.js'
+import { findConnections, type TraceInput } from './steps.js'
 import { readTproxyRouting } from './tproxy.js'
 
 export interface TraceOptions {
@@ -39,13 +40,13 @@ function readAccess(lab: string, pod: string, from: number): AccessLine[] {
   return readFileSync(file).subarray(from).toString('utf8').split('\n').flatMap((l) => parseAccessLine(pod, l) ?? [])
 }
 
-async function sendRequest(ns: string, url: string): Promise<{ client: string; status: string }> {
+async function sendRequest(ns: string, url: string): Promise<{ client: Endpoint; status: string }> {
   const curl = ['setpriv', `--reuid=${appUser.uid}`, `--regid=${appUser.gid}`, '--clear-groups',
     'curl', '-sS', '-o', '/dev/null', '--max-time', '10', '-w', '%{http_code} %{local_ip} %{local_port}', url]
   const r = await execIn(ns, curl, { allowFailure: true, timeoutMs: 15_000 })
   const [code, ip, port] = r.stdout.trim().split(' ')
   if (!ip || !port || port === '0') throw new TraceError(`the request ${url} was not sent: ${r.stderr.trim() || `curl exit ${r.code}`}`)
-  return { client: endpoint(ip, Number(port)), status: r.code === 0 ? `HTTP ${code}` : `failed (curl exit ${r.code}): ${r.stderr.trim()}` }
+  return { client: endpointOf(ip, Number(port)), status: r.code === 0 ? `HTTP ${code}` : `failed (curl exit ${r.code}): ${r.stderr.trim()}` }
 }
 
 /** Until the sidecars logged every hop (they log at close) or the time is up. */
@@ -64,17 +65,18 @@ export async function runTrace(options: TraceOptions): Promise<TraceReport> {
   if (options.from === options.to) throw new TraceError('--from and --to name the same pod; trace a request between two pods')
   const pods = [options.from, options.to]
   const ns = Object.fromEntries(pods.map((p) => [p, podNs(state, p)]))
-  const server = endpoint(state.pods[options.to]!.ip, options.port)
-  const url = `http://${server}/`
+  const server = endpointOf(state.pods[options.to]!.ip, options.port)
+  const url = `http://${formatEndpoint(server)}/`
   const ports = [options.port, ...sidecarPorts]
   const sidecarPods = pods.filter((p) => state.pods[p]!.sidecar)
   const offsets = Object.fromEntries(sidecarPods.map((p) => [p, existsSync(accessLog(state.lab, p)) ? statSync(accessLog(state.lab, p)).size : 0]))
 
   const monitors = pods.map((p) => new TraceMonitor(ns[p]!))
   const raw: Record<string, string> = {}
-  let request: { client: string; status: string } | undefined
-  // only what waitForAccess needs to follow the chain of connections through the access logs
-  const input: TraceInput = { from: options.from, to: options.to, client: '', server, traversals: [], access: [], iptables: new Map(), sidecarPorts }
+  let request: { client: Endpoint; status: string } | undefined
+  // only what waitForAccess needs to follow the chain of connections through the access logs (client: set
+  // once curl has reported its socket)
+  const input: TraceInput = { from: options.from, to: options.to, client: server, server, traversals: [], access: [], iptables: new Map(), sidecarPorts }
   let failure: unknown
   try {
     for (const p of pods) await installTraceTable(ns[p]!, ports)
@@ -106,7 +108,7 @@ export async function runTrace(options: TraceOptions): Promise<TraceReport> {
   const routing = state.mode === 'TPROXY' ? Object.fromEntries(await Promise.all(sidecarPods.map(async (p) => [p, await readTproxyRouting(ns[p]!)] as const))) : undefined
   return buildReport({
     mode: state.mode ?? 'REDIRECT', ...(routing ? { routing } : {}),
-    lab: state.lab, request: { from: options.from, to: options.to, url, client: request.client, server, status: request.status },
+    lab: state.lab, request: { from: options.from, to: options.to, url, client: formatEndpoint(request.client), server: formatEndpoint(server), status: request.status },
     raw, access: input.access, iptables, conntrack,
   })
 }

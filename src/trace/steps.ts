@@ -2,13 +2,38 @@
 // tells it: the app's connection; the sidecar that accepted it (its access log line names the peer) and
 // the new connection it opened; and so on down the chain. Steps are ordered by cause, not by arrival:
 // connection by connection, SYN before SYN-ACK, a packet's output hook before its prerouting hook.
+// Every address here is an Endpoint (src/net/address.ts): the renderers format them, nobody parses text back.
+import { endpointOf, formatEndpoint as fmt, sameEndpoint, type Endpoint } from '../net/address.js'
 import type { AccessLine, ConntrackEntry } from './evidence.js'
 import type { Hit, PacketInfo, Traversal } from './parse.js'
 import { destinationSource, tproxyRuleNote, type TraceMode } from './tproxy.js'
 
 export interface Endpoints {
-  src: string
-  dst: string
+  src: Endpoint
+  dst: Endpoint
+}
+
+export interface Packet extends Endpoints {
+  /** e.g. ['syn'] or ['syn', 'ack'] */
+  flags: string[]
+}
+
+/** Why no nat chain ran for a packet (a step without a rule hit). */
+export type NoChain = 'reply' | 'loopback' | 'no nat chain'
+
+/** A sidecar step: what its access log line and the trace say about one accepted connection. */
+export interface SidecarAccept {
+  /** the peer that connected */
+  peer: Endpoint
+  /** the sidecar's listener the redirected SYN reached, when the trace saw it */
+  listener: Endpoint | null
+  /** the destination the sidecar recovered */
+  originalDst: Endpoint
+  /** how it recovered it: SO_ORIGINAL_DST, or (TPROXY) the accepted socket's own local address */
+  destinationSource: 'SO_ORIGINAL_DST' | 'socket'
+  /** the sidecar's own new connection: its socket and where it dialled */
+  opened: Endpoints
+  cluster: string
 }
 
 export interface Step {
@@ -17,7 +42,7 @@ export interface Step {
   kind: 'netfilter' | 'sidecar'
   /** index into the report's connections */
   connection: number
-  packet: Endpoints & { flags: string[] }
+  packet: Packet
   /** the packet after this hook's NAT, when it changed */
   rewritten: Endpoints | null
   hook: 'output' | 'prerouting' | null
@@ -27,6 +52,15 @@ export interface Step {
   /** the same rule as `iptables -S` prints it, when iptables-nft manages the table */
   iptables: string | null
   verdict: string
+  /** a netfilter step with no rule hit: why no nat chain ran */
+  noChain: NoChain | null
+  /** a reply whose addresses conntrack itself turned back on the way out: from what, into what */
+  unNat: { from: Endpoint; to: Endpoint } | null
+  /** a sidecar step's accepted connection */
+  accept: SidecarAccept | null
+  /** the walkthrough step (1-15) this step belongs to, null when its connection plays no part in the story */
+  walk: number | null
+  /** the above in words, for the text and JSON outputs */
   note: string | null
 }
 
@@ -36,17 +70,17 @@ export interface Connection {
   role: string
   /** the pod whose process opened it */
   pod: string
-  client: string
+  client: Endpoint
   /** the destination its opener asked for */
-  server: string
+  server: Endpoint
 }
 
 export interface TraceInput {
   from: string
   to: string
   /** the app's own socket (curl's local address and port) */
-  client: string
-  server: string
+  client: Endpoint
+  server: Endpoint
   traversals: Traversal[]
   access: AccessLine[]
   /** key `pod family table handle` */
@@ -58,21 +92,9 @@ export interface TraceInput {
   routing?: Record<string, string[]>
 }
 
-export function endpoint(addr: string, port: number): string {
-  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`
-}
-
-/** Access logs and curl write IPv4-mapped and bracketed forms; compare without them. */
-export function sameEndpoint(a: string, b: string): boolean {
-  const norm = (s: string) => s.replace(/^\[?(::ffff:)?/, '').replace(/\]:/, ':')
-  return norm(a) === norm(b)
-}
-
-export const ends = (p: PacketInfo): Endpoints => ({ src: endpoint(p.saddr, p.sport), dst: endpoint(p.daddr, p.dport) })
+export const ends = (p: PacketInfo): Endpoints => ({ src: endpointOf(p.saddr, p.sport), dst: endpointOf(p.daddr, p.dport) })
+export const sameEnds = (a: Endpoints, b: Endpoints) => sameEndpoint(a.src, b.src) && sameEndpoint(a.dst, b.dst)
 export const isReply = (p: PacketInfo) => p.flags.includes('ack')
-
-/** The host part of an endpoint, without brackets or an IPv4-mapped prefix. */
-const hostOf = (e: string) => e.replace(/^\[?(::ffff:)?/, '').replace(/\]?:\d+$/, '')
 
 /**
  * The app's connection and the sidecars' connections that follow from it; then the called pod's own
@@ -86,7 +108,7 @@ export function findConnections(input: TraceInput): { connections: Connection[];
   const follow = (start: number) => {
     for (let i = start; i < start + 4; i++) {
       const line = input.access.find((a) => sameEndpoint(a.downstreamRemote, connections[i]!.client))
-      if (!line || line.upstreamLocal === '-') return
+      if (!line?.downstreamRemote || !line.upstreamLocal || !line.upstreamHost) return
       accepts.set(i, line)
       // captured in the pod that opened it: outbound; in another pod: inbound
       const role = line.pod === connections[i]!.pod ? 'outbound sidecar' : 'inbound sidecar'
@@ -94,9 +116,9 @@ export function findConnections(input: TraceInput): { connections: Connection[];
     }
   }
   follow(0)
-  const known = (e: string) => connections.some((c) => sameEndpoint(c.client, e))
-  const call = input.access.find((a) => a.pod === input.to && hostOf(a.downstreamRemote) === hostOf(input.server) && !known(a.downstreamRemote))
-  if (call) {
+  const known = (e: Endpoint) => connections.some((c) => sameEndpoint(c.client, e))
+  const call = input.access.find((a) => a.pod === input.to && a.downstreamRemote?.address === input.server.address && !known(a.downstreamRemote))
+  if (call?.downstreamRemote && call.downstreamLocal) {
     connections.push({ index: connections.length, role: 'app', pod: input.to, client: call.downstreamRemote, server: call.downstreamLocal })
     follow(connections.length - 1)
   }
@@ -108,45 +130,62 @@ function connectionOf(t: Traversal, connections: Connection[]): number {
   return connections.findIndex((c) => seen.some((s) => sameEndpoint(s, c.client)))
 }
 
-function noHitNote(t: Traversal, all: Traversal[], i: number): string {
+type NoHit = Pick<Step, 'noChain' | 'unNat' | 'note'>
+
+function noHit(t: Traversal, all: Traversal[], i: number): NoHit {
   if (isReply(t.before)) {
     const next = all[i + 1]
-    const unNat = t.hook === 'output' && next && next.hook === 'prerouting' && isReply(next.before) && ends(next.before).src !== ends(t.after).src
-    return unNat
-      ? `reply: no nat chain runs; conntrack itself turns ${ends(t.after).src} back into ${ends(next.before).src} on the way out`
+    const unNat = t.hook === 'output' && next && next.hook === 'prerouting' && isReply(next.before) && !sameEndpoint(ends(next.before).src, ends(t.after).src)
+      ? { from: ends(t.after).src, to: ends(next!.before).src }
+      : null
+    const note = unNat
+      ? `reply: no nat chain runs; conntrack itself turns ${fmt(unNat.from)} back into ${fmt(unNat.to)} on the way out`
       : 'reply: no nat chain runs, conntrack knows the connection'
+    return { noChain: 'reply', unNat, note }
   }
-  if (t.hook === 'prerouting' && t.before.iif === 'lo') return 'back in through lo: NAT was settled at OUTPUT, so the nat chains do not run again'
-  return 'no nat chain in this hook'
+  if (t.hook === 'prerouting' && t.before.iif === 'lo') {
+    return { noChain: 'loopback', unNat: null, note: 'back in through lo: NAT was settled at OUTPUT, so the nat chains do not run again' }
+  }
+  return { noChain: 'no nat chain', unNat: null, note: 'no nat chain in this hook' }
 }
 
-function netfilterSteps(t: Traversal, conn: number, note: string | null, input: TraceInput): Omit<Step, 'n'>[] {
+const noAccept = { accept: null, walk: null } as const
+
+/** all, i: every traversal in order, and t's place in it (a reply's un-NAT shows in the next one) */
+function netfilterSteps(t: Traversal, conn: number, input: TraceInput, all: Traversal[], i: number): Omit<Step, 'n'>[] {
   const packet = { ...ends(t.before), flags: t.before.flags }
-  const changed = ends(t.before).src !== ends(t.after).src || ends(t.before).dst !== ends(t.after).dst
-  const rewritten = changed ? ends(t.after) : null
-  const base = { pod: t.pod, kind: 'netfilter' as const, connection: conn, packet, hook: t.hook }
+  const rewritten = sameEnds(ends(t.before), ends(t.after)) ? null : ends(t.after)
+  const base = { pod: t.pod, kind: 'netfilter' as const, connection: conn, packet, hook: t.hook, ...noAccept }
   if (t.hits.length === 0) {
-    return [{ ...base, rewritten, table: null, chain: null, rule: null, iptables: null, verdict: 'accept', note }]
+    return [{ ...base, rewritten, table: null, chain: null, rule: null, iptables: null, verdict: 'accept', ...noHit(t, all, i) }]
   }
-  return t.hits.map((h: Hit, i) => ({
+  return t.hits.map((h: Hit, k) => ({
     ...base,
-    rewritten: i === t.hits.length - 1 ? rewritten : null,
+    rewritten: k === t.hits.length - 1 ? rewritten : null,
     table: `${h.family} ${h.table}`,
     chain: h.chain,
     rule: h.policy ? `policy ${h.verdict}` : (h.rule ?? (h.handle === null ? null : `handle ${h.handle}`)),
     iptables: h.handle === null ? null : (input.iptables.get(`${t.pod} ${h.family} ${h.table} ${h.handle}`) ?? null),
-    verdict: h.verdict,
+    verdict: h.verdict, noChain: null, unNat: null,
     note: /\bTPROXY\b/.test(h.rule ?? '') ? tproxyRuleNote(input.routing?.[t.pod], h.family) : null,
   }))
 }
 
-function sidecarStep(line: AccessLine, conn: Connection, next: Connection, listener: string | undefined, mode: TraceMode | undefined): Omit<Step, 'n'> {
+/** Only called for an access line findConnections followed, whose addresses are all there. */
+function sidecarStep(line: AccessLine, conn: Connection, next: Connection, listener: Endpoint | undefined, mode: TraceMode | undefined): Omit<Step, 'n'> {
+  const peer = line.downstreamRemote!
+  const originalDst = line.downstreamLocal!
+  const accept: SidecarAccept = {
+    peer, listener: listener ?? null, originalDst, destinationSource: line.pod !== conn.pod && mode === 'TPROXY' ? 'socket' : 'SO_ORIGINAL_DST',
+    opened: { src: next.client, dst: next.server }, cluster: line.cluster,
+  }
   return {
     pod: line.pod, kind: 'sidecar', connection: conn.index,
-    packet: { src: line.downstreamRemote, dst: listener ?? line.downstreamLocal, flags: [] }, rewritten: null,
-    hook: null, table: null, chain: null, rule: null, iptables: null, verdict: 'new connection',
-    note: `accepted ${line.downstreamRemote}${listener ? ` on ${listener}` : ''}; ` +
-      `original destination ${line.downstreamLocal} (${line.pod !== conn.pod && mode === 'TPROXY' ? destinationSource(mode) : 'SO_ORIGINAL_DST'}); opened ${next.client} -> ${next.server} (${line.cluster})`,
+    packet: { src: peer, dst: listener ?? originalDst, flags: [] }, rewritten: null,
+    hook: null, table: null, chain: null, rule: null, iptables: null, verdict: 'new connection', noChain: null, unNat: null, accept, walk: null,
+    note: `accepted ${fmt(peer)}${listener ? ` on ${fmt(listener)}` : ''}; ` +
+      `original destination ${fmt(originalDst)} (${accept.destinationSource === 'socket' ? destinationSource(mode) : 'SO_ORIGINAL_DST'}); ` +
+      `opened ${fmt(next.client)} -> ${fmt(next.server)} (${line.cluster})`,
   }
 }
 
@@ -162,7 +201,7 @@ export function assembleSteps(input: TraceInput): { connections: Connection[]; s
   for (const c of connections) {
     tagged.forEach((x, i) => {
       if (x.conn !== c.index) return
-      steps.push(...netfilterSteps(x.t, c.index, x.t.hits.length ? null : noHitNote(x.t, ordered, i), input))
+      steps.push(...netfilterSteps(x.t, c.index, input, ordered, i))
     })
     const line = accepts.get(c.index)
     if (!line) continue
@@ -173,5 +212,10 @@ export function assembleSteps(input: TraceInput): { connections: Connection[]; s
 }
 
 export function relevantConntrack(entries: ConntrackEntry[], connections: Connection[]): ConntrackEntry[] {
-  return entries.filter((e) => connections.some((c) => sameEndpoint(endpoint(e.original.src, e.original.sport), c.client)))
+  return entries.filter((e) => connections.some((c) => sameEndpoint(originalSrc(e), c.client)))
+}
+
+/** The socket that opened a conntrack entry's connection. */
+export function originalSrc(e: ConntrackEntry): Endpoint {
+  return endpointOf(e.original.src, e.original.sport)
 }

@@ -2,6 +2,7 @@
 // delivers the marked packets locally, the sidecar reads the destination from its own socket, and its
 // connection to the app leaves from the client's address. Kept apart so the REDIRECT text stays as it is.
 import { execIn } from '../lab/netns.js'
+import { formatEndpoint as fmt } from '../net/address.js'
 import type { Connection } from './steps.js'
 
 export type TraceMode = 'REDIRECT' | 'TPROXY'
@@ -24,9 +25,8 @@ export function transparentSentence(connections: Connection[]): string {
   const toApp = connections.find((c) => c.role === 'inbound sidecar')
   const caller = connections[connections.length - 2]
   if (!toApp || !caller) return ''
-  const host = (e: string) => e.replace(/^\[?([^\]]*?)\]?:\d+$/, '$1')
-  return ` Here (TPROXY) the inbound sidecar's connection to the app carries the client's address: ${toApp.client} -> ` +
-    `${toApp.server}, from ${host(caller.client)} (the caller, ${caller.client}) on a port the kernel chose, through a ` +
+  return ` Here (TPROXY) the inbound sidecar's connection to the app carries the client's address: ${fmt(toApp.client)} -> ` +
+    `${fmt(toApp.server)}, from ${caller.client.address} (the caller, ${fmt(caller.client)}) on a port the kernel chose, through a ` +
     'transparent socket marked 0x539, so the app sees its caller instead of 127.0.0.6.'
 }
 

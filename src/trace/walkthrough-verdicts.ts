@@ -1,13 +1,20 @@
 // Each walkthrough step against this run's kernel evidence: confirmed, corrected (what happens instead,
 // with the hops that show it) or not observable (and why). Steps 9-15 get two readings: as written (the
 // reply captured again) and as the figure meant them (the called pod's own new outbound connection).
+import { formatEndpoint as fmt, sameEndpoint } from '../net/address.js'
 import type { Answers } from './answers.js'
 import type { ConntrackEntry } from './evidence.js'
 import type { TraceReport } from './report.js'
-import { endpoint, sameEndpoint, type Connection, type Endpoints, type Step } from './steps.js'
+import { originalSrc, type Connection, type Endpoints, type Step } from './steps.js'
 import { assignSteps, isReplyStep, partOf, ranges, walkClaims, walkthroughSource, type Part } from './walkthrough.js'
 
 export type Verdict = 'confirmed' | 'corrected' | 'not observable'
+
+/** A packet's addresses as the JSON shows them (docs/walkthrough.schema.json): address:port text. */
+export interface ShownEndpoints {
+  src: string
+  dst: string
+}
 
 export interface HopEvidence {
   /** the trace's step number */
@@ -19,8 +26,8 @@ export interface HopEvidence {
   /** the rule in `iptables -S` form when known, else nft's */
   rule: string | null
   verdict: string
-  packet: Endpoints & { flags: string[] }
-  rewritten: Endpoints | null
+  packet: ShownEndpoints & { flags: string[] }
+  rewritten: ShownEndpoints | null
   /** the connection the packet belongs to: its opener's 4-tuple */
   connection: { role: string; pod: string; client: string; server: string }
   note: string | null
@@ -74,14 +81,19 @@ class Ctx {
     return steps.flatMap((s) => (s ? [evidence(s, this.report.connections[s.connection]!)] : []))
   }
   ct(c: Connection | undefined, pod: string): ConntrackEntry | undefined {
-    return c ? this.report.conntrack.find((e) => e.pod === pod && sameEndpoint(endpoint(e.original.src, e.original.sport), c.client)) : undefined
+    return c ? this.report.conntrack.find((e) => e.pod === pod && sameEndpoint(originalSrc(e), c.client)) : undefined
   }
 }
+
+const shown = (e: Endpoints): ShownEndpoints => ({ src: fmt(e.src), dst: fmt(e.dst) })
+/** a connection's 4-tuple: "client -> server" */
+const tuple = (c: Connection) => `${fmt(c.client)} -> ${fmt(c.server)}`
 
 function evidence(s: Step, c: Connection): HopEvidence {
   return {
     step: s.n, pod: s.pod, kind: s.kind, hook: s.hook, chain: s.chain, rule: s.iptables ?? s.rule, verdict: s.verdict,
-    packet: s.packet, rewritten: s.rewritten, connection: { role: c.role, pod: c.pod, client: c.client, server: c.server }, note: s.note,
+    packet: { ...shown(s.packet), flags: s.packet.flags }, rewritten: s.rewritten && shown(s.rewritten),
+    connection: { role: c.role, pod: c.pod, client: fmt(c.client), server: fmt(c.server) }, note: s.note,
   }
 }
 
@@ -89,7 +101,6 @@ const synOut = (s: Step) => s.kind === 'netfilter' && s.hook === 'output' && !is
 const synIn = (s: Step) => s.kind === 'netfilter' && s.hook === 'prerouting' && !isReplyStep(s)
 const ruleOf = (s: Step | undefined) => (s ? (s.iptables ?? s.rule ?? '') : '')
 const possessive = (name: string) => (name.endsWith('s') ? `${name}'` : `${name}'s`)
-const host = (e: string) => e.replace(/^\[/, '').replace(/\]?:\d+$/, '')
 const missing = (what: string): Reading => ({ verdict: 'not observable', finding: `the trace holds no ${what}`, evidence: [] })
 const read = (verdict: Verdict, finding: string, evidence: HopEvidence[]): Reading => ({ verdict, finding, evidence })
 
@@ -109,33 +120,33 @@ function inbound(x: Ctx, n: number): Reading {
       const proxied = x.conn('proxied')
       const extra = accept && proxied
         ? ` In ${call.pod} itself that SYN is captured first (${capture.map((s) => s.chain).filter(Boolean).join(' -> ')}, steps ${ranges(capture.map((s) => s.n))}); ` +
-          `what reaches ${to} is ${call.pod}'s sidecar's own new connection ${proxied.client} -> ${proxied.server} (step ${accept.n}), let out by ${ruleOf(out.find((s) => s.verdict === 'return'))} (step ${out.find((s) => s.verdict === 'return')?.n}). The figure starts at the wire.`
+          `what reaches ${to} is ${call.pod}'s sidecar's own new connection ${tuple(proxied)} (step ${accept.n}), let out by ${ruleOf(out.find((s) => s.verdict === 'return'))} (step ${out.find((s) => s.verdict === 'return')?.n}). The figure starts at the wire.`
         : ''
-      return read('confirmed', `${possessive(call.pod)} app connects ${call.client} -> ${call.server}.${extra}`, x.ev([...capture, accept, ...out]))
+      return read('confirmed', `${possessive(call.pod)} app connects ${tuple(call)}.${extra}`, x.ev([...capture, accept, ...out]))
     }
     case 2: {
       const s = arrival.find((h) => h.chain === 'PREROUTING')
       if (!s) return missing(`nat PREROUTING hit for the SYN arriving in ${to}`)
-      return read(s.verdict === 'jump ISTIO_INBOUND' ? 'confirmed' : 'corrected', `the SYN ${s.packet.src} -> ${s.packet.dst} hits ${ruleOf(s)} (${s.verdict})`, x.ev([s]))
+      return read(s.verdict === 'jump ISTIO_INBOUND' ? 'confirmed' : 'corrected', `the SYN ${fmt(s.packet.src)} -> ${fmt(s.packet.dst)} hits ${ruleOf(s)} (${s.verdict})`, x.ev([s]))
     }
     case 3: {
       const s = arrival.find((h) => h.chain === 'ISTIO_INBOUND')
       if (!s) return missing('ISTIO_INBOUND hit')
       const ok = s.verdict === 'jump ISTIO_IN_REDIRECT'
-      return read(ok ? 'confirmed' : 'corrected', `${ruleOf(s)} (${s.verdict}); no port RETURN rule matched port ${s.packet.dst.split(':').at(-1)}`, x.ev([s]))
+      return read(ok ? 'confirmed' : 'corrected', `${ruleOf(s)} (${s.verdict}); no port RETURN rule matched port ${s.packet.dst.port}`, x.ev([s]))
     }
     case 4: {
       const s = arrival.find((h) => h.rewritten)
       if (!s) return missing('redirect of the arriving SYN')
       const ct = x.ct(x.conn('proxied') ?? x.conn('call'), to)
-      const ok = /:15006$/.test(s.rewritten!.dst)
-      return read(ok ? 'confirmed' : 'corrected', `${ruleOf(s)}: ${s.packet.dst} became ${s.rewritten!.dst}` + (ct ? `; conntrack: ${ct.line}` : ''), x.ev([s]))
+      const ok = s.rewritten!.dst.port === 15006
+      return read(ok ? 'confirmed' : 'corrected', `${ruleOf(s)}: ${fmt(s.packet.dst)} became ${fmt(s.rewritten!.dst)}` + (ct ? `; conntrack: ${ct.line}` : ''), x.ev([s]))
     }
     case 5: {
       const accept = x.report.steps.find((s) => s.kind === 'sidecar' && s.pod === to && x.report.connections[s.connection + 1] === inb)
       const first = x.of('inbound', synOut)[0]
       if (!inb || !accept) return missing(`connection opened by ${to}'s inbound sidecar`)
-      return read('confirmed', `a new connection ${inb.client} -> ${inb.server} (step ${accept.n}); its SYN enters nat OUTPUT (step ${first?.n ?? '?'}). Its source is ${host(inb.client)}, not the caller's address`, x.ev([accept, first]))
+      return read('confirmed', `a new connection ${tuple(inb)} (step ${accept.n}); its SYN enters nat OUTPUT (step ${first?.n ?? '?'}). Its source is ${inb.client.address}, not the caller's address`, x.ev([accept, first]))
     }
     case 6: {
       const s = x.of('inbound', (h) => synOut(h) && h.chain === 'OUTPUT' && !h.rule?.startsWith('policy'))[0]
@@ -146,16 +157,16 @@ function inbound(x: Ctx, n: number): Reading {
       const s = x.of('inbound', (h) => synOut(h) && h.chain === 'ISTIO_OUTPUT')[0]
       const policy = x.of('inbound', (h) => synOut(h) && h.chain === 'OUTPUT' && !!h.rule?.startsWith('policy'))[0]
       if (!s) return missing('ISTIO_OUTPUT hit for the inbound sidecar\'s SYN')
-      const local = host(s.packet.dst) === '127.0.0.1' || host(s.packet.dst) === '::1'
+      const local = s.packet.dst.address === '127.0.0.1' || s.packet.dst.address === '::1'
       if (local && s.verdict === 'return') return read('confirmed', `${ruleOf(s)} returns it`, x.ev([s, policy]))
-      return read('corrected', `the destination is ${s.packet.dst}, the pod's own address, not localhost. It is returned by ${ruleOf(s)} ` +
-        `(the walkthrough's "(1)"): the inbound sidecar binds its upstream socket to ${host(s.packet.src)}, and a packet to the pod's own address leaves via lo. ` +
+      return read('corrected', `the destination is ${fmt(s.packet.dst)}, the pod's own address, not localhost. It is returned by ${ruleOf(s)} ` +
+        `(the walkthrough's "(1)"): the inbound sidecar binds its upstream socket to ${s.packet.src.address}, and a packet to the pod's own address leaves via lo. ` +
         `Then OUTPUT's policy accepts${policy ? ` (step ${policy.n})` : ''}; nat POSTROUTING holds no rule, so nothing there decides`, x.ev([s, policy]))
     }
     default: {
       const s = x.of('inbound', synIn)[0]
       if (!s) return missing('SYN of the inbound sidecar\'s connection arriving at the app')
-      return read(s.packet.dst === inb?.server ? 'confirmed' : 'corrected', `the SYN ${s.packet.src} -> ${s.packet.dst} comes back in through lo; ${s.chain ? `hits ${s.chain}` : 'no nat chain runs'}`, x.ev([s]))
+      return read(sameEndpoint(s.packet.dst, inb?.server) ? 'confirmed' : 'corrected', `the SYN ${fmt(s.packet.src)} -> ${fmt(s.packet.dst)} comes back in through lo; ${s.chain ? `hits ${s.chain}` : 'no nat chain runs'}`, x.ev([s]))
     }
   }
 }
@@ -177,9 +188,9 @@ function asWritten(x: Ctx, n: number): Reading {
     return read('corrected', `as in w${n <= 12 ? 9 : 13}: ${who} is a reply (${steps}) and enters no nat chain, so ${what}`, x.ev(replies))
   }
   const ct = x.ct(x.conn(n === 9 ? 'inbound' : arriving), to)
-  const unNat = replies.map((s) => /turns (\S+) back into (\S+)/.exec(s.note ?? '')).find(Boolean)
+  const unNat = replies.find((s) => s.unNat)?.unNat
   return read('corrected', `${who} goes out on the same connection, as replies (${steps}): only a connection's first packet enters the nat chains, ` +
-    'so nothing sends these into nat OUTPUT; ' + (unNat ? `conntrack itself turns ${unNat[1]} back into ${unNat[2]}` : 'conntrack knows the connection') +
+    'so nothing sends these into nat OUTPUT; ' + (unNat ? `conntrack itself turns ${fmt(unNat.from)} back into ${fmt(unNat.to)}` : 'conntrack knows the connection') +
     (ct ? ` (conntrack: ${ct.nated ? 'NAT' : 'no NAT'} ${ct.line})` : ''), x.ev(replies))
 }
 
@@ -194,7 +205,7 @@ function asMeant(x: Ctx, n: number): Reading {
   const ist = (steps: Step[]) => steps.find((s) => s.chain === 'ISTIO_OUTPUT')
   switch (n) {
     case 9:
-      return read('confirmed', `${possessive(call.pod)} app opens a new connection ${call.client} -> ${call.server}; its SYN enters nat OUTPUT (step ${out[0]?.n})`, x.ev([out[0]]))
+      return read('confirmed', `${possessive(call.pod)} app opens a new connection ${tuple(call)}; its SYN enters nat OUTPUT (step ${out[0]?.n})`, x.ev([out[0]]))
     case 10:
     case 14: {
       const s = jump(n === 10 ? out : pOut)
@@ -214,12 +225,12 @@ function asMeant(x: Ctx, n: number): Reading {
       const s = out.find((h) => h.rewritten)
       if (!s) return missing('redirect of the app\'s call')
       const ct = x.ct(call, call.pod)
-      return read(/:15001$/.test(s.rewritten!.dst) ? 'confirmed' : 'corrected', `${ruleOf(s)}: ${s.packet.dst} became ${s.rewritten!.dst}` + (ct ? `; conntrack: ${ct.line}` : ''), x.ev([s]))
+      return read(s.rewritten!.dst.port === 15001 ? 'confirmed' : 'corrected', `${ruleOf(s)}: ${fmt(s.packet.dst)} became ${fmt(s.rewritten!.dst)}` + (ct ? `; conntrack: ${ct.line}` : ''), x.ev([s]))
     }
     case 13: {
       const accept = x.report.steps.find((s) => s.kind === 'sidecar' && s.connection === call.index)
       if (!accept || !own) return missing('connection opened by the sidecar for the app\'s call')
-      return read('confirmed', `the sidecar accepts it and opens its own connection ${own.client} -> ${own.server} (step ${accept.n}); its SYN enters nat OUTPUT (step ${pOut[0]?.n})`, x.ev([accept, pOut[0]]))
+      return read('confirmed', `the sidecar accepts it and opens its own connection ${tuple(own)} (step ${accept.n}); its SYN enters nat OUTPUT (step ${pOut[0]?.n})`, x.ev([accept, pOut[0]]))
     }
     default: {
       const s = ist(pOut)
@@ -238,7 +249,7 @@ function ruleUses(report: TraceReport): RuleUse[] {
     const use = uses.get(key) ?? { pod: s.pod, rule: s.iptables, steps: [], connections: [] }
     const c = report.connections[s.connection]!
     use.steps.push(s.n)
-    const who = `${c.role} in ${c.pod} ${c.client} -> ${c.server}`
+    const who = `${c.role} in ${c.pod} ${tuple(c)}`
     if (!use.connections.includes(who)) use.connections.push(who)
     uses.set(key, use)
   }

@@ -91,9 +91,9 @@ export function walkStepOf(s: Step, report: Pick<TraceReport, 'connections' | 'r
   return netfilterStep(s, part, from, to)
 }
 
-/** trace step number -> walkthrough step (null: unassigned) */
-export function assignSteps(report: Pick<TraceReport, 'connections' | 'request' | 'steps'>): Map<number, number | null> {
-  return new Map(report.steps.map((s) => [s.n, walkStepOf(s, report)]))
+/** trace step number -> walkthrough step (null: unassigned), as buildReport set each step's walk */
+export function assignSteps(report: Pick<TraceReport, 'steps'>): Map<number, number | null> {
+  return new Map(report.steps.map((s) => [s.n, s.walk]))
 }
 
 /** "1-10, 15" from a sorted list of numbers */

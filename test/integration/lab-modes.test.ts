@@ -34,7 +34,7 @@ async function accessLog(lab: string, pod: string): Promise<string[]> {
 
 export async function assertRedirectPeers(t: Test, lab: string): Promise<void> {
   t.match(await get(lab, 'productpage', 'http://198.18.0.20:9080/'), { service: 'reviews', peer: '127.0.0.6', local: '198.18.0.20:9080' }, 'IPv4: reviews sees its sidecar (127.0.0.6)')
-  t.match(await get(lab, 'productpage', 'http://[2001:2::20]:9080/'), { service: 'reviews', peer: '::6', local: '2001:2::20:9080' }, 'IPv6: reviews sees its sidecar (::6), not 2001:2::10')
+  t.match(await get(lab, 'productpage', 'http://[2001:2::20]:9080/'), { service: 'reviews', peer: '::6', local: '[2001:2::20]:9080' }, 'IPv6: reviews sees its sidecar (::6), not 2001:2::10')
   const out = await accessLog(lab, 'productpage')
   t.ok(out.some((l) => / PassthroughCluster \[2001:2::10\]:\d+ \[2001:2::20\]:9080 /.test(l)), "IPv6 went through productpage's outbound sidecar")
 }
@@ -87,7 +87,7 @@ t.test('TPROXY lab: the apps see their callers (IPv4 and IPv6); down/up switches
   t.match(proc, /^CapEff:\s+0000000000001040$/m, 'and only CAP_NET_ADMIN and CAP_SETGID')
 
   t.match(await get(lab, 'productpage', 'http://198.18.0.20:9080/'), { service: 'reviews', peer: '198.18.0.10', local: '198.18.0.20:9080' }, 'IPv4: reviews sees productpage (198.18.0.10)')
-  t.match(await get(lab, 'productpage', 'http://[2001:2::20]:9080/'), { service: 'reviews', peer: '2001:2::10', local: '2001:2::20:9080' }, 'IPv6: reviews sees productpage (2001:2::10)')
+  t.match(await get(lab, 'productpage', 'http://[2001:2::20]:9080/'), { service: 'reviews', peer: '2001:2::10', local: '[2001:2::20]:9080' }, 'IPv6: reviews sees productpage (2001:2::10)')
   t.match(await get(lab, 'ratings', 'http://198.18.0.10:9080/'), { service: 'productpage', peer: '198.18.0.30', upstream: { service: 'reviews', peer: '198.18.0.10' } }, 'ratings -> productpage -> reviews: each app sees its caller')
   const inbound = await accessLog(lab, 'reviews')
   t.ok(inbound.some((l) => / InboundPassthroughClusterIpv4 198\.18\.0\.10:\d+ 198\.18\.0\.20:9080 198\.18\.0\.10:\d+ /.test(l)), "reviews' sidecar relayed it, its upstream from productpage's address")
