@@ -2,14 +2,15 @@
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import type { Command, CommandIO } from '../command.js'
-import { InvalidFlagError, LabNotUpError, UnknownFlagError } from '../errors.js'
+import { InvalidFlagError, LabNotUpError } from '../errors.js'
+import { parseCommandArgs, type ParsedArgs } from '../flags/args.js'
+import { integer, oneOf } from '../flags/values.js'
 import { createLogger } from '../logger.js'
 import { applyRules, down, up } from './lifecycle.js'
 import { inNetns } from './netns.js'
 import { appUser, podSpec, pods } from './scene.js'
-import { checkLabName, podDir, readState, type LabState } from './state.js'
+import { labFlag, podDir, readState, type LabState } from './state.js'
 import { renderStatus } from './status.js'
 
 const help = `usage: sidecar-lab lab <subcommand> [--lab NAME]
@@ -35,26 +36,18 @@ subcommands:
 --lab NAME names the lab (default sidecar-lab), so several can exist side by side.
 `
 
-function labName(values: Parsed['values']): string {
-  const lab = values.lab ?? 'sidecar-lab'
-  const problem = checkLabName(lab)
-  if (problem) throw new InvalidFlagError(`--lab: ${problem}`)
-  return lab
-}
+const options = {
+  lab: { type: 'string', value: 'NAME' },
+  help: { type: 'boolean' },
+  uid: { type: 'string', value: 'N' },
+  compat: { type: 'string', value: 'legacy' },
+  docker: { type: 'boolean' },
+  mode: { type: 'string', value: 'REDIRECT|TPROXY' },
+  'dns-capture': { type: 'boolean' },
+} as const
 
-interface Parsed {
-  values: Record<string, string | boolean | undefined> & { lab?: string }
-  positionals: string[]
-}
-
-function parse(argv: string[]): Parsed {
-  const options = { lab: { type: 'string' }, help: { type: 'boolean' }, uid: { type: 'string' }, compat: { type: 'string' }, docker: { type: 'boolean' }, mode: { type: 'string' }, 'dns-capture': { type: 'boolean' } } as const
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true }) as Parsed
-  } catch (err) {
-    const flag = /'([^']+)'/.exec((err as Error).message)?.[1] ?? '?'
-    throw new UnknownFlagError(flag, 'sidecar-lab lab')
-  }
+function parse(argv: string[]): ParsedArgs<typeof options> {
+  return parseCommandArgs(argv, options, 'sidecar-lab lab', true)
 }
 
 function requireState(lab: string): LabState {
@@ -74,11 +67,10 @@ function execPod(argv: string[], io: CommandIO): Promise<number> {
   const own = dash === -1 ? argv : argv.slice(0, dash)
   const cmd = dash === -1 ? [] : argv.slice(dash + 1)
   const { values, positionals } = parse(own)
-  const state = requireState(labName(values))
+  const state = requireState(labFlag(values.lab))
   const pod = podOf(state, positionals[0])
   if (cmd.length === 0) throw new InvalidFlagError("lab exec: give the command after '--' (lab exec productpage -- curl reviews)")
-  const uid = values.uid === undefined ? appUser.uid : Number(values.uid)
-  if (!Number.isInteger(uid) || uid < 0) throw new InvalidFlagError(`--uid: '${values.uid}' is not a uid`)
+  const uid = integer('uid', values.uid, appUser.uid, 0, 4294967294)
   const [program, ...args] = inNetns(pod.ns, cmd, uid === 0 ? undefined : { uid, gid: uid })
   return new Promise((resolve) => {
     const child = spawn(program!, args, { stdio: ['inherit', 'pipe', 'pipe'] })
@@ -117,13 +109,12 @@ export const labCommand: Command = {
       io.stdout.write(help)
       return 0
     }
-    const lab = labName(values)
+    const lab = labFlag(values.lab)
     const log = createLogger({ level: 'warn' })
     switch (sub) {
       case 'up': {
-        if (values.compat !== undefined && values.compat !== 'legacy') throw new InvalidFlagError(`--compat: '${values.compat}' is not 'legacy'`)
-        const mode = (values.mode as string | undefined) ?? 'REDIRECT'
-        if (mode !== 'REDIRECT' && mode !== 'TPROXY') throw new InvalidFlagError(`--mode: '${mode}' is not REDIRECT or TPROXY`)
+        if (values.compat !== undefined) oneOf('compat', values.compat, ['legacy'])
+        const mode = oneOf('mode', values.mode ?? 'REDIRECT', ['REDIRECT', 'TPROXY'] as const)
         const { state, already } = await up({ lab, rules: values.compat ? 'legacy' : 'istio', mode, docker: values.docker === true, dnsCapture: values['dns-capture'] === true, log })
         io.stdout.write(already ? `lab ${lab} is already up\n` : `lab ${lab} is up\n`)
         io.stdout.write(await renderStatus(state, lab))
