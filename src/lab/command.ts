@@ -67,10 +67,11 @@ function execPod(argv: string[], io: CommandIO): Promise<number> {
   const own = dash === -1 ? argv : argv.slice(0, dash)
   const cmd = dash === -1 ? [] : argv.slice(dash + 1)
   const { values, positionals } = parse(own)
-  const state = requireState(labFlag(values.lab))
-  const pod = podOf(state, positionals[0])
-  if (cmd.length === 0) throw new InvalidFlagError("lab exec: give the command after '--' (lab exec productpage -- curl reviews)")
+  // every flag before the lab's state, so a bad flag is named whether the lab is up or not
+  const lab = labFlag(values.lab)
   const uid = integer('uid', values.uid, appUser.uid, 0, 4294967294)
+  if (cmd.length === 0) throw new InvalidFlagError("lab exec: give the command after '--' (lab exec productpage -- curl reviews)")
+  const pod = podOf(requireState(lab), positionals[0])
   const [program, ...args] = inNetns(pod.ns, cmd, uid === 0 ? undefined : { uid, gid: uid })
   return new Promise((resolve) => {
     const child = spawn(program!, args, { stdio: ['inherit', 'pipe', 'pipe'] })
