@@ -6,6 +6,7 @@ import type { Command, CommandIO } from '../command.js'
 import { InvalidFlagError, LabNotUpError } from '../errors.js'
 import { parseCommandArgs, type ParsedArgs } from '../flags/args.js'
 import { integer, oneOf } from '../flags/values.js'
+import { quoteInput } from '../quote.js'
 import { createLogger } from '../logger.js'
 import { applyRules, down, up } from './lifecycle.js'
 import { inNetns } from './netns.js'
@@ -46,8 +47,16 @@ const options = {
   'dns-capture': { type: 'boolean' },
 } as const
 
-function parse(argv: string[]): ParsedArgs<typeof options> {
-  return parseCommandArgs(argv, options, 'sidecar-lab lab', true)
+/** The flags of one subcommand only; the others share --lab and --help. */
+const only: Partial<Record<keyof typeof options, string>> = { uid: 'exec', compat: 'up', docker: 'up', mode: 'up', 'dns-capture': 'up' }
+
+function parse(argv: string[], sub: string): ParsedArgs<typeof options> {
+  const parsed = parseCommandArgs(argv, options, 'sidecar-lab lab', true)
+  for (const [flag, owner] of Object.entries(only)) {
+    // given to another subcommand it would be ignored without a word: `lab status --mode TPROXY`
+    if (parsed.values[flag as keyof typeof options] !== undefined && owner !== sub) throw new InvalidFlagError(`--${flag} goes with 'lab ${owner}', not 'lab ${sub}'`)
+  }
+  return parsed
 }
 
 function requireState(lab: string): LabState {
@@ -58,7 +67,7 @@ function requireState(lab: string): LabState {
 
 function podOf(state: LabState, name: string | undefined) {
   const pod = name ? state.pods[name] : undefined
-  if (!pod) throw new InvalidFlagError(`no pod '${name ?? ''}': the lab's pods are ${pods.map((p) => p.name).join(', ')}`)
+  if (!pod) throw new InvalidFlagError(`no pod ${quoteInput(name ?? '')}: the lab's pods are ${pods.map((p) => p.name).join(', ')}`)
   return pod
 }
 
@@ -66,7 +75,7 @@ function execPod(argv: string[], io: CommandIO): Promise<number> {
   const dash = argv.indexOf('--')
   const own = dash === -1 ? argv : argv.slice(0, dash)
   const cmd = dash === -1 ? [] : argv.slice(dash + 1)
-  const { values, positionals } = parse(own)
+  const { values, positionals } = parse(own, 'exec')
   // every flag before the lab's state, so a bad flag is named whether the lab is up or not
   const lab = labFlag(values.lab)
   const uid = integer('uid', values.uid, appUser.uid, 0, 4294967294)
@@ -105,7 +114,7 @@ export const labCommand: Command = {
       return sub ? 0 : 2
     }
     if (sub === 'exec') return execPod(rest, io)
-    const { values, positionals } = parse(rest)
+    const { values, positionals } = parse(rest, sub)
     if (values.help) {
       io.stdout.write(help)
       return 0
@@ -134,7 +143,7 @@ export const labCommand: Command = {
       case 'rules': {
         const state = requireState(lab)
         const mode = positionals[0]
-        if (mode !== 'on' && mode !== 'off') throw new InvalidFlagError(`lab rules: say 'on' or 'off', not '${mode ?? ''}'`)
+        if (mode !== 'on' && mode !== 'off') throw new InvalidFlagError(`lab rules: say 'on' or 'off', not ${quoteInput(mode ?? '')}`)
         for (const spec of pods.filter((p) => p.sidecar)) {
           const result = await applyRules(state, spec.name, mode === 'off')
           io.stdout.write(`${spec.name}: ${result}\n`)

@@ -32,6 +32,8 @@ const cases: [string[], string][] = [
   [['proxy', '--uid'], 'error: --uid: give a value (--uid UID)\n'],
   [['proxy', 'stray'], "error: unexpected argument \"stray\": 'sidecar-lab proxy' takes only flags (see 'sidecar-lab proxy --help')\n"],
   [['lab', 'exec', 'productpage', '--uid', 'root', '--', 'true'], 'error: --uid: "root" is not a whole number\n'],
+  [['lab', 'status', '--mode', 'TPROXY'], "error: --mode goes with 'lab up', not 'lab status'\n"],
+  [['lab', 'down', '--uid', '0'], "error: --uid goes with 'lab exec', not 'lab down'\n"],
 ]
 
 for (const [argv, stderr] of cases) {
