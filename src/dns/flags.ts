@@ -2,6 +2,8 @@
 // them. Upstreams come from --dns-upstream, else from the resolv.conf the proxy starts with.
 import { readFileSync } from 'node:fs'
 import { InvalidFlagError } from '../errors.js'
+import { duration, integer } from '../flags/values.js'
+import { quoteInput } from '../quote.js'
 import { defaultDnsConfig, type DnsConfig } from './config.js'
 import { parseNameserver, readResolvConf } from './resolv-conf.js'
 import { parseHostsFile, type HostsLine } from './table.js'
@@ -14,13 +16,8 @@ export const dnsFlags = [
   { name: 'dns-timeout', value: 'DURATION', help: 'upstream answer timeout; then SERVFAIL', fallback: '5s' },
 ]
 
-/** `duration` is the proxy's own parser, passed in so the two flag modules do not import each other. */
-export type DurationParser = (flag: string, text: string | undefined, fallback: number, zeroAllowed: boolean) => number
-
-export function parseDnsFlags(str: (name: string) => string | undefined, duration: DurationParser): DnsConfig {
-  const portText = str('dns-port')
-  const port = portText === undefined ? defaultDnsConfig.port : Number(portText)
-  if (!/^\d+$/.test(portText ?? '0') || port > 65535) throw new InvalidFlagError(`--dns-port: '${portText}' is not a port (0 to 65535)`)
+export function parseDnsFlags(str: (name: string) => string | undefined): DnsConfig {
+  const port = integer('dns-port', str('dns-port'), defaultDnsConfig.port, 0, 65535)
   const timeoutMs = duration('dns-timeout', str('dns-timeout'), defaultDnsConfig.timeoutMs, false)
   if (port === 0) return { ...defaultDnsConfig, port: 0, timeoutMs }
   // A missing resolv.conf is no error when upstreams are given: a pod may have none.
@@ -47,7 +44,7 @@ function hosts(file: string | undefined): HostsLine[] {
   try {
     text = readFileSync(file, 'utf8')
   } catch (err) {
-    throw new InvalidFlagError(`--dns-hosts: cannot read '${file}': ${(err as Error).message}`)
+    throw new InvalidFlagError(`--dns-hosts: cannot read ${quoteInput(file, 200)}: ${/^[^,]*/.exec((err as Error).message)![0]}`)
   }
   try {
     return parseHostsFile(text, `--dns-hosts ${file}`)

@@ -1,8 +1,8 @@
 // argv + environment -> settings, with istio-iptables' flags, short names, defaults and environment
 // variables (the long name upper-cased, '-' -> '_'). A flag on the command line beats its variable.
 // Every value is checked here, so the builders can trust what they get.
-import { isIPv4, isIPv6 } from 'node:net'
 import { InvalidFlagError, UnknownFlagError } from '../errors.js'
+import { readAddress, readInteger, readPort } from '../flags/values.js'
 import { defaultRuleConfig, defaultRunOptions, ruleConfig, splitList } from './config.js'
 import type { IptablesSettings, RuleConfig, RunOptions } from './config.js'
 import { splitServers } from './ranges.js'
@@ -27,15 +27,16 @@ type RunBoolKey = { [K in keyof RunOptions]: RunOptions[K] extends boolean ? K :
 
 const fail = (name: string, value: string, why: string) => new InvalidFlagError(`invalid value "${value}" for ${name}: ${why}`)
 
+// The shared value parsers (src/flags/values.ts) with pflag's wording: invalid value "V" for --flag: why.
 function port(name: string, value: string): number {
-  const n = /^\d{1,5}$/.test(value) ? Number(value) : NaN
-  if (!(n >= 1 && n <= 65535)) throw fail(name, value, 'not a port number (1-65535)')
+  const n = readPort(value)
+  if (n === undefined) throw fail(name, value, 'not a port number (1-65535)')
   return n
 }
 
 function integer(name: string, value: string): number {
-  const n = /^\d{1,10}$/.test(value) ? Number(value) : NaN
-  if (!(n >= 0 && n <= 0xffffffff)) throw fail(name, value, 'not a non-negative integer')
+  const n = readInteger(value, 0, 0xffffffff)
+  if (n === undefined) throw fail(name, value, 'not a non-negative integer')
   return n
 }
 
@@ -43,7 +44,7 @@ function ports(name: string, value: string, star: boolean): string {
   if (star && value.trim() === '*') return '*'
   for (const p of splitList(value)) {
     if (p === '*') throw fail(name, value, "'*' must stand alone, and is allowed only for --istio-inbound-ports")
-    if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw fail(name, value, `"${p}" is not a port number (1-65535)`)
+    if (readPort(p) === undefined) throw fail(name, value, `"${p}" is not a port number (1-65535)`)
   }
   return value
 }
@@ -51,8 +52,8 @@ function ports(name: string, value: string, star: boolean): string {
 function cidr(name: string, value: string, entry: string): void {
   const m = /^([^/]+)\/(\d{1,3})$/.exec(entry)
   const bits = m ? Number(m[2]) : NaN
-  if (m && isIPv4(m[1] ?? '') && bits <= 32) return
-  if (m && isIPv6(m[1] ?? '') && bits <= 128) return
+  if (m && readAddress(m[1] ?? '', 4) && bits <= 32) return
+  if (m && readAddress(m[1] ?? '', 6) && bits <= 128) return
   throw fail(name, value, `"${entry}" is not an IPv4 or IPv6 CIDR (address/prefix, e.g. 10.0.0.0/8 or fd00::/8)`)
 }
 
@@ -149,7 +150,7 @@ export const flagSpecs: FlagSpec[] = [
   // This project's own flags: no environment variables.
   spec('enable-ipv6', undefined, 'false', 'same as --dual-stack', flagOn('enableIPv6'), { bool: true, env: [] }),
   spec('dns-servers', undefined, '""', 'DNS servers to capture, IPv4 and IPv6 (istio-iptables reads /etc/resolv.conf)', (s, v, n) => {
-    for (const ip of splitList(v)) if (!isIPv4(ip) && !isIPv6(ip)) throw fail(n, v, `"${ip}" is not an IP address`)
+    for (const ip of splitList(v)) if (!readAddress(ip)) throw fail(n, v, `"${ip}" is not an IP address`)
     const { v4, v6 } = splitServers(v)
     s.rules.dnsServersV4 = v4
     s.rules.dnsServersV6 = v6
@@ -170,7 +171,7 @@ export const envOnly: Array<{ env: string; def: string; meaning: string; set: Fl
     env: 'ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR', def: '127.0.0.1/32', meaning: 'what counts as IPv4 loopback',
     set: (s, v, n) => {
       cidr(n, v, v)
-      if (!isIPv4(v.split('/')[0] ?? '')) throw fail(n, v, 'not an IPv4 CIDR')
+      if (!readAddress(v.split('/')[0] ?? '', 4)) throw fail(n, v, 'not an IPv4 CIDR')
       s.rules.hostIPv4LoopbackCidr = v
     },
   },

@@ -2,14 +2,16 @@
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import type { Command, CommandIO } from '../command.js'
-import { InvalidFlagError, LabNotUpError, UnknownFlagError } from '../errors.js'
+import { InvalidFlagError, LabNotUpError } from '../errors.js'
+import { parseCommandArgs, type ParsedArgs } from '../flags/args.js'
+import { integer, oneOf } from '../flags/values.js'
+import { quoteInput } from '../quote.js'
 import { createLogger } from '../logger.js'
 import { applyRules, down, up } from './lifecycle.js'
 import { inNetns } from './netns.js'
 import { appUser, podSpec, pods } from './scene.js'
-import { checkLabName, podDir, readState, type LabState } from './state.js'
+import { labFlag, podDir, readState, type LabState } from './state.js'
 import { renderStatus } from './status.js'
 
 const help = `usage: sidecar-lab lab <subcommand> [--lab NAME]
@@ -35,26 +37,26 @@ subcommands:
 --lab NAME names the lab (default sidecar-lab), so several can exist side by side.
 `
 
-function labName(values: Parsed['values']): string {
-  const lab = values.lab ?? 'sidecar-lab'
-  const problem = checkLabName(lab)
-  if (problem) throw new InvalidFlagError(`--lab: ${problem}`)
-  return lab
-}
+const options = {
+  lab: { type: 'string', value: 'NAME' },
+  help: { type: 'boolean' },
+  uid: { type: 'string', value: 'N' },
+  compat: { type: 'string', value: 'legacy' },
+  docker: { type: 'boolean' },
+  mode: { type: 'string', value: 'REDIRECT|TPROXY' },
+  'dns-capture': { type: 'boolean' },
+} as const
 
-interface Parsed {
-  values: Record<string, string | boolean | undefined> & { lab?: string }
-  positionals: string[]
-}
+/** The flags of one subcommand only; the others share --lab and --help. */
+const only: Partial<Record<keyof typeof options, string>> = { uid: 'exec', compat: 'up', docker: 'up', mode: 'up', 'dns-capture': 'up' }
 
-function parse(argv: string[]): Parsed {
-  const options = { lab: { type: 'string' }, help: { type: 'boolean' }, uid: { type: 'string' }, compat: { type: 'string' }, docker: { type: 'boolean' }, mode: { type: 'string' }, 'dns-capture': { type: 'boolean' } } as const
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true }) as Parsed
-  } catch (err) {
-    const flag = /'([^']+)'/.exec((err as Error).message)?.[1] ?? '?'
-    throw new UnknownFlagError(flag, 'sidecar-lab lab')
+function parse(argv: string[], sub: string): ParsedArgs<typeof options> {
+  const parsed = parseCommandArgs(argv, options, 'sidecar-lab lab', true)
+  for (const [flag, owner] of Object.entries(only)) {
+    // given to another subcommand it would be ignored without a word: `lab status --mode TPROXY`
+    if (parsed.values[flag as keyof typeof options] !== undefined && owner !== sub) throw new InvalidFlagError(`--${flag} goes with 'lab ${owner}', not 'lab ${sub}'`)
   }
+  return parsed
 }
 
 function requireState(lab: string): LabState {
@@ -65,7 +67,7 @@ function requireState(lab: string): LabState {
 
 function podOf(state: LabState, name: string | undefined) {
   const pod = name ? state.pods[name] : undefined
-  if (!pod) throw new InvalidFlagError(`no pod '${name ?? ''}': the lab's pods are ${pods.map((p) => p.name).join(', ')}`)
+  if (!pod) throw new InvalidFlagError(`no pod ${quoteInput(name ?? '')}: the lab's pods are ${pods.map((p) => p.name).join(', ')}`)
   return pod
 }
 
@@ -73,12 +75,12 @@ function execPod(argv: string[], io: CommandIO): Promise<number> {
   const dash = argv.indexOf('--')
   const own = dash === -1 ? argv : argv.slice(0, dash)
   const cmd = dash === -1 ? [] : argv.slice(dash + 1)
-  const { values, positionals } = parse(own)
-  const state = requireState(labName(values))
-  const pod = podOf(state, positionals[0])
+  const { values, positionals } = parse(own, 'exec')
+  // every flag before the lab's state, so a bad flag is named whether the lab is up or not
+  const lab = labFlag(values.lab)
+  const uid = integer('uid', values.uid, appUser.uid, 0, 4294967294)
   if (cmd.length === 0) throw new InvalidFlagError("lab exec: give the command after '--' (lab exec productpage -- curl reviews)")
-  const uid = values.uid === undefined ? appUser.uid : Number(values.uid)
-  if (!Number.isInteger(uid) || uid < 0) throw new InvalidFlagError(`--uid: '${values.uid}' is not a uid`)
+  const pod = podOf(requireState(lab), positionals[0])
   const [program, ...args] = inNetns(pod.ns, cmd, uid === 0 ? undefined : { uid, gid: uid })
   return new Promise((resolve) => {
     const child = spawn(program!, args, { stdio: ['inherit', 'pipe', 'pipe'] })
@@ -112,18 +114,17 @@ export const labCommand: Command = {
       return sub ? 0 : 2
     }
     if (sub === 'exec') return execPod(rest, io)
-    const { values, positionals } = parse(rest)
+    const { values, positionals } = parse(rest, sub)
     if (values.help) {
       io.stdout.write(help)
       return 0
     }
-    const lab = labName(values)
+    const lab = labFlag(values.lab)
     const log = createLogger({ level: 'warn' })
     switch (sub) {
       case 'up': {
-        if (values.compat !== undefined && values.compat !== 'legacy') throw new InvalidFlagError(`--compat: '${values.compat}' is not 'legacy'`)
-        const mode = (values.mode as string | undefined) ?? 'REDIRECT'
-        if (mode !== 'REDIRECT' && mode !== 'TPROXY') throw new InvalidFlagError(`--mode: '${mode}' is not REDIRECT or TPROXY`)
+        if (values.compat !== undefined) oneOf('compat', values.compat, ['legacy'])
+        const mode = oneOf('mode', values.mode ?? 'REDIRECT', ['REDIRECT', 'TPROXY'] as const)
         const { state, already } = await up({ lab, rules: values.compat ? 'legacy' : 'istio', mode, docker: values.docker === true, dnsCapture: values['dns-capture'] === true, log })
         io.stdout.write(already ? `lab ${lab} is already up\n` : `lab ${lab} is up\n`)
         io.stdout.write(await renderStatus(state, lab))
@@ -142,7 +143,7 @@ export const labCommand: Command = {
       case 'rules': {
         const state = requireState(lab)
         const mode = positionals[0]
-        if (mode !== 'on' && mode !== 'off') throw new InvalidFlagError(`lab rules: say 'on' or 'off', not '${mode ?? ''}'`)
+        if (mode !== 'on' && mode !== 'off') throw new InvalidFlagError(`lab rules: say 'on' or 'off', not ${quoteInput(mode ?? '')}`)
         for (const spec of pods.filter((p) => p.sidecar)) {
           const result = await applyRules(state, spec.name, mode === 'off')
           io.stdout.write(`${spec.name}: ${result}\n`)

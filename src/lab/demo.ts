@@ -1,13 +1,14 @@
 // `sidecar-lab demo`: the lab from nothing to a measured comparison and back to nothing.
-import { parseArgs } from 'node:util'
 import type { Command } from '../command.js'
-import { UnknownFlagError } from '../errors.js'
+import { parseCommandArgs } from '../flags/args.js'
+import { integer } from '../flags/values.js'
 import { createLogger } from '../logger.js'
 import { run } from './exec.js'
 import { applyRules, cliPath, down, up } from './lifecycle.js'
-import { load as loadFrom, positiveInt, renderComparison, type LoadResult } from './load.js'
+import { load as loadFrom, renderComparison, type LoadResult } from './load.js'
 import { inNetns } from './netns.js'
 import { appPort, appUser, podUrl } from './scene.js'
+import { labFlag } from './state.js'
 
 const help = `usage: sidecar-lab demo [--lab NAME] [--duration SECONDS] [--connections N]
 
@@ -21,18 +22,20 @@ export const demoCommand: Command = {
   name: 'demo',
   summary: 'the lab end to end: up, one traced request, direct vs sidecar load, down',
   async run(argv, io) {
-    let values: Record<string, string | boolean | undefined>
-    try {
-      values = parseArgs({ args: argv, options: { lab: { type: 'string' }, duration: { type: 'string' }, connections: { type: 'string' }, help: { type: 'boolean' } }, strict: true }).values
-    } catch (err) {
-      throw new UnknownFlagError(/'([^']+)'/.exec((err as Error).message)?.[1] ?? '?', 'sidecar-lab demo')
-    }
+    const options = {
+      lab: { type: 'string', value: 'NAME' },
+      duration: { type: 'string', value: 'SECONDS' },
+      connections: { type: 'string', value: 'N' },
+      help: { type: 'boolean' },
+    } as const
+    const { values } = parseCommandArgs(argv, options, 'sidecar-lab demo')
     if (values.help) {
       io.stdout.write(help)
       return 0
     }
-    const lab = (values.lab as string | undefined) ?? 'sidecar-lab'
-    const load = { durationS: positiveInt('duration', values.duration as string | undefined, 10, 600), connections: positiveInt('connections', values.connections as string | undefined, 10, 1000) }
+    // Every flag is checked before the lab is built: a bad --lab would otherwise fail half-way through up.
+    const lab = labFlag(values.lab)
+    const load = { durationS: integer('duration', values.duration, 10, 1, 600), connections: integer('connections', values.connections, 10, 1, 1000) }
     const log = createLogger({ level: 'warn' })
     const say = (text: string) => io.stdout.write(text)
     say(`\n== 1. lab up: pods as network namespaces, capture rules from our istio-iptables, sidecars as uid 1337\n`)

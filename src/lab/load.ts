@@ -1,6 +1,6 @@
 // Load from inside a pod with autocannon (as the app's user, so the capture rules treat it as the app).
 import { fileURLToPath } from 'node:url'
-import { CommandFailedError, InvalidFlagError } from '../errors.js'
+import { CommandFailedError } from '../errors.js'
 import type { CannonResult } from './cannon.js'
 import { run } from './exec.js'
 import { inNetns } from './netns.js'
@@ -46,11 +46,4 @@ export function renderComparison(results: LoadResult[]): string {
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
   return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('   ')).join('\n') + '\n'
-}
-
-export function positiveInt(flag: string, text: string | undefined, fallback: number, max: number): number {
-  if (text === undefined) return fallback
-  const n = Number(text)
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidFlagError(`--${flag}: '${text}' must be a whole number from 1 to ${max}`)
-  return n
 }

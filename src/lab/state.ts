@@ -2,6 +2,8 @@
 // `up` writes what it is about to create before creating it, so `down` can remove a half-finished lab.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
 import { join } from 'node:path'
+import { InvalidFlagError } from '../errors.js'
+import { quoteInput } from '../quote.js'
 
 export interface PodState {
   ns: string
@@ -73,5 +75,15 @@ export function removeState(lab: string): void {
 
 /** Lab names become namespace names and folder names: keep them short and plain. */
 export function checkLabName(lab: string): string | undefined {
-  return /^[a-z][a-z0-9-]{0,23}$/.test(lab) ? undefined : `lab name '${lab}' must be 1-24 characters of a-z, 0-9 and -, starting with a letter`
+  return /^[a-z][a-z0-9-]{0,23}$/.test(lab) ? undefined : `lab name ${quoteInput(lab)} must be 1-24 characters of a-z, 0-9 and -, starting with a letter`
+}
+
+export const defaultLab = 'sidecar-lab'
+
+/** The value of --lab (lab, demo, trace), checked: the default when not given. */
+export function labFlag(text: string | undefined): string {
+  const lab = text ?? defaultLab
+  const problem = checkLabName(lab)
+  if (problem) throw new InvalidFlagError(`--lab: ${problem}`)
+  return lab
 }

@@ -1,8 +1,8 @@
 // `sidecar-lab proxy` flags -> ProxyConfig, every value checked, errors naming flag and value.
 import { readFileSync } from 'node:fs'
-import { isIP } from 'node:net'
-import { parseArgs } from 'node:util'
-import { InvalidFlagError, UnknownFlagError } from '../errors.js'
+import { InvalidFlagError } from '../errors.js'
+import { parseCommandArgs } from '../flags/args.js'
+import { address, bytes, duration, httpUrl, integer, oneOf, port } from '../flags/values.js'
 import { defaultProxyConfig, type ProxyConfig } from './config.js'
 import { quoteInput } from '../quote.js'
 import { parseRegistryEntry, parseRegistryText, type RegistryEntry } from './registry-entry.js'
@@ -71,19 +71,9 @@ export function parseProxyFlags(argv: string[], env: NodeJS.ProcessEnv = {}): Pr
 /** The config and which flags were given on the command line (a default --uid is no reason to warn). */
 export function parseProxyArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { config: ProxyConfig; given: Set<string> } | 'help' {
   const options = Object.fromEntries(
-    proxyFlags.map((f) => [f.name, { type: f.value ? ('string' as const) : ('boolean' as const) }]),
+    proxyFlags.map((f) => [f.name, f.value ? { type: 'string' as const, value: f.value } : { type: 'boolean' as const }]),
   )
-  let values: Record<string, string | boolean | undefined>
-  try {
-    values = parseArgs({ args: joinDashValues(argv), options, strict: true, allowPositionals: false }).values
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException
-    const flag = /'([^']+)'/.exec(e.message)?.[1] ?? argv.join(' ')
-    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      throw new UnknownFlagError(flag.split(' ')[0]!, 'sidecar-lab proxy')
-    }
-    throw new InvalidFlagError(`${e.message.replace(/\. To specify.*$/s, '')}`)
-  }
+  const { values } = parseCommandArgs(argv, options, 'sidecar-lab proxy')
   if (values.help) return 'help'
   const str = (name: string) => values[name] as string | undefined
   const d = defaultProxyConfig
@@ -119,29 +109,10 @@ export function parseProxyArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { c
     prometheusPort: integer('prometheus-port', str('prometheus-port'), d.prometheusPort, 0, 65535),
     mergedMetricsPort: integer('merged-metrics-port', str('merged-metrics-port'), d.mergedMetricsPort, 0, 65535),
     appMetricsUrl: httpUrl('app-metrics-url', str('app-metrics-url')),
-    dns: parseDnsFlags(str, duration),
+    dns: parseDnsFlags(str),
   }
   refuseSharedPorts(config)
   return { config, given: new Set(Object.keys(values).filter((k) => values[k] !== undefined)) }
-}
-
-/**
- * parseArgs takes `--idle-timeout -5` for a flag followed by a second flag and answers "ambiguous"; a value
- * flag followed by something that is not a long flag gets that as its value, so -5 reaches the value's own
- * check and its message ("--outbound-port: -1 is not a port").
- */
-function joinDashValues(argv: string[]): string[] {
-  const takesValue = new Set(proxyFlags.filter((f) => f.value).map((f) => `--${f.name}`))
-  const out: string[] = []
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    const next = argv[i + 1]
-    if (takesValue.has(arg) && next !== undefined && next.startsWith('-') && !next.startsWith('--')) {
-      out.push(`${arg}=${next}`)
-      i++
-    } else out.push(arg)
-  }
-  return out
 }
 
 const portFlags: [string, keyof ProxyConfig][] = [
@@ -166,70 +137,6 @@ function refuseSharedPorts(config: ProxyConfig): void {
     if (other) throw new InvalidFlagError(`--${other} and --${flag} are both ${port}: each needs a port of its own`)
     seen.set(port, flag)
   }
-}
-
-function integer(flag: string, text: string | undefined, fallback: number, min: number, max: number, what?: string): number {
-  if (text === undefined) return fallback
-  if (!/^-?\d+$/.test(text.trim())) throw new InvalidFlagError(`--${flag}: '${text}' is not a whole number`)
-  const n = Number(text)
-  if (n < min || n > max) throw new InvalidFlagError(`--${flag}: ${n} ${what ?? `is out of range (${min} to ${max})`}`)
-  return n
-}
-
-function httpUrl(flag: string, text: string | undefined): string | null {
-  if (text === undefined || text === '') return null
-  let url: URL
-  try {
-    url = new URL(text)
-  } catch {
-    throw new InvalidFlagError(`--${flag}: '${text}' is not a URL (http://127.0.0.1:9090/metrics)`)
-  }
-  if (url.protocol !== 'http:') throw new InvalidFlagError(`--${flag}: '${text}' must be an http:// URL`)
-  return url.href
-}
-
-function port(flag: string, text: string | undefined, fallback: number): number {
-  return integer(flag, text, fallback, 1, 65535, 'is not a port (1-65535)')
-}
-
-function address(flag: string, text: string, family?: 4 | 6): string {
-  const got = isIP(text)
-  if (got === 0 || (family && got !== family)) {
-    throw new InvalidFlagError(`--${flag}: '${text}' is not an IP${family ? `v${family}` : ''} address`)
-  }
-  return text
-}
-
-function oneOf<T extends string>(flag: string, text: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(text)) {
-    throw new InvalidFlagError(`--${flag}: '${text}' is not one of ${allowed.join(', ')}`)
-  }
-  return text as T
-}
-
-const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, '': 1000 }
-
-export function duration(flag: string, text: string | undefined, fallback: number, zeroAllowed: boolean): number {
-  if (text === undefined) return fallback
-  if (/^-\d/.test(text.trim())) throw new InvalidFlagError(`--${flag}: ${text.trim()} is negative (${zeroAllowed ? '0 or more' : 'more than 0'}: 500ms, 10s, 5m, 1h)`)
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|)$/.exec(text.trim())
-  if (!m) throw new InvalidFlagError(`--${flag}: '${text}' is not a duration (500ms, 10s, 5m, 1h)`)
-  const ms = Math.round(Number(m[1]) * durationUnits[m[2]!]!)
-  if (ms === 0 && !zeroAllowed) throw new InvalidFlagError(`--${flag}: must be more than 0`)
-  if (ms > 2_147_483_647) throw new InvalidFlagError(`--${flag}: '${text}' is too long (at most about 24 days)`)
-  return ms
-}
-
-const byteUnits: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }
-
-export function bytes(flag: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback
-  if (/^-\d/.test(text.trim())) throw new InvalidFlagError(`--${flag}: ${text.trim()} is negative (1Ki to 1Gi: 65536, 64Ki, 1Mi)`)
-  const m = /^(\d+)(Ki|Mi|Gi|KiB|MiB|GiB|)$/.exec(text.trim())
-  if (!m) throw new InvalidFlagError(`--${flag}: '${text}' is not a size (65536, 64Ki, 1Mi)`)
-  const n = Number(m[1]) * byteUnits[m[2]!]!
-  if (n < 1024 || n > 1024 ** 3) throw new InvalidFlagError(`--${flag}: ${n} bytes is out of range (1Ki to 1Gi)`)
-  return n
 }
 
 function registry(list: string | undefined, file: string | undefined): RegistryEntry[] {

@@ -2,11 +2,13 @@
 // (from the kernel's own trace), the sidecars' accepts, and the walkthrough's two open questions answered.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import type { Command } from '../command.js'
-import { InvalidFlagError, UnknownFlagError } from '../errors.js'
+import { InvalidFlagError } from '../errors.js'
+import { parseCommandArgs } from '../flags/args.js'
+import { port as portFlag } from '../flags/values.js'
 import { appPort, pods } from '../lab/scene.js'
-import { checkLabName } from '../lab/state.js'
+import { labFlag } from '../lab/state.js'
+import { quoteInput } from '../quote.js'
 import { renderDnsJson, renderDnsSvg, renderDnsText } from './dns-render.js'
 import { runDnsTrace } from './dns-report.js'
 import { createLogger } from '../logger.js'
@@ -64,33 +66,26 @@ interface Flags {
 
 function parseFlags(argv: string[]): Flags | 'help' {
   const options = {
-    from: { type: 'string' }, to: { type: 'string' }, port: { type: 'string' }, lab: { type: 'string' },
-    json: { type: 'boolean' }, walkthrough: { type: 'boolean' }, svg: { type: 'string' }, raw: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    dns: { type: 'boolean' }, 'no-ct-zones': { type: 'boolean' },
+    from: { type: 'string', value: 'POD' }, to: { type: 'string', value: 'POD' }, port: { type: 'string', value: 'N' }, lab: { type: 'string', value: 'NAME' },
+    json: { type: 'boolean' }, walkthrough: { type: 'boolean' }, svg: { type: 'string', value: 'FILE' }, raw: { type: 'string', value: 'DIR' },
+    help: { type: 'boolean', short: 'h' }, dns: { type: 'boolean' }, 'no-ct-zones': { type: 'boolean' },
   } as const
-  let values
-  let positionals: string[]
-  try {
-    ;({ values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true }))
-  } catch (err) {
-    const flag = /'([^']+)'/.exec((err as Error).message)?.[1] ?? argv[0] ?? '?'
-    throw new UnknownFlagError(flag, 'sidecar-lab trace')
-  }
+  const { values, positionals } = parseCommandArgs(argv, options, 'sidecar-lab trace', true)
   if (values.help) return 'help'
-  if (positionals.length > (values.dns ? 1 : 0)) throw new UnknownFlagError(positionals[values.dns ? 1 : 0]!, 'sidecar-lab trace')
+  const stray = positionals[values.dns ? 1 : 0]
+  if (stray !== undefined) {
+    throw new InvalidFlagError(`unexpected argument ${quoteInput(stray)}: only 'trace --dns' takes one (a name) (see 'sidecar-lab trace --help')`)
+  }
   if (values['no-ct-zones'] && !values.dns) throw new InvalidFlagError('--no-ct-zones goes with --dns')
   const dnsName = positionals[0]
-  if (dnsName !== undefined && !/^[A-Za-z0-9.-]{1,253}$/.test(dnsName)) throw new InvalidFlagError(`trace --dns: '${dnsName}' is not a host name`)
+  if (dnsName !== undefined && !/^[A-Za-z0-9.-]{1,253}$/.test(dnsName)) throw new InvalidFlagError(`trace --dns: ${quoteInput(dnsName)} is not a host name`)
   const names = pods.map((p) => p.name as string)
   for (const key of ['from', 'to'] as const) {
     const v = values[key]
-    if (v !== undefined && !names.includes(v)) throw new InvalidFlagError(`--${key}: no pod '${v}'; the lab's pods are ${names.join(', ')}`)
+    if (v !== undefined && !names.includes(v)) throw new InvalidFlagError(`--${key}: no pod ${quoteInput(v)}; the lab's pods are ${names.join(', ')}`)
   }
-  const port = values.port === undefined ? appPort : Number(values.port)
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidFlagError(`--port: '${values.port}' is not a port (1-65535)`)
-  const lab = values.lab ?? 'sidecar-lab'
-  const problem = checkLabName(lab)
-  if (problem) throw new InvalidFlagError(`--lab: ${problem}`)
+  const port = portFlag('port', values.port, appPort)
+  const lab = labFlag(values.lab)
   const flags: Flags = { from: values.from ?? 'productpage', to: values.to ?? 'reviews', port, lab, json: values.json ?? false, walkthrough: values.walkthrough ?? false }
   if (values.svg !== undefined) flags.svg = values.svg
   if (values.raw !== undefined) flags.raw = values.raw

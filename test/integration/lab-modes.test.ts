@@ -114,7 +114,7 @@ t.test('TPROXY lab: the apps see their callers (IPv4 and IPv6); down/up switches
 t.test('lab up --mode: bad values and legacy + TPROXY are refused by name', rootOnly(), async (t) => {
   const bad = await cli(['lab', 'up', '--lab', 'sltbad', '--mode', 'NAT'])
   t.equal(bad.code, 2)
-  t.match(bad.stderr, "--mode: 'NAT' is not REDIRECT or TPROXY")
+  t.match(bad.stderr, '--mode: "NAT" is not one of REDIRECT, TPROXY')
   const legacy = await cli(['lab', 'up', '--lab', 'sltbad', '--mode', 'TPROXY', '--compat', 'legacy'])
   t.equal(legacy.code, 2)
   t.match(legacy.stderr, '--mode TPROXY needs the Istio layout')

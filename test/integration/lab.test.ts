@@ -107,7 +107,7 @@ t.test('lab errors name the problem', rootOnly(), async (t) => {
   t.match(notUp.stderr, `lab ${lab} is not up`)
   const badName = await cli(['lab', 'up', '--lab', 'Bad_Name'])
   t.equal(badName.code, 2)
-  t.match(badName.stderr, "lab name 'Bad_Name' must be")
+  t.match(badName.stderr, 'lab name "Bad_Name" must be')
   const sub = await cli(['lab', 'frob'])
   t.equal(sub.code, 2)
   t.match(sub.stderr, "unknown lab subcommand 'frob'")

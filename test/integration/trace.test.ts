@@ -130,7 +130,7 @@ t.test('a lab that is not up: exit 2 and a message that says so', async (t) => {
 })
 
 t.test('bad flags: unknown pod, bad port, unknown flag', async (t) => {
-  t.match((await cli(['trace', '--to', 'details'])).stderr, /--to: no pod 'details'/)
-  t.match((await cli(['trace', '--port', '70000'])).stderr, /--port: '70000' is not a port/)
+  t.match((await cli(['trace', '--to', 'details'])).stderr, /--to: no pod "details"/)
+  t.match((await cli(['trace', '--port', '70000'])).stderr, /--port: 70000 is not a port \(1-65535\)/)
   t.match((await cli(['trace', '--bogus'])).stderr, /unknown flag --bogus/)
 })

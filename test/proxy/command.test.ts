@@ -16,7 +16,7 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
 t.test('a bad flag value stops the proxy with exit 2 and names the flag', async (t) => {
   const r = await cli(['proxy', '--connect-timeout', 'forever'])
   t.equal(r.code, 2)
-  t.match(r.stderr, "error: --connect-timeout: 'forever' is not a duration")
+  t.match(r.stderr, 'error: --connect-timeout: "forever" is not a duration')
 })
 
 t.test('an unknown flag is named', async (t) => {

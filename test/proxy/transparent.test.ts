@@ -11,7 +11,7 @@ t.test('--interception-mode: REDIRECT by default; TPROXY runs as uid 0 unless --
   t.match(plain, { interceptionMode: 'REDIRECT', uid: 1337, gid: 1337 })
   t.match(parseProxyFlags(['--interception-mode', 'TPROXY']), { interceptionMode: 'TPROXY', uid: 0, gid: 1337 })
   t.match(parseProxyFlags(['--interception-mode', 'TPROXY', '--uid', '1500']), { uid: 1500 })
-  t.throws(() => parseProxyFlags(['--interception-mode', 'tproxy']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: "--interception-mode: 'tproxy' is not one of REDIRECT, TPROXY" })
+  t.throws(() => parseProxyFlags(['--interception-mode', 'tproxy']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: '--interception-mode: "tproxy" is not one of REDIRECT, TPROXY' })
 })
 
 t.test('transparentSocket: bad arguments are named', async (t) => {

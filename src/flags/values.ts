@@ -1,0 +1,97 @@
+// The value parsers every command's flags share: port, integer, duration, bytes, address, one-of, URL.
+// Each throws InvalidFlagError naming the flag, with the value quoted by quoteInput (so a value full of
+// terminal escapes cannot act on the terminal). The read* functions only answer a value or undefined, for
+// the iptables parser, which words its errors as pflag does.
+import { isIP } from 'node:net'
+import { InvalidFlagError } from '../errors.js'
+import { quoteInput } from '../quote.js'
+
+const wholeNumber = /^-?\d+$/
+
+/** A decimal port 1-65535, at most five digits (as istio-iptables reads one), else undefined. */
+export function readPort(text: string): number | undefined {
+  const n = /^\d{1,5}$/.test(text) ? Number(text) : NaN
+  return n >= 1 && n <= 65535 ? n : undefined
+}
+
+/** A decimal whole number from min to max, else undefined. */
+export function readInteger(text: string, min: number, max: number): number | undefined {
+  const n = /^\d{1,16}$/.test(text) ? Number(text) : NaN
+  return n >= min && n <= max ? n : undefined
+}
+
+/** An IP address (of the given family), else undefined. */
+export function readAddress(text: string, family?: 4 | 6): string | undefined {
+  const got = isIP(text)
+  return got !== 0 && (!family || got === family) ? text : undefined
+}
+
+export function integer(flag: string, text: string | undefined, fallback: number, min: number, max: number, what?: string): number {
+  if (text === undefined) return fallback
+  if (!wholeNumber.test(text.trim())) throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} is not a whole number`)
+  const n = Number(text)
+  if (n < min || n > max) throw new InvalidFlagError(`--${flag}: ${n} ${what ?? `is out of range (${min} to ${max})`}`)
+  return n
+}
+
+/** A port 1-65535 (a flag where 0 disables uses integer(..., 0, 65535)). */
+export function port(flag: string, text: string | undefined, fallback: number): number {
+  if (text !== undefined && !wholeNumber.test(text.trim())) throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} is not a port (1-65535)`)
+  return integer(flag, text, fallback, 1, 65535, 'is not a port (1-65535)')
+}
+
+export function address(flag: string, text: string, family?: 4 | 6): string {
+  if (readAddress(text, family) === undefined) {
+    throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} is not an IP${family ? `v${family}` : ''} address`)
+  }
+  return text
+}
+
+export function oneOf<T extends string>(flag: string, text: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(text)) {
+    throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} is not one of ${allowed.join(', ')}`)
+  }
+  return text as T
+}
+
+export function httpUrl(flag: string, text: string | undefined): string | null {
+  if (text === undefined || text === '') return null
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} is not a URL (http://127.0.0.1:9090/metrics)`)
+  }
+  if (url.protocol !== 'http:') throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} must be an http:// URL`)
+  return url.href
+}
+
+const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, '': 1000 }
+
+/** 500ms, 10s, 5m, 1h; a bare number is seconds. At most setTimeout's limit (about 24 days). */
+export function duration(flag: string, text: string | undefined, fallback: number, zeroAllowed: boolean): number {
+  if (text === undefined) return fallback
+  const t = text.trim()
+  // shown bare: the pattern lets no other character through
+  if (/^-\d+(?:\.\d+)?(ms|s|m|h|)$/.test(t)) throw new InvalidFlagError(`--${flag}: ${t} is negative (${zeroAllowed ? '0 or more' : 'more than 0'}: 500ms, 10s, 5m, 1h)`)
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|)$/.exec(t)
+  if (!m) throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} is not a duration (500ms, 10s, 5m, 1h)`)
+  const ms = Math.round(Number(m[1]) * durationUnits[m[2]!]!)
+  if (ms === 0 && !zeroAllowed) throw new InvalidFlagError(`--${flag}: must be more than 0`)
+  if (ms > 2_147_483_647) throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} is too long (at most about 24 days)`)
+  return ms
+}
+
+const byteUnits: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }
+
+/** 65536, 64Ki, 1Mi: from 1Ki to 1Gi. */
+export function bytes(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback
+  const t = text.trim()
+  if (/^-\d+(Ki|Mi|Gi|KiB|MiB|GiB|)$/.test(t)) throw new InvalidFlagError(`--${flag}: ${t} is negative (1Ki to 1Gi: 65536, 64Ki, 1Mi)`)
+  const m = /^(\d+)(Ki|Mi|Gi|KiB|MiB|GiB|)$/.exec(t)
+  if (!m) throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} is not a size (65536, 64Ki, 1Mi)`)
+  const n = Number(m[1]) * byteUnits[m[2]!]!
+  if (n < 1024 || n > 1024 ** 3) throw new InvalidFlagError(`--${flag}: ${n} bytes is out of range (1Ki to 1Gi)`)
+  return n
+}

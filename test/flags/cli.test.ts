@@ -1,0 +1,46 @@
+// The flags as a user meets them through the CLI: a missing value or a bad --lab is refused with exit 2
+// before anything runs. As root the CLI runs as nobody, so a flag that slipped through would stop at the
+// root check of lab up instead of building a lab. Without NODE_OPTIONS: tap's would have the child
+// write coverage files where nobody may not.
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import t from 'tap'
+import { repoRoot } from '../helpers/pods.js'
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const nobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
+  return new Promise((resolve) => {
+    execFile('env', ['-u', 'NODE_OPTIONS', process.execPath, join(repoRoot, 'dist/cli.js'), ...args], { timeout: 20_000, ...nobody }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
+    })
+  })
+}
+
+const cases: [string[], string][] = [
+  [['lab', 'status', '--lab'], 'error: --lab: give a value (--lab NAME)\n'],
+  [['lab', 'up', '--mode'], 'error: --mode: give a value (--mode REDIRECT|TPROXY)\n'],
+  [['lab', 'up', '--lab', 'slt-flags', '--mode', 'NAT'], 'error: --mode: "NAT" is not one of REDIRECT, TPROXY\n'],
+  [['trace', '--port'], 'error: --port: give a value (--port N)\n'],
+  [['trace', '--lab', '--json'], 'error: --lab: give a value (--lab NAME)\n'],
+  [['trace', '--port', '-1'], 'error: --port: -1 is not a port (1-65535)\n'],
+  [['trace', '--json=yes'], "error: --json takes no value (see 'sidecar-lab trace --help')\n"],
+  [['trace', 'stray'], "error: unexpected argument \"stray\": only 'trace --dns' takes one (a name) (see 'sidecar-lab trace --help')\n"],
+  [['demo', '--lab', 'Bad_Name'], 'error: --lab: lab name "Bad_Name" must be 1-24 characters of a-z, 0-9 and -, starting with a letter\n'],
+  [['demo', '--lab'], 'error: --lab: give a value (--lab NAME)\n'],
+  [['demo', '--duration', '0'], 'error: --duration: 0 is out of range (1 to 600)\n'],
+  [['demo', '--connections', '-2'], 'error: --connections: -2 is out of range (1 to 1000)\n'],
+  [['proxy', '--uid'], 'error: --uid: give a value (--uid UID)\n'],
+  [['proxy', 'stray'], "error: unexpected argument \"stray\": 'sidecar-lab proxy' takes only flags (see 'sidecar-lab proxy --help')\n"],
+  [['lab', 'exec', 'productpage', '--uid', 'root', '--', 'true'], 'error: --uid: "root" is not a whole number\n'],
+  [['lab', 'status', '--mode', 'TPROXY'], "error: --mode goes with 'lab up', not 'lab status'\n"],
+  [['lab', 'down', '--uid', '0'], "error: --uid goes with 'lab exec', not 'lab down'\n"],
+]
+
+for (const [argv, stderr] of cases) {
+  t.test(argv.join(' '), async (t) => {
+    const r = await cli(argv)
+    t.equal(r.stderr, stderr)
+    t.equal(r.code, 2)
+    t.equal(r.stdout, '', 'nothing ran')
+  })
+}
