@@ -170,7 +170,7 @@ export class BenchLab {
     for (;;) {
       const r = await netns.execIn(this.ns(pod), ['ss', '-Hltn'], { allowFailure: true })
       if (/:15001\s/.test(r.stdout) && /:15006\s/.test(r.stdout)) return
-      if (!processes.alive(pid)) throw new Error(`sidecar in ${pod} exited: ${readFileSync(logFile, 'utf8').slice(-1500)}`)
+      if (!exec.alive(pid)) throw new Error(`sidecar in ${pod} exited: ${readFileSync(logFile, 'utf8').slice(-1500)}`)
       if (Date.now() > end) throw new Error(`sidecar in ${pod} not listening on 15001 and 15006 after 15 s`)
       await sleep(50)
     }
@@ -208,13 +208,13 @@ export function interruptible(lab) {
 
 /** @param {number | undefined} pid */
 async function killAndWait(pid) {
-  if (!processes.alive(pid)) return
+  if (!exec.alive(pid)) return
   try {
     process.kill(/** @type {number} */ (pid), 'SIGKILL')
   } catch {
     return
   }
-  while (processes.alive(pid)) await sleep(20)
+  while (exec.alive(pid)) await sleep(20)
 }
 
 /** VmRSS in bytes. @param {number | undefined} pid */
@@ -238,7 +238,7 @@ export function cpuSeconds(pid) {
  * @returns {Promise<number>} the milliseconds waited
  */
 export async function quiet(pids, maxMs = 20_000) {
-  const live = pids.filter((p) => processes.alive(p))
+  const live = pids.filter((p) => exec.alive(p))
   const t0 = Date.now()
   let calm = 0
   let last = live.map(cpuSeconds)

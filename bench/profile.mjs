@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { BenchLab, interruptible, ports, root, serverIp } from './harness.mjs'
-import { processes, state as labState } from './lab.mjs'
+import { exec, state as labState } from './lab.mjs'
 import { sidecarLab } from './peers.mjs'
 
 const { values } = parseArgs({ options: { pod: { type: 'string' }, seconds: { type: 'string' }, tool: { type: 'string' }, lab: { type: 'string' } }, strict: true })
@@ -50,7 +50,7 @@ try {
     // The whole group: clinic passes the stop on to the sidecar, then builds its report.
     process.kill(-(/** @type {number} */ (pid)), 'SIGINT')
     const end = Date.now() + 240_000
-    while (processes.alive(pid) && Date.now() < end) await sleep(250)
+    while (exec.alive(pid) && Date.now() < end) await sleep(250)
     const dir = join(labState.podDir(lab.lab, pod), `clinic-${tool}`)
     for (const f of readdirSync(dir).filter((f) => f.endsWith('.html'))) {
       const to = join(outDir, `${tool}-${pod}-${f}`)

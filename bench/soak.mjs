@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { BenchLab, interruptible, ports, quiet, root, rssBytes, serverIp } from './harness.mjs'
-import { netns, processes, state as labState } from './lab.mjs'
+import { exec, netns, processes, state as labState } from './lab.mjs'
 import { machine } from './machine.mjs'
 import { checks, parseDuration, renderSoakMarkdown, renderSoakText } from './soak-report.mjs'
 import { renderSoakSvg } from './soak-svg.mjs'
@@ -96,7 +96,7 @@ try {
   await quiet(pods.map((p) => lab.sidecarPids[p]), 10_000)
   await sleep(1500) // the admin's own keep-alive connection (1 s) closes too
   for (const pod of pods) endFds[pod] = fdCount(lab.sidecarPids[pod])
-  for (const pod of pods) if (!processes.alive(lab.sidecarPids[pod])) problems.push(`the ${side[pod]} sidecar died`)
+  for (const pod of pods) if (!exec.alive(lab.sidecarPids[pod])) problems.push(`the ${side[pod]} sidecar died`)
 } catch (err) {
   await guard.settle(err)
 } finally {
@@ -171,7 +171,7 @@ async function sampler(deadline) {
       const pid = lab.sidecarPids[pod]
       const el = await adminStats(pod, '^server\\.event_loop_delay')
       sample[side[pod]] = {
-        rssMiB: processes.alive(pid) ? rssBytes(pid) / 2 ** 20 : NaN,
+        rssMiB: exec.alive(pid) ? rssBytes(pid) / 2 ** 20 : NaN,
         fds: fdCount(pid),
         loopMaxMs: (el['server.event_loop_delay_max_us'] ?? NaN) / 1000,
         loopP99Ms: (el['server.event_loop_delay_p99_us'] ?? NaN) / 1000,

@@ -128,3 +128,9 @@ export class InvalidAddressError extends SidecarError {
     super('SIDECAR_ERR_INVALID_ADDRESS', `'${text}' is not an address:port: ${reason}`)
   }
 }
+
+/** The start-up error for a port that cannot be bound, naming what wanted it (also used by the admin servers). */
+export function listenFailure(name: string, host: string, port: number, err: NodeJS.ErrnoException): ListenError {
+  const why = err.code === 'EADDRINUSE' ? 'is already in use' : err.code === 'EACCES' ? 'needs privileges' : err.message
+  return new ListenError(`${name}: cannot listen on ${host} port ${port}: it ${why}`, err)
+}

@@ -2,7 +2,7 @@
 // with an error naming it), turn requests into AdminRequest, write AdminResponse, close promptly.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Logger } from '../logger.js'
-import { listenFailure } from '../proxy/listener.js'
+import { listenFailure } from '../errors.js'
 import type { AdminRequest, AdminResponse } from './router.js'
 import { text } from './router.js'
 

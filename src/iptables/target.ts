@@ -3,8 +3,8 @@
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { MissingBinaryError, NetnsNotFoundError, PermissionError } from '../errors.js'
-import { run, type RunOptions, type RunResult } from '../lab/exec.js'
-import { netnsPath } from '../lab/netns.js'
+import { run, type RunOptions, type RunResult } from '../sys/exec.js'
+import { netnsPath } from '../sys/netns.js'
 
 export interface Target {
   /** path of the namespace file, or undefined for the current namespace */

@@ -3,7 +3,7 @@
 // and every planned rule passes `iptables -C` (which sidesteps the normalized form iptables-save prints).
 // One check more than Istio: when all that passes, the order of the rules, against the plan's own listing.
 import { MissingBinaryError, PermissionError } from '../errors.js'
-import { run } from '../lab/exec.js'
+import { run } from '../sys/exec.js'
 import type { Plan } from './plan.js'
 import {
   builtinChains,

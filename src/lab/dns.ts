@@ -4,7 +4,7 @@
 // /etc/netns/<ns>/resolv.conf over /etc/resolv.conf for every program started in the pod, the sidecar too.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { addNetns, addVeth, execIn } from './netns.js'
+import { addNetns, addVeth, execIn } from '../sys/netns.js'
 import { startDetached, waitForLog } from './processes.js'
 import { pods, prefixLength, prefixLength6 } from './scene.js'
 import { labDir, type LabState } from './state.js'

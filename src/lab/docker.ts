@@ -4,8 +4,8 @@
 // `trace` reach it unchanged.
 import { existsSync } from 'node:fs'
 import { DockerError } from '../errors.js'
-import { run, type RunOptions } from './exec.js'
-import { deleteNetns, execIn, netnsExists } from './netns.js'
+import { run, type RunOptions } from '../sys/exec.js'
+import { deleteNetns, execIn, netnsExists } from '../sys/netns.js'
 import { podDir, type LabState } from './state.js'
 
 /** Built by scripts/docker-image.sh from the top-level Dockerfile. */

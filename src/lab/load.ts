@@ -2,8 +2,8 @@
 import { fileURLToPath } from 'node:url'
 import { CommandFailedError } from '../errors.js'
 import type { CannonResult } from './cannon.js'
-import { run } from './exec.js'
-import { inNetns } from './netns.js'
+import { run } from '../sys/exec.js'
+import { inNetns } from '../sys/netns.js'
 import { appUser } from './scene.js'
 
 export interface LoadResult extends CannonResult {

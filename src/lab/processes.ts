@@ -4,7 +4,8 @@ import { spawn } from 'node:child_process'
 import { openSync, closeSync, readFileSync, existsSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { LabProcessError } from '../errors.js'
-import { inNetns } from './netns.js'
+import { alive } from '../sys/exec.js'
+import { inNetns } from '../sys/netns.js'
 
 export function startDetached(ns: string, argv: string[], logFile: string, user?: { uid: number; gid: number }): number {
   const [program, ...args] = inNetns(ns, argv, user)
@@ -19,17 +20,6 @@ export function startDetached(ns: string, argv: string[], logFile: string, user?
   }
 }
 
-export function alive(pid: number | undefined): boolean {
-  if (!pid) return false
-  try {
-    process.kill(pid, 0)
-    // a zombie is not alive for our purposes
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return !/^\d+ \(.*\) Z/.test(stat)
-  } catch {
-    return false
-  }
-}
 
 /** The uid a process runs as (after setpriv / the sidecar's own switch). */
 export function uidOf(pid: number): number | undefined {

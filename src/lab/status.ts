@@ -1,8 +1,9 @@
 // lab status: what runs where, and how many packets each capture rule has caught.
 import { keyCounters, parseStatsJson, type KeyCounters } from '../admin/key-counters.js'
 import { containerLines } from './docker.js'
-import { execIn, netnsExists } from './netns.js'
-import { alive, uidOf } from './processes.js'
+import { execIn, netnsExists } from '../sys/netns.js'
+import { alive } from '../sys/exec.js'
+import { uidOf } from './processes.js'
 import type { LabState } from './state.js'
 
 export interface RuleCounter {

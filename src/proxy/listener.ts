@@ -1,7 +1,7 @@
 // A virtual listener (virtualOutbound on 15001, virtualInbound on 15006): accepts captured connections,
 // recovers their original destination, guards against loops and hands them to a cluster.
 import { createServer, type Server, type Socket } from 'node:net'
-import { ListenError } from '../errors.js'
+import { listenFailure } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { originalDst } from '../native/sockopt.js'
 import type { AccessLogSink } from './access-log.js'
@@ -36,11 +36,6 @@ export function transparentDestination(socket: Socket, log: Logger): Endpoint | 
   return originalDestination(socket, log) ?? endpoint(socket.localAddress, socket.localPort)
 }
 
-/** The start-up error for a port that cannot be bound, naming what wanted it (also used by the admin servers). */
-export function listenFailure(name: string, host: string, port: number, err: NodeJS.ErrnoException): ListenError {
-  const why = err.code === 'EADDRINUSE' ? 'is already in use' : err.code === 'EACCES' ? 'needs privileges' : err.message
-  return new ListenError(`${name}: cannot listen on ${host} port ${port}: it ${why}`, err)
-}
 
 export interface ListenerDeps {
   config: ProxyConfig

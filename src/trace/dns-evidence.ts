@@ -2,7 +2,7 @@
 // sidecar's DNS counters (did it answer from its table or forward?) and the lab DNS server's query log
 // (who really asked it, from which port).
 import { existsSync, readFileSync, statSync } from 'node:fs'
-import { execIn } from '../lab/netns.js'
+import { execIn } from '../sys/netns.js'
 import type { Tuple } from './evidence.js'
 
 export interface UdpEntry {

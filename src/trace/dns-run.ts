@@ -3,7 +3,7 @@
 // counters, the lab DNS server's log) collected and the table removed whatever happened.
 import { TraceError } from '../errors.js'
 import { dnsLogPath, labDns } from '../lab/dns.js'
-import { execIn } from '../lab/netns.js'
+import { execIn } from '../sys/netns.js'
 import { appUser } from '../lab/scene.js'
 import type { LabState } from '../lab/state.js'
 import { counterDelta, logSize, readDnsCounters, readServerQueries, readUdpConntrack, type DnsCounters, type ServerQuery, type UdpEntry } from './dns-evidence.js'

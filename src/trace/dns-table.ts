@@ -2,7 +2,7 @@
 // at a priority before raw (-300), so the trace shows the raw table's CT zone rules as well as nat's.
 // Same table name and chain names as the TCP trace's (src/trace/nft-table.ts), so its parser and its
 // cleanup serve both.
-import { execIn } from '../lab/netns.js'
+import { execIn } from '../sys/netns.js'
 import { removeTraceTable, traceTable } from './nft-table.js'
 
 export function dnsTraceRuleset(): string {

@@ -10,7 +10,7 @@ import { TraceError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { outsideName, serviceNamespace } from '../lab/dns.js'
 import { down, up } from '../lab/lifecycle.js'
-import { execIn } from '../lab/netns.js'
+import { execIn } from '../sys/netns.js'
 import type { LabState } from '../lab/state.js'
 import { podNamespace, tracedLookup, type DnsRun } from './dns-run.js'
 

@@ -1,7 +1,7 @@
 // What the trace is checked against besides the kernel's trace: the sidecars' access logs (the two
 // 4-tuples of each proxied connection), conntrack's table (which connection was NATed) and the iptables
 // view of the nat rules (so a trace line can be shown as the `-A ...` rule the walkthrough quotes).
-import { execIn } from '../lab/netns.js'
+import { execIn } from '../sys/netns.js'
 import { parseOptionalEndpoint, type Endpoint } from '../net/address.js'
 
 /** One access log line's addresses; null where the sidecar logged '-' (no upstream, say). */

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CommandFailedError, MissingBinaryError } from '../errors.js'
-import { inNetns } from '../lab/netns.js'
+import { inNetns } from '../sys/netns.js'
 import { traceTable } from './nft-table.js'
 
 export class TraceMonitor {

@@ -1,7 +1,7 @@
 // The temporary nftables table that switches tracing on in a pod: `meta nftrace set 1` for the SYNs and
 // SYN-ACKs of the traced port and the sidecar's ports, at a priority before conntrack and nat so the
 // trace shows every chain after it. It is removed afterwards, also when the trace fails.
-import { execIn } from '../lab/netns.js'
+import { execIn } from '../sys/netns.js'
 import type { OwnTable } from './parse.js'
 
 export const traceTable = 'sidecar_lab_trace'

@@ -1,7 +1,7 @@
 // What a trace says differently in a TPROXY lab: the mangle table diverts the SYN (no NAT), policy routing
 // delivers the marked packets locally, the sidecar reads the destination from its own socket, and its
 // connection to the app leaves from the client's address. Kept apart so the REDIRECT text stays as it is.
-import { execIn } from '../lab/netns.js'
+import { execIn } from '../sys/netns.js'
 import { formatEndpoint as fmt } from '../net/address.js'
 import type { Connection } from './steps.js'
 

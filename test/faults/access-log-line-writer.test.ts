@@ -5,7 +5,7 @@ import t from 'tap'
 import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { run } from '../../src/lab/exec.js'
+import { run } from '../../src/sys/exec.js'
 import { LineWriter } from '../../src/line-writer.js'
 
 /** A FIFO opened non-blocking at both ends, as a pipe to a slow log collector is. */

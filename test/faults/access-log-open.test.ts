@@ -4,7 +4,7 @@ import t from 'tap'
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { addNetns, deleteNetns, execIn } from '../../src/lab/netns.js'
+import { addNetns, deleteNetns, execIn } from '../../src/sys/netns.js'
 import { rootOnly } from '../helpers/root.js'
 import { repoRoot, spawnIn } from '../helpers/pods.js'
 

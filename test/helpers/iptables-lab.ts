@@ -3,8 +3,8 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { run } from '../../src/lab/exec.js'
-import { addNetns, deleteNetns, execIn } from '../../src/lab/netns.js'
+import { run } from '../../src/sys/exec.js'
+import { addNetns, deleteNetns, execIn } from '../../src/sys/netns.js'
 import type { Plan, TproxyRouting } from '../../src/iptables/plan.js'
 
 interface Teardown {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
-import { addNetns, addVeth, deleteNetns, execIn, inNetns } from '../../src/lab/netns.js'
+import { addNetns, addVeth, deleteNetns, execIn, inNetns } from '../../src/sys/netns.js'
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const cli = join(repoRoot, 'dist/cli.js')

@@ -2,7 +2,7 @@
 import { closeSync, chmodSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { run } from '../../src/lab/exec.js'
+import { run } from '../../src/sys/exec.js'
 
 interface Teardown {
   teardown(fn: () => unknown): void

@@ -2,7 +2,7 @@
 // connection in reviews comes from productpage's own address and carries the mark 1337 (REDIRECT: from
 // 127.0.0.6), and switching peers switches the pods' rules between the modes and back.
 import t from 'tap'
-import { execIn, listNetns } from '../../src/lab/netns.js'
+import { execIn, listNetns } from '../../src/sys/netns.js'
 import { rootOnly } from '../helpers/root.js'
 
 // The bench is plain JavaScript checked by its own tsconfig; these are the few members the test uses.

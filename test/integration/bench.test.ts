@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { listNetns } from '../../src/lab/netns.js'
+import { listNetns } from '../../src/sys/netns.js'
 import { repoRoot } from '../helpers/pods.js'
 import { rootOnly } from '../helpers/root.js'
 

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { applyPlan, cleanupPlan, verifyPlan } from '../../src/iptables/apply.js'
 import { silentLogger as logger } from '../../src/logger.js'
-import { execIn } from '../../src/lab/netns.js'
+import { execIn } from '../../src/sys/netns.js'
 import { rootOnly } from '../helpers/root.js'
 import { iptablesPlan, kernelState, rulesOnly, saved, scratchNetns, tableSections } from '../helpers/iptables-lab.js'
 

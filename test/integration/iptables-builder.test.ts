@@ -13,7 +13,7 @@ import { buildPlan, type BuildOptions } from '../../src/iptables/build.js'
 import { parseFlags } from '../../src/iptables/flags.js'
 import type { Plan } from '../../src/iptables/plan.js'
 import { silentLogger as logger } from '../../src/logger.js'
-import { execIn } from '../../src/lab/netns.js'
+import { execIn } from '../../src/sys/netns.js'
 import { rootOnly } from '../helpers/root.js'
 import { inNs, kernelState, rulesOnly, scratchNetns } from '../helpers/iptables-lab.js'
 

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { applyPlan, cleanupPlan } from '../../src/iptables/apply.js'
 import { silentLogger as logger } from '../../src/logger.js'
-import { execIn } from '../../src/lab/netns.js'
+import { execIn } from '../../src/sys/netns.js'
 import { rootOnly } from '../helpers/root.js'
 import { ipRules, iptablesPlan, kernelState, nftPlan, rulesOnly, scratchNetns } from '../helpers/iptables-lab.js'
 

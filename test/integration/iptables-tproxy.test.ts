@@ -3,7 +3,7 @@
 import t from 'tap'
 import { applyPlan, cleanupPlan, verifyPlan } from '../../src/iptables/apply.js'
 import { silentLogger as logger } from '../../src/logger.js'
-import { run } from '../../src/lab/exec.js'
+import { run } from '../../src/sys/exec.js'
 import { rootOnly } from '../helpers/root.js'
 import { ipRules, iptablesPlan, kernelState, nftPlan, rulesOnly, scratchNetns } from '../helpers/iptables-lab.js'
 

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { listNetns } from '../../src/lab/netns.js'
+import { listNetns } from '../../src/sys/netns.js'
 import { repoRoot } from '../helpers/pods.js'
 import { rootOnly } from '../helpers/root.js'
 

@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
-import { execIn, listNetns } from '../../src/lab/netns.js'
+import { execIn, listNetns } from '../../src/sys/netns.js'
 import { repoRoot } from '../helpers/pods.js'
 import { rootOnly } from '../helpers/root.js'
 

@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { execIn } from '../../src/lab/netns.js'
+import { execIn } from '../../src/sys/netns.js'
 import { eventually, podPair, repoRoot, runClient, spawnIn, startServerApp, startSidecar, type Pod } from '../helpers/pods.js'
 import { rootOnly } from '../helpers/root.js'
 

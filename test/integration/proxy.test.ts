@@ -2,7 +2,7 @@
 import t from 'tap'
 import { rootOnly } from '../helpers/root.js'
 import { join } from 'node:path'
-import { execIn } from '../../src/lab/netns.js'
+import { execIn } from '../../src/sys/netns.js'
 import { adminStats, eventually, podPair, repoRoot, runClient, spawnIn, startServerApp, startSidecar, waitForStat } from '../helpers/pods.js'
 
 const MB = 1_000_000

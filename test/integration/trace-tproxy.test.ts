@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
-import { execIn } from '../../src/lab/netns.js'
+import { execIn } from '../../src/sys/netns.js'
 import { readState } from '../../src/lab/state.js'
 import { repoRoot } from '../helpers/pods.js'
 import { rootOnly } from '../helpers/root.js'

@@ -2,7 +2,7 @@ import { createServer, connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { getSystemErrorName } from 'node:util'
 import { getMark, localAddressOf, originalDst, setMark, socketFd, transparentSocket } from '../../src/native/sockopt.js'
-import { addNetns, deleteNetns, execIn } from '../../src/lab/netns.js'
+import { addNetns, deleteNetns, execIn } from '../../src/sys/netns.js'
 import { rootOnly } from '../helpers/root.js'
 
 async function loopbackPair(t: Test): Promise<{ accepted: Socket; client: Socket }> {

@@ -1,7 +1,6 @@
 // Network namespaces and veth links: the lab's pods and the tests' hosts are built from these.
 import { existsSync } from 'node:fs'
-import { run } from './exec.js'
-import { alive } from './processes.js'
+import { alive, run } from './exec.js'
 
 export function netnsPath(name: string): string {
   return `/run/netns/${name}`

@@ -2,7 +2,7 @@
 // lab or test is moving into its namespaces at that moment.
 import { execFileSync } from 'node:child_process'
 import t from 'tap'
-import { removeStrayVeths } from '../../src/lab/netns.js'
+import { removeStrayVeths } from '../../src/sys/netns.js'
 import { rootOnly } from '../helpers/root.js'
 
 const links = () => execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' })

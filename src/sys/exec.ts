@@ -1,6 +1,7 @@
 // Runs external programs (ip, iptables-restore, nft, ...) with errors that name the program and carry
 // its stderr. The lab and the rule generator use this instead of child_process directly.
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { CommandFailedError, MissingBinaryError, PermissionError } from '../errors.js'
 
 export interface RunResult {
@@ -59,4 +60,17 @@ export function run(program: string, args: string[], options: RunOptions = {}): 
     child.stdin.on('error', () => {})
     child.stdin.end(options.input ?? '')
   })
+}
+
+/** Whether a process is running (a zombie is not). */
+export function alive(pid: number | undefined): boolean {
+  if (!pid) return false
+  try {
+    process.kill(pid, 0)
+    // a zombie is not alive for our purposes
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return !/^\d+ \(.*\) Z/.test(stat)
+  } catch {
+    return false
+  }
 }
