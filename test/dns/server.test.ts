@@ -16,12 +16,20 @@ const registry = ['default/reviews=198.18.0.20:9080', 'default/reviews=[2001:2::
   .map((e) => parseRegistryEntry(e, 'test'))
 
 async function server(t: Test, config: Partial<DnsConfig>): Promise<{ dns: DnsServer; port: number; stats: Stats }> {
-  const port = await freePort()
-  const stats = new Stats()
-  const dns = new DnsServer({ ...defaultDnsConfig, search, ...config, port }, registry, stats, silentLogger)
-  await dns.start()
-  t.teardown(() => dns.close())
-  return { dns, port, stats }
+  // freePort only probes: another process may take the port before we bind it, so try a new one then.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const stats = new Stats()
+    const dns = new DnsServer({ ...defaultDnsConfig, search, ...config, port }, registry, stats, silentLogger)
+    try {
+      await dns.start()
+    } catch (err) {
+      if (attempt < 5 && (err as { cause?: { code?: string } }).cause?.code === 'EADDRINUSE') continue
+      throw err
+    }
+    t.teardown(() => dns.close())
+    return { dns, port, stats }
+  }
 }
 
 async function withDnsmasq(t: Test, extra: Partial<DnsConfig> = {}) {
