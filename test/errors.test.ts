@@ -6,7 +6,7 @@ import * as errors from '../src/errors.js'
 // Each constructor takes strings first (message parts); two will do for every one of them.
 type Ctor = new (a: string, b: string) => errors.SidecarError
 const classes = Object.entries(errors)
-  .filter(([, value]) => typeof value === 'function' && value !== errors.SidecarError)
+  .filter(([, value]) => typeof value === 'function' && (value as { prototype?: unknown }).prototype instanceof errors.SidecarError)
   .map(([name, value]) => [name, value as unknown as Ctor] as const)
 
 t.test('every error class has a code of its own, named SIDECAR_ERR_*', async (t) => {
