@@ -19,13 +19,17 @@ export function renderDecomposeMd(r) {
     ...r.method.positions.map((/** @type {any} */ p) => {
       const s = r.summary[p.id]
       const c = s.cpuUs
-      return `| ${p.id}: ${p.title} | ${s.requests} | ${us(s.meanUs)} | ${us(s.p50Us)} (${us(s.p50UsRange[0])}-${us(s.p50UsRange[1])}) | ${us(s.p99Us)} | ` +
+      return (
+        `| ${p.id}: ${p.title} | ${s.requests} | ${us(s.meanUs)} | ${us(s.p50Us)} (${us(s.p50UsRange[0])}-${us(s.p50UsRange[1])}) | ${us(s.p99Us)} | ` +
         `${us(c.total)} = ${us(c.client)} + ${us(c.server)} + ${us(c.sidecarOut)} + ${us(c.sidecarIn)} | ${us(s.cpuUsRange[0])}-${us(s.cpuUsRange[1])} |`
+      )
     }),
     '',
-    '| part of the path | latency added, mean µs | p50 µs | CPU µs/req | share of the path\'s CPU |',
+    "| part of the path | latency added, mean µs | p50 µs | CPU µs/req | share of the path's CPU |",
     '|---|---:|---:|---:|---:|',
-    ...r.parts.map((/** @type {any} */ p) => `| ${p.title} | ${us(p.meanUs)} | ${us(p.p50Us)} | ${us(p.cpuUs)} | ${share(p.cpuUs, total.cpuUs)} |`),
+    ...r.parts.map(
+      (/** @type {any} */ p) => `| ${p.title} | ${us(p.meanUs)} | ${us(p.p50Us)} | ${us(p.cpuUs)} | ${share(p.cpuUs, total.cpuUs)} |`,
+    ),
     '',
   ]
   return lines.join('\n')

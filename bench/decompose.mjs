@@ -22,11 +22,19 @@ import { BenchLab, cpuSeconds, interruptible, root, serverIp } from './harness.m
 import { machine } from './machine.mjs'
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string' }, rounds: { type: 'string' }, lab: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' } },
+  options: {
+    seconds: { type: 'string' },
+    rounds: { type: 'string' },
+    lab: { type: 'string' },
+    out: { type: 'string' },
+    help: { type: 'boolean' },
+  },
   strict: true,
 })
 if (values.help) {
-  process.stdout.write('usage: node bench/decompose.mjs [--seconds N (default 1.5)] [--rounds N (default 5)] [--lab NAME (default slb-decomp)] [--out DIR]\n')
+  process.stdout.write(
+    'usage: node bench/decompose.mjs [--seconds N (default 1.5)] [--rounds N (default 5)] [--lab NAME (default slb-decomp)] [--out DIR]\n',
+  )
   process.exit(0)
 }
 const seconds = Number(values.seconds ?? 1.5)
@@ -85,8 +93,21 @@ async function setPosition(id) {
   if (id === 'rules') await insertBeforeLast('reviews', 'ISTIO_INBOUND', [...port, String(servers.a[0]), '-j', 'RETURN'])
   if (id === 'nat') {
     // before the uid-1337 RETURN, which is the 4th rule of istio-iptables' ISTIO_OUTPUT
-    await ipt('productpage', ['-I', 'ISTIO_OUTPUT', '4', ...port, String(servers.a[0]), '-j', 'DNAT', '--to-destination', `${serverIp}:${natPort}`])
-    extra.push({ pod: 'productpage', spec: ['ISTIO_OUTPUT', ...port, String(servers.a[0]), '-j', 'DNAT', '--to-destination', `${serverIp}:${natPort}`] })
+    await ipt('productpage', [
+      '-I',
+      'ISTIO_OUTPUT',
+      '4',
+      ...port,
+      String(servers.a[0]),
+      '-j',
+      'DNAT',
+      '--to-destination',
+      `${serverIp}:${natPort}`,
+    ])
+    extra.push({
+      pod: 'productpage',
+      spec: ['ISTIO_OUTPUT', ...port, String(servers.a[0]), '-j', 'DNAT', '--to-destination', `${serverIp}:${natPort}`],
+    })
     await insertBeforeLast('reviews', 'ISTIO_INBOUND', [...port, String(natPort), '-j', 'REDIRECT', '--to-ports', String(servers.b[0])])
   }
 }
@@ -95,7 +116,12 @@ async function startServers() {
   const dir = labState.ensurePodDir(lab.lab, 'reviews')
   for (const [name, ports] of Object.entries(servers)) {
     const log = join(dir, `decompose-server-${name}.log`)
-    const pid = processes.startDetached(lab.ns('reviews'), [process.execPath, join(root, 'bench/apps/server.mjs'), ...ports.map(String)], log, app)
+    const pid = processes.startDetached(
+      lab.ns('reviews'),
+      [process.execPath, join(root, 'bench/apps/server.mjs'), ...ports.map(String)],
+      log,
+      app,
+    )
     serverPids[name] = pid
     await processes.waitForLog(log, /bench server listening/, pid)
   }
@@ -143,7 +169,11 @@ async function measure(id, secs) {
   const us = (/** @type {string} */ k) => ((cpuSeconds(pids[/** @type {'server'} */ (k)]) - (before[k] ?? 0)) * 1e6) / n
   const cpu = { client: out.cpuUs / n, server: us('server'), sidecarOut: us('out'), sidecarIn: us('in') }
   return {
-    requests: n, errors: out.errors, meanUs: out.latenciesMs.mean * 1000, p50Us: out.latenciesMs.p50 * 1000, p99Us: out.latenciesMs.p99 * 1000,
+    requests: n,
+    errors: out.errors,
+    meanUs: out.latenciesMs.mean * 1000,
+    p50Us: out.latenciesMs.p50 * 1000,
+    p99Us: out.latenciesMs.p99 * 1000,
     cpuUs: { ...cpu, total: cpu.client + cpu.server + cpu.sidecarOut + cpu.sidecarIn },
     machineUs: ((machineBusy() - busy0) * 1e4) / n,
     counters: await ruleCounters(),
@@ -168,7 +198,9 @@ try {
       await setPosition(p.id)
       const m = await measure(p.id, seconds)
       samples.push({ round, position: p.id, ...m })
-      console.log(`round ${round} ${p.id.padEnd(9)} ${String(m.requests).padStart(6)} req  mean ${m.meanUs.toFixed(0)} µs  p50 ${m.p50Us.toFixed(0)} µs  CPU ${m.cpuUs.total.toFixed(0)} µs/req`)
+      console.log(
+        `round ${round} ${p.id.padEnd(9)} ${String(m.requests).padStart(6)} req  mean ${m.meanUs.toFixed(0)} µs  p50 ${m.p50Us.toFixed(0)} µs  CPU ${m.cpuUs.total.toFixed(0)} µs/req`,
+      )
     }
   }
 } catch (err) {
@@ -191,8 +223,17 @@ const summaryOf = (id) => {
   const mine = samples.filter((s) => s.position === id)
   const m = (/** @type {(s: typeof mine[number]) => number} */ f) => median(mine.map(f))
   return {
-    requests: m((s) => s.requests), meanUs: m((s) => s.meanUs), p50Us: m((s) => s.p50Us), p99Us: m((s) => s.p99Us),
-    cpuUs: { client: m((s) => s.cpuUs.client), server: m((s) => s.cpuUs.server), sidecarOut: m((s) => s.cpuUs.sidecarOut), sidecarIn: m((s) => s.cpuUs.sidecarIn), total: m((s) => s.cpuUs.total) },
+    requests: m((s) => s.requests),
+    meanUs: m((s) => s.meanUs),
+    p50Us: m((s) => s.p50Us),
+    p99Us: m((s) => s.p99Us),
+    cpuUs: {
+      client: m((s) => s.cpuUs.client),
+      server: m((s) => s.cpuUs.server),
+      sidecarOut: m((s) => s.cpuUs.sidecarOut),
+      sidecarIn: m((s) => s.cpuUs.sidecarIn),
+      total: m((s) => s.cpuUs.total),
+    },
     machineUs: m((s) => s.machineUs),
     /** the spread over rounds: what this shared machine's noise does to one position */
     cpuUsRange: [Math.min(...mine.map((s) => s.cpuUs.total)), Math.max(...mine.map((s) => s.cpuUs.total))],
@@ -203,7 +244,12 @@ const summary = Object.fromEntries(positions.map((p) => [p.id, summaryOf(p.id)])
 /** @param {PositionId} a @param {PositionId} b */
 const diff = (a, b) => {
   const [x, y] = [summaryOf(a), summaryOf(b)]
-  return { meanUs: y.meanUs - x.meanUs, p50Us: y.p50Us - x.p50Us, cpuUs: y.cpuUs.total - x.cpuUs.total, machineUs: y.machineUs - x.machineUs }
+  return {
+    meanUs: y.meanUs - x.meanUs,
+    p50Us: y.p50Us - x.p50Us,
+    cpuUs: y.cpuUs.total - x.cpuUs.total,
+    machineUs: y.machineUs - x.machineUs,
+  }
 }
 const parts = [
   { id: 'rules', title: 'capture rules walked (and conntrack on), no redirect', ...diff('bare', 'rules') },
@@ -212,10 +258,20 @@ const parts = [
   { id: 'total', title: 'the whole interception path', ...diff('bare', 'sidecars') },
 ]
 const result = {
-  startedAt: started.toISOString(), seconds: Math.round((Date.now() - started.getTime()) / 1000),
-  loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100), machine: host,
-  method: { lab: lab.lab, rounds, secondsPerRun: seconds, positions, client: 'bench/apps/decompose-client.mjs: one request at a time, a new connection each (Connection: close)' },
-  samples, summary, parts,
+  startedAt: started.toISOString(),
+  seconds: Math.round((Date.now() - started.getTime()) / 1000),
+  loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100),
+  machine: host,
+  method: {
+    lab: lab.lab,
+    rounds,
+    secondsPerRun: seconds,
+    positions,
+    client: 'bench/apps/decompose-client.mjs: one request at a time, a new connection each (Connection: close)',
+  },
+  samples,
+  summary,
+  parts,
 }
 const outDir = values.out ?? join(root, 'bench/results/decompose')
 mkdirSync(outDir, { recursive: true })

@@ -10,9 +10,17 @@ import { parseArgs } from 'node:util'
 import { median } from './stats.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, count: { type: 'string', default: '20000' },
-  concurrency: { type: 'string', default: '16' }, lab: { type: 'string', default: 'slb-dns' }, out: { type: 'string', default: join(root, 'bench/results/dns') } } })
-const cli = (/** @type {string[]} */ ...args) => execFileSync('node', [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    count: { type: 'string', default: '20000' },
+    concurrency: { type: 'string', default: '16' },
+    lab: { type: 'string', default: 'slb-dns' },
+    out: { type: 'string', default: join(root, 'bench/results/dns') },
+  },
+})
+const cli = (/** @type {string[]} */ ...args) =>
+  execFileSync('node', [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
 const client = join(root, 'bench/apps/dns-client.mjs')
 
 // productpage is captured (its queries to 198.18.0.53 go to its sidecar); ratings has no sidecar, so its
@@ -23,7 +31,6 @@ const cases = [
   { key: 'direct', pod: 'ratings', name: 'db.lab.test', label: 'lab DNS server (dnsmasq) directly' },
 ]
 
-
 let stopping = false
 process.on('SIGINT', () => (stopping = true))
 cli('lab', 'up', '--lab', values.lab, '--compat', 'legacy')
@@ -32,10 +39,26 @@ const runs = []
 try {
   for (let round = 1; round <= Number(values.rounds) && !stopping; round++) {
     for (const c of cases) {
-      const out = cli('lab', 'exec', c.pod, '--lab', values.lab, '--', 'node', client, '198.18.0.53', c.name, values.count, values.concurrency, '20')
+      const out = cli(
+        'lab',
+        'exec',
+        c.pod,
+        '--lab',
+        values.lab,
+        '--',
+        'node',
+        client,
+        '198.18.0.53',
+        c.name,
+        values.count,
+        values.concurrency,
+        '20',
+      )
       const r = JSON.parse(out.trim().split('\n').at(-1) ?? '{}')
       runs.push({ round, case: c.key, ...r })
-      process.stderr.write(`round ${round} ${c.key}: ${Math.round(r.qps)} q/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms lost ${r.lost}\n`)
+      process.stderr.write(
+        `round ${round} ${c.key}: ${Math.round(r.qps)} q/s p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms lost ${r.lost}\n`,
+      )
     }
   }
 } finally {
@@ -43,18 +66,33 @@ try {
 }
 const rows = cases.map((c) => {
   const mine = runs.filter((r) => r.case === c.key)
-  return { case: c.key, label: c.label, name: c.name, qps: median(mine.map((r) => r.qps)), p50: median(mine.map((r) => r.p50)),
-    p90: median(mine.map((r) => r.p90)), p99: median(mine.map((r) => r.p99)), lost: mine.reduce((n, r) => n + r.lost, 0), rounds: mine.length }
+  return {
+    case: c.key,
+    label: c.label,
+    name: c.name,
+    qps: median(mine.map((r) => r.qps)),
+    p50: median(mine.map((r) => r.p50)),
+    p90: median(mine.map((r) => r.p90)),
+    p99: median(mine.map((r) => r.p99)),
+    lost: mine.reduce((n, r) => n + r.lost, 0),
+    rounds: mine.length,
+  }
 })
 const md = [
   `DNS, ${values.rounds} interleaved rounds of ${values.count} UDP queries with ${values.concurrency} in flight (median of rounds; \`node bench/dns.mjs\`):`,
   '',
   '| case | name | queries/s | p50 (ms) | p90 (ms) | p99 (ms) | lost |',
   '|---|---|--:|--:|--:|--:|--:|',
-  ...rows.map((r) => `| ${r.label} | ${r.name} | ${Math.round(r.qps).toLocaleString('en')} | ${r.p50.toFixed(3)} | ${r.p90.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.lost} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.label} | ${r.name} | ${Math.round(r.qps).toLocaleString('en')} | ${r.p50.toFixed(3)} | ${r.p90.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.lost} |`,
+  ),
   '',
 ].join('\n')
 mkdirSync(values.out, { recursive: true })
-writeFileSync(join(values.out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), options: values, runs, rows }, null, 2) + '\n')
+writeFileSync(
+  join(values.out, 'latest.json'),
+  JSON.stringify({ date: new Date().toISOString(), options: values, runs, rows }, null, 2) + '\n',
+)
 writeFileSync(join(values.out, 'latest.md'), md)
 process.stdout.write(md)

@@ -16,7 +16,11 @@ export const serverIp = '198.18.0.20'
 const appUser = { uid: 1000, gid: 1000 }
 const sidecarPods = /** @type {const} */ (['productpage', 'reviews'])
 /** Same for every peer: more ephemeral ports and short-lived TIME_WAIT, so connection churn never starves. */
-const podSysctls = ['net.ipv4.ip_local_port_range=1024 65535', 'net.ipv4.tcp_tw_reuse=1', 'net.netfilter.nf_conntrack_tcp_timeout_time_wait=5']
+const podSysctls = [
+  'net.ipv4.ip_local_port_range=1024 65535',
+  'net.ipv4.tcp_tw_reuse=1',
+  'net.netfilter.nf_conntrack_tcp_timeout_time_wait=5',
+]
 
 /** @typedef {'productpage' | 'reviews'} Pod */
 /**
@@ -225,7 +229,9 @@ export function rssBytes(pid) {
 
 /** utime + stime in seconds (all threads). @param {number | undefined} pid */
 export function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /s, '')
+    .split(' ')
   // after "pid (comm) ": state is field 3, so utime (14) and stime (15) sit at 11 and 12
   return (Number(fields[11]) + Number(fields[12])) / 100
 }

@@ -90,7 +90,10 @@ export const sidecarLabTproxy = {
  */
 export const haproxyTproxyConfig = haproxyConfig
   .replace(/ {4}uid 1337\n/, '')
-  .replace('# bind as root, then run as the sidecar\'s uid/gid, which the capture rules exempt', '# root keeps CAP_NET_ADMIN for usesrc clientip; gid 1337 is exempt from capture')
+  .replace(
+    "# bind as root, then run as the sidecar's uid/gid, which the capture rules exempt",
+    '# root keeps CAP_NET_ADMIN for usesrc clientip; gid 1337 is exempt from capture',
+  )
   .replace('    bind 0.0.0.0:15006\n', '    bind 0.0.0.0:15006 transparent\n')
   .replace('    source 127.0.0.6\n', '    source 0.0.0.0 usesrc clientip\n')
 
@@ -98,7 +101,25 @@ export const haproxyTproxyConfig = haproxyConfig
  * mangle OUTPUT, first: HAProxy's connections to the app (gid 1337, over lo, from an address that is not the
  * pod's own: the client's) get the TPROXY mark, as SO_MARK 1337 gives sidecar-lab's.
  */
-export const tproxyMarkRule = ['-o', 'lo', '-p', 'tcp', '-m', 'addrtype', '!', '--src-type', 'LOCAL', '-m', 'owner', '--gid-owner', '1337', '-j', 'MARK', '--set-mark', '1337']
+export const tproxyMarkRule = [
+  '-o',
+  'lo',
+  '-p',
+  'tcp',
+  '-m',
+  'addrtype',
+  '!',
+  '--src-type',
+  'LOCAL',
+  '-m',
+  'owner',
+  '--gid-owner',
+  '1337',
+  '-j',
+  'MARK',
+  '--set-mark',
+  '1337',
+]
 
 /** @type {SidecarPeer} */
 export const haproxyTproxy = {

@@ -13,7 +13,10 @@ import { BenchLab, interruptible, ports, root, serverIp } from './harness.mjs'
 import { exec, state as labState } from './lab.mjs'
 import { sidecarLab } from './peers.mjs'
 
-const { values } = parseArgs({ options: { pod: { type: 'string' }, seconds: { type: 'string' }, tool: { type: 'string' }, lab: { type: 'string' } }, strict: true })
+const { values } = parseArgs({
+  options: { pod: { type: 'string' }, seconds: { type: 'string' }, tool: { type: 'string' }, lab: { type: 'string' } },
+  strict: true,
+})
 const pod = values.pod === 'reviews' ? 'reviews' : 'productpage'
 const seconds = Math.min(120, Number(values.seconds ?? 15))
 const tools = (values.tool ?? 'doctor,flame').split(',')
@@ -32,8 +35,26 @@ const profiled = (tool) => ({
   name: `clinic-${tool}`,
   // cd and HOME first: clinic, its update checker and V8 write files there, which uid 1337 must own;
   // NO_INSIGHT: without it clinic asks about telemetry and, with no terminal, silently exits.
-  argv: (dir) => ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', 'sh', '-c', 'cd "$0" && HOME="$0" NO_INSIGHT=1 exec "$@"', dir,
-    process.execPath, clinic, tool, '--open=false', '--dest', join(dir, `clinic-${tool}`), '--', ...sidecarLab.argv(dir), '--drain-duration', '1s'],
+  argv: (dir) => [
+    'setpriv',
+    '--reuid=1337',
+    '--regid=1337',
+    '--clear-groups',
+    'sh',
+    '-c',
+    'cd "$0" && HOME="$0" NO_INSIGHT=1 exec "$@"',
+    dir,
+    process.execPath,
+    clinic,
+    tool,
+    '--open=false',
+    '--dest',
+    join(dir, `clinic-${tool}`),
+    '--',
+    ...sidecarLab.argv(dir),
+    '--drain-duration',
+    '1s',
+  ],
 })
 
 const reports = []
@@ -45,7 +66,15 @@ try {
     await lab.startSidecars(profiled(tool), [pod])
     const pid = lab.sidecarPids[pod]
     console.log(`profile: clinic ${tool} of the ${pod} sidecar, autocannon -c 10 for ${seconds} s through both sidecars`)
-    const r = await lab.runJson('productpage', [process.execPath, join(root, 'dist/lab/cannon.js'), JSON.stringify({ url: `http://${serverIp}:${ports.http}/`, connections: 10, duration: seconds })], (seconds + 40) * 1000)
+    const r = await lab.runJson(
+      'productpage',
+      [
+        process.execPath,
+        join(root, 'dist/lab/cannon.js'),
+        JSON.stringify({ url: `http://${serverIp}:${ports.http}/`, connections: 10, duration: seconds }),
+      ],
+      (seconds + 40) * 1000,
+    )
     console.log(`profile: ${Math.round(r.requestsPerSec)} requests/s, p99 ${r.latencyMs?.p99?.toFixed(2)} ms`)
     // The whole group: clinic passes the stop on to the sidecar, then builds its report.
     process.kill(-(/** @type {number} */ (pid)), 'SIGINT')

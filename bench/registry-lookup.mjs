@@ -5,7 +5,10 @@
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0)
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0)
 
 /** A deterministic generator, so before/after runs see the same registry and destinations. */
 /** @param {number} seed */
@@ -24,10 +27,14 @@ function entryText(i, r) {
   const b = (i >> 8) & 255
   const c = i & 255
   switch (i % 4) {
-    case 0: return `svc${i}=198.${a}.${b}.${c}:${1000 + Math.floor(r() * 9000)}`
-    case 1: return `pod${i}=198.${a}.${b}.${c}`
-    case 2: return `net${i}=198.${a}.${b}.0/24`
-    default: return `v6svc${i}=[2001:2:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::1]:443`
+    case 0:
+      return `svc${i}=198.${a}.${b}.${c}:${1000 + Math.floor(r() * 9000)}`
+    case 1:
+      return `pod${i}=198.${a}.${b}.${c}`
+    case 2:
+      return `net${i}=198.${a}.${b}.0/24`
+    default:
+      return `v6svc${i}=[2001:2:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::1]:443`
   }
 }
 
@@ -50,13 +57,15 @@ async function measure(size) {
     return { address: e.address, port: e.port || 80, family: e.family }
   })
   let hits = 0
-  for (let i = 0; i < 64; i++) if (registry.lookup(/** @type {import('../src/proxy/endpoint.js').Endpoint} */ (dsts[i % dsts.length]))) hits++ // warm up
+  for (let i = 0; i < 64; i++)
+    if (registry.lookup(/** @type {import('../src/proxy/endpoint.js').Endpoint} */ (dsts[i % dsts.length]))) hits++ // warm up
   // Bounded in count and time: at most 2 000 000 lookups or about 2 s.
   let n = 0
   const start = process.hrtime.bigint()
   let elapsed = 0n
   while (n < 2_000_000 && elapsed < 2_000_000_000n) {
-    for (let i = 0; i < 16; i++, n++) if (registry.lookup(/** @type {import('../src/proxy/endpoint.js').Endpoint} */ (dsts[n % dsts.length]))) hits++
+    for (let i = 0; i < 16; i++, n++)
+      if (registry.lookup(/** @type {import('../src/proxy/endpoint.js').Endpoint} */ (dsts[n % dsts.length]))) hits++
     elapsed = process.hrtime.bigint() - start
   }
   return { size, rssMB: Number(rssMB.toFixed(1)), nsPerLookup: Math.round(Number(elapsed) / n), lookups: n, hits }
@@ -73,6 +82,8 @@ if (process.env.REGISTRY_BENCH_CHILD) {
       env: { ...process.env, REGISTRY_BENCH_CHILD: String(size) },
     }).toString()
     const m = JSON.parse(out)
-    console.log(`${String(m.size).padStart(7)}  ${String(m.rssMB).padStart(7)}  ${String(m.nsPerLookup).padStart(10)}  ${String(m.lookups).padStart(8)}`)
+    console.log(
+      `${String(m.size).padStart(7)}  ${String(m.rssMB).padStart(7)}  ${String(m.nsPerLookup).padStart(10)}  ${String(m.lookups).padStart(8)}`,
+    )
   }
 }

@@ -6,7 +6,8 @@ import { describe } from './stats.mjs'
 /** @typedef {{ startedAt: string, seconds: number, loadAverageAtEnd?: number[], machine: ReturnType<typeof import('./machine.mjs').machine>, method: { quick: boolean, rounds: number, sizes: import('./scenarios.mjs').Sizes, scenarios: { id: string, title: string }[] }, samples: import('./stats.mjs').Sample[], summary: import('./stats.mjs').Summary }} Result */
 
 /** @param {number | undefined} v @param {number} digits */
-const num = (v, digits) => (v === undefined || !Number.isFinite(v) ? '—' : v.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits }))
+const num = (v, digits) =>
+  v === undefined || !Number.isFinite(v) ? '—' : v.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 /** @param {number | undefined} r */
 const ratio = (r) => (r === undefined || !Number.isFinite(r) ? '—' : `${r.toFixed(2)}x`)
 
@@ -25,7 +26,9 @@ function rows(r, a, b, cols) {
       const d = describe(metric)
       const name = `${d.label}${d.unit ? ` (${d.unit})` : ''}`
       const fa = figs[a]
-      out.push(`| ${s.id} | ${name} | ${cols.map((c) => cell(figs[c], d.digits)).join(' | ')} | ${ratio(fa?.vsDirect)} | ${ratio(figs[b]?.vsDirect)} | ${ratio(fa?.vsHaproxy)} |`)
+      out.push(
+        `| ${s.id} | ${name} | ${cols.map((c) => cell(figs[c], d.digits)).join(' | ')} | ${ratio(fa?.vsDirect)} | ${ratio(figs[b]?.vsDirect)} | ${ratio(fa?.vsHaproxy)} |`,
+      )
     }
   }
   return out
@@ -45,7 +48,9 @@ function floorRows(r, position) {
       const d = describe(metric)
       const a = figs[lab ?? '']?.median
       const h = figs[hap ?? '']?.median
-      out.push(`| ${s.id} | ${d.label}${d.unit ? ` (${d.unit})` : ''} | ${cell(figs[lab ?? ''], d.digits)} | ${cell(f, d.digits)} | ${cell(figs[hap ?? ''], d.digits)} | ${ratio(a && f.median ? a / f.median : undefined)} | ${ratio(h && f.median ? f.median / h : undefined)} |`)
+      out.push(
+        `| ${s.id} | ${d.label}${d.unit ? ` (${d.unit})` : ''} | ${cell(figs[lab ?? ''], d.digits)} | ${cell(f, d.digits)} | ${cell(figs[hap ?? ''], d.digits)} | ${ratio(a && f.median ? a / f.median : undefined)} | ${ratio(h && f.median ? f.median / h : undefined)} |`,
+      )
     }
   }
   return out
@@ -66,7 +71,9 @@ function modeRows(r, position) {
       // a ratio of latencies added over direct only reads when both were added (above zero)
       const per = (/** @type {number | undefined} */ a, /** @type {number | undefined} */ b) =>
         ratio(a !== undefined && b && (!metric.startsWith('added') || (a > 0 && b > 0)) ? a / b : undefined)
-      out.push(`| ${s.id} | ${d.label}${d.unit ? ` (${d.unit})` : ''} | ${cols.map((c) => cell(figs[c], d.digits)).join(' | ')} | ${per(m[1], m[0])} | ${per(m[3], m[2])} |`)
+      out.push(
+        `| ${s.id} | ${d.label}${d.unit ? ` (${d.unit})` : ''} | ${cols.map((c) => cell(figs[c], d.digits)).join(' | ')} | ${per(m[1], m[0])} | ${per(m[3], m[2])} |`,
+      )
     }
   }
   return out
@@ -82,7 +89,12 @@ export function renderMarkdown(r) {
       `${r.method.rounds} interleaved round(s)${r.method.quick ? ' (--quick: short runs, not for comparison)' : ''}, ${r.seconds} s in all. ` +
       'Each cell: median (min–max over the rounds). Ratios are of medians from this run; ' +
       'for throughput higher is better, for latency, CPU and memory lower is better.',
-    ...(m.loadAverageAtStart ? ['', `Load average (1, 5, 15 min) at the start ${m.loadAverageAtStart.join(', ')}, at the end ${r.loadAverageAtEnd?.join(', ') ?? '?'}: above 0 at the start is other work sharing the machine.`] : []),
+    ...(m.loadAverageAtStart
+      ? [
+          '',
+          `Load average (1, 5, 15 min) at the start ${m.loadAverageAtStart.join(', ')}, at the end ${r.loadAverageAtEnd?.join(', ') ?? '?'}: above 0 at the start is other work sharing the machine.`,
+        ]
+      : []),
     '',
     '## Both sidecars (client pod and server pod captured)',
     '',
@@ -97,7 +109,11 @@ export function renderMarkdown(r) {
       '',
       '| scenario | figure | direct | sidecar-lab | HAProxy | sidecar-lab ÷ direct | HAProxy ÷ direct | sidecar-lab ÷ HAProxy |',
       '|---|---|--:|--:|--:|--:|--:|--:|',
-      ...rows(r, `sidecar-lab/${position}`, `haproxy/${position}`, ['direct/none', `sidecar-lab/${position}`, `haproxy/${position}`]).filter((l) => !l.startsWith('| memory')),
+      ...rows(r, `sidecar-lab/${position}`, `haproxy/${position}`, [
+        'direct/none',
+        `sidecar-lab/${position}`,
+        `haproxy/${position}`,
+      ]).filter((l) => !l.startsWith('| memory')),
     )
   }
   for (const position of ['both', 'outbound', 'inbound']) {

@@ -27,7 +27,9 @@ function renderPanel(panel, top) {
   for (const row of panel.rows) {
     const max = panel.perRowScale ? Math.max(...row.bars.map((b) => b.max)) * 1.05 || 1 : globalMax
     const x = (/** @type {number} */ v) => labelWidth + (Math.max(0, v) / max) * plotWidth
-    parts.push(`<text x="${labelWidth - 8}" y="${y + (row.bars.length * (barHeight + 2)) / 2 + 4}" text-anchor="end">${esc(row.label)}</text>`)
+    parts.push(
+      `<text x="${labelWidth - 8}" y="${y + (row.bars.length * (barHeight + 2)) / 2 + 4}" text-anchor="end">${esc(row.label)}</text>`,
+    )
     for (const b of row.bars) {
       parts.push(
         `<rect x="${labelWidth}" y="${y}" width="${(x(b.value) - labelWidth).toFixed(1)}" height="${barHeight}" fill="${colours[b.peer]}"/>`,
@@ -40,7 +42,10 @@ function renderPanel(panel, top) {
   }
   if (panel.reference !== undefined) {
     const rx = labelWidth + (panel.reference / globalMax) * plotWidth
-    parts.push(`<line x1="${rx}" x2="${rx}" y1="${rowsTop - 4}" y2="${y - 8}" stroke="#444" stroke-dasharray="4 3"/>`, `<text x="${rx + 3}" y="${rowsTop - 6}" class="small">direct = 1.0</text>`)
+    parts.push(
+      `<line x1="${rx}" x2="${rx}" y1="${rowsTop - 4}" y2="${y - 8}" stroke="#444" stroke-dasharray="4 3"/>`,
+      `<text x="${rx + 3}" y="${rowsTop - 6}" class="small">direct = 1.0</text>`,
+    )
   }
   return { svg: parts.join('\n'), height: y - top + 8 }
 }
@@ -54,15 +59,38 @@ function panels(r) {
     const d = s[scenario]?.[metric]?.['direct/none']?.median
     if (!f || (relative && !d)) return []
     const k = relative && d ? 1 / d : 1
-    return [{ peer, value: f.median * k, min: f.min * k, max: f.max * k, text: relative ? `${(f.median * k).toFixed(2)}x (${fmt(f.median)})` : fmt(f.median) }]
+    return [
+      {
+        peer,
+        value: f.median * k,
+        min: f.min * k,
+        max: f.max * k,
+        text: relative ? `${(f.median * k).toFixed(2)}x (${fmt(f.median)})` : fmt(f.median),
+      },
+    ]
   }
-  const rel = (/** @type {string} */ label, /** @type {string} */ scenario, /** @type {string} */ metric, /** @type {(v: number) => string} */ fmt) => ({
+  const rel = (
+    /** @type {string} */ label,
+    /** @type {string} */ scenario,
+    /** @type {string} */ metric,
+    /** @type {(v: number) => string} */ fmt,
+  ) => ({
     label,
     bars: [...bar(scenario, metric, 'sidecar-lab', 'both', fmt, true), ...bar(scenario, metric, 'haproxy', 'both', fmt, true)],
   })
   const ms = (/** @type {number} */ v) => `${v.toFixed(3)} ms`
-  const lat = (/** @type {string} */ p) => ({ label: `${p} at 1000 req/s, 1 KB`, bars: (/** @type {Peer[]} */ (['direct', 'sidecar-lab', 'haproxy'])).flatMap((peer) => bar('fixed-1k', p, peer, peer === 'direct' ? 'none' : 'both', ms)) })
-  const side = (/** @type {string} */ label, /** @type {string} */ scenario, /** @type {string} */ metric, /** @type {(v: number) => string} */ fmt) => ({
+  const lat = (/** @type {string} */ p) => ({
+    label: `${p} at 1000 req/s, 1 KB`,
+    bars: /** @type {Peer[]} */ (['direct', 'sidecar-lab', 'haproxy']).flatMap((peer) =>
+      bar('fixed-1k', p, peer, peer === 'direct' ? 'none' : 'both', ms),
+    ),
+  })
+  const side = (
+    /** @type {string} */ label,
+    /** @type {string} */ scenario,
+    /** @type {string} */ metric,
+    /** @type {(v: number) => string} */ fmt,
+  ) => ({
     label,
     bars: [...bar(scenario, metric, 'sidecar-lab', 'both', fmt), ...bar(scenario, metric, 'haproxy', 'both', fmt)],
   })
@@ -72,7 +100,12 @@ function panels(r) {
     {
       title: 'Through both sidecars, relative to direct (higher is better)',
       reference: 1,
-      rows: [rel('bulk TCP, 1 stream', 'bulk-1', 'MBps', mbps), rel('bulk TCP, 8 streams', 'bulk-8', 'MBps', mbps), rel('HTTP keep-alive, full speed', 'http', 'rps', per('req/s')), rel('new connections/s', 'cps', 'cps', per('conn/s'))],
+      rows: [
+        rel('bulk TCP, 1 stream', 'bulk-1', 'MBps', mbps),
+        rel('bulk TCP, 8 streams', 'bulk-8', 'MBps', mbps),
+        rel('HTTP keep-alive, full speed', 'http', 'rps', per('req/s')),
+        rel('new connections/s', 'cps', 'cps', per('conn/s')),
+      ],
     },
     { title: 'Latency at 1000 requests/s, 4 connections, 1 KB responses (ms, lower is better)', rows: ['p50', 'p90', 'p99'].map(lat) },
     {
@@ -98,7 +131,10 @@ export function renderSvg(r) {
     parts.push(svg)
     y += height
   }
-  const legend = (/** @type {Peer[]} */ (['direct', 'sidecar-lab', 'haproxy'])).map((p, i) => `<rect x="${labelWidth + i * 130}" y="${y}" width="12" height="12" fill="${colours[p]}"/><text x="${labelWidth + i * 130 + 17}" y="${y + 11}">${names[p]}</text>`)
+  const legend = /** @type {Peer[]} */ (['direct', 'sidecar-lab', 'haproxy']).map(
+    (p, i) =>
+      `<rect x="${labelWidth + i * 130}" y="${y}" width="12" height="12" fill="${colours[p]}"/><text x="${labelWidth + i * 130 + 17}" y="${y + 11}">${names[p]}</text>`,
+  )
   const height = y + 40
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`,

@@ -41,7 +41,10 @@ if (values.help) {
 /** @param {string | undefined} text @param {string[]} known @param {string} flag */
 function pick(text, known, flag) {
   if (text === undefined) return known
-  const chosen = text.split(',').map((x) => x.trim()).filter(Boolean)
+  const chosen = text
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
   const unknown = chosen.filter((x) => !known.includes(x))
   if (unknown.length || !chosen.length) {
     process.stderr.write(`bench: ${flag} ${text}: unknown ${unknown.join(', ') || 'empty list'} (one or more of ${known.join(', ')})\n`)
@@ -49,9 +52,20 @@ function pick(text, known, flag) {
   }
   return chosen
 }
-const onlyScenarios = pick(values.only, scenarios.map((s) => s.id), '--only')
+const onlyScenarios = pick(
+  values.only,
+  scenarios.map((s) => s.id),
+  '--only',
+)
 const onlyPositions = pick(values.positions, ['both', 'outbound', 'inbound'], '--positions')
-const onlyPeers = values.peers === undefined ? peers.filter((p) => !p.optional).map((p) => p.name) : pick(values.peers, peers.map((p) => p.name), '--peers')
+const onlyPeers =
+  values.peers === undefined
+    ? peers.filter((p) => !p.optional).map((p) => p.name)
+    : pick(
+        values.peers,
+        peers.map((p) => p.name),
+        '--peers',
+      )
 const narrowed = values.only !== undefined || values.positions !== undefined || values.peers !== undefined
 if (process.getuid?.() !== 0) {
   process.stderr.write('bench: needs root (network namespaces and iptables)\n')
@@ -97,7 +111,9 @@ try {
             console.log(`round ${round} ${peer.name.padEnd(11)} ${position.padEnd(8)} ${scenario.id.padEnd(8)} ${brief(metrics)}`)
           } catch (err) {
             samples.push({ ...sample, error: String(/** @type {Error} */ (err).message ?? err) })
-            console.log(`round ${round} ${peer.name.padEnd(11)} ${position.padEnd(8)} ${scenario.id.padEnd(8)} FAILED: ${/** @type {Error} */ (err).message}`)
+            console.log(
+              `round ${round} ${peer.name.padEnd(11)} ${position.padEnd(8)} ${scenario.id.padEnd(8)} FAILED: ${/** @type {Error} */ (err).message}`,
+            )
           }
         }
       }
@@ -121,7 +137,9 @@ const result = {
     rounds,
     sizes,
     lab: lab.lab,
-    peers: peers.filter((p) => onlyPeers.includes(p.name)).map((p) => ({ name: p.name, positions: p.positions.filter((x) => x === 'none' || onlyPositions.includes(x)) })),
+    peers: peers
+      .filter((p) => onlyPeers.includes(p.name))
+      .map((p) => ({ name: p.name, positions: p.positions.filter((x) => x === 'none' || onlyPositions.includes(x)) })),
     scenarios: scenarios.filter((s) => onlyScenarios.includes(s.id)).map((s) => ({ id: s.id, title: s.title })),
   },
   samples,

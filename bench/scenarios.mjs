@@ -19,7 +19,11 @@ const node = process.execPath
 /** @param {Context} ctx @param {number} streams @returns {Promise<Metrics>} */
 async function bulk(ctx, streams) {
   const cpu = cpuMeter(ctx)
-  const r = await ctx.lab.runJson('productpage', [node, app('bulk-client.mjs'), serverIp, String(ports.sink), String(streams), String(ctx.sizes.bulkSeconds)], (ctx.sizes.bulkSeconds + 40) * 1000)
+  const r = await ctx.lab.runJson(
+    'productpage',
+    [node, app('bulk-client.mjs'), serverIp, String(ports.sink), String(streams), String(ctx.sizes.bulkSeconds)],
+    (ctx.sizes.bulkSeconds + 40) * 1000,
+  )
   if (r.error || !(r.bytes > 0)) throw new Error(`bulk ${streams}: ${r.error ?? 'no bytes'}`)
   // CPU seconds per GB moved: what each byte costs a sidecar, whatever else shares the cores.
   return { MBps: r.bytes / 1e6 / (r.ms / 1000), ...cpu.per('cpuPerGB', r.bytes / 1e9) }
@@ -36,7 +40,9 @@ function cpuMeter(ctx) {
   return {
     /** @param {string} name @param {number} units @returns {Metrics} */
     per(name, units) {
-      return Object.fromEntries(Object.entries(pids).map(([k, pid]) => [`${name}${k === 'out' ? 'Out' : 'In'}`, (cpuSeconds(pid) - (before[k] ?? 0)) / units]))
+      return Object.fromEntries(
+        Object.entries(pids).map(([k, pid]) => [`${name}${k === 'out' ? 'Out' : 'In'}`, (cpuSeconds(pid) - (before[k] ?? 0)) / units]),
+      )
     },
   }
 }
@@ -114,7 +120,12 @@ export const scenarios = [
     title: 'HTTP/1.1 at 1000 requests/s, 1 KB, 4 connections (autocannon --overallRate 1000 -c 4)',
     async run(ctx) {
       const cpu = cpuMeter(ctx)
-      const r = await cannon(ctx, { url: `http://${serverIp}:${ports.http}/1k`, connections: 4, overallRate: 1000, duration: ctx.sizes.fixedSeconds })
+      const r = await cannon(ctx, {
+        url: `http://${serverIp}:${ports.http}/1k`,
+        connections: 4,
+        overallRate: 1000,
+        duration: ctx.sizes.fixedSeconds,
+      })
       return {
         rps: r.requestsPerSec,
         p50: r.latencyMs.p50,
@@ -132,9 +143,19 @@ export const scenarios = [
     async run(ctx) {
       const s = ctx.sizes.cpsSeconds
       const cpu = cpuMeter(ctx)
-      const r = await ctx.lab.runJson('productpage', [node, app('connect-client.mjs'), serverIp, String(ports.http), '8', String(s)], (s + 40) * 1000)
+      const r = await ctx.lab.runJson(
+        'productpage',
+        [node, app('connect-client.mjs'), serverIp, String(ports.http), '8', String(s)],
+        (s + 40) * 1000,
+      )
       if (!(r.connections > 0)) throw new Error(`cps: no connection completed (${r.errors} errors)`)
-      return { cps: r.connections / (r.ms / 1000), p50: r.latenciesMs.p50, p99: r.latenciesMs.p99, errors: r.errors, ...cpu.per('cpuPer1kConn', r.connections / 1000) }
+      return {
+        cps: r.connections / (r.ms / 1000),
+        p50: r.latenciesMs.p50,
+        p99: r.latenciesMs.p99,
+        errors: r.errors,
+        ...cpu.per('cpuPer1kConn', r.connections / 1000),
+      }
     },
   },
 ]

@@ -34,7 +34,7 @@ export function median(xs) {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
   if (!s.length) return NaN
   const mid = Math.floor(s.length / 2)
-  return s.length % 2 ? /** @type {number} */ (s[mid]) : (/** @type {number} */ (s[mid - 1]) + /** @type {number} */ (s[mid])) / 2
+  return s.length % 2 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2
 }
 
 /** Medians of the second and last thirds of a series. @param {number[]} xs */
@@ -46,7 +46,8 @@ export function thirds(xs) {
 /** @param {any} r the soak's result */
 export function classifyErrors(r) {
   /** @param {{ workload: string, at: number }} e */
-  const caused = (e) => e.workload === 'peer' && r.kills.some((/** @type {any} */ k) => e.at >= k.killedAt && e.at <= k.readyAt + causedGraceS)
+  const caused = (e) =>
+    e.workload === 'peer' && r.kills.some((/** @type {any} */ k) => e.at >= k.killedAt && e.at <= k.readyAt + causedGraceS)
   return { caused: r.errors.filter(caused), unexplained: r.errors.filter((/** @type {any} */ e) => !caused(e)) }
 }
 
@@ -59,7 +60,9 @@ export function checks(r) {
   out.push({
     name: 'bytes',
     ok: !!c && c.bulk.mismatches === 0 && c.bulk.streams > 0,
-    detail: c ? `${c.bulk.streams} bulk streams, ${(c.bulk.bytes / 1e9).toFixed(2)} GB checked, ${c.bulk.mismatches} differed` : 'no client report',
+    detail: c
+      ? `${c.bulk.streams} bulk streams, ${(c.bulk.bytes / 1e9).toFixed(2)} GB checked, ${c.bulk.mismatches} differed`
+      : 'no client report',
   })
   const cannonFailures = r.cannon.errors + r.cannon.non2xx
   const codes = [...new Set(unexplained.map((/** @type {any} */ e) => `${e.workload}:${e.code}`))].slice(0, 5).join(', ')
@@ -68,11 +71,19 @@ export function checks(r) {
     ok: unexplained.length === 0 && cannonFailures === 0,
     detail: `${unexplained.length} unexplained${codes ? ` (${codes})` : ''}, ${cannonFailures} autocannon errors/non-2xx; ${caused.length} caused by ${r.kills.length} peer kills`,
   })
-  out.push({ name: 'idle', ok: !!c && c.idle.closedEarly === 0 && c.idle.openAtEnd === c.idle.wanted, detail: c ? `${c.idle.openAtEnd} of ${c.idle.wanted} open at the end, ${c.idle.closedEarly} closed early` : 'no client report' })
+  out.push({
+    name: 'idle',
+    ok: !!c && c.idle.closedEarly === 0 && c.idle.openAtEnd === c.idle.wanted,
+    detail: c ? `${c.idle.openAtEnd} of ${c.idle.wanted} open at the end, ${c.idle.closedEarly} closed early` : 'no client report',
+  })
   for (const side of sides) {
     const rss = thirds(r.samples.map((/** @type {Sample} */ s) => s[side]?.rssMiB ?? NaN))
     const rssLimit = rss.second * 1.1 + 5
-    out.push({ name: `rss ${side}`, ok: rss.last <= rssLimit, detail: `median ${rss.second.toFixed(1)} -> ${rss.last.toFixed(1)} MiB (limit ${rssLimit.toFixed(1)})` })
+    out.push({
+      name: `rss ${side}`,
+      ok: rss.last <= rssLimit,
+      detail: `median ${rss.second.toFixed(1)} -> ${rss.last.toFixed(1)} MiB (limit ${rssLimit.toFixed(1)})`,
+    })
     const fds = thirds(r.samples.map((/** @type {Sample} */ s) => s[side]?.fds ?? NaN))
     const fdLimit = fds.second + Math.max(10, fds.second * 0.05)
     out.push({ name: `fds ${side}`, ok: fds.last <= fdLimit, detail: `median ${fds.second} -> ${fds.last} (limit ${fdLimit.toFixed(0)})` })
@@ -80,7 +91,11 @@ export function checks(r) {
     const after = r.endFds[podOf[side]]
     out.push({ name: `fds back ${side}`, ok: after <= before + 4, detail: `${before} before the load, ${after} after it` })
   }
-  out.push({ name: 'alive', ok: r.problems.length === 0, detail: r.problems.length ? r.problems.join('; ') : 'both sidecars up to the end' })
+  out.push({
+    name: 'alive',
+    ok: r.problems.length === 0,
+    detail: r.problems.length ? r.problems.join('; ') : 'both sidecars up to the end',
+  })
   return out
 }
 
@@ -98,16 +113,26 @@ function figures(r) {
   }
   const sidecarRows = [
     ['RSS at start / end (MiB)', ...per((s) => `${f1(first[s]?.rssMiB)} / ${f1(last[s]?.rssMiB)}`)],
-    ['RSS median, 2nd / last third (MiB)', ...per((s) => { const m = thirds(r.samples.map((/** @type {Sample} */ x) => x[s]?.rssMiB ?? NaN)); return `${f1(m.second)} / ${f1(m.last)}` })],
+    [
+      'RSS median, 2nd / last third (MiB)',
+      ...per((s) => {
+        const m = thirds(r.samples.map((/** @type {Sample} */ x) => x[s]?.rssMiB ?? NaN))
+        return `${f1(m.second)} / ${f1(m.last)}`
+      }),
+    ],
     ['fds at start / end of load', ...per((s) => `${first[s]?.fds ?? '-'} / ${last[s]?.fds ?? '-'}`)],
     ['fds before / after the load', ...per((s) => `${r.baselineFds[podOf[s]] ?? '-'} / ${r.endFds[podOf[s]] ?? '-'}`)],
-    ['event-loop delay, median of 5 s p99 (ms)', ...per((s) => f1(median(r.samples.map((/** @type {Sample} */ x) => x[s]?.loopP99Ms ?? NaN))))],
+    [
+      'event-loop delay, median of 5 s p99 (ms)',
+      ...per((s) => f1(median(r.samples.map((/** @type {Sample} */ x) => x[s]?.loopP99Ms ?? NaN)))),
+    ],
     ['event-loop delay, worst (ms)', ...per((s) => f1(Math.max(...r.samples.map((/** @type {Sample} */ x) => x[s]?.loopPeakMs ?? 0))))],
     ['connections accepted', ...per(cx)],
   ]
   const c = r.client
   const { caused, unexplained } = classifyErrors(r)
-  const of = (/** @type {string} */ w) => `${caused.filter((/** @type {any} */ e) => e.workload === w).length} / ${unexplained.filter((/** @type {any} */ e) => e.workload === w).length}`
+  const of = (/** @type {string} */ w) =>
+    `${caused.filter((/** @type {any} */ e) => e.workload === w).length} / ${unexplained.filter((/** @type {any} */ e) => e.workload === w).length}`
   const workloadRows = c
     ? [
         ['short connections (HTTP, Connection: close)', String(c.short.ok + c.short.errors), '-', of('short')],
@@ -130,7 +155,9 @@ export function renderSoakText(r, verdict) {
   const { sidecarRows, workloadRows } = figures(r)
   const pad = (/** @type {string[][]} */ rows) => {
     const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length))) ?? []
-    return rows.map((row) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('   ')).join('\n')
+    return rows
+      .map((row) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('   '))
+      .join('\n')
   }
   return [
     `soak: ${heading(r)}`,
@@ -149,7 +176,11 @@ export function renderSoakMarkdown(r, verdict) {
   const { sidecarRows, workloadRows } = figures(r)
   // figures right-aligned, words (the checks' table) left
   const table = (/** @type {string[]} */ head, /** @type {string[][]} */ rows, numeric = true) =>
-    [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i && numeric ? '--:' : '---')).join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n')
+    [
+      `| ${head.join(' | ')} |`,
+      `|${head.map((_, i) => (i && numeric ? '--:' : '---')).join('|')}|`,
+      ...rows.map((row) => `| ${row.join(' | ')} |`),
+    ].join('\n')
   return [
     `# Soak, ${r.startedAt}`,
     '',
@@ -159,7 +190,11 @@ export function renderSoakMarkdown(r, verdict) {
     '',
     table(['workload', 'connections', 'bytes checked', 'errors caused / unexplained'], workloadRows),
     '',
-    table(['check', 'result', 'detail'], verdict.map((c) => [c.name, c.ok ? 'ok' : '**FAIL**', c.detail]), false),
+    table(
+      ['check', 'result', 'detail'],
+      verdict.map((c) => [c.name, c.ok ? 'ok' : '**FAIL**', c.detail]),
+      false,
+    ),
     '',
     '![RSS, descriptors and event-loop delay over time](soak.svg)',
     '',

@@ -44,12 +44,16 @@ function panel(r, title, value, top) {
     parts.push(`<text x="${left - 6}" y="${y(k * yMax) + 4}" text-anchor="end" class="small">${Number((k * yMax).toPrecision(3))}</text>`)
     if (k) parts.push(`<line x1="${left}" x2="${left + plotWidth}" y1="${y(k * yMax)}" y2="${y(k * yMax)}" stroke="#ddd"/>`)
   }
-  for (const k of r.kills) parts.push(`<line x1="${x(k.killedAt).toFixed(1)}" x2="${x(k.killedAt).toFixed(1)}" y1="${top + 24}" y2="${bottom}" stroke="#d62728" stroke-dasharray="3 3"/>`)
+  for (const k of r.kills)
+    parts.push(
+      `<line x1="${x(k.killedAt).toFixed(1)}" x2="${x(k.killedAt).toFixed(1)}" y1="${top + 24}" y2="${bottom}" stroke="#d62728" stroke-dasharray="3 3"/>`,
+    )
   for (const side of /** @type {Side[]} */ (['outbound', 'inbound'])) {
     const points = samples.filter((s) => Number.isFinite(value(s[side]))).map((s) => `${x(s.t).toFixed(1)},${y(value(s[side])).toFixed(1)}`)
     if (points.length) parts.push(`<polyline fill="none" stroke="${colours[side]}" stroke-width="1.5" points="${points.join(' ')}"/>`)
   }
-  for (const k of [0, 0.25, 0.5, 0.75, 1]) parts.push(`<text x="${x(k * tMax)}" y="${bottom + 14}" text-anchor="middle" class="small">${Math.round(k * tMax)} s</text>`)
+  for (const k of [0, 0.25, 0.5, 0.75, 1])
+    parts.push(`<text x="${x(k * tMax)}" y="${bottom + 14}" text-anchor="middle" class="small">${Math.round(k * tMax)} s</text>`)
   return { svg: parts.join('\n'), height: panelHeight + 50 }
 }
 
@@ -68,7 +72,10 @@ export function renderSoakSvg(r) {
     y += p.height
   }
   const legend = [
-    ...(/** @type {Side[]} */ (['outbound', 'inbound'])).map((s, i) => `<rect x="${left + i * 170}" y="${y}" width="12" height="12" fill="${colours[s]}"/><text x="${left + i * 170 + 17}" y="${y + 11}">${s} sidecar</text>`),
+    .../** @type {Side[]} */ (['outbound', 'inbound']).map(
+      (s, i) =>
+        `<rect x="${left + i * 170}" y="${y}" width="12" height="12" fill="${colours[s]}"/><text x="${left + i * 170 + 17}" y="${y + 11}">${s} sidecar</text>`,
+    ),
     `<line x1="${left + 340}" x2="${left + 352}" y1="${y + 6}" y2="${y + 6}" stroke="#d62728" stroke-dasharray="3 3"/><text x="${left + 357}" y="${y + 11}">peer killed</text>`,
     `<rect x="${left + 470}" y="${y}" width="12" height="12" fill="#f2f2f2" stroke="#ccc"/><text x="${left + 487}" y="${y + 11}">warm-up (first third)</text>`,
   ]

@@ -37,7 +37,14 @@ const sampleMs = Math.max(1000, Math.min(5000, Math.round(durationMs / 100)))
 const killEveryMs = Math.min(60_000, Math.round(durationMs / 3))
 const echoPort = 9093
 const peerPort = 9080
-const load = { shortPerSec: 50, bulkStreams: 2, bulkMB: 32, idle: 200, peerPerSec: 10, cannon: { connections: 4, overallRate: 200, segmentSeconds: 30 } }
+const load = {
+  shortPerSec: 50,
+  bulkStreams: 2,
+  bulkMB: 32,
+  idle: 200,
+  peerPerSec: 10,
+  cannon: { connections: 4, overallRate: 200, segmentSeconds: 30 },
+}
 /** @typedef {'productpage' | 'reviews'} Pod */
 const pods = /** @type {const} */ (['productpage', 'reviews'])
 const side = /** @type {const} */ ({ productpage: 'outbound', reviews: 'inbound' })
@@ -68,7 +75,12 @@ try {
   console.log(`soak: lab ${lab.lab} up; ${Math.round(durationMs / 1000)} s of load, samples every ${sampleMs / 1000} s`)
   await lab.up()
   const dir = labState.ensurePodDir(lab.lab, 'reviews')
-  const echoPid = processes.startDetached(lab.ns('reviews'), [process.execPath, join(root, 'bench/apps/echo-server.mjs'), String(echoPort)], join(dir, 'echo-server.log'), { uid: 1000, gid: 1000 })
+  const echoPid = processes.startDetached(
+    lab.ns('reviews'),
+    [process.execPath, join(root, 'bench/apps/echo-server.mjs'), String(echoPort)],
+    join(dir, 'echo-server.log'),
+    { uid: 1000, gid: 1000 },
+  )
   await processes.waitForLog(join(dir, 'echo-server.log'), /echo server listening/, echoPid)
   for (const pod of pods) baselineFds[pod] = fdCount(lab.sidecarPids[pod])
 
@@ -77,7 +89,12 @@ try {
   const client = lab.spawnInteractive('productpage', [
     process.execPath,
     join(root, 'bench/apps/soak-client.mjs'),
-    JSON.stringify({ host: serverIp, ports: { http: ports.http, idle: ports.idle, echo: echoPort, peer: peerPort }, ...load, maxSeconds: durationMs / 1000 + 120 }),
+    JSON.stringify({
+      host: serverIp,
+      ports: { http: ports.http, idle: ports.idle, echo: echoPort, peer: peerPort },
+      ...load,
+      maxSeconds: durationMs / 1000 + 120,
+    }),
   ])
   const finalLine = new Promise((resolve) => {
     createInterface({ input: /** @type {import('node:stream').Readable} */ (client.stdout) }).on('line', (line) => {
@@ -93,7 +110,10 @@ try {
   if (!final) problems.push('the soak client gave no final report')
   for (const pod of pods) counters[pod] = await adminStats(pod, '^listener\\.|^cluster\\.|^server\\.')
   // descriptors back where they were before the load: each sidecar, once the client and its connections are gone
-  await quiet(pods.map((p) => lab.sidecarPids[p]), 10_000)
+  await quiet(
+    pods.map((p) => lab.sidecarPids[p]),
+    10_000,
+  )
   await sleep(1500) // the admin's own keep-alive connection (1 s) closes too
   for (const pod of pods) endFds[pod] = fdCount(lab.sidecarPids[pod])
   for (const pod of pods) if (!exec.alive(lab.sidecarPids[pod])) problems.push(`the ${side[pod]} sidecar died`)
@@ -131,7 +151,9 @@ writeFileSync(join(outDir, 'soak.md'), renderSoakMarkdown(result, verdict))
 writeFileSync(join(outDir, 'soak.svg'), renderSoakSvg(result))
 process.stdout.write(renderSoakText(result, verdict))
 const failed = verdict.filter((c) => !c.ok)
-console.log(`soak: ${failed.length ? `FAILED (${failed.map((c) => c.name).join(', ')})` : 'passed'}; results in ${outDir}/soak.{md,svg,json}`)
+console.log(
+  `soak: ${failed.length ? `FAILED (${failed.map((c) => c.name).join(', ')})` : 'passed'}; results in ${outDir}/soak.{md,svg,json}`,
+)
 process.exit(failed.length ? 1 : 0)
 
 /** @param {number | undefined} pid */
@@ -189,8 +211,15 @@ async function cannonLoop(deadline) {
   while (!guard.stopping) {
     const seconds = Math.floor(Math.min(load.cannon.segmentSeconds, (deadline - Date.now()) / 1000))
     if (seconds < 1) return
-    const options = { url: `http://${serverIp}:${ports.http}/1k`, connections: load.cannon.connections, overallRate: load.cannon.overallRate, duration: seconds }
-    const r = await lab.runJson('productpage', [process.execPath, join(root, 'dist/lab/cannon.js'), JSON.stringify(options)], (seconds + 40) * 1000).catch((err) => ({ error: String(err.message ?? err) }))
+    const options = {
+      url: `http://${serverIp}:${ports.http}/1k`,
+      connections: load.cannon.connections,
+      overallRate: load.cannon.overallRate,
+      duration: seconds,
+    }
+    const r = await lab
+      .runJson('productpage', [process.execPath, join(root, 'dist/lab/cannon.js'), JSON.stringify(options)], (seconds + 40) * 1000)
+      .catch((err) => ({ error: String(err.message ?? err) }))
     cannon.segments++
     cannon.requests += r.requests ?? 0
     cannon.errors += r.errors ?? 0
@@ -223,4 +252,3 @@ async function killer(deadline) {
     kills.push({ killedAt, readyAt: Date.now() })
   }
 }
-

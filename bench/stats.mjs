@@ -23,7 +23,15 @@ export function withAddedLatency(samples) {
     const direct = samples.find((d) => d.peer === 'direct' && d.round === s.round && d.scenario === s.scenario)?.metrics
     if (!direct) return s
     const m = s.metrics
-    return { ...s, metrics: { ...m, addedP50: (m.p50 ?? NaN) - (direct.p50 ?? NaN), addedP90: (m.p90 ?? NaN) - (direct.p90 ?? NaN), addedP99: (m.p99 ?? NaN) - (direct.p99 ?? NaN) } }
+    return {
+      ...s,
+      metrics: {
+        ...m,
+        addedP50: (m.p50 ?? NaN) - (direct.p50 ?? NaN),
+        addedP90: (m.p90 ?? NaN) - (direct.p90 ?? NaN),
+        addedP99: (m.p99 ?? NaN) - (direct.p99 ?? NaN),
+      },
+    }
   })
 }
 
@@ -44,7 +52,8 @@ export function summarise(raw) {
     for (const [metric, configs] of Object.entries(metrics)) {
       /** @type {Record<string, Figure>} */
       const figs = {}
-      for (const [config, xs] of Object.entries(configs)) figs[config] = { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length }
+      for (const [config, xs] of Object.entries(configs))
+        figs[config] = { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length }
       const direct = figs['direct/none']?.median
       for (const [config, f] of Object.entries(figs)) {
         if (direct && config !== 'direct/none') f.vsDirect = f.median / direct
@@ -64,7 +73,13 @@ export function summarise(raw) {
 /** @param {string} metric @returns {{ label: string, unit: string, better: 'higher' | 'lower', digits: number }} */
 export function describe(metric) {
   const mem = /^rss(Out|In)MB@(\d+)$/.exec(metric)
-  if (mem) return { label: `RSS of the ${mem[1] === 'Out' ? 'outbound' : 'inbound'} sidecar, ${Number(mem[2]).toLocaleString('en')} idle conns`, unit: 'MB', better: 'lower', digits: 1 }
+  if (mem)
+    return {
+      label: `RSS of the ${mem[1] === 'Out' ? 'outbound' : 'inbound'} sidecar, ${Number(mem[2]).toLocaleString('en')} idle conns`,
+      unit: 'MB',
+      better: 'lower',
+      digits: 1,
+    }
   /** @type {Record<string, [string, string, 'higher' | 'lower', number]>} */
   const known = {
     MBps: ['throughput', 'MB/s', 'higher', 0],

@@ -13,7 +13,8 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 const docs = join(root, 'docs')
 const { values } = parseArgs({ options: { lab: { type: 'string' }, keep: { type: 'boolean' } }, strict: true })
 const lab = values.lab ?? 'slwkdoc'
-const cli = (/** @type {string[]} */ args) => execFileSync(process.execPath, [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', maxBuffer: 32 << 20 })
+const cli = (/** @type {string[]} */ args) =>
+  execFileSync(process.execPath, [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', maxBuffer: 32 << 20 })
 
 const cell = (/** @type {string} */ s) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ')
 const verdict = (/** @type {{ verdict: string }} */ r) => (r.verdict === 'corrected' ? '**corrected**' : r.verdict)
@@ -29,9 +30,9 @@ function markdown(w) {
       `its shape [walkthrough.schema.json](walkthrough.schema.json), the same table as a picture [walkthrough.svg](walkthrough.svg).`,
     '',
     `Source: ${w.source}. Its steps are paraphrased in English, numbered as in the source (w1-w15). "Trace steps" are the ` +
-      'numbered lines of `sidecar-lab trace` for this run, each tagged `[wN]` there. Steps 9-15 tell reviews\' reply as ' +
-      'captured again; they get a second verdict read as the figure most likely meant them: reviews\' own new outbound ' +
-      'call (Bookinfo\'s reviews calls ratings, and so does the lab\'s).',
+      "numbered lines of `sidecar-lab trace` for this run, each tagged `[wN]` there. Steps 9-15 tell reviews' reply as " +
+      "captured again; they get a second verdict read as the figure most likely meant them: reviews' own new outbound " +
+      "call (Bookinfo's reviews calls ratings, and so does the lab's).",
     '',
     '| step | the walkthrough says | verdict | what the kernel shows in this run | trace steps |',
     '|---|---|---|---|---|',
@@ -40,14 +41,24 @@ function markdown(w) {
     const hops = s.hops.length ? s.hops.join(', ') : '-'
     if (!s.meant) out.push(`| w${s.n} | ${cell(s.claim)} | ${verdict(s)} | ${cell(s.finding)} | ${hops} |`)
     else {
-      out.push(`| w${s.n} | ${cell(s.claim)} | as written: ${verdict(s)} | ${cell(s.finding)} | ${s.evidence.map((e) => e.step).join(', ') || '-'} |`)
-      out.push(`| | | as meant (reviews' own call): ${verdict(s.meant)} | ${cell(s.meant.finding)} | ${s.meant.evidence.map((e) => e.step).join(', ') || '-'} |`)
+      out.push(
+        `| w${s.n} | ${cell(s.claim)} | as written: ${verdict(s)} | ${cell(s.finding)} | ${s.evidence.map((e) => e.step).join(', ') || '-'} |`,
+      )
+      out.push(
+        `| | | as meant (reviews' own call): ${verdict(s.meant)} | ${cell(s.meant.finding)} | ${s.meant.evidence.map((e) => e.step).join(', ') || '-'} |`,
+      )
     }
   }
   out.push('', '## Every trace step, by walkthrough step', '', '| walkthrough step | trace steps |', '|---|---|')
   for (const s of w.steps) out.push(`| w${s.n} | ${s.hops.join(', ') || '-'} |`)
   out.push('', `Unassigned trace steps: ${w.unassigned.length ? w.unassigned.join(', ') : 'none'}.`)
-  out.push('', '## The ISTIO_* rules this run hit, and which connection hit each', '', '| pod | rule | trace steps | hit by |', '|---|---|---|---|')
+  out.push(
+    '',
+    '## The ISTIO_* rules this run hit, and which connection hit each',
+    '',
+    '| pod | rule | trace steps | hit by |',
+    '|---|---|---|---|',
+  )
   for (const u of w.rules) out.push(`| ${u.pod} | \`${u.rule}\` | ${u.steps.join(', ')} | ${cell(u.connections.join('; '))} |`)
   out.push('', '## The two open questions', '')
   for (const q of [w.questions.loop, w.questions.newConnection]) out.push(`**Q: ${q.question}**`, '', `A: ${q.answer}`, '')
@@ -59,9 +70,12 @@ if (process.getuid?.() !== 0) {
   process.exit(1)
 }
 const dist = (/** @type {string} */ f) => import(new URL(`../dist/trace/${f}`, import.meta.url).href)
-const [{ runTrace }, { renderText }, { renderSvg }, { walkthrough }, { renderWalkthroughJson }, { renderWalkthroughSvg }] = await Promise.all(
-  ['run.js', 'render-text.js', 'render-svg.js', 'walkthrough-verdicts.js', 'render-walkthrough.js', 'render-walkthrough-svg.js'].map(dist),
-)
+const [{ runTrace }, { renderText }, { renderSvg }, { walkthrough }, { renderWalkthroughJson }, { renderWalkthroughSvg }] =
+  await Promise.all(
+    ['run.js', 'render-text.js', 'render-svg.js', 'walkthrough-verdicts.js', 'render-walkthrough.js', 'render-walkthrough-svg.js'].map(
+      dist,
+    ),
+  )
 cli(['lab', 'up', '--lab', lab])
 try {
   const report = await runTrace({ lab, from: 'productpage', to: 'reviews', port: 9080 })

@@ -34,7 +34,16 @@ function report() {
   const cpu = process.cpuUsage(cpu0)
   const ms = Number(process.hrtime.bigint() - t0) / 1e6
   const mean = latencies.reduce((a, b) => a + b, 0) / (latencies.length || 1)
-  process.stdout.write(JSON.stringify({ requests: latencies.length, errors, ms, meanMs: mean, latenciesMs: percentiles(latencies), cpuUs: cpu.user + cpu.system }) + '\n')
+  process.stdout.write(
+    JSON.stringify({
+      requests: latencies.length,
+      errors,
+      ms,
+      meanMs: mean,
+      latenciesMs: percentiles(latencies),
+      cpuUs: cpu.user + cpu.system,
+    }) + '\n',
+  )
   process.exit(0)
 }
 

@@ -53,6 +53,22 @@ const t0 = process.hrtime.bigint()
 await Promise.all(Array.from({ length: concurrency }, worker))
 const seconds = Number(process.hrtime.bigint() - t0) / 1e9
 latencies.sort((a, b) => a - b)
-const q = (/** @type {number} */ p) => latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : null
-process.stdout.write(JSON.stringify({ server, name, sent, answered: latencies.length, lost, errors, rcodes, seconds,
-  qps: latencies.length / seconds, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: latencies.at(-1) ?? null }) + '\n')
+const q = (/** @type {number} */ p) =>
+  latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : null
+process.stdout.write(
+  JSON.stringify({
+    server,
+    name,
+    sent,
+    answered: latencies.length,
+    lost,
+    errors,
+    rcodes,
+    seconds,
+    qps: latencies.length / seconds,
+    p50: q(0.5),
+    p90: q(0.9),
+    p99: q(0.99),
+    max: latencies.at(-1) ?? null,
+  }) + '\n',
+)

@@ -30,7 +30,14 @@ function listener(inbound) {
     }
     if (!dst) return void down.destroy()
     const source = inbound ? (dst.family === 6 ? '::6' : '127.0.0.6') : undefined
-    const up = connect({ host: dst.address, port: dst.port, family: dst.family, allowHalfOpen: true, noDelay: true, ...(source ? { localAddress: source } : {}) })
+    const up = connect({
+      host: dst.address,
+      port: dst.port,
+      family: dst.family,
+      allowHalfOpen: true,
+      noDelay: true,
+      ...(source ? { localAddress: source } : {}),
+    })
     up.on('error', () => down.resetAndDestroy())
     down.on('error', () => up.resetAndDestroy())
     // One side fully closed: finish the other only once its bytes are out and its peer's FIN was read.

@@ -11,7 +11,11 @@ export function adminRouter(target: AdminTarget, control: AdminControl): Router 
   // / and /help list the router they belong to; their handlers run only after it exists.
   const router: Router = new Router([
     ...routes,
-    { path: '/', help: 'Admin home page', handle: () => ({ status: 200, body: homePage(router.routes), contentType: 'text/html; charset=UTF-8' }) },
+    {
+      path: '/',
+      help: 'Admin home page',
+      handle: () => ({ status: 200, body: homePage(router.routes), contentType: 'text/html; charset=UTF-8' }),
+    },
     { path: '/help', help: 'print out list of admin commands', handle: () => text(router.help()) },
   ])
   return router

@@ -65,7 +65,10 @@ export function configDump(target: AdminTarget) {
         address: socketAddress(c.bindAddress, l.port),
         use_original_dst: true,
         traffic_direction: l.kind === 'outbound' ? 'OUTBOUND' : 'INBOUND',
-        filter_chains: l.kind === 'outbound' ? [`${listenerNames.outbound}-catchall-tcp`, `${listenerNames.outbound}-blackhole`] : ['PassthroughFilterChain', `${listenerNames.inbound}-blackhole`],
+        filter_chains:
+          l.kind === 'outbound'
+            ? [`${listenerNames.outbound}-catchall-tcp`, `${listenerNames.outbound}-blackhole`]
+            : ['PassthroughFilterChain', `${listenerNames.inbound}-blackhole`],
         per_connection_buffer_limit_bytes: c.bufferLimitBytes,
       },
     },
@@ -112,7 +115,8 @@ export function configRoutes(target: AdminTarget): AdminRoute[] {
       path: '/clusters',
       help: 'upstream cluster status',
       params: [format],
-      handle: (req) => (req.query.get('format') === 'json' ? json(clustersJson(clusters(target.config))) : text(clustersText(clusters(target.config)))),
+      handle: (req) =>
+        req.query.get('format') === 'json' ? json(clustersJson(clusters(target.config))) : text(clustersText(clusters(target.config))),
     },
     { path: '/config_dump', help: 'dump current Envoy configs (experimental)', handle: () => json(configDump(target)) },
   ]

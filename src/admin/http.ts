@@ -27,7 +27,11 @@ async function respond(handler: Handler, req: IncomingMessage, res: ServerRespon
     log.error({ err, path: req.url }, 'admin handler failed')
     out = text(`internal error: ${(err as Error).message}\n`, 500)
   }
-  res.writeHead(out.status, { ...out.headers, 'content-type': out.contentType ?? 'text/plain; charset=UTF-8', 'cache-control': 'no-cache, max-age=0' })
+  res.writeHead(out.status, {
+    ...out.headers,
+    'content-type': out.contentType ?? 'text/plain; charset=UTF-8',
+    'cache-control': 'no-cache, max-age=0',
+  })
   res.end(req.method === 'HEAD' ? undefined : out.body)
 }
 

@@ -40,13 +40,14 @@ export class MergedMetrics {
     const proxy = prometheusResponse(this.#stats, query)
     if (proxy.status !== 200) return proxy
     const app = await this.#app()
-    const agent = [
-      '# TYPE istio_agent_scrapes_total counter',
-      `istio_agent_scrapes_total ${this.#scrapes}`,
-      '# TYPE istio_agent_scrape_failures_total counter',
-      `istio_agent_scrape_failures_total{type="application"} ${this.#appFailures}`,
-      '',
-    ].join('\n') + (this.#options.agentMetrics?.() ?? '')
+    const agent =
+      [
+        '# TYPE istio_agent_scrapes_total counter',
+        `istio_agent_scrapes_total ${this.#scrapes}`,
+        '# TYPE istio_agent_scrape_failures_total counter',
+        `istio_agent_scrape_failures_total{type="application"} ${this.#appFailures}`,
+        '',
+      ].join('\n') + (this.#options.agentMetrics?.() ?? '')
     return { status: 200, body: proxy.body + agent + app, contentType: prometheusContentType }
   }
 
@@ -60,7 +61,7 @@ export class MergedMetrics {
       return body === '' || body.endsWith('\n') ? body : body + '\n'
     } catch (err) {
       this.#appFailures++
-      this.#log.warn({ err, url }, 'app metrics unreachable; serving the proxy\'s alone')
+      this.#log.warn({ err, url }, "app metrics unreachable; serving the proxy's alone")
       // A comment is ignored by scrapers but tells a person reading the page what is missing.
       return `# app metrics from ${url} unavailable: ${(err as Error).message.replace(/\n/g, ' ')}\n`
     }

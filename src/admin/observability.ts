@@ -17,7 +17,11 @@ export interface Observability {
 export async function startObservability(target: AdminTarget, control: AdminControl, log: Logger): Promise<Observability> {
   const c = target.config
   const router = adminRouter(target, control)
-  const merged = new MergedMetrics(target.stats, { appMetricsUrl: c.appMetricsUrl, agentMetrics: () => target.agentMetrics?.() ?? '' }, log.child({ endpoint: 'merged-metrics' }))
+  const merged = new MergedMetrics(
+    target.stats,
+    { appMetricsUrl: c.appMetricsUrl, agentMetrics: () => target.agentMetrics?.() ?? '' },
+    log.child({ endpoint: 'merged-metrics' }),
+  )
   const wanted: [string, string, number, Handler][] = [
     ['admin', '127.0.0.1', c.adminPort, (req) => router.dispatch(req)],
     ['health', c.bindAddress, c.healthPort, healthHandler(target)],

@@ -71,7 +71,10 @@ function histogramLines(family: string, labels: [string, string][], h: Histogram
 
 export function renderPrometheus(sel: Selected): string {
   const lines: string[] = []
-  for (const [type, entries] of [['counter', sel.counters], ['gauge', sel.gauges]] as const) {
+  for (const [type, entries] of [
+    ['counter', sel.counters],
+    ['gauge', sel.gauges],
+  ] as const) {
     for (const [family, series] of families(entries)) {
       lines.push(`# TYPE ${family} ${type}`)
       for (const s of series) lines.push(`${family}${labelText(s.labels)} ${s.value}`)

@@ -96,7 +96,8 @@ export function serverRoutes(target: AdminTarget, control: AdminControl): AdminR
         const wanted = req.query.get('level')
         if (wanted === null || wanted === '') return text(activeLoggers(loggers))
         const level = levels[wanted]
-        if (!level) return text(`usage: /logging?level=<level>\nlevels: ${envoyLevelNames.join(' ')}\nerror: unknown logger level '${wanted}'\n`, 404)
+        if (!level)
+          return text(`usage: /logging?level=<level>\nlevels: ${envoyLevelNames.join(' ')}\nerror: unknown logger level '${wanted}'\n`, 404)
         for (const l of Object.values(loggers)) l.level = level
         return text(activeLoggers(loggers))
       },

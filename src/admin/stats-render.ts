@@ -20,7 +20,10 @@ const byName = <T>(a: [string, T], b: [string, T]) => (a[0] < b[0] ? -1 : a[0] >
 export function select(stats: Stats, s: Selection): Selected {
   const keep = (name: string, used: boolean) => (!s.usedOnly || used) && (!s.filter || s.filter.test(name))
   const scalars = (map: Map<string, { value: number; used: boolean }>) =>
-    [...map].filter(([n, v]) => keep(n, v.used)).map(([n, v]) => [n, v.value] as [string, number]).sort(byName)
+    [...map]
+      .filter(([n, v]) => keep(n, v.used))
+      .map(([n, v]) => [n, v.value] as [string, number])
+      .sort(byName)
   return {
     counters: scalars(stats.counters),
     gauges: scalars(stats.gauges),
@@ -40,7 +43,7 @@ export function quantile(h: Histogram, percent: number): number {
     const n = h.counts[i]!
     if (n > 0 && seen + n >= rank) {
       const lower = i === 0 ? 0 : histogramBuckets[i - 1]!
-      return lower + (histogramBuckets[i]! - lower) * Math.max(0, rank - seen) / n
+      return lower + ((histogramBuckets[i]! - lower) * Math.max(0, rank - seen)) / n
     }
     seen += n
   }

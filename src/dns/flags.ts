@@ -11,7 +11,12 @@ import { parseHostsFile, type HostsLine } from './table.js'
 export const dnsFlags = [
   { name: 'dns-port', value: 'PORT', help: 'DNS proxy on 127.0.0.1 and [::1], UDP and TCP (0 disables)', fallback: '15053' },
   { name: 'dns-hosts', value: 'FILE', help: 'extra names for the DNS table, /etc/hosts syntax', fallback: '' },
-  { name: 'dns-upstream', value: 'LIST', help: "where unknown names go, ADDRESS[:PORT],... (default: the resolv.conf's nameservers)", fallback: '' },
+  {
+    name: 'dns-upstream',
+    value: 'LIST',
+    help: "where unknown names go, ADDRESS[:PORT],... (default: the resolv.conf's nameservers)",
+    fallback: '',
+  },
   { name: 'dns-resolv-conf', value: 'FILE', help: 'nameservers and search list to use', fallback: '/etc/resolv.conf' },
   { name: 'dns-timeout', value: 'DURATION', help: 'upstream answer timeout; then SERVFAIL', fallback: '5s' },
 ]
@@ -25,7 +30,10 @@ export function parseDnsFlags(str: (name: string) => string | undefined): DnsCon
   const upstreamText = str('dns-upstream')
   const resolv = upstreamText && str('dns-resolv-conf') === undefined ? safeResolv(resolvPath) : readResolvConf(resolvPath)
   const upstreams = upstreamText
-    ? upstreamText.split(',').filter((s) => s.trim()).map((s) => parseNameserver(s, '--dns-upstream'))
+    ? upstreamText
+        .split(',')
+        .filter((s) => s.trim())
+        .map((s) => parseNameserver(s, '--dns-upstream'))
     : resolv.nameservers
   return { ...defaultDnsConfig, port, timeoutMs, upstreams, search: resolv.search, hosts: hosts(str('dns-hosts')) }
 }

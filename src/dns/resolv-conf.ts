@@ -17,7 +17,10 @@ export interface ResolvConf {
 export function parseResolvConf(text: string): ResolvConf {
   const out: ResolvConf = { nameservers: [], search: [] }
   for (const raw of text.split('\n')) {
-    const [key, ...rest] = raw.replace(/[#;].*/, '').trim().split(/\s+/)
+    const [key, ...rest] = raw
+      .replace(/[#;].*/, '')
+      .trim()
+      .split(/\s+/)
     // A link-local IPv6 nameserver with a zone (%eth0) cannot be dialled without it; keep the address whole.
     if (key === 'nameserver' && rest[0] && isIP(rest[0].split('%')[0]!)) out.nameservers.push({ address: rest[0], port: 53 })
     // The last search or domain line wins, as in glibc.

@@ -31,7 +31,8 @@ export class Resolver {
 
   async resolve(raw: Buffer, transport: Transport, client: string): Promise<Buffer | undefined> {
     const query = raw.length <= this.#config.maxQueryBytes ? tryDecode(raw) : undefined
-    if (!query || query.type !== 'query') return this.#malformed(raw, transport, client, query ? 'a response, not a query' : 'cannot be decoded')
+    if (!query || query.type !== 'query')
+      return this.#malformed(raw, transport, client, query ? 'a response, not a query' : 'cannot be decoded')
     if ((query as { opcode?: string }).opcode !== 'QUERY') return this.#done(query, reply(query, 'NOTIMP'), transport, client, 'notimp')
     const questions = query.questions ?? []
     if (questions.length !== 1) return this.#malformed(raw, transport, client, `${questions.length} questions`)
@@ -57,7 +58,10 @@ export class Resolver {
       const rcode = rcodeOf(r.response)
       if (rcode === 3) this.#metrics.nxdomain.inc()
       if (rcode === 2) this.#metrics.servfail.inc()
-      return this.#done(query, r.response, transport, client, 'upstream', { upstream: `${r.protocol}:${label(r.server)}`, upstreamLocalPort: r.localPort })
+      return this.#done(query, r.response, transport, client, 'upstream', {
+        upstream: `${r.protocol}:${label(r.server)}`,
+        upstreamLocalPort: r.localPort,
+      })
     } catch (err) {
       this.#metrics.servfail.inc()
       return this.#done(query, reply(query, 'SERVFAIL'), transport, client, 'servfail', { err: (err as Error).message })
@@ -77,7 +81,20 @@ export class Resolver {
     const out = transport === 'udp' ? truncateFor(query, response, clientUdpSize(query)) : response
     const q = query.questions?.[0]
     if (this.#log.isLevelEnabled('debug')) {
-      this.#log.debug({ proto: transport, client, id: query.id, name: q?.name, type: q?.type, source, rcode: rcodeOf(out), truncated: out !== response, ...extra }, 'dns query')
+      this.#log.debug(
+        {
+          proto: transport,
+          client,
+          id: query.id,
+          name: q?.name,
+          type: q?.type,
+          source,
+          rcode: rcodeOf(out),
+          truncated: out !== response,
+          ...extra,
+        },
+        'dns query',
+      )
     }
     return out
   }

@@ -53,7 +53,10 @@ export class DnsServer {
         throw new ListenError(`DNS proxy cannot listen on ${host} port ${this.#config.port}: ${(err as Error).message}`, err)
       }
     }
-    this.#log.info({ listen: this.addresses, upstreams: this.resolver.forwarder.servers, names: this.resolver.table.size }, 'dns proxy ready')
+    this.#log.info(
+      { listen: this.addresses, upstreams: this.resolver.forwarder.servers, names: this.resolver.table.size },
+      'dns proxy ready',
+    )
   }
 
   #listenUdp(host: string): Promise<void> {
@@ -106,25 +109,30 @@ export class DnsServer {
     socket.setTimeout(this.#config.tcpIdleMs, () => socket.destroy())
     socket.on('error', () => socket.destroy())
     socket.on('close', () => this.#connections.delete(socket))
-    readFrames(socket, this.#config.maxQueryBytes, (msg) => {
-      if (closing) return
-      inflight++
-      if (inflight >= tcpPipelineDepth) socket.pause()
-      void this.resolver.resolve(Buffer.from(msg), 'tcp' satisfies Transport, client).then((out) => {
-        inflight--
-        if (socket.destroyed) return
-        if (out) socket.write(frame(out))
-        // A message without even a header gets no reply; the stream is then suspect too.
-        else if (!closing) finish()
-        if (closing) {
-          if (inflight === 0) socket.end()
-        } else if (inflight < tcpPipelineDepth) socket.resume()
-      })
-    }, (err) => {
-      this.metrics.malformed.inc()
-      this.#log.debug({ client, err: err.message }, 'dns tcp: bad frame, closing after the answers in flight')
-      finish()
-    })
+    readFrames(
+      socket,
+      this.#config.maxQueryBytes,
+      (msg) => {
+        if (closing) return
+        inflight++
+        if (inflight >= tcpPipelineDepth) socket.pause()
+        void this.resolver.resolve(Buffer.from(msg), 'tcp' satisfies Transport, client).then((out) => {
+          inflight--
+          if (socket.destroyed) return
+          if (out) socket.write(frame(out))
+          // A message without even a header gets no reply; the stream is then suspect too.
+          else if (!closing) finish()
+          if (closing) {
+            if (inflight === 0) socket.end()
+          } else if (inflight < tcpPipelineDepth) socket.resume()
+        })
+      },
+      (err) => {
+        this.metrics.malformed.inc()
+        this.#log.debug({ client, err: err.message }, 'dns tcp: bad frame, closing after the answers in flight')
+        finish()
+      },
+    )
   }
 
   async close(): Promise<void> {

@@ -41,7 +41,8 @@ export function parseHostsFile(text: string, source: string): HostsLine[] {
   text.split('\n').forEach((line, i) => {
     const [address, ...names] = line.replace(/#.*/, '').trim().split(/\s+/).filter(Boolean)
     if (!address) return
-    if (!isIP(address) || names.length === 0) throw new Error(`${source} line ${i + 1}: expected ADDRESS NAME [NAME...], got '${line.trim()}'`)
+    if (!isIP(address) || names.length === 0)
+      throw new Error(`${source} line ${i + 1}: expected ADDRESS NAME [NAME...], got '${line.trim()}'`)
     out.push({ address, names: names.map(normalizeName) })
   })
   return out

@@ -80,7 +80,10 @@ export class Forwarder {
         if (err) reject(err)
         else resolve({ response: response!, localPort })
       }
-      const timer = setTimeout(() => done(new UpstreamError(`no answer from ${label(server)} within ${Math.round(timeoutMs)} ms`)), timeoutMs)
+      const timer = setTimeout(
+        () => done(new UpstreamError(`no answer from ${label(server)} within ${Math.round(timeoutMs)} ms`)),
+        timeoutMs,
+      )
       socket.on('error', (err) => done(err))
       socket.on('message', (msg) => {
         const m = tryDecode(msg)
@@ -102,7 +105,10 @@ export class Forwarder {
   #tcp(server: Nameserver, raw: Buffer, query: DecodedPacket, timeoutMs: number): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const socket = connect({ host: server.address, port: server.port })
-      const timer = setTimeout(() => fail(new UpstreamError(`no TCP answer from ${label(server)} within ${Math.round(timeoutMs)} ms`)), timeoutMs)
+      const timer = setTimeout(
+        () => fail(new UpstreamError(`no TCP answer from ${label(server)} within ${Math.round(timeoutMs)} ms`)),
+        timeoutMs,
+      )
       const fail = (err: Error) => {
         clearTimeout(timer)
         socket.destroy()
@@ -111,14 +117,19 @@ export class Forwarder {
       socket.on('error', fail)
       socket.on('close', () => fail(new UpstreamError(`${label(server)} closed the TCP connection without an answer`)))
       socket.on('connect', () => socket.write(frame(raw)))
-      readFrames(socket, maxMessageSize, (msg) => {
-        const m = tryDecode(msg)
-        if (!m || m.id !== query.id || !sameQuestion(m.questions?.[0], query.questions?.[0])) return this.#hooks.unmatched()
-        clearTimeout(timer)
-        socket.removeAllListeners('close')
-        socket.destroy()
-        resolve(msg)
-      }, (err) => fail(err))
+      readFrames(
+        socket,
+        maxMessageSize,
+        (msg) => {
+          const m = tryDecode(msg)
+          if (!m || m.id !== query.id || !sameQuestion(m.questions?.[0], query.questions?.[0])) return this.#hooks.unmatched()
+          clearTimeout(timer)
+          socket.removeAllListeners('close')
+          socket.destroy()
+          resolve(msg)
+        },
+        (err) => fail(err),
+      )
     })
   }
 }

@@ -24,7 +24,12 @@ export interface ParsedArgs<T extends FlagOptions> {
  * argv -> values. `command` is the name errors point at ('sidecar-lab lab'); positionals are refused
  * unless allowed (the caller then checks how many).
  */
-export function parseCommandArgs<T extends FlagOptions>(argv: readonly string[], options: T, command: string, allowPositionals = false): ParsedArgs<T> {
+export function parseCommandArgs<T extends FlagOptions>(
+  argv: readonly string[],
+  options: T,
+  command: string,
+  allowPositionals = false,
+): ParsedArgs<T> {
   const config = toParseArgs(options)
   const args = joinDashValues(argv, options)
   try {
@@ -36,9 +41,7 @@ export function parseCommandArgs<T extends FlagOptions>(argv: readonly string[],
 }
 
 function toParseArgs(options: FlagOptions) {
-  return Object.fromEntries(
-    Object.entries(options).map(([name, o]) => [name, { type: o.type, ...(o.short ? { short: o.short } : {}) }]),
-  )
+  return Object.fromEntries(Object.entries(options).map(([name, o]) => [name, { type: o.type, ...(o.short ? { short: o.short } : {}) }]))
 }
 
 /**

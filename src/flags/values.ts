@@ -36,7 +36,8 @@ export function integer(flag: string, text: string | undefined, fallback: number
 
 /** A port 1-65535 (a flag where 0 disables uses integer(..., 0, 65535)). */
 export function port(flag: string, text: string | undefined, fallback: number): number {
-  if (text !== undefined && !wholeNumber.test(text.trim())) throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} is not a port (1-65535)`)
+  if (text !== undefined && !wholeNumber.test(text.trim()))
+    throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} is not a port (1-65535)`)
   return integer(flag, text, fallback, 1, 65535, 'is not a port (1-65535)')
 }
 
@@ -73,7 +74,8 @@ export function duration(flag: string, text: string | undefined, fallback: numbe
   if (text === undefined) return fallback
   const t = text.trim()
   // shown bare: the pattern lets no other character through
-  if (/^-\d+(?:\.\d+)?(ms|s|m|h|)$/.test(t)) throw new InvalidFlagError(`--${flag}: ${t} is negative (${zeroAllowed ? '0 or more' : 'more than 0'}: 500ms, 10s, 5m, 1h)`)
+  if (/^-\d+(?:\.\d+)?(ms|s|m|h|)$/.test(t))
+    throw new InvalidFlagError(`--${flag}: ${t} is negative (${zeroAllowed ? '0 or more' : 'more than 0'}: 500ms, 10s, 5m, 1h)`)
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|)$/.exec(t)
   if (!m) throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} is not a duration (500ms, 10s, 5m, 1h)`)
   const ms = Math.round(Number(m[1]) * durationUnits[m[2]!]!)

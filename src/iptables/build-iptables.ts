@@ -52,18 +52,37 @@ export function buildIptablesRules(c: RuleConfig): IptRuleSet {
     r.append('outbound-port-exclude', 'nat', OUT, '-p', 'tcp', '--dport', p, '-j', 'RETURN')
     r.append('outbound-port-exclude', 'nat', OUT, '-p', 'udp', '--dport', p, '-j', 'RETURN')
   }
-  r.appendVersioned('passthrough', INBOUND_PASSTHROUGH_V4, INBOUND_PASSTHROUGH_V6, 'nat', OUT,
-    '-o', 'lo', '-s', VERSIONED, '-j', 'RETURN')
+  r.appendVersioned('passthrough', INBOUND_PASSTHROUGH_V4, INBOUND_PASSTHROUGH_V6, 'nat', OUT, '-o', 'lo', '-s', VERSIONED, '-j', 'RETURN')
 
   const loopbackIncluded = include.v4.hasLoopback || include.v6.hasLoopback
   for (const { kind, id } of proxyOwners(c)) {
     const owner = `--${kind}-owner`
     // Only the UID rule skips port 53 as well: Istio's GID rule never got the DNS exception.
-    const ports = dns && kind === 'uid'
-      ? ['-m', 'multiport', '!', '--dports', `53,${c.inboundTunnelPort}`]
-      : ['!', '--dport', port(c.inboundTunnelPort)]
-    r.appendVersioned('self-via-vip', lo, LOOPBACK_V6, 'nat', OUT,
-      '-o', 'lo', '!', '-d', VERSIONED, '-p', 'tcp', ...ports, '-m', 'owner', owner, id, '-j', IN_REDIR)
+    const ports =
+      dns && kind === 'uid'
+        ? ['-m', 'multiport', '!', '--dports', `53,${c.inboundTunnelPort}`]
+        : ['!', '--dport', port(c.inboundTunnelPort)]
+    r.appendVersioned(
+      'self-via-vip',
+      lo,
+      LOOPBACK_V6,
+      'nat',
+      OUT,
+      '-o',
+      'lo',
+      '!',
+      '-d',
+      VERSIONED,
+      '-p',
+      'tcp',
+      ...ports,
+      '-m',
+      'owner',
+      owner,
+      id,
+      '-j',
+      IN_REDIR,
+    )
     if (!loopbackIncluded) {
       const notDns = dns ? ['-p', 'tcp', '!', '--dport', '53'] : []
       r.append('app-to-self', 'nat', OUT, '-o', 'lo', ...notDns, '-m', 'owner', '!', owner, id, '-j', 'RETURN')
@@ -108,8 +127,24 @@ export function inbound(r: IptRuleSet, c: RuleConfig, tproxy: boolean): void {
   if (tproxy) {
     r.append('divert-mark', 'mangle', DIVERT, '-j', 'MARK', '--set-mark', mark)
     r.append('divert-accept', 'mangle', DIVERT, '-j', 'ACCEPT')
-    r.appendVersioned('tproxy', c.hostIPv4LoopbackCidr, LOOPBACK_V6, 'mangle', TPROXY, '!', '-d', VERSIONED,
-      '-p', 'tcp', '-j', 'TPROXY', '--tproxy-mark', `${mark}/0xffffffff`, '--on-port', String(c.inboundCapturePort))
+    r.appendVersioned(
+      'tproxy',
+      c.hostIPv4LoopbackCidr,
+      LOOPBACK_V6,
+      'mangle',
+      TPROXY,
+      '!',
+      '-d',
+      VERSIONED,
+      '-p',
+      'tcp',
+      '-j',
+      'TPROXY',
+      '--tproxy-mark',
+      `${mark}/0xffffffff`,
+      '--on-port',
+      String(c.inboundCapturePort),
+    )
   }
   r.append('inbound-jump', table, 'PREROUTING', '-p', 'tcp', '-j', IN)
   const established = ['-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED']
@@ -142,13 +177,17 @@ function dnsRules(r: IptRuleSet, c: RuleConfig): void {
   if (all || v4.length > 0) r.appendV4('dns-nat-jump', 'nat', OUT, '-j', OUT_DNS)
   if (all || v6.length > 0) r.appendV6('dns-nat-jump', 'nat', OUT, '-j', OUT_DNS)
   // Istio spells the TCP target `--to-ports` and the UDP one `--to-port`; both are accepted.
-  for (const [proto, opt] of [['tcp', '--to-ports'], ['udp', '--to-port']] as const) {
+  for (const [proto, opt] of [
+    ['tcp', '--to-ports'],
+    ['udp', '--to-port'],
+  ] as const) {
     if (all) {
       r.append('dns-redirect', 'nat', OUT_DNS, '-p', proto, '--dport', '53', '-j', 'REDIRECT', opt, to)
       continue
     }
     for (const s of v4) r.appendV4('dns-redirect', 'nat', OUT_DNS, '-p', proto, '--dport', '53', '-d', `${s}/32`, '-j', 'REDIRECT', opt, to)
-    for (const s of v6) r.appendV6('dns-redirect', 'nat', OUT_DNS, '-p', proto, '--dport', '53', '-d', `${s}/128`, '-j', 'REDIRECT', opt, to)
+    for (const s of v6)
+      r.appendV6('dns-redirect', 'nat', OUT_DNS, '-p', proto, '--dport', '53', '-d', `${s}/128`, '-j', 'REDIRECT', opt, to)
   }
   for (const { kind, id } of proxyOwners(c)) {
     const opt = `--${kind}-owner`
@@ -197,8 +236,28 @@ function tproxyMarks(r: IptRuleSet, c: RuleConfig): void {
   r.append('tproxy-save-mark', 'mangle', 'PREROUTING', '-p', 'tcp', '-m', 'mark', '--mark', mark, '-j', 'CONNMARK', '--save-mark')
   r.append('tproxy-marked-return', 'mangle', 'OUTPUT', '-p', 'tcp', '-o', 'lo', '-m', 'mark', '--mark', mark, '-j', 'RETURN')
   for (const { kind, id } of proxyOwners(c)) {
-    r.appendVersioned('tproxy-outbound-mark', c.hostIPv4LoopbackCidr, LOOPBACK_V6, 'mangle', 'OUTPUT', '!', '-d', VERSIONED,
-      '-p', 'tcp', '-o', 'lo', '-m', 'owner', `--${kind}-owner`, id, '-j', 'MARK', '--set-mark', out)
+    r.appendVersioned(
+      'tproxy-outbound-mark',
+      c.hostIPv4LoopbackCidr,
+      LOOPBACK_V6,
+      'mangle',
+      'OUTPUT',
+      '!',
+      '-d',
+      VERSIONED,
+      '-p',
+      'tcp',
+      '-o',
+      'lo',
+      '-m',
+      'owner',
+      `--${kind}-owner`,
+      id,
+      '-j',
+      'MARK',
+      '--set-mark',
+      out,
+    )
   }
   r.append('tproxy-restore-mark', 'mangle', 'OUTPUT', '-p', 'tcp', '-m', 'connmark', '--mark', mark, '-j', 'CONNMARK', '--restore-mark')
   r.insert('tproxy-loop', 'mangle', IN, 1, '-p', 'tcp', '-m', 'mark', '--mark', mark, '-j', 'RETURN')

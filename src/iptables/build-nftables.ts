@@ -56,7 +56,13 @@ export function buildNftRules(c: RuleConfig): NftRuleSet {
     const sk = `sk${kind}`
     const ports = dns && kind === 'uid' ? `{ 53, ${tunnel} }` : String(tunnel)
     r.add('self-via-vip', NAT, OUT, `oifname lo meta l4proto tcp ip daddr != ${lo} tcp dport != ${ports} ${sk} ${id}`, `jump ${IN_REDIR}`)
-    r.addV6('self-via-vip', NAT, OUT, `oifname lo meta l4proto tcp ip6 daddr != ${LOOPBACK_V6} tcp dport != ${ports} ${sk} ${id}`, `jump ${IN_REDIR}`)
+    r.addV6(
+      'self-via-vip',
+      NAT,
+      OUT,
+      `oifname lo meta l4proto tcp ip6 daddr != ${LOOPBACK_V6} tcp dport != ${ports} ${sk} ${id}`,
+      `jump ${IN_REDIR}`,
+    )
     if (!loopbackIncluded) {
       const notDns = dns ? ' meta l4proto tcp tcp dport != 53' : ''
       r.add('app-to-self', NAT, OUT, `oifname lo${notDns} ${sk} != ${id}`, 'return')
@@ -176,7 +182,13 @@ function tproxyMarks(r: NftRuleSet, c: RuleConfig): void {
   r.add('tproxy-marked-return', MANGLE, 'output', `oifname lo meta l4proto tcp mark ${mark}`, 'return')
   for (const { kind, id } of proxyOwners(c)) {
     const set = `meta mark set ${OUTBOUND_MARK}`
-    r.add('tproxy-outbound-mark', MANGLE, 'output', `oifname lo meta l4proto tcp ip daddr != ${c.hostIPv4LoopbackCidr} sk${kind} ${id}`, set)
+    r.add(
+      'tproxy-outbound-mark',
+      MANGLE,
+      'output',
+      `oifname lo meta l4proto tcp ip daddr != ${c.hostIPv4LoopbackCidr} sk${kind} ${id}`,
+      set,
+    )
     r.addV6('tproxy-outbound-mark', MANGLE, 'output', `oifname lo meta l4proto tcp ip6 daddr != ${LOOPBACK_V6} sk${kind} ${id}`, set)
   }
   r.add('tproxy-restore-mark', MANGLE, 'output', `meta l4proto tcp ct mark ${mark}`, 'meta mark set ct mark')

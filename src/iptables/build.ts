@@ -20,9 +20,7 @@ export interface BuildOptions {
 export function buildPlan(c: RuleConfig, options: BuildOptions = {}): Plan {
   const annotate = options.explain ? annotator(c) : undefined
   const tproxy =
-    c.inboundInterceptionMode === 'TPROXY'
-      ? { mark: c.inboundTProxyMark, table: c.inboundTProxyRouteTable, ipv6: c.enableIPv6 }
-      : null
+    c.inboundInterceptionMode === 'TPROXY' ? { mark: c.inboundTProxyMark, table: c.inboundTProxyRouteTable, ipv6: c.enableIPv6 } : null
   if (options.nativeNftables) {
     if (options.compat === 'legacy') {
       throw new InvalidFlagError('--compat legacy describes iptables rules; it cannot be combined with --native-nftables')

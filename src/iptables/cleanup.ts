@@ -102,7 +102,12 @@ export function cleanupText(plan: Plan): string {
       if (!text.trim()) continue
       out.push(`# ${family}`)
       for (const table of parseRestore(text)) {
-        out.push(...restoreBlock(table.name, [...builtinRulesLastFirst(table).map(deleteLine), ...flushAndDelete(table.chains.filter(isOwnedChain))]))
+        out.push(
+          ...restoreBlock(table.name, [
+            ...builtinRulesLastFirst(table).map(deleteLine),
+            ...flushAndDelete(table.chains.filter(isOwnedChain)),
+          ]),
+        )
       }
     }
   }

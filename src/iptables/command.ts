@@ -28,7 +28,9 @@ export const iptablesCommand: Command = {
     const mode = rules.inboundInterceptionMode
     if (mode !== '' && mode !== 'REDIRECT' && mode !== 'TPROXY') {
       // istio-iptables treats every value but TPROXY as REDIRECT; so do we, but a typo should not pass unseen.
-      io.stderr.write(`warning: -m/--istio-inbound-interception-mode '${mode}' is neither REDIRECT nor TPROXY: using REDIRECT, as istio-iptables does\n`)
+      io.stderr.write(
+        `warning: -m/--istio-inbound-interception-mode '${mode}' is neither REDIRECT nor TPROXY: using REDIRECT, as istio-iptables does\n`,
+      )
     }
     const plan = buildPlan(rules, { nativeNftables: run.nativeNftables, compat: run.compat, explain: run.explain })
     if (run.dryRun && run.cleanupOnly && !run.explain) {

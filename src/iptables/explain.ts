@@ -8,19 +8,14 @@ type Text = (c: RuleConfig) => string
 const notes = {
   'exclude-nic-in': () => 'Packets arriving on an excluded interface (--istio-exclude-interfaces) skip every Istio rule.',
   'exclude-nic-out': () => 'Packets leaving through an excluded interface skip every Istio rule.',
-  'virt-nic-return': () =>
-    'Traffic from a VM behind a kube-virt interface is not inbound for this pod; do not capture it as such.',
-  'virt-nic-capture': () =>
-    "Traffic from a kube-virt interface is the VM's outbound traffic: send it to Envoy's outbound listener.",
-  'drop-invalid-jump': () =>
-    'Conntrack INVALID packets (e.g. out of window after a redirect) would make the kernel send RST; catch them.',
+  'virt-nic-return': () => 'Traffic from a VM behind a kube-virt interface is not inbound for this pod; do not capture it as such.',
+  'virt-nic-capture': () => "Traffic from a kube-virt interface is the VM's outbound traffic: send it to Envoy's outbound listener.",
+  'drop-invalid-jump': () => 'Conntrack INVALID packets (e.g. out of window after a redirect) would make the kernel send RST; catch them.',
   'drop-invalid': () => 'Drop them silently instead, so the connection survives.',
-  'tunnel-port': (c) =>
-    `Inbound TCP to the HBONE tunnel port ${c.inboundTunnelPort} is already mTLS for Envoy itself: never redirect it.`,
+  'tunnel-port': (c) => `Inbound TCP to the HBONE tunnel port ${c.inboundTunnelPort} is already mTLS for Envoy itself: never redirect it.`,
   'redirect-outbound': (c) =>
     `The outbound capture: rewrite the destination to Envoy's outbound listener ${c.proxyPort}; Envoy reads the original with SO_ORIGINAL_DST.`,
-  'redirect-inbound': (c) =>
-    `The inbound capture: rewrite the destination to Envoy's inbound listener ${c.inboundCapturePort}.`,
+  'redirect-inbound': (c) => `The inbound capture: rewrite the destination to Envoy's inbound listener ${c.inboundCapturePort}.`,
   'inbound-jump': () => 'Every TCP packet arriving at the pod goes through ISTIO_INBOUND first.',
   'inbound-port-exclude': () =>
     'Inbound TCP to an excluded port (--istio-local-exclude-ports: ssh, health, metrics) goes straight to the app.',
@@ -31,8 +26,7 @@ const notes = {
   'inbound-tproxy': () => 'TPROXY: a new inbound connection is handed to Envoy with its addresses untouched.',
   'divert-mark': (c) => `Mark the packet ${c.inboundTProxyMark}: the policy rule routes that mark to the local table.`,
   'divert-accept': () => 'Marked: accept it, the mangle table has nothing more to do.',
-  tproxy: (c) =>
-    `TPROXY to Envoy's port ${c.inboundCapturePort} with mark ${c.inboundTProxyMark}; traffic to loopback is left alone.`,
+  tproxy: (c) => `TPROXY to Envoy's port ${c.inboundCapturePort} with mark ${c.inboundTProxyMark}; traffic to loopback is left alone.`,
   'output-jump': () => 'Every packet a local process sends goes through ISTIO_OUTPUT (TCP and, for DNS, UDP).',
   'outbound-port-exclude': () => 'Outbound traffic to an excluded port (--istio-local-outbound-ports-exclude) leaves uncaptured.',
   passthrough: () =>
@@ -56,8 +50,7 @@ const notes = {
   'dns-raw-inbound-jump': () => 'DNS answers coming back need their zone set before conntrack looks them up.',
   'dns-zone-client': () => 'An app querying a DNS server: zone 2, the zone of the redirected flow to the DNS proxy.',
   'dns-zone-response': () => 'Answers from DNS servers: zone 1, the zone of the proxy-to-upstream flows.',
-  localhost: (c) =>
-    `Traffic to ${c.hostIPv4LoopbackCidr} / ::1 is container-to-container or Envoy-aware: never capture it.`,
+  localhost: (c) => `Traffic to ${c.hostIPv4LoopbackCidr} / ::1 is container-to-container or Envoy-aware: never capture it.`,
   'cidr-exclude': () => 'Outbound to an excluded range (--istio-service-exclude-cidr) leaves uncaptured.',
   'outbound-port-include': () => 'Outbound TCP to this port goes to Envoy whatever the destination (--istio-outbound-ports).',
   'cidr-include-all': () => 'All remaining outbound TCP goes to Envoy (-i *).',

@@ -70,10 +70,13 @@ function cidrs(name: string, value: string, star: 'allowed' | 'refused'): string
 function interfaces(name: string, value: string): string {
   for (const nic of splitList(value)) {
     const why =
-      Buffer.byteLength(nic) > 15 ? 'longer than 15 bytes (IFNAMSIZ)'
-      : nic === '.' || nic === '..' ? "'.' and '..' are not interface names"
-      : /[/:\s]/.test(nic) ? "contains '/', ':' or whitespace"
-      : ''
+      Buffer.byteLength(nic) > 15
+        ? 'longer than 15 bytes (IFNAMSIZ)'
+        : nic === '.' || nic === '..'
+          ? "'.' and '..' are not interface names"
+          : /[/:\s]/.test(nic)
+            ? "contains '/', ':' or whitespace"
+            : ''
     if (why) throw fail(name, value, `interface "${nic}" ${why}`)
   }
   return value
@@ -94,16 +97,16 @@ function bool(name: string, value: string): boolean {
   throw fail(name, value, 'not a boolean (true or false)')
 }
 
-const str = (key: RuleKey, check?: (name: string, value: string) => string) =>
-  (s: IptablesSettings, value: string, name: string) => {
-    s.rules[key] = check ? check(name, value) : value
-  }
-const num = (key: 'proxyPort' | 'inboundCapturePort' | 'inboundTunnelPort' | 'inboundTProxyMark' | 'inboundTProxyRouteTable', kind: typeof port) =>
+const str = (key: RuleKey, check?: (name: string, value: string) => string) => (s: IptablesSettings, value: string, name: string) => {
+  s.rules[key] = check ? check(name, value) : value
+}
+const num =
+  (key: 'proxyPort' | 'inboundCapturePort' | 'inboundTunnelPort' | 'inboundTProxyMark' | 'inboundTProxyRouteTable', kind: typeof port) =>
   (s: IptablesSettings, value: string, name: string) => {
     s.rules[key] = kind(name, value)
   }
-const flagOn = (key: 'redirectDNS' | 'captureAllDNS' | 'enableIPv6' | 'dropInvalid') =>
-  (s: IptablesSettings, value: string, name: string) => {
+const flagOn =
+  (key: 'redirectDNS' | 'captureAllDNS' | 'enableIPv6' | 'dropInvalid') => (s: IptablesSettings, value: string, name: string) => {
     s.rules[key] = bool(name, value)
   }
 const runOn = (key: RunBoolKey) => (s: IptablesSettings, value: string, name: string) => {
@@ -112,30 +115,87 @@ const runOn = (key: RunBoolKey) => (s: IptablesSettings, value: string, name: st
 
 const envOf = (long: string) => [long.toUpperCase().replaceAll('-', '_')]
 
-function spec(long: string, short: string | undefined, def: string, meaning: string, set: FlagSpec['set'], extra: Partial<FlagSpec> = {}): FlagSpec {
+function spec(
+  long: string,
+  short: string | undefined,
+  def: string,
+  meaning: string,
+  set: FlagSpec['set'],
+  extra: Partial<FlagSpec> = {},
+): FlagSpec {
   return { long, ...(short ? { short } : {}), env: envOf(long), def, meaning, set, ...extra }
 }
 
 export const flagSpecs: FlagSpec[] = [
   spec('envoy-port', 'p', '15001', 'outbound redirect target (ISTIO_REDIRECT)', num('proxyPort', port)),
   spec('inbound-capture-port', 'z', '15006', 'inbound redirect / TPROXY target', num('inboundCapturePort', port)),
-  spec('inbound-tunnel-port', 'e', '15008', 'always RETURNed in ISTIO_INBOUND, skipped by the loopback redirect', num('inboundTunnelPort', port)),
+  spec(
+    'inbound-tunnel-port',
+    'e',
+    '15008',
+    'always RETURNed in ISTIO_INBOUND, skipped by the loopback redirect',
+    num('inboundTunnelPort', port),
+  ),
   spec('proxy-uid', 'u', 'uid of $ENVOY_USER, else 1337', 'comma list of UIDs exempt from capture', str('proxyUID', owners)),
   spec('proxy-gid', 'g', 'same as --proxy-uid', 'comma list of GIDs exempt from capture', str('proxyGID', owners)),
   spec('istio-inbound-interception-mode', 'm', '""', 'TPROXY, anything else behaves as REDIRECT', str('inboundInterceptionMode')),
-  spec('istio-inbound-ports', 'b', '""', 'ports to capture inbound; "" = none, * = all', str('inboundPortsInclude', (n, v) => ports(n, v, true))),
-  spec('istio-local-exclude-ports', 'd', '""', 'inbound ports not captured; only with -b *', str('inboundPortsExclude', (n, v) => ports(n, v, false))),
+  spec(
+    'istio-inbound-ports',
+    'b',
+    '""',
+    'ports to capture inbound; "" = none, * = all',
+    str('inboundPortsInclude', (n, v) => ports(n, v, true)),
+  ),
+  spec(
+    'istio-local-exclude-ports',
+    'd',
+    '""',
+    'inbound ports not captured; only with -b *',
+    str('inboundPortsExclude', (n, v) => ports(n, v, false)),
+  ),
   spec('istio-exclude-interfaces', 'c', '""', 'interfaces skipped in both directions', str('excludeInterfaces', interfaces)),
-  spec('istio-service-cidr', 'i', '""', 'outbound CIDRs captured; "" = no catch-all, * = all', str('outboundIPRangesInclude', (n, v) => cidrs(n, v, 'allowed'))),
-  spec('istio-service-exclude-cidr', 'x', '""', 'outbound CIDRs not captured (* is an error)', str('outboundIPRangesExclude', (n, v) => cidrs(n, v, 'refused'))),
-  spec('istio-outbound-ports', 'q', '""', 'outbound ports captured whatever the destination', str('outboundPortsInclude', (n, v) => ports(n, v, false))),
-  spec('istio-local-outbound-ports-exclude', 'o', '""', 'outbound ports never captured (tcp and udp)', str('outboundPortsExclude', (n, v) => ports(n, v, false))),
-  spec('kube-virt-interfaces', 'k', '""', 'inbound traffic on these interfaces is treated as outbound', str('rerouteVirtualInterfaces', interfaces)),
+  spec(
+    'istio-service-cidr',
+    'i',
+    '""',
+    'outbound CIDRs captured; "" = no catch-all, * = all',
+    str('outboundIPRangesInclude', (n, v) => cidrs(n, v, 'allowed')),
+  ),
+  spec(
+    'istio-service-exclude-cidr',
+    'x',
+    '""',
+    'outbound CIDRs not captured (* is an error)',
+    str('outboundIPRangesExclude', (n, v) => cidrs(n, v, 'refused')),
+  ),
+  spec(
+    'istio-outbound-ports',
+    'q',
+    '""',
+    'outbound ports captured whatever the destination',
+    str('outboundPortsInclude', (n, v) => ports(n, v, false)),
+  ),
+  spec(
+    'istio-local-outbound-ports-exclude',
+    'o',
+    '""',
+    'outbound ports never captured (tcp and udp)',
+    str('outboundPortsExclude', (n, v) => ports(n, v, false)),
+  ),
+  spec(
+    'kube-virt-interfaces',
+    'k',
+    '""',
+    'inbound traffic on these interfaces is treated as outbound',
+    str('rerouteVirtualInterfaces', interfaces),
+  ),
   spec('istio-inbound-tproxy-mark', 't', '1337', 'fwmark for TPROXY', num('inboundTProxyMark', integer)),
   spec('istio-inbound-tproxy-route-table', 'r', '133', 'policy routing table for TPROXY', num('inboundTProxyRouteTable', integer)),
   spec('dry-run', 'n', 'false', 'print the plan on stdout, change nothing', runOn('dryRun'), { bool: true }),
-  spec('redirect-dns', undefined, 'false', 'send DNS for the --dns-servers to 15053', flagOn('redirectDNS'),
-    { bool: true, env: ['REDIRECT_DNS', 'ISTIO_META_DNS_CAPTURE'] }),
+  spec('redirect-dns', undefined, 'false', 'send DNS for the --dns-servers to 15053', flagOn('redirectDNS'), {
+    bool: true,
+    env: ['REDIRECT_DNS', 'ISTIO_META_DNS_CAPTURE'],
+  }),
   spec('capture-all-dns', undefined, 'false', 'send all port-53 traffic to 15053', flagOn('captureAllDNS'), { bool: true }),
   spec('drop-invalid', undefined, 'false', 'mangle: conntrack INVALID goes to ISTIO_DROP', flagOn('dropInvalid'), { bool: true }),
   spec('dual-stack', undefined, 'false', 'IPv6 as well', flagOn('enableIPv6'), { bool: true }),
@@ -149,26 +209,50 @@ export const flagSpecs: FlagSpec[] = [
   spec('native-nftables', undefined, 'false', 'program nftables directly instead of iptables', runOn('nativeNftables'), { bool: true }),
   // This project's own flags: no environment variables.
   spec('enable-ipv6', undefined, 'false', 'same as --dual-stack', flagOn('enableIPv6'), { bool: true, env: [] }),
-  spec('dns-servers', undefined, '""', 'DNS servers to capture, IPv4 and IPv6 (istio-iptables reads /etc/resolv.conf)', (s, v, n) => {
-    for (const ip of splitList(v)) if (!readAddress(ip)) throw fail(n, v, `"${ip}" is not an IP address`)
-    const { v4, v6 } = splitServers(v)
-    s.rules.dnsServersV4 = v4
-    s.rules.dnsServersV6 = v6
-  }, { env: [] }),
-  spec('compat', undefined, 'current', "'legacy': the older layout of the seed listing (Istio about 1.10)", (s, v, n) => {
-    if (v !== 'legacy' && v !== 'current') throw fail(n, v, "expected 'legacy' or 'current'")
-    s.run.compat = v
-  }, { env: [] }),
-  spec('explain', undefined, 'false', 'print the plan with a comment above every rule (implies --dry-run)', runOn('explain'), { bool: true, env: [] }),
+  spec(
+    'dns-servers',
+    undefined,
+    '""',
+    'DNS servers to capture, IPv4 and IPv6 (istio-iptables reads /etc/resolv.conf)',
+    (s, v, n) => {
+      for (const ip of splitList(v)) if (!readAddress(ip)) throw fail(n, v, `"${ip}" is not an IP address`)
+      const { v4, v6 } = splitServers(v)
+      s.rules.dnsServersV4 = v4
+      s.rules.dnsServersV6 = v6
+    },
+    { env: [] },
+  ),
+  spec(
+    'compat',
+    undefined,
+    'current',
+    "'legacy': the older layout of the seed listing (Istio about 1.10)",
+    (s, v, n) => {
+      if (v !== 'legacy' && v !== 'current') throw fail(n, v, "expected 'legacy' or 'current'")
+      s.run.compat = v
+    },
+    { env: [] },
+  ),
+  spec('explain', undefined, 'false', 'print the plan with a comment above every rule (implies --dry-run)', runOn('explain'), {
+    bool: true,
+    env: [],
+  }),
   spec('help', 'h', '', 'this help', runOn('help'), { bool: true, env: [] }),
 ]
 
 /** Set only through the environment, as in istio-iptables. */
 export const envOnly: Array<{ env: string; def: string; meaning: string; set: FlagSpec['set'] }> = [
   { env: 'ISTIO_OUTBOUND_OWNER_GROUPS', def: '*', meaning: 'groups whose outbound traffic is captured', set: str('ownerGroupsInclude') },
-  { env: 'ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE', def: '""', meaning: 'groups never captured (with the default above)', set: str('ownerGroupsExclude') },
   {
-    env: 'ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR', def: '127.0.0.1/32', meaning: 'what counts as IPv4 loopback',
+    env: 'ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE',
+    def: '""',
+    meaning: 'groups never captured (with the default above)',
+    set: str('ownerGroupsExclude'),
+  },
+  {
+    env: 'ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR',
+    def: '127.0.0.1/32',
+    meaning: 'what counts as IPv4 loopback',
     set: (s, v, n) => {
       cidr(n, v, v)
       if (!readAddress(v.split('/')[0] ?? '', 4)) throw fail(n, v, 'not an IPv4 CIDR')

@@ -19,7 +19,9 @@ function refuseUnemulated(c: RuleConfig): void {
   if (c.ownerGroupsInclude !== '*') unemulated.push(`ISTIO_OUTBOUND_OWNER_GROUPS='${c.ownerGroupsInclude}'`)
   if (c.ownerGroupsExclude) unemulated.push(`ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE='${c.ownerGroupsExclude}'`)
   if (unemulated.length) {
-    throw new InvalidFlagError(`--compat legacy emulates the seed listing's layout, which has none of: ${unemulated.join(', ')}; drop them or drop --compat legacy`)
+    throw new InvalidFlagError(
+      `--compat legacy emulates the seed listing's layout, which has none of: ${unemulated.join(', ')}; drop them or drop --compat legacy`,
+    )
   }
 }
 
@@ -49,8 +51,25 @@ export function buildLegacyRules(c: RuleConfig): IptRuleSet {
     const owner = `--${kind}-owner`
     // As in that Istio, only the UID rule learned to leave port 53 alone.
     const notDnsIn = dns && kind === 'uid' ? ['-p', 'tcp', '!', '--dport', '53'] : []
-    r.appendVersioned('self-via-vip', lo, LOOPBACK_V6, 'nat', OUT,
-      '-o', 'lo', '!', '-d', VERSIONED, ...notDnsIn, '-m', 'owner', owner, id, '-j', IN_REDIR)
+    r.appendVersioned(
+      'self-via-vip',
+      lo,
+      LOOPBACK_V6,
+      'nat',
+      OUT,
+      '-o',
+      'lo',
+      '!',
+      '-d',
+      VERSIONED,
+      ...notDnsIn,
+      '-m',
+      'owner',
+      owner,
+      id,
+      '-j',
+      IN_REDIR,
+    )
     if (!loopbackIncluded) {
       const notDns = dns ? ['-p', 'tcp', '!', '--dport', '53'] : []
       r.append('app-to-self', 'nat', OUT, '-o', 'lo', ...notDns, '-m', 'owner', '!', owner, id, '-j', 'RETURN')
@@ -61,8 +80,10 @@ export function buildLegacyRules(c: RuleConfig): IptRuleSet {
     const to = String(DNS_CAPTURE_PORT)
     if (c.captureAllDNS) r.append('dns-redirect', 'nat', OUT, '-p', 'tcp', '--dport', '53', '-j', 'REDIRECT', '--to-ports', to)
     else {
-      for (const s of c.dnsServersV4) r.appendV4('dns-redirect', 'nat', OUT, '-p', 'tcp', '--dport', '53', '-d', `${s}/32`, '-j', 'REDIRECT', '--to-ports', to)
-      for (const s of c.dnsServersV6) r.appendV6('dns-redirect', 'nat', OUT, '-p', 'tcp', '--dport', '53', '-d', `${s}/128`, '-j', 'REDIRECT', '--to-ports', to)
+      for (const s of c.dnsServersV4)
+        r.appendV4('dns-redirect', 'nat', OUT, '-p', 'tcp', '--dport', '53', '-d', `${s}/32`, '-j', 'REDIRECT', '--to-ports', to)
+      for (const s of c.dnsServersV6)
+        r.appendV6('dns-redirect', 'nat', OUT, '-p', 'tcp', '--dport', '53', '-d', `${s}/128`, '-j', 'REDIRECT', '--to-ports', to)
     }
   }
   r.appendVersioned('localhost', lo, LOOPBACK_V6, 'nat', OUT, '-d', VERSIONED, '-j', 'RETURN')
@@ -85,21 +106,27 @@ function natOutputDNS(r: IptRuleSet, c: RuleConfig): void {
     r.append('dns-redirect', 'nat', 'OUTPUT', '-p', 'udp', '--dport', '53', '-j', 'REDIRECT', '--to-ports', to)
     return
   }
-  for (const s of c.dnsServersV4) r.appendV4('dns-redirect', 'nat', 'OUTPUT', '-p', 'udp', '--dport', '53', '-d', `${s}/32`, '-j', 'REDIRECT', '--to-ports', to)
-  for (const s of c.dnsServersV6) r.appendV6('dns-redirect', 'nat', 'OUTPUT', '-p', 'udp', '--dport', '53', '-d', `${s}/128`, '-j', 'REDIRECT', '--to-ports', to)
+  for (const s of c.dnsServersV4)
+    r.appendV4('dns-redirect', 'nat', 'OUTPUT', '-p', 'udp', '--dport', '53', '-d', `${s}/32`, '-j', 'REDIRECT', '--to-ports', to)
+  for (const s of c.dnsServersV6)
+    r.appendV6('dns-redirect', 'nat', 'OUTPUT', '-p', 'udp', '--dport', '53', '-d', `${s}/128`, '-j', 'REDIRECT', '--to-ports', to)
 }
 
 function rawDNS(r: IptRuleSet, c: RuleConfig): void {
   const zone = (n: string) => ['-j', 'CT', '--zone', n]
   if (c.captureAllDNS) r.append('dns-zone-response', 'raw', 'PREROUTING', '-p', 'udp', '--sport', '53', ...zone('1'))
-  for (const s of c.captureAllDNS ? [] : c.dnsServersV4) r.appendV4('dns-zone-response', 'raw', 'PREROUTING', '-p', 'udp', '--sport', '53', '-s', `${s}/32`, ...zone('1'))
-  for (const s of c.captureAllDNS ? [] : c.dnsServersV6) r.appendV6('dns-zone-response', 'raw', 'PREROUTING', '-p', 'udp', '--sport', '53', '-s', `${s}/128`, ...zone('1'))
+  for (const s of c.captureAllDNS ? [] : c.dnsServersV4)
+    r.appendV4('dns-zone-response', 'raw', 'PREROUTING', '-p', 'udp', '--sport', '53', '-s', `${s}/32`, ...zone('1'))
+  for (const s of c.captureAllDNS ? [] : c.dnsServersV6)
+    r.appendV6('dns-zone-response', 'raw', 'PREROUTING', '-p', 'udp', '--sport', '53', '-s', `${s}/128`, ...zone('1'))
   for (const { kind, id } of proxyOwners(c)) {
     const owner = ['-m', 'owner', `--${kind}-owner`, id]
     r.append('dns-zone-upstream', 'raw', 'OUTPUT', '-p', 'udp', '--dport', '53', ...owner, ...zone('1'))
     r.append('dns-zone-reply', 'raw', 'OUTPUT', '-p', 'udp', '--sport', String(DNS_CAPTURE_PORT), ...owner, ...zone('2'))
   }
   if (c.captureAllDNS) r.append('dns-zone-client', 'raw', 'OUTPUT', '-p', 'udp', '--dport', '53', ...zone('2'))
-  for (const s of c.captureAllDNS ? [] : c.dnsServersV4) r.appendV4('dns-zone-client', 'raw', 'OUTPUT', '-p', 'udp', '--dport', '53', '-d', `${s}/32`, ...zone('2'))
-  for (const s of c.captureAllDNS ? [] : c.dnsServersV6) r.appendV6('dns-zone-client', 'raw', 'OUTPUT', '-p', 'udp', '--dport', '53', '-d', `${s}/128`, ...zone('2'))
+  for (const s of c.captureAllDNS ? [] : c.dnsServersV4)
+    r.appendV4('dns-zone-client', 'raw', 'OUTPUT', '-p', 'udp', '--dport', '53', '-d', `${s}/32`, ...zone('2'))
+  for (const s of c.captureAllDNS ? [] : c.dnsServersV6)
+    r.appendV6('dns-zone-client', 'raw', 'OUTPUT', '-p', 'udp', '--dport', '53', '-d', `${s}/128`, ...zone('2'))
 }

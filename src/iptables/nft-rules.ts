@@ -44,21 +44,38 @@ const base = (type: string, hook: string, priority: number) => `{ type ${type} h
 
 /** Tables in the order they are written, each with its chains in the order they are declared. */
 const tables: Array<[string, Array<[string, string?]>]> = [
-  ['istio-proxy-nat', [
-    ['prerouting', base('nat', 'prerouting', -100)],
-    ['output', base('nat', 'output', -100)],
-    ['istio-inbound'], ['istio-redirect'], ['istio-in-redirect'], ['istio-output'], ['istio-output-dns'],
-  ]],
-  ['istio-proxy-mangle', [
-    ['prerouting', base('filter', 'prerouting', -150)],
-    ['output', base('route', 'output', -150)],
-    ['istio-divert'], ['istio-tproxy'], ['istio-inbound'], ['istio-drop'],
-  ]],
-  ['istio-proxy-raw', [
-    ['prerouting', base('filter', 'prerouting', -300)],
-    ['output', base('filter', 'output', -300)],
-    ['istio-inbound'], ['istio-output-dns'],
-  ]],
+  [
+    'istio-proxy-nat',
+    [
+      ['prerouting', base('nat', 'prerouting', -100)],
+      ['output', base('nat', 'output', -100)],
+      ['istio-inbound'],
+      ['istio-redirect'],
+      ['istio-in-redirect'],
+      ['istio-output'],
+      ['istio-output-dns'],
+    ],
+  ],
+  [
+    'istio-proxy-mangle',
+    [
+      ['prerouting', base('filter', 'prerouting', -150)],
+      ['output', base('route', 'output', -150)],
+      ['istio-divert'],
+      ['istio-tproxy'],
+      ['istio-inbound'],
+      ['istio-drop'],
+    ],
+  ],
+  [
+    'istio-proxy-raw',
+    [
+      ['prerouting', base('filter', 'prerouting', -300)],
+      ['output', base('filter', 'output', -300)],
+      ['istio-inbound'],
+      ['istio-output-dns'],
+    ],
+  ],
 ]
 
 export function renderNft(rules: readonly NftRule[], annotate?: (rule: NftRule) => string[]): string {

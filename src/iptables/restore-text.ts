@@ -104,7 +104,10 @@ export function parseNftListing(text: string): Map<string, string[]> {
   const chains = new Map<string, string[]>()
   let current: string[] | undefined
   for (const raw of text.split('\n')) {
-    const line = raw.trim().replace(/counter packets \d+ bytes \d+/g, 'counter').replace(/\s+# handle \d+$/, '')
+    const line = raw
+      .trim()
+      .replace(/counter packets \d+ bytes \d+/g, 'counter')
+      .replace(/\s+# handle \d+$/, '')
     const head = /^chain (\S+) \{$/.exec(line)
     if (head) chains.set(head[1]!, (current = []))
     else if (line === '}') current = undefined

@@ -54,7 +54,8 @@ function parse(argv: string[], sub: string): ParsedArgs<typeof options> {
   const parsed = parseCommandArgs(argv, options, 'sidecar-lab lab', true)
   for (const [flag, owner] of Object.entries(only)) {
     // given to another subcommand it would be ignored without a word: `lab status --mode TPROXY`
-    if (parsed.values[flag as keyof typeof options] !== undefined && owner !== sub) throw new InvalidFlagError(`--${flag} goes with 'lab ${owner}', not 'lab ${sub}'`)
+    if (parsed.values[flag as keyof typeof options] !== undefined && owner !== sub)
+      throw new InvalidFlagError(`--${flag} goes with 'lab ${owner}', not 'lab ${sub}'`)
   }
   return parsed
 }
@@ -125,14 +126,23 @@ export const labCommand: Command = {
       case 'up': {
         if (values.compat !== undefined) oneOf('compat', values.compat, ['legacy'])
         const mode = oneOf('mode', values.mode ?? 'REDIRECT', ['REDIRECT', 'TPROXY'] as const)
-        const { state, already } = await up({ lab, rules: values.compat ? 'legacy' : 'istio', mode, docker: values.docker === true, dnsCapture: values['dns-capture'] === true, log })
+        const { state, already } = await up({
+          lab,
+          rules: values.compat ? 'legacy' : 'istio',
+          mode,
+          docker: values.docker === true,
+          dnsCapture: values['dns-capture'] === true,
+          log,
+        })
         io.stdout.write(already ? `lab ${lab} is already up\n` : `lab ${lab} is up\n`)
         io.stdout.write(await renderStatus(state, lab))
         return 0
       }
       case 'down': {
         const { removed } = await down(lab, log)
-        io.stdout.write(removed.length ? `lab ${lab} is down: removed ${removed.join(', ')}\n` : `lab ${lab} was not up; nothing to remove\n`)
+        io.stdout.write(
+          removed.length ? `lab ${lab} is down: removed ${removed.join(', ')}\n` : `lab ${lab} was not up; nothing to remove\n`,
+        )
         return 0
       }
       case 'status':

@@ -35,7 +35,10 @@ export const demoCommand: Command = {
     }
     // Every flag is checked before the lab is built: a bad --lab would otherwise fail half-way through up.
     const lab = labFlag(values.lab)
-    const load = { durationS: integer('duration', values.duration, 10, 1, 600), connections: integer('connections', values.connections, 10, 1, 1000) }
+    const load = {
+      durationS: integer('duration', values.duration, 10, 1, 600),
+      connections: integer('connections', values.connections, 10, 1, 1000),
+    }
     const log = createLogger({ level: 'warn' })
     const say = (text: string) => io.stdout.write(text)
     say(`\n== 1. lab up: pods as network namespaces, capture rules from our istio-iptables, sidecars as uid 1337\n`)

@@ -38,9 +38,16 @@ export function sidecarRegistry(): string {
 
 function dnsmasqConf(): string {
   const lines = [
-    'no-resolv', 'no-hosts', 'pid-file=', 'port=53', 'log-queries=extra', 'log-facility=-', `local-ttl=${labDnsTtl}`,
+    'no-resolv',
+    'no-hosts',
+    'pid-file=',
+    'port=53',
+    'log-queries=extra',
+    'log-facility=-',
+    `local-ttl=${labDnsTtl}`,
     // authoritative for these: unknown names are NXDOMAIN, never sent anywhere (nothing routes out)
-    'local=/cluster.local/', 'local=/lab.test/',
+    'local=/cluster.local/',
+    'local=/lab.test/',
     ...pods.map((p) => `host-record=${p.name}.${serviceNamespace}.svc.cluster.local,${p.ip}`),
     `host-record=${outsideName.name},${outsideName.ip}`,
   ]
@@ -61,7 +68,10 @@ export function removeResolvConf(ns: string): void {
 export async function startLabDns(state: LabState): Promise<number> {
   const ns = dnsNamespace(state.lab)
   await addNetns(ns)
-  await addVeth({ ns, ifname: 'eth0', cidr: `${labDns.ip}/${prefixLength}`, cidr6: `${labDns.ip6}/${prefixLength6}` }, { ns: state.bridgeNs, ifname: 'v-dns' })
+  await addVeth(
+    { ns, ifname: 'eth0', cidr: `${labDns.ip}/${prefixLength}`, cidr6: `${labDns.ip6}/${prefixLength6}` },
+    { ns: state.bridgeNs, ifname: 'v-dns' },
+  )
   await execIn(state.bridgeNs, ['ip', 'link', 'set', 'v-dns', 'master', 'br0'])
   const dir = join(labDir(state.lab), 'dns')
   mkdirSync(dir, { recursive: true })

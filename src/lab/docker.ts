@@ -36,7 +36,10 @@ function holderOf(state: LabState, pod: string): string {
 /** Fails early, with the fix, when there is no engine or no image. */
 export async function requireImage(): Promise<void> {
   const info = await docker(['info', '--format', '{{.ServerVersion}}'], { allowFailure: true }).catch(() => undefined)
-  if (!info || info.code !== 0) throw new DockerError(`no Docker engine answers: run 'bash scripts/docker-image.sh' (installs docker.io, starts dockerd, builds ${labImage})`)
+  if (!info || info.code !== 0)
+    throw new DockerError(
+      `no Docker engine answers: run 'bash scripts/docker-image.sh' (installs docker.io, starts dockerd, builds ${labImage})`,
+    )
   const image = await docker(['image', 'inspect', '--format', '{{.Id}}', labImage], { allowFailure: true })
   if (image.code !== 0) throw new DockerError(`image ${labImage} is missing: run 'bash scripts/docker-image.sh' (after npm ci)`)
 }
@@ -47,7 +50,22 @@ export async function addPodHolder(state: LabState, pod: string): Promise<void> 
   const name = `${state.lab}-${pod}`
   // Docker turns IPv6 off in a namespace whose network is not IPv6-enabled; the lab's pods are dual-stack.
   const ipv6 = ['--sysctl', 'net.ipv6.conf.all.disable_ipv6=0', '--sysctl', 'net.ipv6.conf.default.disable_ipv6=0']
-  const id = await docker(['run', '-d', '--network', 'none', '--name', name, '--hostname', pod, ...ipv6, ...labels(state.lab, pod, 'holder'), '--entrypoint', 'sleep', labImage, 'infinity'])
+  const id = await docker([
+    'run',
+    '-d',
+    '--network',
+    'none',
+    '--name',
+    name,
+    '--hostname',
+    pod,
+    ...ipv6,
+    ...labels(state.lab, pod, 'holder'),
+    '--entrypoint',
+    'sleep',
+    labImage,
+    'infinity',
+  ])
   p.containers = { holder: id.stdout.trim() }
   const pid = (await docker(['inspect', '--format', '{{.State.Pid}}', name])).stdout.trim()
   if (netnsExists(p.ns)) await deleteNetns(p.ns)
@@ -59,8 +77,18 @@ export async function addPodHolder(state: LabState, pod: string): Promise<void> 
 /** The init container: the rule generator with NET_ADMIN in the pod's namespace, removed when done. */
 export async function runInit(state: LabState, pod: string, args: string[]): Promise<string> {
   const r = await docker([
-    'run', '--rm', '--network', `container:${holderOf(state, pod)}`, '--cap-add', 'NET_ADMIN', '--cap-add', 'NET_RAW',
-    ...labels(state.lab, pod, 'init'), labImage, 'iptables', ...args,
+    'run',
+    '--rm',
+    '--network',
+    `container:${holderOf(state, pod)}`,
+    '--cap-add',
+    'NET_ADMIN',
+    '--cap-add',
+    'NET_RAW',
+    ...labels(state.lab, pod, 'init'),
+    labImage,
+    'iptables',
+    ...args,
   ])
   return r.stdout.trim()
 }
@@ -70,13 +98,40 @@ export async function runInit(state: LabState, pod: string, args: string[]): Pro
  * bind-mounted at the same path, so `lab logs` and the readiness checks read it as for a process.
  * Returns its process's pid on the host, which the lab tracks like any other.
  */
-export async function startContainer(state: LabState, pod: string, role: Role, argv: string[], logFile: string, user: { uid: number; gid: number }, dockerArgs: string[] = []): Promise<number> {
+export async function startContainer(
+  state: LabState,
+  pod: string,
+  role: Role,
+  argv: string[],
+  logFile: string,
+  user: { uid: number; gid: number },
+  dockerArgs: string[] = [],
+): Promise<number> {
   const dir = podDir(state.lab, pod)
   const name = `${state.lab}-${pod}-${role}`
   const r = await docker([
-    'run', '-d', '--network', `container:${holderOf(state, pod)}`, '--name', name, '--user', `${user.uid}:${user.gid}`,
-    '-v', `${dir}:${dir}`, ...resolvMount(state, pod), '-e', `LOG=${logFile}`, ...dockerArgs, ...labels(state.lab, pod, role), '--entrypoint', 'sh', labImage,
-    '-c', 'exec "$@" >>"$LOG" 2>&1', 'sh', ...argv,
+    'run',
+    '-d',
+    '--network',
+    `container:${holderOf(state, pod)}`,
+    '--name',
+    name,
+    '--user',
+    `${user.uid}:${user.gid}`,
+    '-v',
+    `${dir}:${dir}`,
+    ...resolvMount(state, pod),
+    '-e',
+    `LOG=${logFile}`,
+    ...dockerArgs,
+    ...labels(state.lab, pod, role),
+    '--entrypoint',
+    'sh',
+    labImage,
+    '-c',
+    'exec "$@" >>"$LOG" 2>&1',
+    'sh',
+    ...argv,
   ])
   state.pods[pod]!.containers = { ...state.pods[pod]!.containers, [role]: r.stdout.trim() }
   const pid = Number((await docker(['inspect', '--format', '{{.State.Pid}}', name])).stdout.trim())
@@ -97,7 +152,10 @@ function resolvMount(state: LabState, pod: string): string[] {
 async function containersOf(lab: string, format: string): Promise<string[]> {
   // No socket, no engine: then there are no containers to list either, and `down` must still work.
   if (!existsSync(dockerSocket)) return []
-  const r = await docker(['ps', '-a', '--filter', `label=${labLabel}=${lab}`, '--format', format], { allowFailure: true, timeoutMs: 30_000 }).catch(() => undefined)
+  const r = await docker(['ps', '-a', '--filter', `label=${labLabel}=${lab}`, '--format', format], {
+    allowFailure: true,
+    timeoutMs: 30_000,
+  }).catch(() => undefined)
   return r?.code === 0 ? r.stdout.split('\n').filter(Boolean) : []
 }
 

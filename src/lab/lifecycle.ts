@@ -9,7 +9,18 @@ import { run } from '../sys/exec.js'
 import { addNetns, addVeth, deleteNetns, execIn, listNetns, removeStrayVeths } from '../sys/netns.js'
 import { alive } from '../sys/exec.js'
 import { startDetached, stop, waitForLog } from './processes.js'
-import { appPort, appUser, pods, prefixLength, prefixLength6, ruleArgs, sidecarContainer, sidecarModeFlags, sidecarProcessPrefix, type LabMode } from './scene.js'
+import {
+  appPort,
+  appUser,
+  pods,
+  prefixLength,
+  prefixLength6,
+  ruleArgs,
+  sidecarContainer,
+  sidecarModeFlags,
+  sidecarProcessPrefix,
+  type LabMode,
+} from './scene.js'
 import { ensurePodDir, readState, removeState, writeState, type LabState } from './state.js'
 
 export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url))
@@ -42,12 +53,24 @@ export function isUp(state: LabState | undefined): boolean {
 export async function applyRules(state: LabState, pod: string, cleanup = false): Promise<string> {
   const args = [...ruleArgs(state.rules, state.mode), ...(state.dnsCapture && state.rules !== 'legacy' ? dnsCaptureArgs : [])]
   if (state.docker) return runInit(state, pod, [...args, ...(cleanup ? ['--cleanup-only'] : [])])
-  const r = await run(process.execPath, [cliPath, 'iptables', ...args, '--network-namespace', state.pods[pod]!.ns, ...(cleanup ? ['--cleanup-only'] : [])])
+  const r = await run(process.execPath, [
+    cliPath,
+    'iptables',
+    ...args,
+    '--network-namespace',
+    state.pods[pod]!.ns,
+    ...(cleanup ? ['--cleanup-only'] : []),
+  ])
   return r.stdout.trim()
 }
 
 /** How a lab is built, in words: its pods' form and its capture rules. */
-function labForm(state: { rules: LabState['rules']; docker?: boolean | undefined; mode?: LabState['mode'] | undefined; dnsCapture?: boolean | undefined }): string {
+function labForm(state: {
+  rules: LabState['rules']
+  docker?: boolean | undefined
+  mode?: LabState['mode'] | undefined
+  dnsCapture?: boolean | undefined
+}): string {
   const rules = state.rules === 'legacy' ? 'legacy (seed listing)' : "injector's"
   const dns = state.dnsCapture ? ' with DNS capture' : ''
   return `${state.docker ? 'Docker containers' : 'network namespaces'} with the ${rules} rules in ${state.mode ?? 'REDIRECT'} mode${dns}`
@@ -58,7 +81,8 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
   const { lab, log } = options
   const existing = readState(lab)
   const mode = options.mode ?? 'REDIRECT'
-  if (mode === 'TPROXY' && options.rules === 'legacy') throw new InvalidFlagError('--mode TPROXY needs the Istio layout: --compat legacy emulates REDIRECT mode only')
+  if (mode === 'TPROXY' && options.rules === 'legacy')
+    throw new InvalidFlagError('--mode TPROXY needs the Istio layout: --compat legacy emulates REDIRECT mode only')
   if (isUp(existing)) {
     const have = labForm(existing!)
     const want = labForm({ rules: options.rules, docker: options.docker === true, mode, dnsCapture: options.dnsCapture === true })
@@ -109,9 +133,25 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
       await applyRules(state, spec.name)
       const dir = ensurePodDir(lab, spec.name)
       const sidecarLog = join(dir, 'sidecar.log')
-      const sidecarArgs = ['proxy', '--access-log', join(dir, 'access.log'), ...sidecarModeFlags(mode), '--registry', sidecarRegistry(), ...(options.sidecarFlags ?? [])]
+      const sidecarArgs = [
+        'proxy',
+        '--access-log',
+        join(dir, 'access.log'),
+        ...sidecarModeFlags(mode),
+        '--registry',
+        sidecarRegistry(),
+        ...(options.sidecarFlags ?? []),
+      ]
       pod.pids.sidecar = options.docker
-        ? await startContainer(state, spec.name, 'sidecar', ['node', imageCli, ...sidecarArgs], sidecarLog, sidecarContainer(mode).user, sidecarContainer(mode).dockerArgs)
+        ? await startContainer(
+            state,
+            spec.name,
+            'sidecar',
+            ['node', imageCli, ...sidecarArgs],
+            sidecarLog,
+            sidecarContainer(mode).user,
+            sidecarContainer(mode).dockerArgs,
+          )
         : startDetached(pod.ns, [...sidecarProcessPrefix(mode), process.execPath, cliPath, ...sidecarArgs], sidecarLog)
       writeState(state)
       await waitForLog(sidecarLog, /sidecar ready/, pod.pids.sidecar)

@@ -13,7 +13,12 @@ export interface LoadResult extends CannonResult {
 const cannon = fileURLToPath(new URL('./cannon.js', import.meta.url))
 
 /** HTTP/1.1 keep-alive load from inside a pod (src/lab/cannon.ts), as the app's user. */
-export async function load(label: string, ns: string, url: string, options: { connections: number; durationS: number }): Promise<LoadResult> {
+export async function load(
+  label: string,
+  ns: string,
+  url: string,
+  options: { connections: number; durationS: number },
+): Promise<LoadResult> {
   const argv = [process.execPath, cannon, JSON.stringify({ url, connections: options.connections, duration: options.durationS })]
   const [program, ...args] = inNetns(ns, argv, appUser)
   const r = await run(program!, args, { timeoutMs: (options.durationS + 40) * 1000, allowFailure: true })

@@ -20,7 +20,6 @@ export function startDetached(ns: string, argv: string[], logFile: string, user?
   }
 }
 
-
 /** The uid a process runs as (after setpriv / the sidecar's own switch). */
 export function uidOf(pid: number): number | undefined {
   try {
@@ -56,7 +55,8 @@ export async function waitForLog(file: string, pattern: RegExp, pid: number, tim
     const text = existsSync(file) ? readFileSync(file, 'utf8') : ''
     if (pattern.test(text)) return
     if (!alive(pid)) throw new LabProcessError(`process ${pid} exited before it was ready; its log (${file}):\n${text.slice(-2000)}`)
-    if (Date.now() > end) throw new LabProcessError(`not ready after ${timeoutMs} ms (waiting for ${pattern} in ${file}):\n${text.slice(-2000)}`)
+    if (Date.now() > end)
+      throw new LabProcessError(`not ready after ${timeoutMs} ms (waiting for ${pattern} in ${file}):\n${text.slice(-2000)}`)
     await sleep(50)
   }
 }

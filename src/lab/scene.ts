@@ -34,12 +34,51 @@ export const pods: PodSpec[] = [
  * IPv6 addresses too, and istio-iptables programs ip6tables only when the pod's first address is IPv6 or
  * dual-stack is on (ISTIO_DUAL_STACK); without it IPv6 traffic would bypass both sidecars unseen.
  */
-export const injectorArgs = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-b', '*', '-d', '15090,15021,15020', '--dual-stack']
+export const injectorArgs = [
+  '-p',
+  '15001',
+  '-z',
+  '15006',
+  '-u',
+  '1337',
+  '-m',
+  'REDIRECT',
+  '-i',
+  '*',
+  '-b',
+  '*',
+  '-d',
+  '15090,15021,15020',
+  '--dual-stack',
+]
 
 /** The flags that reproduce the seed listing's older layout (Istio about 1.10, DNS capture on). */
 export const legacyArgs = [
-  '--compat', 'legacy', '-p', '15001', '-z', '15006', '-u', '1337', '-g', '1337', '-m', 'REDIRECT', '-i', '*', '-b', '*',
-  '-d', '22,15020,15021,15090', '-o', '15020', '--redirect-dns', '--capture-all-dns', '--dns-servers', '198.18.0.53', '--dual-stack',
+  '--compat',
+  'legacy',
+  '-p',
+  '15001',
+  '-z',
+  '15006',
+  '-u',
+  '1337',
+  '-g',
+  '1337',
+  '-m',
+  'REDIRECT',
+  '-i',
+  '*',
+  '-b',
+  '*',
+  '-d',
+  '22,15020,15021,15090',
+  '-o',
+  '15020',
+  '--redirect-dns',
+  '--capture-all-dns',
+  '--dns-servers',
+  '198.18.0.53',
+  '--dual-stack',
 ]
 
 export type LabMode = 'REDIRECT' | 'TPROXY'
@@ -65,7 +104,8 @@ export function sidecarModeFlags(mode: LabMode = 'REDIRECT'): string[] {
  * supplementary groups); REDIRECT: uid 1337 with Docker's defaults.
  */
 export function sidecarContainer(mode: LabMode = 'REDIRECT'): { user: { uid: number; gid: number }; dockerArgs: string[] } {
-  if (mode === 'TPROXY') return { user: { uid: 0, gid: sidecarUser.gid }, dockerArgs: ['--cap-drop', 'ALL', '--cap-add', 'NET_ADMIN', '--cap-add', 'SETGID'] }
+  if (mode === 'TPROXY')
+    return { user: { uid: 0, gid: sidecarUser.gid }, dockerArgs: ['--cap-drop', 'ALL', '--cap-add', 'NET_ADMIN', '--cap-add', 'SETGID'] }
   return { user: sidecarUser, dockerArgs: [] }
 }
 

@@ -75,7 +75,9 @@ export function removeState(lab: string): void {
 
 /** Lab names become namespace names and folder names: keep them short and plain. */
 export function checkLabName(lab: string): string | undefined {
-  return /^[a-z][a-z0-9-]{0,23}$/.test(lab) ? undefined : `lab name ${quoteInput(lab)} must be 1-24 characters of a-z, 0-9 and -, starting with a letter`
+  return /^[a-z][a-z0-9-]{0,23}$/.test(lab)
+    ? undefined
+    : `lab name ${quoteInput(lab)} must be 1-24 characters of a-z, 0-9 and -, starting with a letter`
 }
 
 export const defaultLab = 'sidecar-lab'

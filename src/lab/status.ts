@@ -19,12 +19,16 @@ export interface RuleCounter {
  */
 export async function ruleCounters(ns: string): Promise<RuleCounter[]> {
   const out: RuleCounter[] = []
-  for (const [save, prefix] of [['iptables-save', ''], ['ip6tables-save', 'ip6 ']] as const) {
+  for (const [save, prefix] of [
+    ['iptables-save', ''],
+    ['ip6tables-save', 'ip6 '],
+  ] as const) {
     for (const table of ['raw', 'nat', 'mangle']) {
       const r = await execIn(ns, [save, '-c', '-t', table], { allowFailure: true })
       for (const line of r.stdout.split('\n')) {
         const m = /^\[(\d+):(\d+)\] (-A .*)$/.exec(line)
-        if (m && /ISTIO|CT --zone|15053/.test(m[3]!)) out.push({ table: prefix + table, packets: Number(m[1]), bytes: Number(m[2]), rule: m[3]! })
+        if (m && /ISTIO|CT --zone|15053/.test(m[3]!))
+          out.push({ table: prefix + table, packets: Number(m[1]), bytes: Number(m[2]), rule: m[3]! })
       }
     }
   }
@@ -61,9 +65,14 @@ function renderCounters(k: KeyCounters | undefined): string[] {
   if (!k) return ['  sidecar admin port not answering']
   const lines = Object.entries(k.listeners)
     .sort(([, a], [, b]) => a.port - b.port)
-    .map(([, l]) => `  listener ${l.port}: ${l.cxTotal} connections, ${l.cxActive} active, ${l.overflow} overflow, ${l.noFilterChainMatch} no filter chain`)
+    .map(
+      ([, l]) =>
+        `  listener ${l.port}: ${l.cxTotal} connections, ${l.cxActive} active, ${l.overflow} overflow, ${l.noFilterChainMatch} no filter chain`,
+    )
   for (const [name, c] of Object.entries(k.clusters)) {
-    lines.push(`  ${name}: ${c.cxTotal} upstream connections, ${c.cxActive} active, ${c.connectFail} failed, ${c.rxBytes} bytes in, ${c.txBytes} bytes out`)
+    lines.push(
+      `  ${name}: ${c.cxTotal} upstream connections, ${c.cxActive} active, ${c.connectFail} failed, ${c.rxBytes} bytes in, ${c.txBytes} bytes out`,
+    )
   }
   return lines
 }
@@ -76,14 +85,23 @@ function proc(pid: number | undefined): string {
 export async function renderStatus(state: LabState | undefined, lab: string): Promise<string> {
   if (!state) return `lab ${lab} is down (no state in /run/sidecar-lab/${lab}); 'sidecar-lab lab up' builds it\n`
   const mode = state.mode ?? 'REDIRECT'
-  const lines = [`lab ${lab}: ${state.complete ? 'up' : 'INCOMPLETE (run lab down, then lab up)'} since ${state.createdAt}, rules: ${state.rules}, mode: ${mode}`, '']
+  const lines = [
+    `lab ${lab}: ${state.complete ? 'up' : 'INCOMPLETE (run lab down, then lab up)'} since ${state.createdAt}, rules: ${state.rules}, mode: ${mode}`,
+    '',
+  ]
   const rows = [['POD', 'NAMESPACE', 'IPv4', 'IPv6', 'APP', 'SIDECAR']]
   for (const [name, pod] of Object.entries(state.pods)) {
     const ns = netnsExists(pod.ns) ? pod.ns : `${pod.ns} (missing)`
     rows.push([name, ns, pod.ip, pod.ip6, proc(pod.pids.app), pod.sidecar ? proc(pod.pids.sidecar) : 'none'])
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
-  for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd())
+  for (const r of rows)
+    lines.push(
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
   if (state.dns) {
     const capture = state.rules === 'legacy' ? 'on (the seed listing)' : state.dnsCapture ? 'on (--dns-capture)' : 'off'
     lines.push('', `dns: ${state.dns.ns} 198.18.0.53, dnsmasq ${proc(state.dns.pid)}; DNS capture in the sidecar pods: ${capture}`)
@@ -92,7 +110,8 @@ export async function renderStatus(state: LabState | undefined, lab: string): Pr
   for (const [name, pod] of Object.entries(state.pods)) {
     if (!pod.sidecar || !netnsExists(pod.ns)) continue
     lines.push('', `${name}: sidecar counters (admin 127.0.0.1:15000 in the pod)`, ...renderCounters(await sidecarCounters(pod.ns)))
-    if (mode === 'TPROXY') lines.push('', `${name}: TPROXY routing (packets marked 1337 are delivered locally)`, ...(await tproxyRouting(pod.ns)))
+    if (mode === 'TPROXY')
+      lines.push('', `${name}: TPROXY routing (packets marked 1337 are delivered locally)`, ...(await tproxyRouting(pod.ns)))
     lines.push('', `${name}: capture rules (packets caught)`)
     for (const c of await ruleCounters(pod.ns)) lines.push(`  ${String(c.packets).padStart(8)}  ${c.table.padEnd(10)} ${c.rule}`)
   }

@@ -25,9 +25,7 @@ let addon: Addon | undefined
 function load(): Addon {
   if (addon) return addon
   if (process.platform !== 'linux') {
-    throw new AddonLoadError(
-      `the sockopt addon needs Linux (SO_ORIGINAL_DST is a netfilter option); this is ${process.platform}`,
-    )
+    throw new AddonLoadError(`the sockopt addon needs Linux (SO_ORIGINAL_DST is a netfilter option); this is ${process.platform}`)
   }
   const require = createRequire(import.meta.url)
   // SIDECAR_LAB_ADDON points at another build of the addon (a debug build, or one for another Node ABI).

@@ -107,10 +107,17 @@ export function createAccessLog(path: string | null, format: AccessLogFormat, op
       failed(err, lines) {
         counters.writeFailed.inc()
         counters.totalBuffered.value = writer.buffered
-        dropped(lines, () => log.warn({ errno: err.code, err: err.message }, `access log ${path}: write failed (${err.code}): dropping lines until it can be written again`))
+        dropped(lines, () =>
+          log.warn(
+            { errno: err.code, err: err.message },
+            `access log ${path}: write failed (${err.code}): dropping lines until it can be written again`,
+          ),
+        )
       },
       overflow(lines) {
-        dropped(lines, () => log.warn({ bufferedBytes: writer.buffered }, `access log ${path}: write buffer full: dropping lines until it drains`))
+        dropped(lines, () =>
+          log.warn({ bufferedBytes: writer.buffered }, `access log ${path}: write buffer full: dropping lines until it drains`),
+        )
       },
       completed(lines) {
         counters.writeCompleted.inc()
@@ -182,8 +189,14 @@ function openForAppend(path: string): number {
     const e = err as NodeJS.ErrnoException
     const uid = process.getuid?.()
     const gid = process.getgid?.()
-    const why = e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS' ? ' (the sidecar opens it after switching to --uid/--gid, also when started as root)' : ''
-    throw new AccessLogError(`--access-log ${path}: cannot open for writing: ${e.code ?? e.message} (${describe(e)}) as uid ${uid} gid ${gid}${why}`, err)
+    const why =
+      e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS'
+        ? ' (the sidecar opens it after switching to --uid/--gid, also when started as root)'
+        : ''
+    throw new AccessLogError(
+      `--access-log ${path}: cannot open for writing: ${e.code ?? e.message} (${describe(e)}) as uid ${uid} gid ${gid}${why}`,
+      err,
+    )
   }
 }
 

@@ -26,12 +26,24 @@ export function route(kind: ListenerKind, dst: Endpoint | undefined, options: Ro
   const name = listenerNames[kind]
   if (!dst) {
     // Not redirected: Envoy would keep the listener's own address as the destination and loop.
-    return { kind: 'blackhole', cluster: 'BlackHoleCluster', filterChain: `${name}-blackhole`, flags: ResponseFlag.NoRouteFound, reason: 'no_original_dst' }
+    return {
+      kind: 'blackhole',
+      cluster: 'BlackHoleCluster',
+      filterChain: `${name}-blackhole`,
+      flags: ResponseFlag.NoRouteFound,
+      reason: 'no_original_dst',
+    }
   }
   // Each listener's own port is a dead end (Istio's virtualOutbound-blackhole / virtualInbound-blackhole):
   // passing it through would dial the listener again.
   if (dst.port === (kind === 'outbound' ? options.outboundPort : options.inboundPort)) {
-    return { kind: 'blackhole', cluster: 'BlackHoleCluster', filterChain: `${name}-blackhole`, flags: ResponseFlag.NoHealthyUpstream, reason: 'destination_is_proxy_listener' }
+    return {
+      kind: 'blackhole',
+      cluster: 'BlackHoleCluster',
+      filterChain: `${name}-blackhole`,
+      flags: ResponseFlag.NoHealthyUpstream,
+      reason: 'destination_is_proxy_listener',
+    }
   }
   if (kind === 'inbound') {
     const cluster = dst.family === 6 ? 'InboundPassthroughClusterIpv6' : 'InboundPassthroughClusterIpv4'
@@ -39,7 +51,13 @@ export function route(kind: ListenerKind, dst: Endpoint | undefined, options: Ro
   }
   const known = options.registry.lookup(dst)
   if (options.policy === 'REGISTRY_ONLY' && !known) {
-    return { kind: 'blackhole', cluster: 'BlackHoleCluster', filterChain: `${name}-blackhole`, flags: ResponseFlag.NoHealthyUpstream, reason: 'registry_only' }
+    return {
+      kind: 'blackhole',
+      cluster: 'BlackHoleCluster',
+      filterChain: `${name}-blackhole`,
+      flags: ResponseFlag.NoHealthyUpstream,
+      reason: 'registry_only',
+    }
   }
   return {
     kind: 'passthrough',

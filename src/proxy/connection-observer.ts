@@ -3,7 +3,14 @@
 // happens at open, failure and close only; the per-chunk flow counters are handles the relay bumps.
 import type { AccessLogSink } from './access-log.js'
 import type { ListenerKind } from './clusters.js'
-import { accessLogEntry, type ConnectionObserver, type ConnectionRecord, type FailedEvent, type IdleEvent, type OpenedEvent } from './connection-record.js'
+import {
+  accessLogEntry,
+  type ConnectionObserver,
+  type ConnectionRecord,
+  type FailedEvent,
+  type IdleEvent,
+  type OpenedEvent,
+} from './connection-record.js'
 import { isFdExhaustion } from './fd-budget.js'
 import { StatHandles } from './listener-stats.js'
 import type { FlowCounters } from './relay.js'

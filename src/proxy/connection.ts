@@ -17,7 +17,10 @@ type PassthroughRoute = Extract<Route, { kind: 'passthrough' }>
 /** What a connection needs from its listener. */
 export interface ConnectionContext {
   kind: ListenerKind
-  config: Pick<ProxyConfig, 'bufferLimitBytes' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'inboundSourceV4' | 'inboundSourceV6' | 'interceptionMode'>
+  config: Pick<
+    ProxyConfig,
+    'bufferLimitBytes' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'inboundSourceV4' | 'inboundSourceV6' | 'interceptionMode'
+  >
   log: Logger
   loopGuard: LoopGuard
   events: ConnectionObserver

@@ -16,7 +16,10 @@ export const eventLoopGauges = {
 export function watchEventLoop(stats: Stats, windowMs = 5000): () => void {
   const h = monitorEventLoopDelay({ resolution: 10 })
   h.enable()
-  const g = Object.fromEntries(Object.entries(eventLoopGauges).map(([k, name]) => [k, stats.gauge(name)])) as Record<keyof typeof eventLoopGauges, Gauge>
+  const g = Object.fromEntries(Object.entries(eventLoopGauges).map(([k, name]) => [k, stats.gauge(name)])) as Record<
+    keyof typeof eventLoopGauges,
+    Gauge
+  >
   const set = (gauge: Gauge, ns: number) => {
     gauge.value = Math.round(ns / 1000)
     gauge.used = true

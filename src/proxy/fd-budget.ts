@@ -120,8 +120,7 @@ export class FdBudget {
         : `a socket could not be created (${code}); its connection fails and is counted in sidecar.fd_exhausted`
     this.#log.warn(
       { listener, code: code ?? 'EMFILE', soft, hard, held: this.#held, max: this.#max },
-      `out of file descriptors (${why}): ${what}. Raise the limit (ulimit -n, LimitNOFILE=) or lower the load; ` +
-        `one warning per burst`,
+      `out of file descriptors (${why}): ${what}. Raise the limit (ulimit -n, LimitNOFILE=) or lower the load; ` + `one warning per burst`,
     )
   }
 

@@ -21,7 +21,12 @@ export const proxyFlags: FlagSpec[] = [
   { name: 'bind', value: 'ADDRESS', help: "listen address ('::' is IPv4 and IPv6)", fallback: '::' },
   { name: 'inbound-source', value: 'ADDRESS', help: 'source of inbound passthrough connections (IPv4)', fallback: '127.0.0.6' },
   { name: 'inbound-source-ipv6', value: 'ADDRESS', help: 'source of inbound passthrough connections (IPv6)', fallback: '::6' },
-  { name: 'interception-mode', value: 'MODE', help: 'inbound capture: REDIRECT, or TPROXY (the app sees the client; needs CAP_NET_ADMIN, default --uid 0)', fallback: 'REDIRECT' },
+  {
+    name: 'interception-mode',
+    value: 'MODE',
+    help: 'inbound capture: REDIRECT, or TPROXY (the app sees the client; needs CAP_NET_ADMIN, default --uid 0)',
+    fallback: 'REDIRECT',
+  },
   { name: 'outbound-traffic-policy', value: 'MODE', help: 'ALLOW_ANY or REGISTRY_ONLY', fallback: 'ALLOW_ANY' },
   { name: 'registry', value: 'LIST', help: 'known destinations, comma list of [NAME=]ADDR[/PREFIX][:PORT]', fallback: '' },
   { name: 'registry-file', value: 'FILE', help: 'known destinations, one entry a line (# comments)', fallback: '' },
@@ -29,8 +34,17 @@ export const proxyFlags: FlagSpec[] = [
   { name: 'idle-timeout', value: 'DURATION', help: 'close after no bytes either way (0 disables)', fallback: '1h' },
   { name: 'buffer-limit', value: 'BYTES', help: 'per-connection buffer limit before reading pauses', fallback: '1Mi' },
   { name: 'max-connections', value: 'N', help: 'connections per listener; more are closed (overflow)', fallback: '100000' },
-  { name: 'drain-duration', value: 'DURATION', help: 'on SIGTERM, how long open connections may finish (env TERMINATION_DRAIN_DURATION_SECONDS)', fallback: '5s' },
-  { name: 'exit-on-zero-active', help: 'exit the drain as soon as no connection is open (env EXIT_ON_ZERO_ACTIVE_CONNECTIONS)', fallback: 'false' },
+  {
+    name: 'drain-duration',
+    value: 'DURATION',
+    help: 'on SIGTERM, how long open connections may finish (env TERMINATION_DRAIN_DURATION_SECONDS)',
+    fallback: '5s',
+  },
+  {
+    name: 'exit-on-zero-active',
+    help: 'exit the drain as soon as no connection is open (env EXIT_ON_ZERO_ACTIVE_CONNECTIONS)',
+    fallback: 'false',
+  },
   { name: 'uid', value: 'UID', help: 'user to run as when started as root', fallback: '1337' },
   { name: 'gid', value: 'GID', help: 'group to run as when started as root', fallback: '1337' },
   { name: 'access-log', value: 'PATH', help: "access log file, '-' for stdout, 'off' for none (reopened on SIGHUP)", fallback: '-' },
@@ -38,7 +52,12 @@ export const proxyFlags: FlagSpec[] = [
   { name: 'admin-port', value: 'PORT', help: "Envoy's admin on 127.0.0.1 (0 disables)", fallback: '15000' },
   { name: 'health-port', value: 'PORT', help: 'GET /healthz/ready (0 disables)', fallback: '15021' },
   { name: 'prometheus-port', value: 'PORT', help: "Envoy's /stats/prometheus (0 disables)", fallback: '15090' },
-  { name: 'merged-metrics-port', value: 'PORT', help: "/stats/prometheus with the app's metrics merged in (0 disables)", fallback: '15020' },
+  {
+    name: 'merged-metrics-port',
+    value: 'PORT',
+    help: "/stats/prometheus with the app's metrics merged in (0 disables)",
+    fallback: '15020',
+  },
   { name: 'app-metrics-url', value: 'URL', help: "the app's metrics to merge, e.g. http://127.0.0.1:9090/metrics", fallback: '' },
   ...dnsFlags,
   { name: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent', fallback: 'info' },
@@ -46,7 +65,10 @@ export const proxyFlags: FlagSpec[] = [
 ]
 
 export function proxyHelp(): string {
-  const rows = proxyFlags.map((f) => [`--${f.name}${f.value ? ` ${f.value}` : ''}`, `${f.help}${f.value ? ` (default ${f.fallback || 'none'})` : ''}`])
+  const rows = proxyFlags.map((f) => [
+    `--${f.name}${f.value ? ` ${f.value}` : ''}`,
+    `${f.help}${f.value ? ` (default ${f.fallback || 'none'})` : ''}`,
+  ])
   const width = Math.max(...rows.map(([a]) => a!.length))
   return [
     'usage: sidecar-lab proxy [flags]',
@@ -91,7 +113,10 @@ export function parseProxyArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { c
     inboundSourceV4: address('inbound-source', str('inbound-source') ?? d.inboundSourceV4, 4),
     inboundSourceV6: address('inbound-source-ipv6', str('inbound-source-ipv6') ?? d.inboundSourceV6, 6),
     interceptionMode,
-    outboundTrafficPolicy: oneOf('outbound-traffic-policy', str('outbound-traffic-policy') ?? d.outboundTrafficPolicy, ['ALLOW_ANY', 'REGISTRY_ONLY'] as const),
+    outboundTrafficPolicy: oneOf('outbound-traffic-policy', str('outbound-traffic-policy') ?? d.outboundTrafficPolicy, [
+      'ALLOW_ANY',
+      'REGISTRY_ONLY',
+    ] as const),
     registry: registry(str('registry'), str('registry-file')),
     connectTimeoutMs: duration('connect-timeout', str('connect-timeout'), d.connectTimeoutMs, false),
     idleTimeoutMs: duration('idle-timeout', str('idle-timeout'), d.idleTimeoutMs, true),

@@ -36,7 +36,6 @@ export function transparentDestination(socket: Socket, log: Logger): Endpoint | 
   return originalDestination(socket, log) ?? endpoint(socket.localAddress, socket.localPort)
 }
 
-
 export interface ListenerDeps {
   config: ProxyConfig
   stats: Stats
@@ -71,10 +70,17 @@ export class VirtualListener implements ConnectionContext {
     this.config = deps.config
     this.loopGuard = deps.loopGuard
     this.#deps = deps
-    this.#destination = deps.destination ?? (kind === 'inbound' && deps.config.interceptionMode === 'TPROXY' ? transparentDestination : originalDestination)
+    this.#destination =
+      deps.destination ?? (kind === 'inbound' && deps.config.interceptionMode === 'TPROXY' ? transparentDestination : originalDestination)
     this.#port = kind === 'outbound' ? deps.config.outboundPort : deps.config.inboundPort
     this.log = deps.log.child({ listener: listenerNames[kind], port: this.#port })
-    this.#observer = new StatsObserver({ kind, stats: deps.stats, bindAddress: deps.config.bindAddress, port: this.#port, accessLog: deps.accessLog })
+    this.#observer = new StatsObserver({
+      kind,
+      stats: deps.stats,
+      bindAddress: deps.config.bindAddress,
+      port: this.#port,
+      accessLog: deps.accessLog,
+    })
     this.events.subscribe(this.#observer)
     // The listener's own bookkeeping: descriptors, the active set, the drain's idle waiters.
     this.events.subscribe({

@@ -20,7 +20,9 @@ export interface RegistryEntry {
 
 export function parseRegistryEntry(text: string, source: string): RegistryEntry {
   const bad = (why: string) =>
-    new InvalidFlagError(`${source}: ${quoteInput(text)} ${why} (expected [[NAMESPACE/]NAME=]ADDRESS[/PREFIX][:PORT], IPv6 as [ADDRESS[/PREFIX]]:PORT)`)
+    new InvalidFlagError(
+      `${source}: ${quoteInput(text)} ${why} (expected [[NAMESPACE/]NAME=]ADDRESS[/PREFIX][:PORT], IPv6 as [ADDRESS[/PREFIX]]:PORT)`,
+    )
   const named = /^(?:([a-z0-9]([a-z0-9-]*[a-z0-9])?)\/)?([A-Za-z0-9_.-]+)=(.*)$/.exec(text.trim())
   let rest = named ? named[4]! : text.trim()
   let port: string | undefined

@@ -118,7 +118,13 @@ function ipv6Words(address: string): number[] {
   }
   const gap = text.indexOf('::')
   const head = (gap === -1 ? text : text.slice(0, gap)).split(':').filter((g) => g !== '')
-  const tail = gap === -1 ? [] : text.slice(gap + 2).split(':').filter((g) => g !== '')
+  const tail =
+    gap === -1
+      ? []
+      : text
+          .slice(gap + 2)
+          .split(':')
+          .filter((g) => g !== '')
   const groups = [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail].map((g) => parseInt(g, 16))
   return [0, 2, 4, 6].map((i) => groups[i]! * 0x10000 + groups[i + 1]!)
 }

@@ -15,7 +15,10 @@ export const ResponseFlag = {
 export type ResponseFlag = (typeof ResponseFlag)[keyof typeof ResponseFlag]
 
 /** A failed upstream connect, as Envoy's TCP proxy reports it. */
-export const upstreamConnectFailed: readonly ResponseFlag[] = [ResponseFlag.UpstreamConnectionFailure, ResponseFlag.UpstreamRetryLimitExceeded]
+export const upstreamConnectFailed: readonly ResponseFlag[] = [
+  ResponseFlag.UpstreamConnectionFailure,
+  ResponseFlag.UpstreamRetryLimitExceeded,
+]
 
 /** Comma-joined in Envoy's order of appearance; '' when none (the access log prints '-'). */
 export function formatResponseFlags(flags: readonly ResponseFlag[]): string {

@@ -102,7 +102,12 @@ export class Sidecar {
     }
     this.#started = true
     this.#log.info(
-      { listeners: this.listeners.map((l) => `${l.name}:${l.port}`), interceptionMode: this.config.interceptionMode, uid: process.getuid?.(), gid: process.getgid?.() },
+      {
+        listeners: this.listeners.map((l) => `${l.name}:${l.port}`),
+        interceptionMode: this.config.interceptionMode,
+        uid: process.getuid?.(),
+        gid: process.getgid?.(),
+      },
       'sidecar ready',
     )
   }

@@ -25,8 +25,7 @@ export class Gauge {
 
 /** Envoy's default histogram buckets (milliseconds). */
 export const histogramBuckets = [
-  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
-  7200000,
+  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000, 7200000,
 ]
 
 export class Histogram {
@@ -99,7 +98,11 @@ export function listenerStatPrefix(bindAddress: string, port: number): string {
  * /stats shows them; the Prometheus renderer unfolds them again.
  */
 export function istioStatName(metric: string, labels: Record<string, string>): string {
-  return Object.entries(labels).map(([k, v]) => `${k}=.=${v};.;`).join('') + metric
+  return (
+    Object.entries(labels)
+      .map(([k, v]) => `${k}=.=${v};.;`)
+      .join('') + metric
+  )
 }
 
 export const istioTagSeparator = ';.;'

@@ -31,7 +31,10 @@ function effectiveCaps(): bigint | undefined {
 function capabilityError(err: NodeJS.ErrnoException, what: string): CapabilityError {
   const caps = effectiveCaps()
   const has = (bit: number) => caps !== undefined && (caps & (1n << BigInt(bit))) !== 0n
-  const missing = caps === undefined ? 'CAP_NET_ADMIN (or CAP_NET_RAW)' : [has(CAP_NET_ADMIN) ? '' : 'CAP_NET_ADMIN', has(CAP_NET_RAW) ? '' : 'CAP_NET_RAW'].filter(Boolean).join(' and ')
+  const missing =
+    caps === undefined
+      ? 'CAP_NET_ADMIN (or CAP_NET_RAW)'
+      : [has(CAP_NET_ADMIN) ? '' : 'CAP_NET_ADMIN', has(CAP_NET_RAW) ? '' : 'CAP_NET_RAW'].filter(Boolean).join(' and ')
   return new CapabilityError(
     `--interception-mode TPROXY: ${what} was refused (${err.syscall ?? 'setsockopt'}: EPERM): this process ` +
       `(uid ${process.getuid?.()}, gid ${process.getgid?.()}) lacks ${missing}; the kernel accepts either for ` +
@@ -103,12 +106,19 @@ export function connectTransparent(source: Endpoint, dst: Endpoint, options: Tra
     fd = transparentSocket(source.address, 0, TPROXY_MARK)
   } catch (err) {
     const failed = new Socket()
-    const error = (err as NodeJS.ErrnoException).code === 'EPERM' ? capabilityError(err as NodeJS.ErrnoException, 'the upstream socket') : err
+    const error =
+      (err as NodeJS.ErrnoException).code === 'EPERM' ? capabilityError(err as NodeJS.ErrnoException, 'the upstream socket') : err
     process.nextTick(() => failed.destroy(error as Error))
     return failed
   }
   // highWaterMark reaches the Socket's Duplex options though @types/node does not list it for Socket.
-  const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: options.allowHalfOpen, highWaterMark: options.highWaterMark } as ConstructorParameters<typeof Socket>[0])
+  const socket = new Socket({
+    fd,
+    readable: true,
+    writable: true,
+    allowHalfOpen: options.allowHalfOpen,
+    highWaterMark: options.highWaterMark,
+  } as ConstructorParameters<typeof Socket>[0])
   socket.connect({ host: dst.address, port: dst.port, family: dst.family, noDelay: options.noDelay })
   return socket
 }

@@ -91,4 +91,3 @@ export async function removeStrayVeths(): Promise<string[]> {
   for (const name of stray) await run('ip', ['link', 'del', name], { allowFailure: true })
   return stray
 }
-

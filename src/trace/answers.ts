@@ -50,10 +50,15 @@ export interface Answers {
 
 function loopAnswer(steps: Step[], connections: Connection[]): LoopAnswer {
   const sidecarConns = connections.filter((c) => c.role !== 'app')
-  const synOut = (c: Connection) => steps.filter((s) => s.kind === 'netfilter' && s.connection === c.index && s.pod === c.pod && s.hook === 'output' && !s.packet.flags.includes('ack'))
+  const synOut = (c: Connection) =>
+    steps.filter(
+      (s) =>
+        s.kind === 'netfilter' && s.connection === c.index && s.pod === c.pod && s.hook === 'output' && !s.packet.flags.includes('ack'),
+    )
   const returns = sidecarConns.flatMap((c) => {
     // The nat table's RETURN is the one that decides (in TPROXY mode the mangle table returns first, for the mark).
-    const hit = synOut(c).find((s) => s.verdict === 'return' && /\bnat$/.test(s.table ?? '')) ?? synOut(c).find((s) => s.verdict === 'return')
+    const hit =
+      synOut(c).find((s) => s.verdict === 'return' && /\bnat$/.test(s.table ?? '')) ?? synOut(c).find((s) => s.verdict === 'return')
     return hit ? [{ step: hit.n, pod: hit.pod, connection: c.index, rule: hit.rule, iptables: hit.iptables }] : []
   })
   const redirected = sidecarConns.some((c) => synOut(c).some((s) => /\bredirect\b/.test(s.rule ?? '')))
@@ -70,10 +75,14 @@ function loopAnswer(steps: Step[], connections: Connection[]): LoopAnswer {
           : 'Some reply went through a nat chain; see the steps.')
       : loops
         ? 'A sidecar connection was redirected again: that is the loop the walkthrough feared.'
-        : 'The trace did not see the sidecars\' own connections, so it cannot tell.'
+        : "The trace did not see the sidecars' own connections, so it cannot tell."
   return {
-    question: 'Step 16: does the sidecar\'s own traffic go back into ISTIO_REDIRECT and loop?',
-    loops, answer, returns, replySteps: replies.map((s) => s.n), repliesSkipNat,
+    question: "Step 16: does the sidecar's own traffic go back into ISTIO_REDIRECT and loop?",
+    loops,
+    answer,
+    returns,
+    replySteps: replies.map((s) => s.n),
+    repliesSkipNat,
   }
 }
 
@@ -81,7 +90,11 @@ function tupleEvidence(c: Connection, conntrack: ConntrackEntry[]): TupleEvidenc
   const mine = conntrack.filter((e) => sameEndpoint(originalSrc(e), c.client))
   const rows = mine.length ? mine : [undefined]
   return rows.map((e) => ({
-    connection: c.index, role: c.role, pod: e?.pod ?? c.pod, client: fmt(c.client), server: fmt(c.server),
+    connection: c.index,
+    role: c.role,
+    pod: e?.pod ?? c.pod,
+    client: fmt(c.client),
+    server: fmt(c.server),
     natTo: e?.nated ? fmt(endpointOf(e.reply.src, e.reply.sport)) : null,
     conntrack: e?.line ?? null,
   }))
@@ -95,7 +108,7 @@ function newConnectionAnswer(connections: Connection[], conntrack: ConntrackEntr
   const ownNat = tuples.find((t) => t.connection === 1 && t.pod === proxied?.pod)
   const answer =
     distinct === null
-      ? 'No sidecar accepted the app\'s connection (no access log line names it), so there is nothing to compare.'
+      ? "No sidecar accepted the app's connection (no access log line names it), so there is nothing to compare."
       : distinct
         ? `A new connection. The app's socket is ${fmt(app!.client)} -> ${fmt(app!.server)}` +
           (appNat?.natTo ? `, which conntrack NATed to ${appNat.natTo}` : '') +
@@ -103,10 +116,12 @@ function newConnectionAnswer(connections: Connection[], conntrack: ConntrackEntr
           (ownNat?.conntrack ? (ownNat.natTo ? `, NATed to ${ownNat.natTo} in ${ownNat.pod}` : `, not NATed in ${ownNat.pod}`) : '') +
           '. Different source ports, two sockets: the sidecar terminates TCP and opens its own connection; no packet is rewritten on its way through.' +
           (mode === 'TPROXY' ? transparentSentence(connections) : '')
-        : 'The app\'s and the sidecar\'s connections have the same 4-tuple: packets were rewritten, not proxied.'
+        : "The app's and the sidecar's connections have the same 4-tuple: packets were rewritten, not proxied."
   return {
     question: 'Does the sidecar forward by opening a new TCP connection, or by rewriting packet addresses?',
-    newConnection: distinct, answer, tuples,
+    newConnection: distinct,
+    answer,
+    tuples,
   }
 }
 

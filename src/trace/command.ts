@@ -66,27 +66,46 @@ interface Flags {
 
 function parseFlags(argv: string[]): Flags | 'help' {
   const options = {
-    from: { type: 'string', value: 'POD' }, to: { type: 'string', value: 'POD' }, port: { type: 'string', value: 'N' }, lab: { type: 'string', value: 'NAME' },
-    json: { type: 'boolean' }, walkthrough: { type: 'boolean' }, svg: { type: 'string', value: 'FILE' }, raw: { type: 'string', value: 'DIR' },
-    help: { type: 'boolean', short: 'h' }, dns: { type: 'boolean' }, 'no-ct-zones': { type: 'boolean' },
+    from: { type: 'string', value: 'POD' },
+    to: { type: 'string', value: 'POD' },
+    port: { type: 'string', value: 'N' },
+    lab: { type: 'string', value: 'NAME' },
+    json: { type: 'boolean' },
+    walkthrough: { type: 'boolean' },
+    svg: { type: 'string', value: 'FILE' },
+    raw: { type: 'string', value: 'DIR' },
+    help: { type: 'boolean', short: 'h' },
+    dns: { type: 'boolean' },
+    'no-ct-zones': { type: 'boolean' },
   } as const
   const { values, positionals } = parseCommandArgs(argv, options, 'sidecar-lab trace', true)
   if (values.help) return 'help'
   const stray = positionals[values.dns ? 1 : 0]
   if (stray !== undefined) {
-    throw new InvalidFlagError(`unexpected argument ${quoteInput(stray)}: only 'trace --dns' takes one (a name) (see 'sidecar-lab trace --help')`)
+    throw new InvalidFlagError(
+      `unexpected argument ${quoteInput(stray)}: only 'trace --dns' takes one (a name) (see 'sidecar-lab trace --help')`,
+    )
   }
   if (values['no-ct-zones'] && !values.dns) throw new InvalidFlagError('--no-ct-zones goes with --dns')
   const dnsName = positionals[0]
-  if (dnsName !== undefined && !/^[A-Za-z0-9.-]{1,253}$/.test(dnsName)) throw new InvalidFlagError(`trace --dns: ${quoteInput(dnsName)} is not a host name`)
+  if (dnsName !== undefined && !/^[A-Za-z0-9.-]{1,253}$/.test(dnsName))
+    throw new InvalidFlagError(`trace --dns: ${quoteInput(dnsName)} is not a host name`)
   const names = pods.map((p) => p.name as string)
   for (const key of ['from', 'to'] as const) {
     const v = values[key]
-    if (v !== undefined && !names.includes(v)) throw new InvalidFlagError(`--${key}: no pod ${quoteInput(v)}; the lab's pods are ${names.join(', ')}`)
+    if (v !== undefined && !names.includes(v))
+      throw new InvalidFlagError(`--${key}: no pod ${quoteInput(v)}; the lab's pods are ${names.join(', ')}`)
   }
   const port = portFlag('port', values.port, appPort)
   const lab = labFlag(values.lab)
-  const flags: Flags = { from: values.from ?? 'productpage', to: values.to ?? 'reviews', port, lab, json: values.json ?? false, walkthrough: values.walkthrough ?? false }
+  const flags: Flags = {
+    from: values.from ?? 'productpage',
+    to: values.to ?? 'reviews',
+    port,
+    lab,
+    json: values.json ?? false,
+    walkthrough: values.walkthrough ?? false,
+  }
   if (values.svg !== undefined) flags.svg = values.svg
   if (values.raw !== undefined) flags.raw = values.raw
   if (values.dns) flags.dns = { noCtZones: values['no-ct-zones'] ?? false, ...(dnsName ? { name: dnsName } : {}) }
@@ -104,7 +123,13 @@ export const traceCommand: Command = {
     }
     if (flags.dns) {
       const log = createLogger({ level: 'warn' })
-      const dns = await runDnsTrace({ lab: flags.lab, noCtZones: flags.dns.noCtZones, log, signal: io.signal, ...(flags.dns.name ? { name: flags.dns.name } : {}) })
+      const dns = await runDnsTrace({
+        lab: flags.lab,
+        noCtZones: flags.dns.noCtZones,
+        log,
+        signal: io.signal,
+        ...(flags.dns.name ? { name: flags.dns.name } : {}),
+      })
       if (flags.raw) {
         mkdirSync(flags.raw, { recursive: true })
         writeFileSync(join(flags.raw, 'productpage.dns.nft-monitor.txt'), dns.lookup.raw)

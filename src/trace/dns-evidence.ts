@@ -28,7 +28,8 @@ export function parseUdpConntrack(text: string): UdpEntry[] {
     const original = tupleAt(line, 0)
     const reply = tupleAt(line, 1)
     if (!original || !reply) return []
-    const nated = reply.src !== original.dst || reply.sport !== original.dport || reply.dst !== original.src || reply.dport !== original.sport
+    const nated =
+      reply.src !== original.dst || reply.sport !== original.dport || reply.dst !== original.src || reply.dport !== original.sport
     return [{ zone: Number(/\bzone=(\d+)/.exec(line)?.[1] ?? 0), original, reply, nated, line }]
   })
 }
@@ -69,5 +70,10 @@ export function logSize(file: string): number {
 export function readServerQueries(file: string, from: number): ServerQuery[] {
   if (!existsSync(file)) return []
   const text = readFileSync(file).subarray(from).toString('utf8')
-  return [...text.matchAll(/ \d+ ([0-9a-f.:]+)\/(\d+) query\[(\w+)\] (\S+) from /g)].map((m) => ({ client: m[1]!, port: Number(m[2]), type: m[3]!, name: m[4]! }))
+  return [...text.matchAll(/ \d+ ([0-9a-f.:]+)\/(\d+) query\[(\w+)\] (\S+) from /g)].map((m) => ({
+    client: m[1]!,
+    port: Number(m[2]),
+    type: m[3]!,
+    name: m[4]!,
+  }))
 }

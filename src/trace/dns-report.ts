@@ -31,8 +31,10 @@ export function qualify(name: string): string {
 
 export async function runDnsTrace(o: DnsTraceOptions): Promise<DnsTraceReport> {
   const state = readState(o.lab)
-  if (!state?.complete) throw new TraceError(`lab ${o.lab} is not up: run 'sidecar-lab lab up --compat legacy --lab ${o.lab}' (or --dns-capture) first`)
-  if (!state.dns) throw new TraceError(`lab ${o.lab} has no DNS server (built before DNS existed): run 'sidecar-lab lab down' and 'lab up' again`)
+  if (!state?.complete)
+    throw new TraceError(`lab ${o.lab} is not up: run 'sidecar-lab lab up --compat legacy --lab ${o.lab}' (or --dns-capture) first`)
+  if (!state.dns)
+    throw new TraceError(`lab ${o.lab} has no DNS server (built before DNS existed): run 'sidecar-lab lab down' and 'lab up' again`)
   if (state.rules !== 'legacy' && !state.dnsCapture) {
     throw new TraceError(`lab ${o.lab} does not capture DNS: bring it up with --compat legacy or --dns-capture`)
   }
@@ -47,12 +49,26 @@ export async function runDnsTrace(o: DnsTraceOptions): Promise<DnsTraceReport> {
       nz = { lab: '', removed: [], lookup, probe: null, error: (err as Error).message }
     }
   }
-  return { lab: state.lab, rules: state.rules === 'legacy' ? 'legacy (the seed listing)' : 'injector layout with --redirect-dns', lookup, probe, withoutZones: nz, answer: answer(probe, nz) }
+  return {
+    lab: state.lab,
+    rules: state.rules === 'legacy' ? 'legacy (the seed listing)' : 'injector layout with --redirect-dns',
+    lookup,
+    probe,
+    withoutZones: nz,
+    answer: answer(probe, nz),
+  }
 }
 
 function ctLine(run: DnsRun, port: number): string {
-  return run.conntrack.filter((e) => e.original.sport === port).map((e) =>
-    `zone ${e.zone}: ${e.original.src}:${e.original.sport} -> ${e.original.dst}:${e.original.dport}, reply from ${e.reply.src}:${e.reply.sport}`).join('; ') || 'none'
+  return (
+    run.conntrack
+      .filter((e) => e.original.sport === port)
+      .map(
+        (e) =>
+          `zone ${e.zone}: ${e.original.src}:${e.original.sport} -> ${e.original.dst}:${e.original.dport}, reply from ${e.reply.src}:${e.reply.sport}`,
+      )
+      .join('; ') || 'none'
+  )
 }
 
 function natHop(run: DnsRun): string {
@@ -61,7 +77,11 @@ function natHop(run: DnsRun): string {
   const nat = hop.hits.find((h) => h.table === 'nat' && /redirect|REDIRECT/.test(`${h.rule} ${h.iptables}`))
   if (nat) return `step ${nat.step}: ${nat.iptables ?? nat.rule} rewrote it to ${hop.rewritten?.dst ?? '?'}`
   const last = hop.hits[hop.hits.length - 1]
-  const where = !last ? 'its output hook' : last.step === hop.hits[0]!.step ? `step ${last.step}` : `steps ${hop.hits[0]!.step}-${last.step}`
+  const where = !last
+    ? 'its output hook'
+    : last.step === hop.hits[0]!.step
+      ? `step ${last.step}`
+      : `steps ${hop.hits[0]!.step}-${last.step}`
   return `${where}: no nat chain ran, it left for ${hop.packet.dst} unchanged`
 }
 
@@ -69,15 +89,22 @@ function describe(p: ZoneProbe): string {
   const r = p.run
   const got = r.dig.answers.map((a) => `${a.data} TTL ${a.ttl}`).join(', ') || r.dig.status
   const seen = r.serverQueries.filter((q) => q.port === p.port).map((q) => `${q.client}/${q.port} query[${q.type}] ${q.name}`)
-  return `the app's query for ${probeName} from ${r.client} (the port the sidecar's upstream query had just used): ${natHop(r)}; ` +
+  return (
+    `the app's query for ${probeName} from ${r.client} (the port the sidecar's upstream query had just used): ${natHop(r)}; ` +
     `conntrack: ${ctLine(r, p.port)}; answer ${got} (${r.answeredBy}); ` +
-    (seen.length ? `the DNS server logged ${seen.join(', ')}, a name the sidecar answers itself and never forwards` : 'the DNS server logged no query from that port')
+    (seen.length
+      ? `the DNS server logged ${seen.join(', ')}, a name the sidecar answers itself and never forwards`
+      : 'the DNS server logged no query from that port')
+  )
 }
 
 export function answer(probe: ZoneProbe | null, nz: WithoutZones | null): DnsTraceReport['answer'] {
-  const question = 'Why the conntrack zones (raw table: CT --zone 1 for the sidecar\'s upstream DNS, --zone 2 for the app\'s)?'
+  const question = "Why the conntrack zones (raw table: CT --zone 1 for the sidecar's upstream DNS, --zone 2 for the app's)?"
   const parts: string[] = []
-  if (probe) parts.push(`With the zones: ${describe(probe)}. The app's flow and the sidecar's are two conntrack entries, so the app's query is a new flow and the nat table redirects it.`)
+  if (probe)
+    parts.push(
+      `With the zones: ${describe(probe)}. The app's flow and the sidecar's are two conntrack entries, so the app's query is a new flow and the nat table redirects it.`,
+    )
   else parts.push('With the zones: the sidecar sent no upstream query, so there was no port to reuse.')
   let reproduced: boolean | null = null
   if (!nz) parts.push(`Without them: run 'trace --dns --no-ct-zones' to see it in a throwaway lab.`)
@@ -86,9 +113,11 @@ export function answer(probe: ZoneProbe | null, nz: WithoutZones | null): DnsTra
   else {
     reproduced = nz.probe.bypassed
     parts.push(`Without them (lab ${nz.lab}, ${nz.removed.length} raw-table rules removed): ${describe(nz.probe)}.`)
-    parts.push(reproduced
-      ? "The app's packet matched the sidecar's conntrack entry, was not a new flow, skipped the nat table and went straight to the DNS server: the sidecar was bypassed (istio/istio#33469; the zones are the fix, #33572)."
-      : 'The bypass did not happen on this kernel: the app\'s query was still redirected although the zones were gone.')
+    parts.push(
+      reproduced
+        ? "The app's packet matched the sidecar's conntrack entry, was not a new flow, skipped the nat table and went straight to the DNS server: the sidecar was bypassed (istio/istio#33469; the zones are the fix, #33572)."
+        : "The bypass did not happen on this kernel: the app's query was still redirected although the zones were gone.",
+    )
   }
   return { question, answer: parts.join(' '), reproduced }
 }

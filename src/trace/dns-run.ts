@@ -6,7 +6,16 @@ import { dnsLogPath, labDns } from '../lab/dns.js'
 import { execIn } from '../sys/netns.js'
 import { appUser } from '../lab/scene.js'
 import type { LabState } from '../lab/state.js'
-import { counterDelta, logSize, readDnsCounters, readServerQueries, readUdpConntrack, type DnsCounters, type ServerQuery, type UdpEntry } from './dns-evidence.js'
+import {
+  counterDelta,
+  logSize,
+  readDnsCounters,
+  readServerQueries,
+  readUdpConntrack,
+  type DnsCounters,
+  type ServerQuery,
+  type UdpEntry,
+} from './dns-evidence.js'
 import { dnsHops, type DnsHop } from './dns-hops.js'
 import { installDnsTraceTable } from './dns-table.js'
 import { readIptablesRules } from './evidence.js'
@@ -39,14 +48,30 @@ export interface DnsRun {
 }
 
 export function parseDig(text: string): DigResult {
-  const answers = text.split('\n').filter((l) => l.trim() && !l.startsWith(';')).map((l) => l.trim().split(/\s+/))
-    .filter((f) => f.length >= 5).map(([name, ttl, , type, data]) => ({ name: name!, ttl: Number(ttl), type: type!, data: data! }))
+  const answers = text
+    .split('\n')
+    .filter((l) => l.trim() && !l.startsWith(';'))
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 5)
+    .map(([name, ttl, , type, data]) => ({ name: name!, ttl: Number(ttl), type: type!, data: data! }))
   return { status: /status: (\w+)/.exec(text)?.[1] ?? 'no answer', answers, server: /;; SERVER: (\S+)/.exec(text)?.[1] ?? '' }
 }
 
 async function dig(ns: string, ip: string, port: number, name: string): Promise<DigResult> {
-  const argv = ['setpriv', `--reuid=${appUser.uid}`, `--regid=${appUser.gid}`, '--clear-groups',
-    'dig', '-b', `${ip}#${port}`, '+tries=1', '+time=8', `@${labDns.ip}`, name, 'A']
+  const argv = [
+    'setpriv',
+    `--reuid=${appUser.uid}`,
+    `--regid=${appUser.gid}`,
+    '--clear-groups',
+    'dig',
+    '-b',
+    `${ip}#${port}`,
+    '+tries=1',
+    '+time=8',
+    `@${labDns.ip}`,
+    name,
+    'A',
+  ]
   const r = await execIn(ns, argv, { allowFailure: true, timeoutMs: 15_000 })
   return parseDig(r.stdout)
 }
@@ -95,18 +120,33 @@ export async function tracedLookup(state: LabState, name: string, port: number, 
     raw = await monitor.stop()
   }
   const after = await readDnsCounters(ns)
-  const iptables = await readIptablesRules(ns, [{ family: 'ip', table: 'raw' }, { family: 'ip', table: 'nat' }])
+  const iptables = await readIptablesRules(ns, [
+    { family: 'ip', table: 'raw' },
+    { family: 'ip', table: 'nat' },
+  ])
   const allCt = await readUdpConntrack(ns)
   const serverQueries = readServerQueries(dnsLogPath(state.lab), logFrom)
   const sidecar = counterDelta(before, after)
   const upstream = sidecarUpstreamEntries(allCt, port).filter((e) => serverQueries.some((q) => q.port === e.original.sport))
   const conntrack = allCt.filter((e) => e.original.sport === port || upstream.includes(e))
   const bypassed = serverQueries.some((q) => q.port === port)
-  const answeredBy = bypassed ? 'DNS server directly (bypassed the sidecar)'
-    : sidecar.answered_from_table ? 'sidecar table' : sidecar.forwarded ? 'sidecar forward' : 'unknown'
+  const answeredBy = bypassed
+    ? 'DNS server directly (bypassed the sidecar)'
+    : sidecar.answered_from_table
+      ? 'sidecar table'
+      : sidecar.forwarded
+        ? 'sidecar forward'
+        : 'unknown'
   const run: DnsRun = {
-    name, client: `${ip}:${port}`, dig: result, hops: dnsHops(traversals(tracedPod, parseTrace(raw), ownTable), port, iptables),
-    sidecar, answeredBy, conntrack, serverQueries, raw,
+    name,
+    client: `${ip}:${port}`,
+    dig: result,
+    hops: dnsHops(traversals(tracedPod, parseTrace(raw), ownTable), port, iptables),
+    sidecar,
+    answeredBy,
+    conntrack,
+    serverQueries,
+    raw,
   }
   if (upstream[0]) run.sidecarUpstreamPort = upstream[0].original.sport
   return run

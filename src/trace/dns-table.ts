@@ -7,8 +7,12 @@ import { removeTraceTable, traceTable } from './nft-table.js'
 
 export function dnsTraceRuleset(): string {
   const set = '{ 53, 15053 }'
-  const chain = (name: string, hook: string, priority: number, rules: string[]) =>
-    [`  chain ${name} {`, `    type filter hook ${hook} priority ${priority}; policy accept;`, ...rules.map((r) => `    ${r}`), '  }']
+  const chain = (name: string, hook: string, priority: number, rules: string[]) => [
+    `  chain ${name} {`,
+    `    type filter hook ${hook} priority ${priority}; policy accept;`,
+    ...rules.map((r) => `    ${r}`),
+    '  }',
+  ]
   const marks = [`udp dport ${set} meta nftrace set 1`, `udp sport ${set} meta nftrace set 1`]
   return [
     `table inet ${traceTable} {`,

@@ -24,8 +24,12 @@ function accessLine(pod: string, cluster: string, a: AddressFields): AccessLine 
   try {
     const at = (v: string | null | undefined) => parseOptionalEndpoint(v ?? '-')
     return {
-      pod, cluster, upstreamHost: at(a.upstreamHost), upstreamLocal: at(a.upstreamLocal),
-      downstreamLocal: at(a.downstreamLocal), downstreamRemote: at(a.downstreamRemote),
+      pod,
+      cluster,
+      upstreamHost: at(a.upstreamHost),
+      upstreamLocal: at(a.upstreamLocal),
+      downstreamLocal: at(a.downstreamLocal),
+      downstreamRemote: at(a.downstreamRemote),
     }
   } catch {
     return undefined
@@ -42,8 +46,10 @@ export function parseAccessLine(pod: string, line: string): AccessLine | undefin
       return undefined
     }
     return accessLine(pod, j.upstream_cluster ?? '-', {
-      upstreamHost: j.upstream_host, upstreamLocal: j.upstream_local_address,
-      downstreamLocal: j.downstream_local_address, downstreamRemote: j.downstream_remote_address,
+      upstreamHost: j.upstream_host,
+      upstreamLocal: j.upstream_local_address,
+      downstreamLocal: j.downstream_local_address,
+      downstreamRemote: j.downstream_remote_address,
     })
   }
   const m = /"([^"]*)" (\S+) (\S+) (\S+) (\S+) \S+ \S+$/.exec(line.trim())
@@ -82,7 +88,8 @@ export function parseConntrack(pod: string, text: string): ConntrackEntry[] {
     const original = tupleAt(line, 0)
     const reply = tupleAt(line, 1)
     if (!original || !reply) return []
-    const nated = reply.src !== original.dst || reply.sport !== original.dport || reply.dst !== original.src || reply.dport !== original.sport
+    const nated =
+      reply.src !== original.dst || reply.sport !== original.dport || reply.dst !== original.src || reply.dport !== original.sport
     const state = /^tcp\s+\d+\s+\d+\s+([A-Z_]+)/.exec(line)?.[1] ?? ''
     return [{ pod, state, original, reply, nated, line: line.replace(/\s+/g, ' ') }]
   })

@@ -28,8 +28,15 @@ function groups(steps: Step[]): Step[][] {
   const out: Step[][] = []
   for (const s of steps) {
     const last = out.at(-1)?.[0]
-    const same = last && s.kind === 'netfilter' && last.kind === 'netfilter' && last.pod === s.pod && last.hook === s.hook &&
-      sameEndpoint(last.packet.src, s.packet.src) && sameEndpoint(last.packet.dst, s.packet.dst) && isReply(last) === isReply(s)
+    const same =
+      last &&
+      s.kind === 'netfilter' &&
+      last.kind === 'netfilter' &&
+      last.pod === s.pod &&
+      last.hook === s.hook &&
+      sameEndpoint(last.packet.src, s.packet.src) &&
+      sameEndpoint(last.packet.dst, s.packet.dst) &&
+      isReply(last) === isReply(s)
     if (same) out.at(-1)!.push(s)
     else out.push([s])
   }
@@ -84,12 +91,15 @@ function packetHop(g: Step[], all: Step[][], i: number, conns: Connection[]): Om
   const d = decision(g)
   const flags = s.packet.flags.map((f) => f.toUpperCase()).join('-')
   return {
-    kind: 'packet', label: range(g),
+    kind: 'packet',
+    label: range(g),
     fromLane: s.hook === 'output' ? sender : nf,
     toLane: s.hook === 'output' ? nf : receiver,
     wireFrom: crossed ? `${prev.pod}:netfilter` : null,
     title: `${flags} ${fmt(s.packet.src)} → ${fmt(s.packet.dst)}   (${s.pod}, ${s.hook === 'output' ? 'OUTPUT' : 'PREROUTING'} hook)`,
-    decision: d.text, verdict: d.verdict, chains: d.chains,
+    decision: d.text,
+    verdict: d.verdict,
+    chains: d.chains,
   }
 }
 
@@ -108,9 +118,14 @@ function hop(g: Step[], all: Step[][], i: number, report: TraceReport): Omit<Hop
   if (s.kind === 'netfilter') return packetHop(g, all, i, report.connections)
   const a = s.accept
   return {
-    kind: 'sidecar', label: range(g), fromLane: `${s.pod}:sidecar`, toLane: `${s.pod}:sidecar`, wireFrom: null,
+    kind: 'sidecar',
+    label: range(g),
+    fromLane: `${s.pod}:sidecar`,
+    toLane: `${s.pod}:sidecar`,
+    wireFrom: null,
     title: `${s.pod} sidecar accepts ${fmt(s.packet.src)} on ${fmt(s.packet.dst)}`,
     decision: `original dst ${a ? fmt(a.originalDst) : '?'} (SO_ORIGINAL_DST); new socket ${a ? fmt(a.opened.src) : '?'} → ${a ? fmt(a.opened.dst) : '?'}`,
-    verdict: 'new connection', chains: [],
+    verdict: 'new connection',
+    chains: [],
   }
 }

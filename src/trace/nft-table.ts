@@ -21,8 +21,12 @@ export function traceRuleset(ports: number[]): string {
   const set = `{ ${[...new Set(ports)].sort((a, b) => a - b).join(', ')} }`
   // SYN with or without ACK, not RST: a connection's opening packet and its answer.
   const marks = (dir: 'dport' | 'sport') => `tcp flags & (syn | rst) == syn tcp ${dir} ${set} meta nftrace set 1`
-  const chain = (name: string, hook: string, priority: number, rules: string[]) =>
-    [`  chain ${name} {`, `    type filter hook ${hook} priority ${priority}; policy accept;`, ...rules.map((r) => `    ${r}`), '  }']
+  const chain = (name: string, hook: string, priority: number, rules: string[]) => [
+    `  chain ${name} {`,
+    `    type filter hook ${hook} priority ${priority}; policy accept;`,
+    ...rules.map((r) => `    ${r}`),
+    '  }',
+  ]
   return [
     `table inet ${traceTable} {`,
     ...chain('pre', 'prerouting', -350, [marks('dport'), marks('sport')]),

@@ -31,7 +31,14 @@ export interface TraceEvent {
 const lineRe = /^trace id (\S+) (\S+) (\S+) (\S+) (packet|rule|unknown rule|policy|verdict):? ?(.*)$/
 
 const flagBits: Array<[number, string]> = [
-  [0x01, 'fin'], [0x02, 'syn'], [0x04, 'rst'], [0x08, 'psh'], [0x10, 'ack'], [0x20, 'urg'], [0x40, 'ecn'], [0x80, 'cwr'],
+  [0x01, 'fin'],
+  [0x02, 'syn'],
+  [0x04, 'rst'],
+  [0x08, 'psh'],
+  [0x10, 'ack'],
+  [0x20, 'urg'],
+  [0x40, 'ecn'],
+  [0x80, 'cwr'],
 ]
 
 /** nft prints a single flag by name (`syn`) and combinations as hex (`0x12`) or `syn | ack`. */
@@ -58,7 +65,14 @@ export function parsePacket(text: string): PacketInfo | undefined {
   const dport = field(text, 'tcp dport') ?? field(text, 'udp dport')
   if (!saddr || !daddr || !sport || !dport) return undefined
   const flags = /tcp flags == (.+?)(?: tcp |$)/.exec(text.trim())
-  const packet: PacketInfo = { family: ip6 ? 'ip6' : 'ip', saddr, daddr, sport: Number(sport), dport: Number(dport), flags: flags ? parseFlags(flags[1]!) : [] }
+  const packet: PacketInfo = {
+    family: ip6 ? 'ip6' : 'ip',
+    saddr,
+    daddr,
+    sport: Number(sport),
+    dport: Number(dport),
+    flags: flags ? parseFlags(flags[1]!) : [],
+  }
   const iif = field(text, 'iif')
   const oif = field(text, 'oif')
   if (iif) packet.iif = iif
@@ -68,7 +82,10 @@ export function parsePacket(text: string): PacketInfo | undefined {
 
 /** Counters change on every run and say nothing about the path; they would only make rules differ. */
 export function cleanRule(rule: string): string {
-  return rule.replace(/\s*counter packets \d+ bytes \d+/g, '').replace(/\s+/g, ' ').trim()
+  return rule
+    .replace(/\s*counter packets \d+ bytes \d+/g, '')
+    .replace(/\s+/g, ' ')
+    .trim()
 }
 
 export function parseLine(line: string): TraceEvent | undefined {
@@ -152,8 +169,13 @@ export function traversals(pod: string, events: TraceEvent[], own: OwnTable, seq
     }
     if (e.kind === 'rule' || e.kind === 'policy') {
       t.hits.push({
-        family: e.family, table: e.table, chain: e.chain, rule: e.rule ?? null, handle: e.handle ?? null,
-        verdict: e.verdict ?? '', policy: e.kind === 'policy',
+        family: e.family,
+        table: e.table,
+        chain: e.chain,
+        rule: e.rule ?? null,
+        handle: e.handle ?? null,
+        verdict: e.verdict ?? '',
+        policy: e.kind === 'policy',
       })
     }
   }

@@ -44,13 +44,23 @@ function header(report: TraceReport, laneX: Map<string, number>): string[] {
   const out: string[] = []
   const r = report.request
   out.push(text(20, 34, `sidecar-lab trace: ${r.from} → ${r.to}  ${r.url}  (${r.status})`, 'font-size="20" font-weight="bold"'))
-  out.push(text(20, 58, 'Connection setup, packet by packet, from the kernel\'s nft trace. Numbers are the steps of the text output; [wN] the walkthrough\'s step.', 'font-size="13" fill="#495057"'))
+  out.push(
+    text(
+      20,
+      58,
+      "Connection setup, packet by packet, from the kernel's nft trace. Numbers are the steps of the text output; [wN] the walkthrough's step.",
+      'font-size="13" fill="#495057"',
+    ),
+  )
   for (const [i, pod] of [r.from, r.to].entries()) {
     const x0 = left + laneGap * 3 * i - 55
-    out.push(`<rect x="${x0}" y="72" width="${laneGap * 3 - 10}" height="${top - 80}" rx="8" fill="${i ? '#fff4e6' : '#e7f5ff'}" stroke="#adb5bd"/>`)
+    out.push(
+      `<rect x="${x0}" y="72" width="${laneGap * 3 - 10}" height="${top - 80}" rx="8" fill="${i ? '#fff4e6' : '#e7f5ff'}" stroke="#adb5bd"/>`,
+    )
     out.push(text(x0 + (laneGap * 3 - 10) / 2, 90, `pod ${pod}`, 'font-size="14" font-weight="bold" text-anchor="middle"'))
   }
-  for (const lane of lanes(report)) out.push(text(laneX.get(lane.key)!, 112, lane.title, 'font-size="13" text-anchor="middle" font-weight="bold"'))
+  for (const lane of lanes(report))
+    out.push(text(laneX.get(lane.key)!, 112, lane.title, 'font-size="13" text-anchor="middle" font-weight="bold"'))
   out.push(text(notesX, 112, 'what decided it (rule → verdict)', 'font-size="13" font-weight="bold"'))
   return out
 }
@@ -74,8 +84,10 @@ function arrow(x1: number, x2: number, y: number, color: string, dashed: boolean
 
 function badge(x: number, y: number, label: string, color: string): string {
   const w = Math.max(22, label.length * 8 + 10)
-  return `<rect x="${x - w / 2}" y="${y - 11}" width="${w}" height="22" rx="11" fill="#fff" stroke="${color}" stroke-width="2"/>` +
+  return (
+    `<rect x="${x - w / 2}" y="${y - 11}" width="${w}" height="22" rx="11" fill="#fff" stroke="${color}" stroke-width="2"/>` +
     text(x, y + 5, label, `font-size="12" font-weight="bold" text-anchor="middle" fill="${color}"`)
+  )
 }
 
 function hopRow(h: Hop, y: number, laneX: Map<string, number>): string[] {
@@ -100,7 +112,7 @@ function hopRow(h: Hop, y: number, laneX: Map<string, number>): string[] {
 function legend(y: number): string[] {
   const items: Array<[string, string, boolean]> = [
     [colors.redirect, 'nat rule REDIRECTs it to the sidecar (15001 out / 15006 in)', false],
-    [colors.return, 'nat rule RETURNs it: the sidecar\'s own connection is let through (no loop)', false],
+    [colors.return, "nat rule RETURNs it: the sidecar's own connection is let through (no loop)", false],
     [colors.conntrack, 'no nat chain runs: a reply or a looped-back packet; conntrack handles it', true],
     [colors.plain, 'nat chains ran, nothing rewritten', false],
   ]
@@ -139,17 +151,23 @@ function answers(report: TraceReport, x: number, y: number): { svg: string[]; he
       yy += 17
     }
   }
-  para('Step 16 — does the sidecar\'s own traffic loop?', 'font-size="14" font-weight="bold"')
+  para("Step 16 — does the sidecar's own traffic loop?", 'font-size="14" font-weight="bold"')
   if (a.loop.loops === false) {
     para('No. Its SYNs leave ISTIO_OUTPUT by a RETURN before the REDIRECT rule:', 'font-size="12"')
-    for (const r of a.loop.returns) para(`step ${r.step} (${r.pod}): ${r.iptables ?? r.rule}`, 'font-size="12" font-family="monospace" fill="#2b8a3e"')
-    if (a.loop.repliesSkipNat) para(`Replies (steps ${a.loop.replySteps.join(', ')}) never enter a nat chain: only a connection's first packet does.`, 'font-size="12"')
+    for (const r of a.loop.returns)
+      para(`step ${r.step} (${r.pod}): ${r.iptables ?? r.rule}`, 'font-size="12" font-family="monospace" fill="#2b8a3e"')
+    if (a.loop.repliesSkipNat)
+      para(
+        `Replies (steps ${a.loop.replySteps.join(', ')}) never enter a nat chain: only a connection's first packet does.`,
+        'font-size="12"',
+      )
   } else para(a.loop.answer, 'font-size="12"')
   yy += 8
   para('A new TCP connection, or rewritten packets?', 'font-size="14" font-weight="bold"')
   if (a.newConnection.newConnection) {
     para('A new connection at each sidecar: every hop has its own socket (different source ports).', 'font-size="12"')
-    for (const c of report.connections) para(`${c.role.padEnd(16)} ${fmt(c.client)} → ${fmt(c.server)}`, 'font-size="12" font-family="monospace" xml:space="preserve"')
+    for (const c of report.connections)
+      para(`${c.role.padEnd(16)} ${fmt(c.client)} → ${fmt(c.server)}`, 'font-size="12" font-family="monospace" xml:space="preserve"')
   } else para(a.newConnection.answer, 'font-size="12"')
   return { svg, height: yy - y }
 }
@@ -161,7 +179,8 @@ export function renderSvg(report: TraceReport): string {
   const told = answers(report, notesX - 40, bottom + 30)
   const height = bottom + Math.max(190, told.height + 50)
   const body: string[] = [`<rect width="${width}" height="${height}" fill="#fff"/>`, ...header(report, laneX)]
-  for (const x of laneX.values()) body.push(`<line x1="${x}" y1="${top - 8}" x2="${x}" y2="${bottom}" stroke="#ced4da" stroke-width="1.5"/>`)
+  for (const x of laneX.values())
+    body.push(`<line x1="${x}" y1="${top - 8}" x2="${x}" y2="${bottom}" stroke="#ced4da" stroke-width="1.5"/>`)
   rows.forEach((h, i) => {
     const y = top + 22 + i * rowH
     if (i % 2 === 0) body.push(`<rect x="10" y="${y - 25}" width="${width - 20}" height="${rowH}" fill="#f8f9fa"/>`)

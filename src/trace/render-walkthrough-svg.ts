@@ -53,8 +53,10 @@ export function renderWalkthroughSvg(w: WalkthroughReport): string {
   const head = [
     `<text x="20" y="30" font-size="18" font-weight="bold">${esc(`The walkthrough's 15 steps, checked against the kernel: ${w.request.from} → ${w.request.to} (${w.request.status})`)}</text>`,
     `<text x="20" y="50" font-size="12" fill="#495057">${esc(`source: ${w.source}`)}</text>`,
-    ...lines(cols.n, 74, ['step'], 'font-weight="bold"'), ...lines(cols.claim, 74, ['the walkthrough says'], 'font-weight="bold"'),
-    ...lines(cols.badge, 74, ['verdict'], 'font-weight="bold"'), ...lines(cols.finding, 74, ['what the kernel shows in this run'], 'font-weight="bold"'),
+    ...lines(cols.n, 74, ['step'], 'font-weight="bold"'),
+    ...lines(cols.claim, 74, ['the walkthrough says'], 'font-weight="bold"'),
+    ...lines(cols.badge, 74, ['verdict'], 'font-weight="bold"'),
+    ...lines(cols.finding, 74, ['what the kernel shows in this run'], 'font-weight="bold"'),
     ...lines(cols.hops, 74, ['trace steps'], 'font-weight="bold"'),
   ]
   const q = [w.questions.loop, w.questions.newConnection].flatMap((a) => [`Q: ${a.question}`, ...wrap(`A: ${a.answer}`, 190)])
@@ -62,6 +64,11 @@ export function renderWalkthroughSvg(w: WalkthroughReport): string {
   const height = y + q.length * lineH + 20
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Menlo, Consolas, monospace">`,
-    `<rect width="${width}" height="${height}" fill="#fff"/>`, ...head, ...out, ...tail, '</svg>', '',
+    `<rect width="${width}" height="${height}" fill="#fff"/>`,
+    ...head,
+    ...out,
+    ...tail,
+    '</svg>',
+    '',
   ].join('\n')
 }

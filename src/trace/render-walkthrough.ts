@@ -10,8 +10,10 @@ function hopLine(h: HopEvidence): string {
   const where = h.chain ? `nat ${h.chain}` : 'no nat chain'
   const rule = h.rule ? `  ${h.rule}` : ''
   const now = h.rewritten ? ` (now -> ${h.rewritten.dst})` : ''
-  return `step ${h.step}  ${h.pod} ${h.hook} ${where}${rule}  => ${h.verdict}   ${flags} ${h.packet.src} -> ${h.packet.dst}${now}   ` +
+  return (
+    `step ${h.step}  ${h.pod} ${h.hook} ${where}${rule}  => ${h.verdict}   ${flags} ${h.packet.src} -> ${h.packet.dst}${now}   ` +
     `[${h.connection.role} in ${h.connection.pod}: ${h.connection.client} -> ${h.connection.server}]`
+  )
 }
 
 function readingLines(label: string, r: Reading): string[] {
@@ -20,12 +22,11 @@ function readingLines(label: string, r: Reading): string[] {
 
 export function renderWalkthroughText(w: WalkthroughReport): string {
   const r = w.request
-  const out = [
-    `walkthrough, checked: ${r.from} -> ${r.to} ${r.url} (lab ${w.lab}): ${r.status}`,
-    `source: ${w.source}`, '',
-  ]
+  const out = [`walkthrough, checked: ${r.from} -> ${r.to} ${r.url} (lab ${w.lab}): ${r.status}`, `source: ${w.source}`, '']
   for (const s of w.steps) {
-    out.push(` w${String(s.n).padEnd(2)} "${s.claim}"   (trace step${s.hops.length > 1 ? 's' : ''} ${s.hops.length ? ranges(s.hops) : 'none'})`)
+    out.push(
+      ` w${String(s.n).padEnd(2)} "${s.claim}"   (trace step${s.hops.length > 1 ? 's' : ''} ${s.hops.length ? ranges(s.hops) : 'none'})`,
+    )
     out.push(...readingLines(s.meant ? 'as written: ' : '', s))
     if (s.meant) out.push(...readingLines(`as the figure meant it (${r.to} app's own outbound call): `, s.meant))
     out.push('')
@@ -34,16 +35,32 @@ export function renderWalkthroughText(w: WalkthroughReport): string {
   for (const s of w.steps) out.push(`  w${s.n}: ${s.hops.length ? ranges(s.hops) : '-'}`)
   out.push(`  unassigned: ${w.unassigned.length ? w.unassigned.join(', ') : 'none'}`, '')
   out.push('the ISTIO_* rules this run hit, and which connection hit each:')
-  for (const u of w.rules) out.push(`  ${u.pod}: ${u.rule}  (step${u.steps.length > 1 ? 's' : ''} ${ranges(u.steps)})`, ...u.connections.map((c) => `      by ${c}`))
+  for (const u of w.rules)
+    out.push(
+      `  ${u.pod}: ${u.rule}  (step${u.steps.length > 1 ? 's' : ''} ${ranges(u.steps)})`,
+      ...u.connections.map((c) => `      by ${c}`),
+    )
   for (const a of [w.questions.loop, w.questions.newConnection]) out.push('', `Q: ${a.question}`, `A: ${a.answer}`)
   return out.join('\n') + '\n'
 }
 
 export function walkthroughJson(w: WalkthroughReport): object {
   return {
-    source: w.source, lab: w.lab, request: w.request,
-    steps: w.steps.map((s) => ({ n: s.n, claim: s.claim, verdict: s.verdict, finding: s.finding, evidence: s.evidence, hops: s.hops, meant: s.meant })),
-    assignment: w.assignment, unassigned: w.unassigned, rules: w.rules,
+    source: w.source,
+    lab: w.lab,
+    request: w.request,
+    steps: w.steps.map((s) => ({
+      n: s.n,
+      claim: s.claim,
+      verdict: s.verdict,
+      finding: s.finding,
+      evidence: s.evidence,
+      hops: s.hops,
+      meant: s.meant,
+    })),
+    assignment: w.assignment,
+    unassigned: w.unassigned,
+    rules: w.rules,
     questions: { loop: w.questions.loop, newConnection: w.questions.newConnection },
   }
 }

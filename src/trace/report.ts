@@ -45,8 +45,29 @@ export function buildReport(c: Captured): TraceReport {
   const traced = [from, to].flatMap((p) => traversals(p, parseTrace(c.raw[p] ?? ''), ownTable, seq))
   const mode = c.mode ?? 'REDIRECT'
   const routing = c.routing ?? {}
-  const { connections, steps } = assembleSteps({ from, to, client, server, traversals: traced, access: c.access, iptables: c.iptables, sidecarPorts, mode, routing })
+  const { connections, steps } = assembleSteps({
+    from,
+    to,
+    client,
+    server,
+    traversals: traced,
+    access: c.access,
+    iptables: c.iptables,
+    sidecarPorts,
+    mode,
+    routing,
+  })
   for (const s of steps) s.walk = walkStepOf(s, { connections, request: c.request })
   const conntrack = relevantConntrack(c.conntrack, connections)
-  return { lab: c.lab, request: c.request, connections, steps, conntrack, answers: answer(steps, connections, conntrack, mode), raw: c.raw, mode, routing }
+  return {
+    lab: c.lab,
+    request: c.request,
+    connections,
+    steps,
+    conntrack,
+    answers: answer(steps, connections, conntrack, mode),
+    raw: c.raw,
+    mode,
+    routing,
+  }
 }

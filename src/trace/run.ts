@@ -37,16 +37,36 @@ function accessLog(lab: string, pod: string): string {
 function readAccess(lab: string, pod: string, from: number): AccessLine[] {
   const file = accessLog(lab, pod)
   if (!existsSync(file)) return []
-  return readFileSync(file).subarray(from).toString('utf8').split('\n').flatMap((l) => parseAccessLine(pod, l) ?? [])
+  return readFileSync(file)
+    .subarray(from)
+    .toString('utf8')
+    .split('\n')
+    .flatMap((l) => parseAccessLine(pod, l) ?? [])
 }
 
 async function sendRequest(ns: string, url: string): Promise<{ client: Endpoint; status: string }> {
-  const curl = ['setpriv', `--reuid=${appUser.uid}`, `--regid=${appUser.gid}`, '--clear-groups',
-    'curl', '-sS', '-o', '/dev/null', '--max-time', '10', '-w', '%{http_code} %{local_ip} %{local_port}', url]
+  const curl = [
+    'setpriv',
+    `--reuid=${appUser.uid}`,
+    `--regid=${appUser.gid}`,
+    '--clear-groups',
+    'curl',
+    '-sS',
+    '-o',
+    '/dev/null',
+    '--max-time',
+    '10',
+    '-w',
+    '%{http_code} %{local_ip} %{local_port}',
+    url,
+  ]
   const r = await execIn(ns, curl, { allowFailure: true, timeoutMs: 15_000 })
   const [code, ip, port] = r.stdout.trim().split(' ')
   if (!ip || !port || port === '0') throw new TraceError(`the request ${url} was not sent: ${r.stderr.trim() || `curl exit ${r.code}`}`)
-  return { client: endpointOf(ip, Number(port)), status: r.code === 0 ? `HTTP ${code}` : `failed (curl exit ${r.code}): ${r.stderr.trim()}` }
+  return {
+    client: endpointOf(ip, Number(port)),
+    status: r.code === 0 ? `HTTP ${code}` : `failed (curl exit ${r.code}): ${r.stderr.trim()}`,
+  }
 }
 
 /** Until the sidecars logged every hop (they log at close) or the time is up. */
@@ -69,14 +89,25 @@ export async function runTrace(options: TraceOptions): Promise<TraceReport> {
   const url = `http://${formatEndpoint(server)}/`
   const ports = [options.port, ...sidecarPorts]
   const sidecarPods = pods.filter((p) => state.pods[p]!.sidecar)
-  const offsets = Object.fromEntries(sidecarPods.map((p) => [p, existsSync(accessLog(state.lab, p)) ? statSync(accessLog(state.lab, p)).size : 0]))
+  const offsets = Object.fromEntries(
+    sidecarPods.map((p) => [p, existsSync(accessLog(state.lab, p)) ? statSync(accessLog(state.lab, p)).size : 0]),
+  )
 
   const monitors = pods.map((p) => new TraceMonitor(ns[p]!))
   const raw: Record<string, string> = {}
   let request: { client: Endpoint; status: string } | undefined
   // only what waitForAccess needs to follow the chain of connections through the access logs (client: set
   // once curl has reported its socket)
-  const input: TraceInput = { from: options.from, to: options.to, client: server, server, traversals: [], access: [], iptables: new Map(), sidecarPorts }
+  const input: TraceInput = {
+    from: options.from,
+    to: options.to,
+    client: server,
+    server,
+    traversals: [],
+    access: [],
+    iptables: new Map(),
+    sidecarPorts,
+  }
   let failure: unknown
   try {
     for (const p of pods) await installTraceTable(ns[p]!, ports)
@@ -100,15 +131,33 @@ export async function runTrace(options: TraceOptions): Promise<TraceReport> {
 
   const iptables = new Map<string, string>()
   for (const p of pods) {
-    const tables = ['nat', ...(state.mode === 'TPROXY' ? ['mangle'] : [])].flatMap((table) => [{ family: 'ip', table }, { family: 'ip6', table }])
+    const tables = ['nat', ...(state.mode === 'TPROXY' ? ['mangle'] : [])].flatMap((table) => [
+      { family: 'ip', table },
+      { family: 'ip6', table },
+    ])
     const rules = await readIptablesRules(ns[p]!, tables)
     for (const [k, v] of rules) iptables.set(`${p} ${k}`, v)
   }
   const conntrack = (await Promise.all(pods.map((p) => readConntrack(p, ns[p]!)))).flat()
-  const routing = state.mode === 'TPROXY' ? Object.fromEntries(await Promise.all(sidecarPods.map(async (p) => [p, await readTproxyRouting(ns[p]!)] as const))) : undefined
+  const routing =
+    state.mode === 'TPROXY'
+      ? Object.fromEntries(await Promise.all(sidecarPods.map(async (p) => [p, await readTproxyRouting(ns[p]!)] as const)))
+      : undefined
   return buildReport({
-    mode: state.mode ?? 'REDIRECT', ...(routing ? { routing } : {}),
-    lab: state.lab, request: { from: options.from, to: options.to, url, client: formatEndpoint(request.client), server: formatEndpoint(server), status: request.status },
-    raw, access: input.access, iptables, conntrack,
+    mode: state.mode ?? 'REDIRECT',
+    ...(routing ? { routing } : {}),
+    lab: state.lab,
+    request: {
+      from: options.from,
+      to: options.to,
+      url,
+      client: formatEndpoint(request.client),
+      server: formatEndpoint(server),
+      status: request.status,
+    },
+    raw,
+    access: input.access,
+    iptables,
+    conntrack,
   })
 }

@@ -117,7 +117,9 @@ export function findConnections(input: TraceInput): { connections: Connection[];
   }
   follow(0)
   const known = (e: Endpoint) => connections.some((c) => sameEndpoint(c.client, e))
-  const call = input.access.find((a) => a.pod === input.to && a.downstreamRemote?.address === input.server.address && !known(a.downstreamRemote))
+  const call = input.access.find(
+    (a) => a.pod === input.to && a.downstreamRemote?.address === input.server.address && !known(a.downstreamRemote),
+  )
   if (call?.downstreamRemote && call.downstreamLocal) {
     connections.push({ index: connections.length, role: 'app', pod: input.to, client: call.downstreamRemote, server: call.downstreamLocal })
     follow(connections.length - 1)
@@ -135,9 +137,14 @@ type NoHit = Pick<Step, 'noChain' | 'unNat' | 'note'>
 function noHit(t: Traversal, all: Traversal[], i: number): NoHit {
   if (isReply(t.before)) {
     const next = all[i + 1]
-    const unNat = t.hook === 'output' && next && next.hook === 'prerouting' && isReply(next.before) && !sameEndpoint(ends(next.before).src, ends(t.after).src)
-      ? { from: ends(t.after).src, to: ends(next!.before).src }
-      : null
+    const unNat =
+      t.hook === 'output' &&
+      next &&
+      next.hook === 'prerouting' &&
+      isReply(next.before) &&
+      !sameEndpoint(ends(next.before).src, ends(t.after).src)
+        ? { from: ends(t.after).src, to: ends(next!.before).src }
+        : null
     const note = unNat
       ? `reply: no nat chain runs; conntrack itself turns ${fmt(unNat.from)} back into ${fmt(unNat.to)} on the way out`
       : 'reply: no nat chain runs, conntrack knows the connection'
@@ -166,24 +173,49 @@ function netfilterSteps(t: Traversal, conn: number, input: TraceInput, all: Trav
     chain: h.chain,
     rule: h.policy ? `policy ${h.verdict}` : (h.rule ?? (h.handle === null ? null : `handle ${h.handle}`)),
     iptables: h.handle === null ? null : (input.iptables.get(`${t.pod} ${h.family} ${h.table} ${h.handle}`) ?? null),
-    verdict: h.verdict, noChain: null, unNat: null,
+    verdict: h.verdict,
+    noChain: null,
+    unNat: null,
     note: /\bTPROXY\b/.test(h.rule ?? '') ? tproxyRuleNote(input.routing?.[t.pod], h.family) : null,
   }))
 }
 
 /** Only called for an access line findConnections followed, whose addresses are all there. */
-function sidecarStep(line: AccessLine, conn: Connection, next: Connection, listener: Endpoint | undefined, mode: TraceMode | undefined): Omit<Step, 'n'> {
+function sidecarStep(
+  line: AccessLine,
+  conn: Connection,
+  next: Connection,
+  listener: Endpoint | undefined,
+  mode: TraceMode | undefined,
+): Omit<Step, 'n'> {
   const peer = line.downstreamRemote!
   const originalDst = line.downstreamLocal!
   const accept: SidecarAccept = {
-    peer, listener: listener ?? null, originalDst, destinationSource: line.pod !== conn.pod && mode === 'TPROXY' ? 'socket' : 'SO_ORIGINAL_DST',
-    opened: { src: next.client, dst: next.server }, cluster: line.cluster,
+    peer,
+    listener: listener ?? null,
+    originalDst,
+    destinationSource: line.pod !== conn.pod && mode === 'TPROXY' ? 'socket' : 'SO_ORIGINAL_DST',
+    opened: { src: next.client, dst: next.server },
+    cluster: line.cluster,
   }
   return {
-    pod: line.pod, kind: 'sidecar', connection: conn.index,
-    packet: { src: peer, dst: listener ?? originalDst, flags: [] }, rewritten: null,
-    hook: null, table: null, chain: null, rule: null, iptables: null, verdict: 'new connection', noChain: null, unNat: null, accept, walk: null,
-    note: `accepted ${fmt(peer)}${listener ? ` on ${fmt(listener)}` : ''}; ` +
+    pod: line.pod,
+    kind: 'sidecar',
+    connection: conn.index,
+    packet: { src: peer, dst: listener ?? originalDst, flags: [] },
+    rewritten: null,
+    hook: null,
+    table: null,
+    chain: null,
+    rule: null,
+    iptables: null,
+    verdict: 'new connection',
+    noChain: null,
+    unNat: null,
+    accept,
+    walk: null,
+    note:
+      `accepted ${fmt(peer)}${listener ? ` on ${fmt(listener)}` : ''}; ` +
       `original destination ${fmt(originalDst)} (${accept.destinationSource === 'socket' ? destinationSource(mode) : 'SO_ORIGINAL_DST'}); ` +
       `opened ${fmt(next.client)} -> ${fmt(next.server)} (${line.cluster})`,
   }
@@ -194,8 +226,13 @@ export function assembleSteps(input: TraceInput): { connections: Connection[]; s
   const tagged = input.traversals
     .map((t) => ({ t, conn: connectionOf(t, connections) }))
     .filter((x) => x.conn >= 0)
-    .sort((a, b) => a.conn - b.conn || Number(isReply(a.t.before)) - Number(isReply(b.t.before)) ||
-      Number(a.t.hook === 'prerouting') - Number(b.t.hook === 'prerouting') || a.t.seq - b.t.seq)
+    .sort(
+      (a, b) =>
+        a.conn - b.conn ||
+        Number(isReply(a.t.before)) - Number(isReply(b.t.before)) ||
+        Number(a.t.hook === 'prerouting') - Number(b.t.hook === 'prerouting') ||
+        a.t.seq - b.t.seq,
+    )
   const ordered = tagged.map((x) => x.t)
   const steps: Omit<Step, 'n'>[] = []
   for (const c of connections) {
@@ -205,7 +242,9 @@ export function assembleSteps(input: TraceInput): { connections: Connection[]; s
     })
     const line = accepts.get(c.index)
     if (!line) continue
-    const inbound = tagged.find((x) => x.conn === c.index && x.t.pod === line.pod && !isReply(x.t.after) && input.sidecarPorts.includes(x.t.after.dport))
+    const inbound = tagged.find(
+      (x) => x.conn === c.index && x.t.pod === line.pod && !isReply(x.t.after) && input.sidecarPorts.includes(x.t.after.dport),
+    )
     steps.push(sidecarStep(line, c, connections[c.index + 1]!, inbound ? ends(inbound.t.after).dst : undefined, input.mode))
   }
   return { connections, steps: steps.map((s, i) => ({ n: i + 1, ...s })) }

@@ -11,8 +11,10 @@ export type TraceMode = 'REDIRECT' | 'TPROXY'
 export function tproxyRuleNote(routing: string[] | undefined, family: string): string {
   const mine = (routing ?? []).filter((l) => l.startsWith(family === 'ip6' ? 'ip -6' : 'ip -4'))
   const route = mine.length ? ` (${mine.join('; ')})` : ''
-  return 'TPROXY: no NAT; the SYN keeps its addresses, is marked 0x539 (1337) and assigned to the sidecar\'s ' +
+  return (
+    "TPROXY: no NAT; the SYN keeps its addresses, is marked 0x539 (1337) and assigned to the sidecar's " +
     `transparent listener on :15006; the policy rule for fwmark 0x539 looks up table 133, whose local default route delivers it here${route}`
+  )
 }
 
 /** The accept note's "how the destination was found" part. */
@@ -25,9 +27,11 @@ export function transparentSentence(connections: Connection[]): string {
   const toApp = connections.find((c) => c.role === 'inbound sidecar')
   const caller = connections[connections.length - 2]
   if (!toApp || !caller) return ''
-  return ` Here (TPROXY) the inbound sidecar's connection to the app carries the client's address: ${fmt(toApp.client)} -> ` +
+  return (
+    ` Here (TPROXY) the inbound sidecar's connection to the app carries the client's address: ${fmt(toApp.client)} -> ` +
     `${fmt(toApp.server)}, from ${caller.client.address} (the caller, ${fmt(caller.client)}) on a port the kernel chose, through a ` +
     'transparent socket marked 0x539, so the app sees its caller instead of 127.0.0.6.'
+  )
 }
 
 /** `ip rule` lines for the TPROXY mark and table 133's routes, IPv4 then IPv6 (empty in a REDIRECT pod). */
@@ -35,7 +39,8 @@ export async function readTproxyRouting(ns: string): Promise<string[]> {
   const lines: string[] = []
   for (const family of ['-4', '-6']) {
     const rules = await execIn(ns, ['ip', family, 'rule', 'show'], { allowFailure: true })
-    for (const l of rules.stdout.split('\n').filter((x) => x.includes('lookup 133'))) lines.push(`ip ${family} rule ${l.replace(/^\d+:\s+/, '').trim()}`)
+    for (const l of rules.stdout.split('\n').filter((x) => x.includes('lookup 133')))
+      lines.push(`ip ${family} rule ${l.replace(/^\d+:\s+/, '').trim()}`)
     const routes = await execIn(ns, ['ip', family, 'route', 'show', 'table', '133'], { allowFailure: true })
     for (const l of routes.stdout.split('\n').filter(Boolean)) lines.push(`ip ${family} route table 133: ${l.trim()}`)
   }

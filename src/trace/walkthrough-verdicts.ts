@@ -91,9 +91,17 @@ const tuple = (c: Connection) => `${fmt(c.client)} -> ${fmt(c.server)}`
 
 function evidence(s: Step, c: Connection): HopEvidence {
   return {
-    step: s.n, pod: s.pod, kind: s.kind, hook: s.hook, chain: s.chain, rule: s.iptables ?? s.rule, verdict: s.verdict,
-    packet: { ...shown(s.packet), flags: s.packet.flags }, rewritten: s.rewritten && shown(s.rewritten),
-    connection: { role: c.role, pod: c.pod, client: fmt(c.client), server: fmt(c.server) }, note: s.note,
+    step: s.n,
+    pod: s.pod,
+    kind: s.kind,
+    hook: s.hook,
+    chain: s.chain,
+    rule: s.iptables ?? s.rule,
+    verdict: s.verdict,
+    packet: { ...shown(s.packet), flags: s.packet.flags },
+    rewritten: s.rewritten && shown(s.rewritten),
+    connection: { role: c.role, pod: c.pod, client: fmt(c.client), server: fmt(c.server) },
+    note: s.note,
   }
 }
 
@@ -118,55 +126,83 @@ function inbound(x: Ctx, n: number): Reading {
       const out = x.of('proxied', synOut)
       if (!call || !arrival.length) return missing(`SYN of ${x.report.request.from}'s call arriving in ${to}`)
       const proxied = x.conn('proxied')
-      const extra = accept && proxied
-        ? ` In ${call.pod} itself that SYN is captured first (${capture.map((s) => s.chain).filter(Boolean).join(' -> ')}, steps ${ranges(capture.map((s) => s.n))}); ` +
-          `what reaches ${to} is ${call.pod}'s sidecar's own new connection ${tuple(proxied)} (step ${accept.n}), let out by ${ruleOf(out.find((s) => s.verdict === 'return'))} (step ${out.find((s) => s.verdict === 'return')?.n}). The figure starts at the wire.`
-        : ''
+      const extra =
+        accept && proxied
+          ? ` In ${call.pod} itself that SYN is captured first (${capture
+              .map((s) => s.chain)
+              .filter(Boolean)
+              .join(' -> ')}, steps ${ranges(capture.map((s) => s.n))}); ` +
+            `what reaches ${to} is ${call.pod}'s sidecar's own new connection ${tuple(proxied)} (step ${accept.n}), let out by ${ruleOf(out.find((s) => s.verdict === 'return'))} (step ${out.find((s) => s.verdict === 'return')?.n}). The figure starts at the wire.`
+          : ''
       return read('confirmed', `${possessive(call.pod)} app connects ${tuple(call)}.${extra}`, x.ev([...capture, accept, ...out]))
     }
     case 2: {
       const s = arrival.find((h) => h.chain === 'PREROUTING')
       if (!s) return missing(`nat PREROUTING hit for the SYN arriving in ${to}`)
-      return read(s.verdict === 'jump ISTIO_INBOUND' ? 'confirmed' : 'corrected', `the SYN ${fmt(s.packet.src)} -> ${fmt(s.packet.dst)} hits ${ruleOf(s)} (${s.verdict})`, x.ev([s]))
+      return read(
+        s.verdict === 'jump ISTIO_INBOUND' ? 'confirmed' : 'corrected',
+        `the SYN ${fmt(s.packet.src)} -> ${fmt(s.packet.dst)} hits ${ruleOf(s)} (${s.verdict})`,
+        x.ev([s]),
+      )
     }
     case 3: {
       const s = arrival.find((h) => h.chain === 'ISTIO_INBOUND')
       if (!s) return missing('ISTIO_INBOUND hit')
       const ok = s.verdict === 'jump ISTIO_IN_REDIRECT'
-      return read(ok ? 'confirmed' : 'corrected', `${ruleOf(s)} (${s.verdict}); no port RETURN rule matched port ${s.packet.dst.port}`, x.ev([s]))
+      return read(
+        ok ? 'confirmed' : 'corrected',
+        `${ruleOf(s)} (${s.verdict}); no port RETURN rule matched port ${s.packet.dst.port}`,
+        x.ev([s]),
+      )
     }
     case 4: {
       const s = arrival.find((h) => h.rewritten)
       if (!s) return missing('redirect of the arriving SYN')
       const ct = x.ct(x.conn('proxied') ?? x.conn('call'), to)
       const ok = s.rewritten!.dst.port === 15006
-      return read(ok ? 'confirmed' : 'corrected', `${ruleOf(s)}: ${fmt(s.packet.dst)} became ${fmt(s.rewritten!.dst)}` + (ct ? `; conntrack: ${ct.line}` : ''), x.ev([s]))
+      return read(
+        ok ? 'confirmed' : 'corrected',
+        `${ruleOf(s)}: ${fmt(s.packet.dst)} became ${fmt(s.rewritten!.dst)}` + (ct ? `; conntrack: ${ct.line}` : ''),
+        x.ev([s]),
+      )
     }
     case 5: {
       const accept = x.report.steps.find((s) => s.kind === 'sidecar' && s.pod === to && x.report.connections[s.connection + 1] === inb)
       const first = x.of('inbound', synOut)[0]
       if (!inb || !accept) return missing(`connection opened by ${to}'s inbound sidecar`)
-      return read('confirmed', `a new connection ${tuple(inb)} (step ${accept.n}); its SYN enters nat OUTPUT (step ${first?.n ?? '?'}). Its source is ${inb.client.address}, not the caller's address`, x.ev([accept, first]))
+      return read(
+        'confirmed',
+        `a new connection ${tuple(inb)} (step ${accept.n}); its SYN enters nat OUTPUT (step ${first?.n ?? '?'}). Its source is ${inb.client.address}, not the caller's address`,
+        x.ev([accept, first]),
+      )
     }
     case 6: {
       const s = x.of('inbound', (h) => synOut(h) && h.chain === 'OUTPUT' && !h.rule?.startsWith('policy'))[0]
-      if (!s) return missing('nat OUTPUT hit for the inbound sidecar\'s SYN')
+      if (!s) return missing("nat OUTPUT hit for the inbound sidecar's SYN")
       return read(s.verdict === 'jump ISTIO_OUTPUT' ? 'confirmed' : 'corrected', `${ruleOf(s)} (${s.verdict})`, x.ev([s]))
     }
     case 7: {
       const s = x.of('inbound', (h) => synOut(h) && h.chain === 'ISTIO_OUTPUT')[0]
       const policy = x.of('inbound', (h) => synOut(h) && h.chain === 'OUTPUT' && !!h.rule?.startsWith('policy'))[0]
-      if (!s) return missing('ISTIO_OUTPUT hit for the inbound sidecar\'s SYN')
+      if (!s) return missing("ISTIO_OUTPUT hit for the inbound sidecar's SYN")
       const local = s.packet.dst.address === '127.0.0.1' || s.packet.dst.address === '::1'
       if (local && s.verdict === 'return') return read('confirmed', `${ruleOf(s)} returns it`, x.ev([s, policy]))
-      return read('corrected', `the destination is ${fmt(s.packet.dst)}, the pod's own address, not localhost. It is returned by ${ruleOf(s)} ` +
-        `(the walkthrough's "(1)"): the inbound sidecar binds its upstream socket to ${s.packet.src.address}, and a packet to the pod's own address leaves via lo. ` +
-        `Then OUTPUT's policy accepts${policy ? ` (step ${policy.n})` : ''}; nat POSTROUTING holds no rule, so nothing there decides`, x.ev([s, policy]))
+      return read(
+        'corrected',
+        `the destination is ${fmt(s.packet.dst)}, the pod's own address, not localhost. It is returned by ${ruleOf(s)} ` +
+          `(the walkthrough's "(1)"): the inbound sidecar binds its upstream socket to ${s.packet.src.address}, and a packet to the pod's own address leaves via lo. ` +
+          `Then OUTPUT's policy accepts${policy ? ` (step ${policy.n})` : ''}; nat POSTROUTING holds no rule, so nothing there decides`,
+        x.ev([s, policy]),
+      )
     }
     default: {
       const s = x.of('inbound', synIn)[0]
-      if (!s) return missing('SYN of the inbound sidecar\'s connection arriving at the app')
-      return read(sameEndpoint(s.packet.dst, inb?.server) ? 'confirmed' : 'corrected', `the SYN ${fmt(s.packet.src)} -> ${fmt(s.packet.dst)} comes back in through lo; ${s.chain ? `hits ${s.chain}` : 'no nat chain runs'}`, x.ev([s]))
+      if (!s) return missing("SYN of the inbound sidecar's connection arriving at the app")
+      return read(
+        sameEndpoint(s.packet.dst, inb?.server) ? 'confirmed' : 'corrected',
+        `the SYN ${fmt(s.packet.src)} -> ${fmt(s.packet.dst)} comes back in through lo; ${s.chain ? `hits ${s.chain}` : 'no nat chain runs'}`,
+        x.ev([s]),
+      )
     }
   }
 }
@@ -178,7 +214,7 @@ function asWritten(x: Ctx, n: number): Reading {
   // the connection the called pod's sidecar accepted: the caller's sidecar's, or the app's when it has none
   const arriving: Part = x.conn('proxied') ? 'proxied' : 'call'
   const replies = n <= 12 ? x.of('inbound', isReplyStep) : x.of(arriving, (s) => isReplyStep(s) && s.pod === to)
-  const who = n <= 12 ? `${possessive(to)} answer to its sidecar` : 'the sidecar\'s answer to the caller'
+  const who = n <= 12 ? `${possessive(to)} answer to its sidecar` : "the sidecar's answer to the caller"
   if (!replies.length) return missing(`reply packet of ${who}`)
   const captured = replies.filter((s) => s.table !== null)
   if (captured.length) return read('confirmed', `${who} entered ${captured.map((s) => s.chain).join(', ')}`, x.ev(captured))
@@ -189,9 +225,14 @@ function asWritten(x: Ctx, n: number): Reading {
   }
   const ct = x.ct(x.conn(n === 9 ? 'inbound' : arriving), to)
   const unNat = replies.find((s) => s.unNat)?.unNat
-  return read('corrected', `${who} goes out on the same connection, as replies (${steps}): only a connection's first packet enters the nat chains, ` +
-    'so nothing sends these into nat OUTPUT; ' + (unNat ? `conntrack itself turns ${fmt(unNat.from)} back into ${fmt(unNat.to)}` : 'conntrack knows the connection') +
-    (ct ? ` (conntrack: ${ct.nated ? 'NAT' : 'no NAT'} ${ct.line})` : ''), x.ev(replies))
+  return read(
+    'corrected',
+    `${who} goes out on the same connection, as replies (${steps}): only a connection's first packet enters the nat chains, ` +
+      'so nothing sends these into nat OUTPUT; ' +
+      (unNat ? `conntrack itself turns ${fmt(unNat.from)} back into ${fmt(unNat.to)}` : 'conntrack knows the connection') +
+      (ct ? ` (conntrack: ${ct.nated ? 'NAT' : 'no NAT'} ${ct.line})` : ''),
+    x.ev(replies),
+  )
 }
 
 /** Steps 9-15 as the figure meant them: the called pod's own call and its sidecar's connection. */
@@ -205,38 +246,58 @@ function asMeant(x: Ctx, n: number): Reading {
   const ist = (steps: Step[]) => steps.find((s) => s.chain === 'ISTIO_OUTPUT')
   switch (n) {
     case 9:
-      return read('confirmed', `${possessive(call.pod)} app opens a new connection ${tuple(call)}; its SYN enters nat OUTPUT (step ${out[0]?.n})`, x.ev([out[0]]))
+      return read(
+        'confirmed',
+        `${possessive(call.pod)} app opens a new connection ${tuple(call)}; its SYN enters nat OUTPUT (step ${out[0]?.n})`,
+        x.ev([out[0]]),
+      )
     case 10:
     case 14: {
       const s = jump(n === 10 ? out : pOut)
-      if (!s) return missing(`nat OUTPUT hit for ${n === 10 ? 'the app\'s' : 'the sidecar\'s'} call`)
+      if (!s) return missing(`nat OUTPUT hit for ${n === 10 ? "the app's" : "the sidecar's"} call`)
       return read(s.verdict === 'jump ISTIO_OUTPUT' ? 'confirmed' : 'corrected', `${ruleOf(s)} (${s.verdict})`, x.ev([s]))
     }
     case 11: {
       const s = ist(out)
       const ret = ist(pOut)
-      if (!s) return missing('ISTIO_OUTPUT hit for the app\'s call')
+      if (!s) return missing("ISTIO_OUTPUT hit for the app's call")
       const byUid = /uid-owner 1337|skuid 1337/.test(ruleOf(s)) && !/!/.test(ruleOf(s))
       if (byUid) return read('confirmed', `${ruleOf(s)} (${s.verdict})`, x.ev([s]))
-      return read('corrected', `the app's call (uid 1000, not istio-proxy) reaches ISTIO_REDIRECT by ${ruleOf(s)} (step ${s.n}), the last rule; ` +
-        `istio-proxy's own traffic (uid 1337) is returned instead${ret ? `: ${ruleOf(ret)} (step ${ret.n})` : ''}`, x.ev([s, ret]))
+      return read(
+        'corrected',
+        `the app's call (uid 1000, not istio-proxy) reaches ISTIO_REDIRECT by ${ruleOf(s)} (step ${s.n}), the last rule; ` +
+          `istio-proxy's own traffic (uid 1337) is returned instead${ret ? `: ${ruleOf(ret)} (step ${ret.n})` : ''}`,
+        x.ev([s, ret]),
+      )
     }
     case 12: {
       const s = out.find((h) => h.rewritten)
-      if (!s) return missing('redirect of the app\'s call')
+      if (!s) return missing("redirect of the app's call")
       const ct = x.ct(call, call.pod)
-      return read(s.rewritten!.dst.port === 15001 ? 'confirmed' : 'corrected', `${ruleOf(s)}: ${fmt(s.packet.dst)} became ${fmt(s.rewritten!.dst)}` + (ct ? `; conntrack: ${ct.line}` : ''), x.ev([s]))
+      return read(
+        s.rewritten!.dst.port === 15001 ? 'confirmed' : 'corrected',
+        `${ruleOf(s)}: ${fmt(s.packet.dst)} became ${fmt(s.rewritten!.dst)}` + (ct ? `; conntrack: ${ct.line}` : ''),
+        x.ev([s]),
+      )
     }
     case 13: {
       const accept = x.report.steps.find((s) => s.kind === 'sidecar' && s.connection === call.index)
-      if (!accept || !own) return missing('connection opened by the sidecar for the app\'s call')
-      return read('confirmed', `the sidecar accepts it and opens its own connection ${tuple(own)} (step ${accept.n}); its SYN enters nat OUTPUT (step ${pOut[0]?.n})`, x.ev([accept, pOut[0]]))
+      if (!accept || !own) return missing("connection opened by the sidecar for the app's call")
+      return read(
+        'confirmed',
+        `the sidecar accepts it and opens its own connection ${tuple(own)} (step ${accept.n}); its SYN enters nat OUTPUT (step ${pOut[0]?.n})`,
+        x.ev([accept, pOut[0]]),
+      )
     }
     default: {
       const s = ist(pOut)
-      if (!s) return missing('ISTIO_OUTPUT hit for the sidecar\'s own call')
+      if (!s) return missing("ISTIO_OUTPUT hit for the sidecar's own call")
       const policy = pOut.find((h) => h.rule?.startsWith('policy'))
-      return read(s.verdict === 'return' ? 'confirmed' : 'corrected', `${ruleOf(s)} (${s.verdict}), then OUTPUT's policy accepts${policy ? ` (step ${policy.n})` : ''}: no loop`, x.ev([s, policy]))
+      return read(
+        s.verdict === 'return' ? 'confirmed' : 'corrected',
+        `${ruleOf(s)} (${s.verdict}), then OUTPUT's policy accepts${policy ? ` (step ${policy.n})` : ''}: no loop`,
+        x.ev([s, policy]),
+      )
     }
   }
 }
@@ -266,7 +327,13 @@ export function walkthrough(report: TraceReport): WalkthroughReport {
   })
   const assignment = report.steps.map((s) => ({ step: s.n, walk: assigned.get(s.n) ?? null }))
   return {
-    source: walkthroughSource, lab: report.lab, request: report.request, steps, assignment,
-    unassigned: assignment.filter((a) => a.walk === null).map((a) => a.step), rules: ruleUses(report), questions: report.answers,
+    source: walkthroughSource,
+    lab: report.lab,
+    request: report.request,
+    steps,
+    assignment,
+    unassigned: assignment.filter((a) => a.walk === null).map((a) => a.step),
+    rules: ruleUses(report),
+    questions: report.answers,
   }
 }

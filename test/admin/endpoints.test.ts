@@ -16,7 +16,12 @@ async function freePort(): Promise<number> {
 }
 
 async function ports() {
-  return { adminPort: await freePort(), healthPort: await freePort(), prometheusPort: await freePort(), mergedMetricsPort: await freePort() }
+  return {
+    adminPort: await freePort(),
+    healthPort: await freePort(),
+    prometheusPort: await freePort(),
+    mergedMetricsPort: await freePort(),
+  }
 }
 
 async function listen(server: Server): Promise<number> {
@@ -64,16 +69,23 @@ t.test('a port in use stops start-up with an error naming the endpoint and port,
   })
   // The admin port, bound before the failure, was released again.
   const again = await startObservability(new FakeTarget({ ...p, healthPort: 0, bindAddress: '127.0.0.1' }), { quit() {} }, silentLogger)
-  t.same(again.endpoints.map((e) => e.name), ['admin', 'prometheus', 'merged metrics'], 'port 0 leaves health out')
+  t.same(
+    again.endpoints.map((e) => e.name),
+    ['admin', 'prometheus', 'merged metrics'],
+    'port 0 leaves health out',
+  )
   await again.close()
 })
 
-t.test('merged metrics: the proxy\'s followed by the app\'s; an unreachable app is counted, not fatal', async (t) => {
+t.test("merged metrics: the proxy's followed by the app's; an unreachable app is counted, not fatal", async (t) => {
   const app = createServer((_req, res) => res.end('# TYPE app_requests_total counter\napp_requests_total{path="/"} 12'))
   const appPort = await listen(app)
   t.teardown(() => app.close())
   const deadPort = await freePort()
-  for (const [url, reachable] of [[`http://127.0.0.1:${appPort}/metrics`, true], [`http://127.0.0.1:${deadPort}/metrics`, false]] as const) {
+  for (const [url, reachable] of [
+    [`http://127.0.0.1:${appPort}/metrics`, true],
+    [`http://127.0.0.1:${deadPort}/metrics`, false],
+  ] as const) {
     const target = new FakeTarget({ ...(await ports()), bindAddress: '127.0.0.1', appMetricsUrl: url })
     target.stats.counter('cluster.PassthroughCluster.upstream_cx_total').inc(4)
     const obs = await startObservability(target, { quit() {} }, silentLogger)
@@ -82,9 +94,9 @@ t.test('merged metrics: the proxy\'s followed by the app\'s; an unreachable app 
     await obs.close()
     t.equal(res.status, 200, `status 200 with the app ${reachable ? 'up' : 'down'}`)
     const f = new Map(parse(body).map((x) => [x.name, x]))
-    t.equal(f.get('envoy_cluster_upstream_cx_total')?.metrics[0]?.value, '4', 'the proxy\'s metrics are there')
+    t.equal(f.get('envoy_cluster_upstream_cx_total')?.metrics[0]?.value, '4', "the proxy's metrics are there")
     t.equal(f.get('istio_agent_scrape_failures_total')?.metrics[0]?.value, reachable ? '0' : '1')
-    if (reachable) t.same(f.get('app_requests_total')?.metrics, [{ value: '12', labels: { path: '/' } }], 'the app\'s metrics are merged in')
+    if (reachable) t.same(f.get('app_requests_total')?.metrics, [{ value: '12', labels: { path: '/' } }], "the app's metrics are merged in")
     else t.match(body, `# app metrics from ${url} unavailable`)
   }
 })
@@ -100,6 +112,10 @@ t.test('keyCounters picks the listener and cluster counters out of a snapshot or
   const k = keyCountersOf(s)
   t.same(k.listeners['[__]_15001'], { port: 15001, cxTotal: 3, cxActive: 1, overflow: 0, noFilterChainMatch: 0 })
   t.same(k.clusters.PassthroughCluster, { cxTotal: 0, cxActive: 0, connectFail: 2, connectTimeout: 0, rxBytes: 100, txBytes: 0 })
-  const body = JSON.stringify({ stats: Object.entries(s.snapshot()).map(([name, value]) => ({ name, value })).concat([{ histograms: {} } as never]) })
-  t.same(keyCounters(parseStatsJson(body)), k, 'the same from the admin\'s JSON')
+  const body = JSON.stringify({
+    stats: Object.entries(s.snapshot())
+      .map(([name, value]) => ({ name, value }))
+      .concat([{ histograms: {} } as never]),
+  })
+  t.same(keyCounters(parseStatsJson(body)), k, "the same from the admin's JSON")
 })

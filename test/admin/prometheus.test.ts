@@ -15,7 +15,13 @@ function sample(): Stats {
   s.counter('tcp.PassthroughCluster.downstream_cx_rx_bytes_total').inc(1000)
   s.counter('server.odd-name"with\\chars').inc()
   s.gauge('cluster.PassthroughCluster.upstream_cx_active').inc(3)
-  const labels = { reporter: 'source', destination_service: 'unknown', destination_service_name: 'PassthroughCluster', request_protocol: 'tcp', response_flags: '-' }
+  const labels = {
+    reporter: 'source',
+    destination_service: 'unknown',
+    destination_service_name: 'PassthroughCluster',
+    request_protocol: 'tcp',
+    response_flags: '-',
+  }
   s.counter(istioStatName('istio_tcp_sent_bytes_total', labels)).inc(512)
   s.counter(istioStatName('istio_tcp_sent_bytes_total', { ...labels, response_flags: 'UF,URX' })).inc(0)
   const h = s.histogram('listener.0.0.0.0_15001.downstream_cx_length_ms')
@@ -41,7 +47,7 @@ t.test('the output parses, every family typed once, every name and value valid',
   }
 })
 
-t.test('Envoy\'s names become labels with an envoy_ prefix', async (t) => {
+t.test("Envoy's names become labels with an envoy_ prefix", async (t) => {
   const f = families(renderPrometheus(select(sample(), { usedOnly: false })))
   const fail = f.get('envoy_cluster_upstream_cx_connect_fail')!
   t.equal(fail.type, 'COUNTER')
@@ -49,23 +55,35 @@ t.test('Envoy\'s names become labels with an envoy_ prefix', async (t) => {
     { value: '0', labels: { envoy_cluster_name: 'BlackHoleCluster' } },
     { value: '2', labels: { envoy_cluster_name: 'PassthroughCluster' } },
   ])
-  t.same(f.get('envoy_listener_downstream_cx_total')!.metrics.map((m) => [m.labels?.envoy_listener_address, m.value]), [
-    ['0.0.0.0_15001', '7'],
-    ['[__]_15006', '1'],
-  ])
+  t.same(
+    f.get('envoy_listener_downstream_cx_total')!.metrics.map((m) => [m.labels?.envoy_listener_address, m.value]),
+    [
+      ['0.0.0.0_15001', '7'],
+      ['[__]_15006', '1'],
+    ],
+  )
   t.same(f.get('envoy_tcp_downstream_cx_rx_bytes_total')!.metrics, [{ value: '1000', labels: { envoy_tcp_prefix: 'PassthroughCluster' } }])
   t.equal(f.get('envoy_cluster_upstream_cx_active')!.type, 'GAUGE')
   t.ok(f.get('envoy_server_odd_name_with_chars'), 'characters Prometheus refuses become _')
 })
 
-t.test('Istio\'s metrics keep their names and get their labels back', async (t) => {
+t.test("Istio's metrics keep their names and get their labels back", async (t) => {
   const f = families(renderPrometheus(select(sample(), { usedOnly: false })))
   const sent = f.get('istio_tcp_sent_bytes_total')!
   t.equal(sent.type, 'COUNTER')
   const ok = sent.metrics.find((m) => m.labels?.response_flags === '-')!
   t.equal(ok.value, '512')
-  t.same(ok.labels, { reporter: 'source', destination_service: 'unknown', destination_service_name: 'PassthroughCluster', request_protocol: 'tcp', response_flags: '-' })
-  t.ok(sent.metrics.some((m) => m.labels?.response_flags === 'UF,URX'), 'a label value with a comma survives')
+  t.same(ok.labels, {
+    reporter: 'source',
+    destination_service: 'unknown',
+    destination_service_name: 'PassthroughCluster',
+    request_protocol: 'tcp',
+    response_flags: '-',
+  })
+  t.ok(
+    sent.metrics.some((m) => m.labels?.response_flags === 'UF,URX'),
+    'a label value with a comma survives',
+  )
 })
 
 t.test('histograms: cumulative buckets up to +Inf, _sum and _count', async (t) => {

@@ -52,7 +52,23 @@ t.test('/help lists every endpoint sorted, POST ones marked, parameters indented
   t.equal(r.status, 200)
   const paths = [...r.body.matchAll(/^ {2}(\/[^\s:]*)/gm)].map((m) => m[1])
   t.same(paths, [...paths].sort(), 'sorted by path')
-  for (const p of ['/', '/clusters', '/config_dump', '/drain_listeners', '/healthcheck/fail', '/healthcheck/ok', '/help', '/listeners', '/logging', '/quitquitquit', '/ready', '/reset_counters', '/server_info', '/stats', '/stats/prometheus']) {
+  for (const p of [
+    '/',
+    '/clusters',
+    '/config_dump',
+    '/drain_listeners',
+    '/healthcheck/fail',
+    '/healthcheck/ok',
+    '/help',
+    '/listeners',
+    '/logging',
+    '/quitquitquit',
+    '/ready',
+    '/reset_counters',
+    '/server_info',
+    '/stats',
+    '/stats/prometheus',
+  ]) {
     t.ok(paths.includes(p), `lists ${p}`)
   }
   t.match(r.body, '  /quitquitquit (POST): exit the server\n')
@@ -82,7 +98,10 @@ t.test('/drain_listeners passes ?inboundonly and ?graceful through', async (t) =
   const { call, target } = setup()
   t.equal((await call('POST', '/drain_listeners?inboundonly&graceful')).body, 'OK\n')
   await call('POST', '/drain_listeners')
-  t.same(target.drains, [{ inboundOnly: true, graceful: true }, { inboundOnly: false, graceful: false }])
+  t.same(target.drains, [
+    { inboundOnly: true, graceful: true },
+    { inboundOnly: false, graceful: false },
+  ])
   t.equal((await call('GET', '/ready')).status, 503, 'a drained server is not ready')
 })
 
@@ -111,13 +130,16 @@ t.test('/listeners in text and JSON', async (t) => {
   t.same(j.listener_statuses[0], { name: 'virtualOutbound', local_address: { socket_address: { address: '::', port_value: 15001 } } })
 })
 
-t.test('/clusters in text and JSON name Istio\'s four clusters', async (t) => {
+t.test("/clusters in text and JSON name Istio's four clusters", async (t) => {
   const { call } = setup()
   const body = (await call('GET', '/clusters')).body
   t.match(body, 'PassthroughCluster::default_priority::max_connections::4294967295\n')
   t.match(body, 'InboundPassthroughClusterIpv4::added_via_api::false\n')
   const j = JSON.parse((await call('GET', '/clusters?format=json')).body)
-  t.same(j.cluster_statuses.map((c: { name: string }) => c.name), ['BlackHoleCluster', 'InboundPassthroughClusterIpv4', 'InboundPassthroughClusterIpv6', 'PassthroughCluster'])
+  t.same(
+    j.cluster_statuses.map((c: { name: string }) => c.name),
+    ['BlackHoleCluster', 'InboundPassthroughClusterIpv4', 'InboundPassthroughClusterIpv6', 'PassthroughCluster'],
+  )
 })
 
 t.test('/config_dump carries the effective configuration; /server_info the state and uptime', async (t) => {
@@ -126,7 +148,11 @@ t.test('/config_dump carries the effective configuration; /server_info the state
   const types = dump.configs.map((c: { '@type': string }) => c['@type'])
   t.ok(types.includes('type.googleapis.com/envoy.admin.v3.ListenersConfigDump'))
   const clusters = dump.configs.find((c: { '@type': string }) => c['@type'].endsWith('ClustersConfigDump')).static_clusters
-  t.same(clusters.find((c: { cluster: { name: string } }) => c.cluster.name === 'InboundPassthroughClusterIpv4').cluster.upstream_bind_config.source_address.address, '127.0.0.6')
+  t.same(
+    clusters.find((c: { cluster: { name: string } }) => c.cluster.name === 'InboundPassthroughClusterIpv4').cluster.upstream_bind_config
+      .source_address.address,
+    '127.0.0.6',
+  )
   t.equal(dump.configs.at(-1).config.connectTimeoutMs, 10_000)
   const info = JSON.parse((await call('GET', '/server_info')).body)
   t.equal(info.state, 'LIVE')

@@ -22,7 +22,7 @@ t.test('a pattern that backtracks exponentially in JavaScript answers at once', 
   t.ok(compileFilter('^listener\\.([\\w.]+)+$').test(name))
 })
 
-t.test('what RE2 refuses is an InvalidStatsFilterError with RE2\'s reason', async (t) => {
+t.test("what RE2 refuses is an InvalidStatsFilterError with RE2's reason", async (t) => {
   for (const [p, reason] of [
     ['(a)\\1', 'invalid escape sequence: `\\1`'],
     ['(?=x)', 'invalid or unsupported Perl syntax: `(?=`'],
@@ -37,7 +37,10 @@ t.test('what RE2 refuses is an InvalidStatsFilterError with RE2\'s reason', asyn
 
 t.test(`longer than ${maxFilterLength} characters: refused before compiling`, async (t) => {
   t.ok(compileFilter('x'.repeat(maxFilterLength)).test('x'.repeat(maxFilterLength)))
-  t.throws(() => compileFilter('x'.repeat(maxFilterLength + 1)), new InvalidStatsFilterError(`the pattern is ${maxFilterLength + 1} characters long; at most ${maxFilterLength} are accepted`))
+  t.throws(
+    () => compileFilter('x'.repeat(maxFilterLength + 1)),
+    new InvalidStatsFilterError(`the pattern is ${maxFilterLength + 1} characters long; at most ${maxFilterLength} are accepted`),
+  )
 })
 
 t.test('repetitions that expand past the program limit are refused; ordinary ones pass', async (t) => {
@@ -49,9 +52,24 @@ t.test('repetitions that expand past the program limit are refused; ordinary one
 
 t.test('the estimate is never below the program re2js builds', async (t) => {
   const patterns = [
-    'abc', '.{1000}', '.{0,1000}', '(a|b){3,7}', '((ab){10}){10}', '(?:x{2}){2}', '[a-z]{5,}', 'a{2,}b+c*d?',
-    '\\Q(a){9}\\E{9}', '[[:alpha:]\\]{]{100}', '\\p{Greek}{50}', '\\x{41}{20}', '(?P<n>a{10}){10}', '(a)(b)(c)|d{40}',
-    '^cluster\\.([\\w.]+)+!', '(?i)abc{30}', 'a|b|c|d', '((((a{2}){2}){2}){2}){2}',
+    'abc',
+    '.{1000}',
+    '.{0,1000}',
+    '(a|b){3,7}',
+    '((ab){10}){10}',
+    '(?:x{2}){2}',
+    '[a-z]{5,}',
+    'a{2,}b+c*d?',
+    '\\Q(a){9}\\E{9}',
+    '[[:alpha:]\\]{]{100}',
+    '\\p{Greek}{50}',
+    '\\x{41}{20}',
+    '(?P<n>a{10}){10}',
+    '(a)(b)(c)|d{40}',
+    '^cluster\\.([\\w.]+)+!',
+    '(?i)abc{30}',
+    'a|b|c|d',
+    '((((a{2}){2}){2}){2}){2}',
   ]
   for (const p of patterns) {
     const built = RE2JS.compile(p).programSize()

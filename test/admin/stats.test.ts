@@ -40,7 +40,10 @@ t.test('?usedonly leaves out what was never written; ?filter keeps names matchin
   t.notMatch(used, 'upstream_cx_connect_fail')
   t.notMatch(used, '15006')
   t.match(used, 'cluster.PassthroughCluster.upstream_cx_total: 3')
-  t.equal((await call('GET', '/stats?filter=cx_(total|active)$')).body, 'cluster.PassthroughCluster.upstream_cx_total: 3\nlistener.[__]_15001.downstream_cx_active: 2\nlistener.[__]_15001.downstream_cx_total: 5\n')
+  t.equal(
+    (await call('GET', '/stats?filter=cx_(total|active)$')).body,
+    'cluster.PassthroughCluster.upstream_cx_total: 3\nlistener.[__]_15001.downstream_cx_active: 2\nlistener.[__]_15001.downstream_cx_total: 5\n',
+  )
   t.equal((await call('GET', '/stats?filter=nothing-matches')).body, '')
   const bad = await call('GET', '/stats?filter=(')
   t.equal(bad.status, 400)

@@ -12,7 +12,9 @@ const report = (await import('../../bench/soak-report.mjs' as string)) as {
 }
 
 /** A clean 30-sample run: flat RSS and descriptors, no errors. */
-function run(over: { rss?: (i: number) => number; fds?: (i: number) => number; errors?: unknown[]; mismatches?: number; endFds?: number } = {}) {
+function run(
+  over: { rss?: (i: number) => number; fds?: (i: number) => number; errors?: unknown[]; mismatches?: number; endFds?: number } = {},
+) {
   const sample = (i: number) => ({ rssMiB: over.rss?.(i) ?? 100, fds: over.fds?.(i) ?? 400, loopMaxMs: 5, loopP99Ms: 2, loopPeakMs: 9 })
   return {
     samples: Array.from({ length: 30 }, (_, i) => ({ t: i * 5, outbound: sample(i), inbound: sample(i) })),
@@ -30,7 +32,11 @@ function run(over: { rss?: (i: number) => number; fds?: (i: number) => number; e
     problems: [],
   }
 }
-const failed = (r: unknown) => report.checks(r).filter((c) => !c.ok).map((c) => c.name)
+const failed = (r: unknown) =>
+  report
+    .checks(r)
+    .filter((c) => !c.ok)
+    .map((c) => c.name)
 
 t.test('a clean run passes every check', async (t) => {
   t.same(failed(run()), [])
@@ -43,7 +49,11 @@ t.test('bytes that differ fail the run', async (t) => {
 t.test('a peer failure while the soak had the peer killed is caused; the same failure later is not', async (t) => {
   t.same(failed(run({ errors: [{ workload: 'peer', code: 'ECONNRESET', at: 51 }] })), [])
   t.same(failed(run({ errors: [{ workload: 'peer', code: 'ECONNRESET', at: 60 }] })), ['errors'])
-  t.same(failed(run({ errors: [{ workload: 'short', code: 'ECONNRESET', at: 51 }] })), ['errors'], 'a kill of the peer excuses no other workload')
+  t.same(
+    failed(run({ errors: [{ workload: 'short', code: 'ECONNRESET', at: 51 }] })),
+    ['errors'],
+    'a kill of the peer excuses no other workload',
+  )
 })
 
 t.test('RSS or descriptors rising after warm-up fail; a spike in one sample does not', async (t) => {

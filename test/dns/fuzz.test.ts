@@ -18,37 +18,54 @@ const seed = 20261202
 const perTransport = 6000
 
 const seeds = ['reviews', 'db.lab.test', 'x.default.svc.cluster.local'].flatMap((name) =>
-  ['A', 'AAAA', 'TXT', 'ANY'].map((type) => queryPacket({ name, type, id: 1 })))
+  ['A', 'AAAA', 'TXT', 'ANY'].map((type) => queryPacket({ name, type, id: 1 })),
+)
 // a query with EDNS and a compressed name in the additional section, so mutations reach those parsers too
-seeds.push(dnsPacket.encode({ type: 'query', id: 2, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name: 'reviews', type: 'A' }],
-  additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }, { type: 'A', name: 'reviews', ttl: 1, data: '1.2.3.4' }] }))
+seeds.push(
+  dnsPacket.encode({
+    type: 'query',
+    id: 2,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ name: 'reviews', type: 'A' }],
+    additionals: [
+      { type: 'OPT', name: '.', udpPayloadSize: 4096, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] },
+      { type: 'A', name: 'reviews', ttl: 1, data: '1.2.3.4' },
+    ],
+  }),
+)
 
 type Mutation = { kind: 'flip' | 'set' | 'cut' | 'grow' | 'count' | 'pointer'; at: number; value: number }
 
-const mutated = fc.record({
-  base: fc.integer({ min: 0, max: seeds.length - 1 }),
-  mutations: fc.array(fc.record({
-    kind: fc.constantFrom('flip', 'set', 'cut', 'grow', 'count', 'pointer'),
-    at: fc.nat(),
-    value: fc.integer({ min: 0, max: 65535 }),
-  }) as fc.Arbitrary<Mutation>, { minLength: 1, maxLength: 6 }),
-}).map(({ base, mutations }) => {
-  let b = Buffer.from(seeds[base]!)
-  for (const m of mutations) {
-    const i = b.length ? m.at % b.length : 0
-    if (m.kind === 'flip' && b.length) b[i]! ^= 1 << (m.value % 8)
-    if (m.kind === 'set' && b.length) b[i] = m.value & 0xff
-    if (m.kind === 'cut') b = b.subarray(0, i)
-    if (m.kind === 'grow') b = Buffer.concat([b, Buffer.alloc(m.value % 700, m.value & 0xff)])
-    // qdcount/ancount/nscount/arcount to anything: zero questions, many questions, lying counts
-    if (m.kind === 'count' && b.length >= 12) b.writeUInt16BE(m.value, 4 + 2 * (m.value % 4))
-    // a compression pointer to anywhere, also forward and to itself (loops)
-    if (m.kind === 'pointer' && b.length > 13) b.writeUInt16BE(0xc000 | (m.value % b.length), 12 + (i % (b.length - 13)))
-  }
-  return b
-})
+const mutated = fc
+  .record({
+    base: fc.integer({ min: 0, max: seeds.length - 1 }),
+    mutations: fc.array(
+      fc.record({
+        kind: fc.constantFrom('flip', 'set', 'cut', 'grow', 'count', 'pointer'),
+        at: fc.nat(),
+        value: fc.integer({ min: 0, max: 65535 }),
+      }) as fc.Arbitrary<Mutation>,
+      { minLength: 1, maxLength: 6 },
+    ),
+  })
+  .map(({ base, mutations }) => {
+    let b = Buffer.from(seeds[base]!)
+    for (const m of mutations) {
+      const i = b.length ? m.at % b.length : 0
+      if (m.kind === 'flip' && b.length) b[i]! ^= 1 << (m.value % 8)
+      if (m.kind === 'set' && b.length) b[i] = m.value & 0xff
+      if (m.kind === 'cut') b = b.subarray(0, i)
+      if (m.kind === 'grow') b = Buffer.concat([b, Buffer.alloc(m.value % 700, m.value & 0xff)])
+      // qdcount/ancount/nscount/arcount to anything: zero questions, many questions, lying counts
+      if (m.kind === 'count' && b.length >= 12) b.writeUInt16BE(m.value, 4 + 2 * (m.value % 4))
+      // a compression pointer to anywhere, also forward and to itself (loops)
+      if (m.kind === 'pointer' && b.length > 13) b.writeUInt16BE(0xc000 | (m.value % b.length), 12 + (i % (b.length - 13)))
+    }
+    return b
+  })
 const random = fc.uint8Array({ minLength: 0, maxLength: 1500 }).map((a) => Buffer.from(a))
-const packets = (n: number, s: number) => fc.sample(fc.oneof({ arbitrary: mutated, weight: 3 }, { arbitrary: random, weight: 1 }), { seed: s, numRuns: n })
+const packets = (n: number, s: number) =>
+  fc.sample(fc.oneof({ arbitrary: mutated, weight: 3 }, { arbitrary: random, weight: 1 }), { seed: s, numRuns: n })
 
 function checkReply(msg: Buffer, bad: string[]): void {
   try {
@@ -64,8 +81,12 @@ t.test(`${perTransport * 2} random and mutated packets leave the server answerin
   await startDnsmasq(t, up, ['--local=/lab.test/', '--address=/db.lab.test/198.18.0.99'])
   const port = await freePort()
   const stats = new Stats()
-  const dns = new DnsServer({ ...defaultDnsConfig, port, timeoutMs: 1000, upstreams: [{ address: '127.0.0.1', port: up }], search: ['default.svc.cluster.local'] },
-    [parseRegistryEntry('default/reviews=198.18.0.20', 'fuzz')], stats, silentLogger)
+  const dns = new DnsServer(
+    { ...defaultDnsConfig, port, timeoutMs: 1000, upstreams: [{ address: '127.0.0.1', port: up }], search: ['default.svc.cluster.local'] },
+    [parseRegistryEntry('default/reviews=198.18.0.20', 'fuzz')],
+    stats,
+    silentLogger,
+  )
   await dns.start()
   t.teardown(() => dns.close())
   const bad: string[] = []
@@ -85,28 +106,32 @@ t.test(`${perTransport * 2} random and mutated packets leave the server answerin
   // TCP: 60 connections, 100 frames each (mutated messages, random lengths, bare garbage), all written at once
   const tcpPackets = packets(perTransport, seed + 1)
   let tcpReplies = 0
-  const conns = Array.from({ length: 60 }, (_, c) => new Promise<void>((resolve) => {
-    const s = connect(port, '127.0.0.1')
-    let buf = Buffer.alloc(0)
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d])
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        tcpReplies++
-        checkReply(buf.subarray(2, 2 + buf.readUInt16BE(0)), bad)
-        buf = buf.subarray(2 + buf.readUInt16BE(0))
-      }
-    })
-    s.on('error', () => {})
-    s.on('close', () => resolve())
-    const chunks = tcpPackets.slice(c * 100, c * 100 + 100).map((p, j) => {
-      if (j % 25 === 24) return p // unframed garbage now and then
-      const head = Buffer.alloc(2)
-      head.writeUInt16BE(j % 10 === 9 ? (p.length + 7) % 65536 : p.length) // a lying length now and then
-      return Buffer.concat([head, p])
-    })
-    s.write(Buffer.concat(chunks))
-    setTimeout(() => s.end(), 3000)
-  }))
+  const conns = Array.from(
+    { length: 60 },
+    (_, c) =>
+      new Promise<void>((resolve) => {
+        const s = connect(port, '127.0.0.1')
+        let buf = Buffer.alloc(0)
+        s.on('data', (d: Buffer) => {
+          buf = Buffer.concat([buf, d])
+          while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+            tcpReplies++
+            checkReply(buf.subarray(2, 2 + buf.readUInt16BE(0)), bad)
+            buf = buf.subarray(2 + buf.readUInt16BE(0))
+          }
+        })
+        s.on('error', () => {})
+        s.on('close', () => resolve())
+        const chunks = tcpPackets.slice(c * 100, c * 100 + 100).map((p, j) => {
+          if (j % 25 === 24) return p // unframed garbage now and then
+          const head = Buffer.alloc(2)
+          head.writeUInt16BE(j % 10 === 9 ? (p.length + 7) % 65536 : p.length) // a lying length now and then
+          return Buffer.concat([head, p])
+        })
+        s.write(Buffer.concat(chunks))
+        setTimeout(() => s.end(), 3000)
+      }),
+  )
   await Promise.all(conns)
   await sleep(1500) // forwarded queries time out after 1 s at most
 

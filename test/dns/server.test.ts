@@ -12,8 +12,13 @@ import { Stats } from '../../src/proxy/stats.js'
 import { addresses, freePort, query, queryPacket, sendRaw, startDnsmasq } from '../helpers/dns.js'
 
 const search = ['default.svc.cluster.local', 'svc.cluster.local', 'cluster.local']
-const registry = ['default/reviews=198.18.0.20:9080', 'default/reviews=[2001:2::20]:9080', 'default/ratings=198.18.0.30', 'other/details=198.18.0.40', '198.18.0.0/24']
-  .map((e) => parseRegistryEntry(e, 'test'))
+const registry = [
+  'default/reviews=198.18.0.20:9080',
+  'default/reviews=[2001:2::20]:9080',
+  'default/ratings=198.18.0.30',
+  'other/details=198.18.0.40',
+  '198.18.0.0/24',
+].map((e) => parseRegistryEntry(e, 'test'))
 
 async function server(t: Test, config: Partial<DnsConfig>): Promise<{ dns: DnsServer; port: number; stats: Stats }> {
   // freePort only probes: another process may take the port before we bind it, so try a new one then.
@@ -42,7 +47,13 @@ async function withDnsmasq(t: Test, extra: Partial<DnsConfig> = {}) {
 for (const proto of ['udp', 'tcp'] as const) {
   t.test(`${proto}: every form of a service name the search list produces answers from the table, TTL 30`, async (t) => {
     const { port, stats } = await withDnsmasq(t)
-    for (const name of ['reviews', 'reviews.default', 'reviews.default.svc', 'reviews.default.svc.cluster.local', 'REVIEWS.default.svc.cluster.local.']) {
+    for (const name of [
+      'reviews',
+      'reviews.default',
+      'reviews.default.svc',
+      'reviews.default.svc.cluster.local',
+      'REVIEWS.default.svc.cluster.local.',
+    ]) {
       const r = await query(proto, port, { name })
       t.equal(r.rcode, 'NOERROR', name)
       t.ok(r.flag_aa, `${name}: authoritative`)
@@ -89,7 +100,10 @@ t.test('a truncated upstream answer is asked again over TCP; a UDP client withou
   const overTcp = await query('tcp', port, { name: 'big.lab.test', type: 'TXT' })
   t.equal(overTcp.flag_tc, false)
   t.equal(overTcp.answers!.length, 1)
-  t.same((overTcp.answers![0]!.data as Buffer[]).map((b) => b.length), [250, 250, 250])
+  t.same(
+    (overTcp.answers![0]!.data as Buffer[]).map((b) => b.length),
+    [250, 250, 250],
+  )
   const overUdp = await query('udp', port, { name: 'big.lab.test', type: 'TXT' })
   t.equal(overUdp.flag_tc, true, 'too big for 512 bytes: TC set')
   t.same(overUdp.answers, [])
@@ -102,7 +116,10 @@ t.test('no upstream answering gives SERVFAIL within the timeout, and counts the 
   await new Promise<void>((r) => silent.bind(0, '127.0.0.1', r))
   t.teardown(() => silent.close())
   const { port, dns, stats } = await server(t, {
-    upstreams: [{ address: '127.0.0.1', port: closed }, { address: '127.0.0.1', port: silent.address().port }],
+    upstreams: [
+      { address: '127.0.0.1', port: closed },
+      { address: '127.0.0.1', port: silent.address().port },
+    ],
     timeoutMs: 400,
   })
   // the client waits far longer than the proxy's timeout: the SERVFAIL must come from the proxy
@@ -116,14 +133,20 @@ t.test('no upstream answering gives SERVFAIL within the timeout, and counts the 
   t.match(text, /istio_agent_dns_upstream_request_duration_seconds_count 2\n/)
 })
 
-t.test("a reply with the wrong ID or question is dropped and counted; the right one is used", async (t) => {
+t.test('a reply with the wrong ID or question is dropped and counted; the right one is used', async (t) => {
   const fake = createSocket('udp4')
   await new Promise<void>((r) => fake.bind(0, '127.0.0.1', r))
   t.teardown(() => fake.close())
   fake.on('message', (msg, rinfo) => {
     const q = dnsPacket.decode(msg) as { id: number; questions: { name: string }[] }
-    const answer = (id: number, name: string) => dnsPacket.encode({ type: 'response', id, flags: 0, questions: [{ name, type: 'A', class: 'IN' }],
-      answers: [{ type: 'A', name, ttl: 5, data: '198.18.0.77' }] })
+    const answer = (id: number, name: string) =>
+      dnsPacket.encode({
+        type: 'response',
+        id,
+        flags: 0,
+        questions: [{ name, type: 'A', class: 'IN' }],
+        answers: [{ type: 'A', name, ttl: 5, data: '198.18.0.77' }],
+      })
     fake.send(answer((q.id + 1) % 65536, q.questions![0]!.name), rinfo.port, rinfo.address)
     fake.send(answer(q.id, 'other.lab.test'), rinfo.port, rinfo.address)
     setTimeout(() => fake.send(answer(q.id, q.questions![0]!.name), rinfo.port, rinfo.address), 20)
@@ -138,7 +161,14 @@ t.test('bad input gets FORMERR, NOTIMP or nothing, and the server keeps answerin
   const good = queryPacket({ name: 'reviews', id: 7 })
   const noQuestion = Buffer.from(good.subarray(0, 12))
   noQuestion.writeUInt16BE(0, 4)
-  const twoQuestions = dnsPacket.encode({ type: 'query', id: 8, questions: [{ name: 'a', type: 'A' }, { name: 'b', type: 'A' }] })
+  const twoQuestions = dnsPacket.encode({
+    type: 'query',
+    id: 8,
+    questions: [
+      { name: 'a', type: 'A' },
+      { name: 'b', type: 'A' },
+    ],
+  })
   const status = Buffer.from(good)
   status.writeUInt16BE(0x1000 | 0x0100, 2) // opcode 2 (STATUS)
   // a name that is a pointer to itself: offset 12 points to 12
@@ -199,10 +229,11 @@ t.test('IPv6 loopback answers too', async (t) => {
 
 t.test('TCP: a connection over the limit is closed and counted; an idle one is closed', async (t) => {
   const { port, stats } = await withDnsmasq(t, { maxTcpConnections: 2, tcpIdleMs: 300 })
-  const open = (): Promise<ReturnType<typeof connect>> => new Promise((resolve) => {
-    const c = connect(port, '127.0.0.1', () => resolve(c))
-    c.on('error', () => {})
-  })
+  const open = (): Promise<ReturnType<typeof connect>> =>
+    new Promise((resolve) => {
+      const c = connect(port, '127.0.0.1', () => resolve(c))
+      c.on('error', () => {})
+    })
   const a = await open()
   const b = await open()
   t.teardown(() => (a.destroy(), b.destroy()))
@@ -220,7 +251,12 @@ t.test('at debug level the DNS log has one line per query saying where its answe
   const up = await freePort()
   await startDnsmasq(t, up, ['--address=/db.lab.test/198.18.0.99'])
   const port = await freePort()
-  const dns = new DnsServer({ ...defaultDnsConfig, search, port, upstreams: [{ address: '127.0.0.1', port: up }] }, registry, new Stats(), log)
+  const dns = new DnsServer(
+    { ...defaultDnsConfig, search, port, upstreams: [{ address: '127.0.0.1', port: up }] },
+    registry,
+    new Stats(),
+    log,
+  )
   await dns.start()
   t.teardown(() => dns.close())
   await query('udp', port, { name: 'reviews' })
@@ -228,7 +264,15 @@ t.test('at debug level the DNS log has one line per query saying where its answe
   const queries = lines.filter((l) => l.msg === 'dns query')
   t.match(queries, [
     { proto: 'udp', name: 'reviews', type: 'A', source: 'table', rcode: 0 },
-    { proto: 'tcp', name: 'db.lab.test', type: 'A', source: 'upstream', upstream: `udp:127.0.0.1:${up}`, upstreamLocalPort: Number, rcode: 0 },
+    {
+      proto: 'tcp',
+      name: 'db.lab.test',
+      type: 'A',
+      source: 'upstream',
+      upstream: `udp:127.0.0.1:${up}`,
+      upstreamLocalPort: Number,
+      rcode: 0,
+    },
   ])
 })
 
@@ -258,6 +302,6 @@ t.test('many queries in flight from one socket each get their own answer', { tim
       wake()
     })
   }
-  t.same(got, want, '500 answers, each with its query\'s ID and name')
+  t.same(got, want, "500 answers, each with its query's ID and name")
   t.equal(stats.counter('dns.forwarded').value, 250)
 })

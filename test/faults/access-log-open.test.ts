@@ -43,8 +43,14 @@ t.test('an unwritable --access-log stops the sidecar before it listens', rootOnl
       t.equal(code, 2, 'exit code 2, as for other configuration errors')
       t.equal(listening, '', 'nothing was listening')
       const all = [...p.stdout, ...p.stderr]
-      t.notOk(all.some((l) => l.includes('sidecar ready')), 'never said ready')
-      t.notOk(all.some((l) => /^\s+at /.test(l)), 'no stack trace')
+      t.notOk(
+        all.some((l) => l.includes('sidecar ready')),
+        'never said ready',
+      )
+      t.notOk(
+        all.some((l) => /^\s+at /.test(l)),
+        'no stack trace',
+      )
       t.equal(p.stderr.length, 1, `one line: ${p.stderr.join(' | ')}`)
       t.match(p.stderr[0], `error: --access-log ${c.path}: `, 'the line names the flag and the path')
       t.match(p.stderr[0], c.errno, `the line names ${c.errno}`)

@@ -17,16 +17,28 @@ interface Case {
 }
 
 const cases: Case[] = [
-  { name: '15090 /stats/prometheus', port: (p) => p.prometheus, path: '/stats/prometheus', check: (t, body) => t.equal(body, '', 'no series match') },
   {
-    name: '15020 merged /stats/prometheus', port: (p) => p.merged, path: '/stats/prometheus',
+    name: '15090 /stats/prometheus',
+    port: (p) => p.prometheus,
+    path: '/stats/prometheus',
+    check: (t, body) => t.equal(body, '', 'no series match'),
+  },
+  {
+    name: '15020 merged /stats/prometheus',
+    port: (p) => p.merged,
+    path: '/stats/prometheus',
     check(t, body) {
-      t.notMatch(body, /^(# TYPE )?envoy_/m, 'none of the proxy\'s series match')
-      t.match(body, /^istio_agent_scrapes_total 1$/m, 'the agent\'s own lines follow')
+      t.notMatch(body, /^(# TYPE )?envoy_/m, "none of the proxy's series match")
+      t.match(body, /^istio_agent_scrapes_total 1$/m, "the agent's own lines follow")
     },
   },
   { name: '15000 /stats', port: (p) => p.admin, path: '/stats', check: (t, body) => t.equal(body, '', 'no stat matches') },
-  { name: '15000 /stats?format=json', port: (p) => p.admin, path: '/stats?format=json', check: (t, body) => t.same(JSON.parse(body), { stats: [] }) },
+  {
+    name: '15000 /stats?format=json',
+    port: (p) => p.admin,
+    path: '/stats?format=json',
+    check: (t, body) => t.same(JSON.parse(body), { stats: [] }),
+  },
   { name: '15000 /stats/prometheus', port: (p) => p.admin, path: '/stats/prometheus', check: (t, body) => t.equal(body, '') },
 ]
 

@@ -25,26 +25,60 @@ interface Teardown {
 
 /** Ports the kernel hands out as free; closed again before the sidecar binds them (a small, local race). */
 async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => resolve(s))
-  })))
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const s = createServer()
+          s.once('error', reject)
+          s.listen(0, '127.0.0.1', () => resolve(s))
+        }),
+    ),
+  )
   const ports = servers.map((s) => (s.address() as AddressInfo).port)
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
   return ports
 }
 
 export async function startLoopbackSidecar(t: Teardown): Promise<Sidecar> {
-  const [outbound, inbound, admin, health, prometheus, merged] = await freePorts(6) as [number, number, number, number, number, number]
-  const child = spawn(process.execPath, [cli, 'proxy', '--bind', '127.0.0.1', '--access-log', 'off', '--log-level', 'warn',
-    '--outbound-port', String(outbound), '--inbound-port', String(inbound), '--admin-port', String(admin),
-    '--health-port', String(health), '--prometheus-port', String(prometheus), '--merged-metrics-port', String(merged),
-    '--drain-duration', '0s'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const [outbound, inbound, admin, health, prometheus, merged] = (await freePorts(6)) as [number, number, number, number, number, number]
+  const child = spawn(
+    process.execPath,
+    [
+      cli,
+      'proxy',
+      '--bind',
+      '127.0.0.1',
+      '--access-log',
+      'off',
+      '--log-level',
+      'warn',
+      '--outbound-port',
+      String(outbound),
+      '--inbound-port',
+      String(inbound),
+      '--admin-port',
+      String(admin),
+      '--health-port',
+      String(health),
+      '--prometheus-port',
+      String(prometheus),
+      '--merged-metrics-port',
+      String(merged),
+      '--drain-duration',
+      '0s',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  )
   // SIGKILL: a frozen event loop never handles SIGTERM.
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
   let stderr = ''
-  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString()
+  })
   const ports = { admin, health, prometheus, merged }
   const deadline = Date.now() + 15_000
   for (;;) {
@@ -68,7 +102,9 @@ export function get(port: number, path: string, deadlineMs = 10_000, method = 'G
     const req = request({ host: '127.0.0.1', port, path, method, agent: false, timeout: deadlineMs }, (res) => {
       let body = ''
       res.setEncoding('utf8')
-      res.on('data', (d: string) => { body += d })
+      res.on('data', (d: string) => {
+        body += d
+      })
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
       res.on('error', (err) => resolve({ status: 0, headers: {}, body, error: err.message }))
     })

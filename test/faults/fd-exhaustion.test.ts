@@ -27,7 +27,15 @@ t.test(`a sidecar with ${LIMIT} file descriptors under more connections than tha
   const srv = spawnIn(t, server.ns, ['node', app, 'server', '9207', '9208'])
   await srv.waitFor(/"port":9208/)
   const accessLog = join(client.dir, 'access-fd.log')
-  const outbound = spawnIn(t, client.ns, ['prlimit', `--nofile=${LIMIT}:${LIMIT}`, 'node', join(repoRoot, 'dist/cli.js'), 'proxy', '--access-log', accessLog])
+  const outbound = spawnIn(t, client.ns, [
+    'prlimit',
+    `--nofile=${LIMIT}:${LIMIT}`,
+    'node',
+    join(repoRoot, 'dist/cli.js'),
+    'proxy',
+    '--access-log',
+    accessLog,
+  ])
   await outbound.waitFor(/sidecar ready/, 'stderr')
   await startSidecar(t, server)
   const warnings = () => outbound.stderr.filter((l) => l.includes('out of file descriptors'))
@@ -48,7 +56,11 @@ t.test(`a sidecar with ${LIMIT} file descriptors under more connections than tha
   }
   for (const w of warnings()) {
     t.match(w, /"level":40/, 'logged at warn level')
-    t.match(w, new RegExp(`EMFILE: this process's limit is ${LIMIT} \\(RLIMIT_NOFILE soft ${LIMIT}, hard ${LIMIT}\\)`), 'names EMFILE and the limit')
+    t.match(
+      w,
+      new RegExp(`EMFILE: this process's limit is ${LIMIT} \\(RLIMIT_NOFILE soft ${LIMIT}, hard ${LIMIT}\\)`),
+      'names EMFILE and the limit',
+    )
   }
 
   const after = await burst(t, client, server, 20)

@@ -25,7 +25,16 @@ t.test('a registry file of random bytes is refused naming file and line, with no
   // comment), with a clear-screen escape in the middle.
   const noise = () => Buffer.from([...randomBytes(300)].filter((b) => b !== 0x0a && b !== 0x23))
   const file = join(dir, 'registry.bin')
-  writeFileSync(file, Buffer.concat([Buffer.from('reviews=198.18.0.2:9080\n# known services\n'), noise(), Buffer.from('\x1b[2J'), noise(), Buffer.from('\n')]))
+  writeFileSync(
+    file,
+    Buffer.concat([
+      Buffer.from('reviews=198.18.0.2:9080\n# known services\n'),
+      noise(),
+      Buffer.from('\x1b[2J'),
+      noise(),
+      Buffer.from('\n'),
+    ]),
+  )
   const r = await cli(['proxy', '--registry-file', file])
   t.equal(r.code, 2)
   t.match(r.stderr, `error: --registry-file "${file}" line 3: "`)
@@ -70,10 +79,32 @@ t.test('--uid and --gid given to a proxy not started as root are named in a warn
   const uid = root ? 65534 : process.getuid!()
   const gid = root ? 65534 : process.getgid!()
   const port = 20000 + Math.floor(Math.random() * 40000)
-  const child = spawn('node', [
-    cliPath, 'proxy', '--uid', String(uid + 1), '--gid', String(gid + 1), '--outbound-port', String(port), '--inbound-port', String(port + 1),
-    '--admin-port', '0', '--health-port', '0', '--prometheus-port', '0', '--merged-metrics-port', '0', '--access-log', 'off',
-  ], { stdio: ['ignore', 'ignore', 'pipe'], ...(root ? { uid, gid } : {}) })
+  const child = spawn(
+    'node',
+    [
+      cliPath,
+      'proxy',
+      '--uid',
+      String(uid + 1),
+      '--gid',
+      String(gid + 1),
+      '--outbound-port',
+      String(port),
+      '--inbound-port',
+      String(port + 1),
+      '--admin-port',
+      '0',
+      '--health-port',
+      '0',
+      '--prometheus-port',
+      '0',
+      '--merged-metrics-port',
+      '0',
+      '--access-log',
+      'off',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], ...(root ? { uid, gid } : {}) },
+  )
   t.teardown(() => child.kill('SIGKILL'))
   let stderr = ''
   const warned = new Promise<string>((resolve, reject) => {

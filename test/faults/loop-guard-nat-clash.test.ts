@@ -28,28 +28,50 @@ interface Batch {
   ms: number
 }
 
-t.test(`NAT port clashes are no loop: ${BATCHES} batches of ${SHORT} short then ${HELD} concurrent held connections, none reset`, rootOnly(), async (t) => {
-  const { client, server } = await podPair(t)
-  const srv = spawnIn(t, server.ns, ['node', app, 'server', '9207', '9208'])
-  await srv.waitFor(/"port":9208/)
-  const outbound = await startSidecar(t, client)
-  const inbound = await startSidecar(t, server)
-  const run = spawnIn(t, client.ns, ['node', app, 'client', server.ip, '9208', String(SHORT), '9207', String(HELD), String(BATCHES), String(SECONDS), String(PARALLEL)], { uid: 1000, gid: 1000 })
-  await run.waitFor(/"done"/, 'stdout', (SECONDS + 120) * 1000)
-  const batches = run.stdout.filter((l) => l.includes('"batch"')).map((l) => JSON.parse(l) as Batch)
-  t.comment(batches.map((b) => `batch ${b.batch}: ${b.alive}/${b.held} held alive, ${b.short} short in ${b.shortMs} ms, ${b.ms} ms in all ${JSON.stringify(b.failures)}`).join('\n'))
-  // The client starts no batch after SECONDS, so a loaded machine runs fewer; on the unfixed guard every batch
-  // of this size had resets (10 of 10), so three still make a test that fails without the fix.
-  t.ok(batches.length >= Math.min(3, BATCHES), `${batches.length} of ${BATCHES} batches ran in the time given`)
-  for (const b of batches) {
-    t.same(b.failures, {}, `batch ${b.batch}: no connection reset or closed early`)
-    t.equal(b.alive, HELD, `batch ${b.batch}: all ${HELD} held connections were alive at the end`)
-  }
-  for (const [name, sidecar] of [['outbound', outbound], ['inbound', inbound]] as const) {
-    t.equal(sidecar.accessLines().filter((l) => l.includes('upstream_loop')).length, 0, `${name} access log: no upstream_loop`)
-    t.notOk(sidecar.stderr.some((l) => l.includes('traffic loop')), `${name} sidecar reported no traffic loop`)
-  }
-  const stats = await adminStats(client)
-  const looped = Object.entries(stats).filter(([name, v]) => name.includes('BlackHoleCluster') && v > 0)
-  t.same(looped, [], 'no connection counted against BlackHoleCluster')
-})
+t.test(
+  `NAT port clashes are no loop: ${BATCHES} batches of ${SHORT} short then ${HELD} concurrent held connections, none reset`,
+  rootOnly(),
+  async (t) => {
+    const { client, server } = await podPair(t)
+    const srv = spawnIn(t, server.ns, ['node', app, 'server', '9207', '9208'])
+    await srv.waitFor(/"port":9208/)
+    const outbound = await startSidecar(t, client)
+    const inbound = await startSidecar(t, server)
+    const run = spawnIn(
+      t,
+      client.ns,
+      ['node', app, 'client', server.ip, '9208', String(SHORT), '9207', String(HELD), String(BATCHES), String(SECONDS), String(PARALLEL)],
+      { uid: 1000, gid: 1000 },
+    )
+    await run.waitFor(/"done"/, 'stdout', (SECONDS + 120) * 1000)
+    const batches = run.stdout.filter((l) => l.includes('"batch"')).map((l) => JSON.parse(l) as Batch)
+    t.comment(
+      batches
+        .map(
+          (b) =>
+            `batch ${b.batch}: ${b.alive}/${b.held} held alive, ${b.short} short in ${b.shortMs} ms, ${b.ms} ms in all ${JSON.stringify(b.failures)}`,
+        )
+        .join('\n'),
+    )
+    // The client starts no batch after SECONDS, so a loaded machine runs fewer; on the unfixed guard every batch
+    // of this size had resets (10 of 10), so three still make a test that fails without the fix.
+    t.ok(batches.length >= Math.min(3, BATCHES), `${batches.length} of ${BATCHES} batches ran in the time given`)
+    for (const b of batches) {
+      t.same(b.failures, {}, `batch ${b.batch}: no connection reset or closed early`)
+      t.equal(b.alive, HELD, `batch ${b.batch}: all ${HELD} held connections were alive at the end`)
+    }
+    for (const [name, sidecar] of [
+      ['outbound', outbound],
+      ['inbound', inbound],
+    ] as const) {
+      t.equal(sidecar.accessLines().filter((l) => l.includes('upstream_loop')).length, 0, `${name} access log: no upstream_loop`)
+      t.notOk(
+        sidecar.stderr.some((l) => l.includes('traffic loop')),
+        `${name} sidecar reported no traffic loop`,
+      )
+    }
+    const stats = await adminStats(client)
+    const looped = Object.entries(stats).filter(([name, v]) => name.includes('BlackHoleCluster') && v > 0)
+    t.same(looped, [], 'no connection counted against BlackHoleCluster')
+  },
+)

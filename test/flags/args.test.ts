@@ -18,7 +18,10 @@ t.test('values and positionals come through', async (t) => {
 })
 
 t.test('an unknown flag is named as unknown, plain or quoted', async (t) => {
-  t.throws(() => parse(['--bogus']), { code: 'SIDECAR_ERR_UNKNOWN_FLAG', message: "unknown flag --bogus for 'sidecar-lab x' (see 'sidecar-lab x --help')" })
+  t.throws(() => parse(['--bogus']), {
+    code: 'SIDECAR_ERR_UNKNOWN_FLAG',
+    message: "unknown flag --bogus for 'sidecar-lab x' (see 'sidecar-lab x --help')",
+  })
   t.throws(() => parse(['--lab', 'a', '-z']), { code: 'SIDECAR_ERR_UNKNOWN_FLAG', message: /^unknown flag -z for/ })
   t.throws(() => parse(['--bo\u001b[2Jgus']), { code: 'SIDECAR_ERR_UNKNOWN_FLAG', message: /^unknown flag "--bo\\u001b\[2Jgus" for/ })
 })
@@ -35,7 +38,10 @@ t.test('a boolean flag given a value is refused', async (t) => {
 })
 
 t.test('a stray argument is named, where none is taken', async (t) => {
-  t.throws(() => parse(['--json', 'stray']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: `unexpected argument "stray": 'sidecar-lab x' takes only flags (see 'sidecar-lab x --help')` })
+  t.throws(() => parse(['--json', 'stray']), {
+    code: 'SIDECAR_ERR_INVALID_FLAG',
+    message: `unexpected argument "stray": 'sidecar-lab x' takes only flags (see 'sidecar-lab x --help')`,
+  })
 })
 
 t.test('a value starting with one dash reaches the value check', async (t) => {

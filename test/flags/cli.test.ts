@@ -10,9 +10,14 @@ import { repoRoot } from '../helpers/pods.js'
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const nobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
   return new Promise((resolve) => {
-    execFile('env', ['-u', 'NODE_OPTIONS', process.execPath, join(repoRoot, 'dist/cli.js'), ...args], { timeout: 20_000, ...nobody }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
-    })
+    execFile(
+      'env',
+      ['-u', 'NODE_OPTIONS', process.execPath, join(repoRoot, 'dist/cli.js'), ...args],
+      { timeout: 20_000, ...nobody },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
+      },
+    )
   })
 }
 

@@ -62,7 +62,14 @@ t.test('oneOf and httpUrl', async (t) => {
 
 t.test('a value full of terminal escapes is shown escaped, never raw', async (t) => {
   const evil = 'x\u001b[2J\u009b31m'
-  for (const f of [() => port('p', evil, 1), () => integer('n', evil, 1, 0, 9), () => duration('d', evil, 1, true), () => bytes('b', evil, 1), () => address('a', evil), () => oneOf('o', evil, ['a'])]) {
+  for (const f of [
+    () => port('p', evil, 1),
+    () => integer('n', evil, 1, 0, 9),
+    () => duration('d', evil, 1, true),
+    () => bytes('b', evil, 1),
+    () => address('a', evil),
+    () => oneOf('o', evil, ['a']),
+  ]) {
     let message = ''
     try {
       f()
@@ -76,7 +83,15 @@ t.test('a value full of terminal escapes is shown escaped, never raw', async (t)
 })
 
 t.test('the readers iptables uses answer a value or undefined', async (t) => {
-  t.same(['1', '65535', '0', '65536', '-1', ' 80', '123456'].map(readPort), [1, 65535, undefined, undefined, undefined, undefined, undefined])
+  t.same(['1', '65535', '0', '65536', '-1', ' 80', '123456'].map(readPort), [
+    1,
+    65535,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+  ])
   t.same([readInteger('0', 0, 9), readInteger('10', 0, 9), readInteger('x', 0, 9)], [0, undefined, undefined])
   t.same([readAddress('198.18.0.1'), readAddress('2001:2::1', 4), readAddress('nope')], ['198.18.0.1', undefined, undefined])
 })

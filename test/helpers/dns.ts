@@ -26,8 +26,19 @@ export async function freePort(): Promise<number> {
 
 /** dnsmasq on 127.0.0.1:port, answering only from its own records (no upstream of its own). */
 export async function startDnsmasq(t: Test, port: number, records: string[]): Promise<ChildProcess> {
-  const args = ['--keep-in-foreground', '--no-resolv', '--no-hosts', '--bind-interfaces', '--listen-address=127.0.0.1',
-    `--port=${port}`, '--pid-file=', '--user=root', '--log-facility=-', '--cache-size=0', ...records]
+  const args = [
+    '--keep-in-foreground',
+    '--no-resolv',
+    '--no-hosts',
+    '--bind-interfaces',
+    '--listen-address=127.0.0.1',
+    `--port=${port}`,
+    '--pid-file=',
+    '--user=root',
+    '--log-facility=-',
+    '--cache-size=0',
+    ...records,
+  ]
   const child = spawn('dnsmasq', args, { stdio: ['ignore', 'ignore', 'pipe'] })
   let err = ''
   child.stderr!.on('data', (d) => (err += d))
@@ -53,14 +64,19 @@ export interface Q {
 
 export function queryPacket(q: Q): Buffer {
   const packet: Packet = {
-    type: 'query', id: q.id ?? Math.floor(Math.random() * 65535), flags: dnsPacket.RECURSION_DESIRED,
+    type: 'query',
+    id: q.id ?? Math.floor(Math.random() * 65535),
+    flags: dnsPacket.RECURSION_DESIRED,
     questions: [{ name: q.name, type: (q.type ?? 'A') as 'A', class: 'IN' }],
   }
   return dnsPacket.encode(packet)
 }
 
 /** dns-packet decodes rcode and each answer's data, which its types leave out. */
-export type Reply = Omit<DecodedPacket, 'answers'> & { rcode: string; answers?: { type: string; name: string; ttl?: number; data?: unknown }[] }
+export type Reply = Omit<DecodedPacket, 'answers'> & {
+  rcode: string
+  answers?: { type: string; name: string; ttl?: number; data?: unknown }[]
+}
 
 export function query(proto: 'udp' | 'tcp', port: number, q: Q, timeoutMs = 3000): Promise<Reply> {
   return sendRaw(proto, port, queryPacket(q), timeoutMs, q.host).then((b) => dnsPacket.decode(b) as Reply)

@@ -60,7 +60,14 @@ export async function faultServer(t: Teardown, pod: Pod, port: number, mode: 'so
 }
 
 /** A fault client in a pod, as the app's uid (so the capture rules send it through the sidecar). */
-export function faultClient(t: Teardown, pod: Pod, host: string, port: number, mode: 'download' | 'upload' | 'hold' | 'garbage', args: (string | number)[]): Proc {
+export function faultClient(
+  t: Teardown,
+  pod: Pod,
+  host: string,
+  port: number,
+  mode: 'download' | 'upload' | 'hold' | 'garbage',
+  args: (string | number)[],
+): Proc {
   return spawnIn(t, pod.ns, ['node', join(apps, 'fault-client.mjs'), host, String(port), mode, ...args.map(String)], appUser)
 }
 
@@ -70,7 +77,12 @@ export async function event<T = Record<string, unknown>>(proc: Proc, name: strin
 }
 
 /** Polls fn until it returns true, and says what it last saw when the time is up. */
-export async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 15_000, saw: () => unknown = () => ''): Promise<void> {
+export async function until(
+  what: string,
+  fn: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+  saw: () => unknown = () => '',
+): Promise<void> {
   const end = Date.now() + timeoutMs
   while (!(await fn())) {
     if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms (last seen: ${JSON.stringify(saw())})`)
@@ -80,7 +92,12 @@ export async function until(what: string, fn: () => boolean | Promise<boolean>, 
 
 /** Waits until a sidecar holds no more descriptors than before (slack: the admin's keep-alive connection). */
 export async function fdsBackTo(pid: number, baseline: number, timeoutMs = 15_000): Promise<number> {
-  await until(`descriptors of ${pid} back to ${baseline}`, () => fdCount(pid) <= baseline + 1, timeoutMs, () => fdCount(pid))
+  await until(
+    `descriptors of ${pid} back to ${baseline}`,
+    () => fdCount(pid) <= baseline + 1,
+    timeoutMs,
+    () => fdCount(pid),
+  )
   return fdCount(pid)
 }
 

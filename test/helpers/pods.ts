@@ -103,10 +103,12 @@ export function spawnIn(t: Teardown, ns: string, argv: string[], user?: { uid: n
       for (const w of waiters.splice(0)) w()
     })
   }
-  const exited = new Promise<number | null>((res) => child.once('exit', (code) => {
-    res(code)
-    for (const w of waiters.splice(0)) w()
-  }))
+  const exited = new Promise<number | null>((res) =>
+    child.once('exit', (code) => {
+      res(code)
+      for (const w of waiters.splice(0)) w()
+    }),
+  )
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   })
@@ -116,7 +118,11 @@ export function spawnIn(t: Teardown, ns: string, argv: string[], user?: { uid: n
     exited,
     waitFor(pattern, stream = 'stdout', timeoutMs = 10_000) {
       return new Promise((res, rej) => {
-        const timer = setTimeout(() => rej(new Error(`timed out waiting for ${pattern} on ${stream}; got:\n${lines[stream].join('\n')}\n${lines.stderr.join('\n')}`)), timeoutMs)
+        const timer = setTimeout(
+          () =>
+            rej(new Error(`timed out waiting for ${pattern} on ${stream}; got:\n${lines[stream].join('\n')}\n${lines.stderr.join('\n')}`)),
+          timeoutMs,
+        )
         const check = () => {
           const hit = lines[stream].find((l) => pattern.test(l))
           if (hit !== undefined) {
@@ -125,7 +131,11 @@ export function spawnIn(t: Teardown, ns: string, argv: string[], user?: { uid: n
           }
           if (child.exitCode !== null || child.signalCode !== null) {
             clearTimeout(timer)
-            return rej(new Error(`process exited (${child.exitCode ?? child.signalCode}) before ${pattern}:\n${lines.stdout.join('\n')}\n${lines.stderr.join('\n')}`))
+            return rej(
+              new Error(
+                `process exited (${child.exitCode ?? child.signalCode}) before ${pattern}:\n${lines.stdout.join('\n')}\n${lines.stderr.join('\n')}`,
+              ),
+            )
           }
           waiters.push(check)
         }
@@ -179,7 +189,10 @@ export interface ClientResult {
 
 /** Runs the client app in the pod (as uid 1000, an ordinary app user) and returns its report. */
 export async function runClient(t: Teardown, pod: Pod, host: string, port: number, bytes: number, paceMs = 0): Promise<ClientResult> {
-  const proc = spawnIn(t, pod.ns, ['node', join(apps, 'client.mjs'), host, String(port), String(bytes), String(paceMs)], { uid: 1000, gid: 1000 })
+  const proc = spawnIn(t, pod.ns, ['node', join(apps, 'client.mjs'), host, String(port), String(bytes), String(paceMs)], {
+    uid: 1000,
+    gid: 1000,
+  })
   const line = await proc.waitFor(/"sentSha256"/, 'stdout', 90_000)
   return JSON.parse(line) as ClientResult
 }
@@ -212,7 +225,8 @@ export async function curlIn(pod: Pod, url: string, method = 'GET'): Promise<Cur
 export async function adminStats(pod: Pod): Promise<Record<string, number>> {
   const r = await curlIn(pod, 'http://127.0.0.1:15000/stats?format=json')
   const out: Record<string, number> = {}
-  for (const s of (JSON.parse(r.body) as { stats: { name?: string; value?: number }[] }).stats) if (s.name !== undefined && s.value !== undefined) out[s.name] = s.value
+  for (const s of (JSON.parse(r.body) as { stats: { name?: string; value?: number }[] }).stats)
+    if (s.name !== undefined && s.value !== undefined) out[s.name] = s.value
   return out
 }
 

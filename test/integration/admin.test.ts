@@ -33,14 +33,30 @@ t.test(`${N} connections of ${M} bytes: counters, bytes and Istio metrics equal 
   const prom = await curlIn(client, 'http://127.0.0.1:15090/stats/prometheus')
   t.equal(prom.status, 200)
   const f = new Map(parse(prom.body).map((x) => [x.name, x]))
-  t.same(f.get('envoy_cluster_upstream_cx_total')?.metrics.find((m) => m.labels?.envoy_cluster_name === 'PassthroughCluster')?.value, String(N + 1))
+  t.same(
+    f.get('envoy_cluster_upstream_cx_total')?.metrics.find((m) => m.labels?.envoy_cluster_name === 'PassthroughCluster')?.value,
+    String(N + 1),
+  )
   const sent = f.get('istio_tcp_sent_bytes_total')!.metrics.filter((m) => m.labels?.reporter === 'source')
-  t.same(sent.map((m) => [m.labels?.destination_service_name, m.labels?.response_flags, m.value]), [['PassthroughCluster', '-', String(N * M)]], 'istio_tcp_sent_bytes_total, reporter source')
+  t.same(
+    sent.map((m) => [m.labels?.destination_service_name, m.labels?.response_flags, m.value]),
+    [['PassthroughCluster', '-', String(N * M)]],
+    'istio_tcp_sent_bytes_total, reporter source',
+  )
   t.equal(f.get('istio_tcp_connections_opened_total')!.metrics[0]!.value, String(N + 1))
   const inProm = new Map(parse((await curlIn(server, 'http://127.0.0.1:15020/stats/prometheus')).body).map((x) => [x.name, x]))
-  t.same(inProm.get('envoy_cluster_upstream_cx_connect_fail')?.metrics.find((m) => m.labels?.envoy_cluster_name === 'InboundPassthroughClusterIpv4')?.value, '1', 'merged metrics (15020) carry the proxy\'s too')
+  t.same(
+    inProm
+      .get('envoy_cluster_upstream_cx_connect_fail')
+      ?.metrics.find((m) => m.labels?.envoy_cluster_name === 'InboundPassthroughClusterIpv4')?.value,
+    '1',
+    "merged metrics (15020) carry the proxy's too",
+  )
   const closed = inProm.get('istio_tcp_connections_closed_total')!.metrics
-  t.ok(closed.some((m) => m.labels?.reporter === 'destination' && m.labels?.response_flags === 'UF,URX' && m.value === '1'), 'the failed one is closed with UF,URX, reporter destination')
+  t.ok(
+    closed.some((m) => m.labels?.reporter === 'destination' && m.labels?.response_flags === 'UF,URX' && m.value === '1'),
+    'the failed one is closed with UF,URX, reporter destination',
+  )
 })
 
 async function waitClosed(pod: Parameters<typeof adminStats>[0], activeGauge: string, total: number): Promise<Record<string, number>> {
@@ -53,23 +69,27 @@ async function waitClosed(pod: Parameters<typeof adminStats>[0], activeGauge: st
   }
 }
 
-t.test('/ready and /healthz/ready: 200, 503 after /healthcheck/fail, 200 after /healthcheck/ok, 503 while draining', rootOnly(), async (t) => {
-  const { client } = await podPair(t)
-  const sidecar = await startSidecar(t, client, ['--drain-duration', '30s'])
-  const ready = () => curlIn(client, 'http://127.0.0.1:15000/ready')
-  const healthz = async () => (await curlIn(client, 'http://127.0.0.1:15021/healthz/ready')).status
-  t.same(await ready(), { status: 200, body: 'LIVE\n' })
-  t.equal(await healthz(), 200)
-  t.equal((await curlIn(client, 'http://127.0.0.1:15000/healthcheck/fail', 'POST')).body, 'OK\n')
-  t.same(await ready(), { status: 503, body: 'DRAINING\n' })
-  t.equal(await healthz(), 503)
-  await curlIn(client, 'http://127.0.0.1:15000/healthcheck/ok', 'POST')
-  t.equal((await ready()).status, 200)
-  sidecar.child.kill('SIGTERM')
-  await sidecar.waitFor(/draining: listeners closed/, 'stderr')
-  t.same(await ready(), { status: 503, body: 'DRAINING\n' }, 'the admin answers through the drain')
-  t.equal(await healthz(), 503)
-})
+t.test(
+  '/ready and /healthz/ready: 200, 503 after /healthcheck/fail, 200 after /healthcheck/ok, 503 while draining',
+  rootOnly(),
+  async (t) => {
+    const { client } = await podPair(t)
+    const sidecar = await startSidecar(t, client, ['--drain-duration', '30s'])
+    const ready = () => curlIn(client, 'http://127.0.0.1:15000/ready')
+    const healthz = async () => (await curlIn(client, 'http://127.0.0.1:15021/healthz/ready')).status
+    t.same(await ready(), { status: 200, body: 'LIVE\n' })
+    t.equal(await healthz(), 200)
+    t.equal((await curlIn(client, 'http://127.0.0.1:15000/healthcheck/fail', 'POST')).body, 'OK\n')
+    t.same(await ready(), { status: 503, body: 'DRAINING\n' })
+    t.equal(await healthz(), 503)
+    await curlIn(client, 'http://127.0.0.1:15000/healthcheck/ok', 'POST')
+    t.equal((await ready()).status, 200)
+    sidecar.child.kill('SIGTERM')
+    await sidecar.waitFor(/draining: listeners closed/, 'stderr')
+    t.same(await ready(), { status: 503, body: 'DRAINING\n' }, 'the admin answers through the drain')
+    t.equal(await healthz(), 503)
+  },
+)
 
 t.test('/drain_listeners?inboundonly stops virtualInbound only; /quitquitquit exits 0', rootOnly(), async (t) => {
   const { client, server } = await podPair(t)
@@ -125,7 +145,7 @@ t.test('the admin port is pod-local; health and metrics answer other pods; bad r
   t.equal((await curlIn(server, 'http://127.0.0.1:15000/ready')).status, 200, 'and the GET changed nothing')
 })
 
-t.test('access log: success, UF, UH (BlackHoleCluster) in Istio\'s text format, UF in JSON', rootOnly(), async (t) => {
+t.test("access log: success, UF, UH (BlackHoleCluster) in Istio's text format, UF in JSON", rootOnly(), async (t) => {
   const { client, server } = await podPair(t)
   await startServerApp(t, server, 9080)
   const outbound = await startSidecar(t, client, ['--outbound-traffic-policy', 'REGISTRY_ONLY', '--registry', `reviews=${server.ip}`])
@@ -135,19 +155,46 @@ t.test('access log: success, UF, UH (BlackHoleCluster) in Istio\'s text format, 
   await runClient(t, client, '198.18.0.99', 80, 10)
   const lines = await eventually(() => outbound.accessLines().length >= 3 && outbound.accessLines())
   const ts = '\\[\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z\\]'
-  t.match(lines.find((l) => l.includes(':9080')), new RegExp(`^${ts} "- - -" 0 - - - "-" 1234 1234 \\d+ - "-" "-" "-" "-" "198\\.18\\.0\\.2:9080" PassthroughCluster 198\\.18\\.0\\.1:\\d+ 198\\.18\\.0\\.2:9080 198\\.18\\.0\\.1:${ok.local.port} - -$`), 'success')
-  t.match(lines.find((l) => l.includes('198.18.0.99')), new RegExp(`^${ts} "- - -" 0 UH - registry_only "-" 0 0 \\d+ - "-" "-" "-" "-" "-" BlackHoleCluster - 198\\.18\\.0\\.99:80 198\\.18\\.0\\.1:\\d+ - -$`), 'BlackHole')
+  t.match(
+    lines.find((l) => l.includes(':9080')),
+    new RegExp(
+      `^${ts} "- - -" 0 - - - "-" 1234 1234 \\d+ - "-" "-" "-" "-" "198\\.18\\.0\\.2:9080" PassthroughCluster 198\\.18\\.0\\.1:\\d+ 198\\.18\\.0\\.2:9080 198\\.18\\.0\\.1:${ok.local.port} - -$`,
+    ),
+    'success',
+  )
+  t.match(
+    lines.find((l) => l.includes('198.18.0.99')),
+    new RegExp(
+      `^${ts} "- - -" 0 UH - registry_only "-" 0 0 \\d+ - "-" "-" "-" "-" "-" BlackHoleCluster - 198\\.18\\.0\\.99:80 198\\.18\\.0\\.1:\\d+ - -$`,
+    ),
+    'BlackHole',
+  )
   const uf = JSON.parse(await eventually(() => inbound.accessLines().find((l) => l.includes(':9999'))))
-  t.match(uf, { response_flags: 'UF,URX', upstream_transport_failure_reason: 'delayed_connect_error:_111', upstream_cluster: 'InboundPassthroughClusterIpv4', bytes_received: 0, upstream_host: '198.18.0.2:9999', route_name: null }, 'UF in JSON')
+  t.match(
+    uf,
+    {
+      response_flags: 'UF,URX',
+      upstream_transport_failure_reason: 'delayed_connect_error:_111',
+      upstream_cluster: 'InboundPassthroughClusterIpv4',
+      bytes_received: 0,
+      upstream_host: '198.18.0.2:9999',
+      route_name: null,
+    },
+    'UF in JSON',
+  )
 })
 
-t.test('access log: the looped hop of an unexempted proxy is NR in Istio\'s text format', rootOnly(), async (t) => {
+t.test("access log: the looped hop of an unexempted proxy is NR in Istio's text format", rootOnly(), async (t) => {
   const { client, server } = await podPair(t)
   await startServerApp(t, server, 9080)
   const outbound = await startSidecar(t, client, ['--uid', '2000', '--gid', '2000'])
   await runClient(t, client, server.ip, 9080, 10)
   const nr = await eventually(() => outbound.accessLines().find((l) => l.includes(' NR ')))
-  t.match(nr, /^\[[^\]]+\] "- - -" 0 NR - upstream_loop "-" 0 0 \d+ - "-" "-" "-" "-" "-" BlackHoleCluster - \[?[\d.:a-f]+\]?:15001 198\.18\.0\.1:\d+ - -$/, 'downstream local address is the listener the hop came back to')
+  t.match(
+    nr,
+    /^\[[^\]]+\] "- - -" 0 NR - upstream_loop "-" 0 0 \d+ - "-" "-" "-" "-" "-" BlackHoleCluster - \[?[\d.:a-f]+\]?:15001 198\.18\.0\.1:\d+ - -$/,
+    'downstream local address is the listener the hop came back to',
+  )
   const stats = await adminStats(client)
   t.ok(stats[`listener.${L}.downstream_cx_total`]! >= 2, 'both hops counted on virtualOutbound')
 })

@@ -17,32 +17,45 @@ interface Sample {
   error?: string
 }
 
-t.test('npm run bench:quick: every scenario answers through direct, sidecar-lab and HAProxy, and the lab is removed', { ...rootOnly(), timeout: 300_000 }, async (t) => {
-  const lab = `slt-bench-${process.pid % 10000}`
-  const out = mkdtempSync(join(tmpdir(), 'slt-bench-'))
-  t.teardown(() => rmSync(out, { recursive: true, force: true }))
-  const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [join(repoRoot, 'bench/run.mjs'), '--quick', '--lab', lab, '--out', out], { timeout: 280_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    )
-  })
-  t.equal(run.code, 0, `bench exits 0\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-2000)}`)
-  t.same(await listNetns(`${lab}-`), [], 'no namespace of the bench lab is left')
+t.test(
+  'npm run bench:quick: every scenario answers through direct, sidecar-lab and HAProxy, and the lab is removed',
+  { ...rootOnly(), timeout: 300_000 },
+  async (t) => {
+    const lab = `slt-bench-${process.pid % 10000}`
+    const out = mkdtempSync(join(tmpdir(), 'slt-bench-'))
+    t.teardown(() => rmSync(out, { recursive: true, force: true }))
+    const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [join(repoRoot, 'bench/run.mjs'), '--quick', '--lab', lab, '--out', out],
+        { timeout: 280_000, maxBuffer: 16 << 20 },
+        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      )
+    })
+    t.equal(run.code, 0, `bench exits 0\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-2000)}`)
+    t.same(await listNetns(`${lab}-`), [], 'no namespace of the bench lab is left')
 
-  // Read from where --out said: a run that wrote elsewhere fails here.
-  const result = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as { samples: Sample[]; summary: Record<string, Record<string, Record<string, unknown>>> }
-  const scenarios = ['memory', 'bulk-1', 'bulk-8', 'http', 'fixed-1k', 'cps']
-  const configs = ['direct/none', ...['sidecar-lab', 'haproxy'].flatMap((p) => ['both', 'outbound', 'inbound'].map((pos) => `${p}/${pos}`))]
-  for (const scenario of scenarios) {
-    for (const config of configs) {
-      if (scenario === 'memory' && config !== 'sidecar-lab/both' && config !== 'haproxy/both') continue
-      const sample = result.samples.find((s) => s.scenario === scenario && `${s.peer}/${s.position}` === config)
-      t.ok(sample?.metrics && !sample.error, `${scenario} through ${config} has figures${sample?.error ? `: ${sample.error}` : ''}`)
-      t.equal(sample?.metrics?.errors ?? 0, 0, `${scenario} through ${config}: no request failed`)
+    // Read from where --out said: a run that wrote elsewhere fails here.
+    const result = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as {
+      samples: Sample[]
+      summary: Record<string, Record<string, Record<string, unknown>>>
     }
-  }
-  t.ok(result.summary['bulk-1']?.MBps?.['sidecar-lab/both'], 'the summary has the sidecar figure')
-  t.ok(result.summary['http']?.rps?.['haproxy/both'], 'the summary has the HAProxy figure')
-  t.match(readFileSync(join(out, 'latest.md'), 'utf8'), /\| bulk-1 \| throughput \(MB\/s\) \|/, 'the Markdown table has a throughput row')
-  t.match(readFileSync(join(out, 'latest.svg'), 'utf8'), /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/, 'the chart is an SVG')
-})
+    const scenarios = ['memory', 'bulk-1', 'bulk-8', 'http', 'fixed-1k', 'cps']
+    const configs = [
+      'direct/none',
+      ...['sidecar-lab', 'haproxy'].flatMap((p) => ['both', 'outbound', 'inbound'].map((pos) => `${p}/${pos}`)),
+    ]
+    for (const scenario of scenarios) {
+      for (const config of configs) {
+        if (scenario === 'memory' && config !== 'sidecar-lab/both' && config !== 'haproxy/both') continue
+        const sample = result.samples.find((s) => s.scenario === scenario && `${s.peer}/${s.position}` === config)
+        t.ok(sample?.metrics && !sample.error, `${scenario} through ${config} has figures${sample?.error ? `: ${sample.error}` : ''}`)
+        t.equal(sample?.metrics?.errors ?? 0, 0, `${scenario} through ${config}: no request failed`)
+      }
+    }
+    t.ok(result.summary['bulk-1']?.MBps?.['sidecar-lab/both'], 'the summary has the sidecar figure')
+    t.ok(result.summary['http']?.rps?.['haproxy/both'], 'the summary has the HAProxy figure')
+    t.match(readFileSync(join(out, 'latest.md'), 'utf8'), /\| bulk-1 \| throughput \(MB\/s\) \|/, 'the Markdown table has a throughput row')
+    t.match(readFileSync(join(out, 'latest.svg'), 'utf8'), /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/, 'the chart is an SVG')
+  },
+)

@@ -17,7 +17,10 @@ t.test('apply into an empty namespace installs the plan and verify finds it equa
   const nat = (await execIn(ns, ['iptables', '-S', '-t', 'nat'])).stdout
   t.match(nat, /^-N ISTIO_OUTPUT$/m)
   t.match(nat, /^-A OUTPUT -j ISTIO_OUTPUT$/m)
-  t.match(nat, /^-A ISTIO_OUTPUT ! -d 127\.0\.0\.1\/32 -o lo -p tcp -m tcp ! --dport 15008 -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT$/m)
+  t.match(
+    nat,
+    /^-A ISTIO_OUTPUT ! -d 127\.0\.0\.1\/32 -o lo -p tcp -m tcp ! --dport 15008 -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT$/m,
+  )
   t.same(await verifyPlan(plan, { netns: ns }), { residue: true, delta: [] })
 })
 

@@ -50,7 +50,10 @@ const injector = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', 
 injector.push('-d', '15090,15021,15020')
 const cases: Array<[string, string[]]> = [
   ['injector defaults (REDIRECT)', injector],
-  ['TPROXY, dual stack, DNS, excluded interface', ['-m', 'TPROXY', '-b', '*', '-i', '198.18.0.0/15', '--dual-stack', '--redirect-dns', '-c', 'eth9']],
+  [
+    'TPROXY, dual stack, DNS, excluded interface',
+    ['-m', 'TPROXY', '-b', '*', '-i', '198.18.0.0/15', '--dual-stack', '--redirect-dns', '-c', 'eth9'],
+  ],
   ['native nftables, TPROXY, dual stack', ['--native-nftables', '-m', 'TPROXY', '-b', '*', '-i', '*', '--dual-stack']],
   ['drop invalid, outbound ports, kube virt interfaces', ['--drop-invalid', '-q', '8080,9090', '-k', 'eth1', '-i', '*']],
 ]

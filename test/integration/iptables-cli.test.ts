@@ -34,7 +34,11 @@ function sidecarLab(args: string[], prefix: string[] = [], env: NodeJS.ProcessEn
 }
 
 /** The `error: ...` lines the CLI prints for the user, without the JSON log lines beside them. */
-const errorText = (o: Outcome) => o.stderr.split('\n').filter((l) => l.startsWith('error: ')).join('\n')
+const errorText = (o: Outcome) =>
+  o.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('error: '))
+    .join('\n')
 
 const flags = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-b', '*', '-d', '15090,15021,15020']
 

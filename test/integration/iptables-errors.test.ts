@@ -53,7 +53,8 @@ t.test('restore text the kernel rejects is rolled back, IPv4 included', opts, as
   const plan = { ...good, ipv6: '* nat\n-N ISTIO_OUTPUT\n-A ISTIO_OUTPUT -j ISTIO_NOWHERE\nCOMMIT\n' }
   await t.rejects(applyPlan(plan, { netns: ns, logger }), {
     code: 'SIDECAR_ERR_COMMAND_FAILED',
-    message: /^ip6tables-restore --noflush --wait \(in network namespace 'slt-ipt-\w+'\) failed \(exit 2\): .*Chain 'ISTIO_NOWHERE' does not exist/,
+    message:
+      /^ip6tables-restore --noflush --wait \(in network namespace 'slt-ipt-\w+'\) failed \(exit 2\): .*Chain 'ISTIO_NOWHERE' does not exist/,
   })
   const state = await kernelState(ns)
   t.equal(rulesOnly(state.v4), '', 'the IPv4 block that had been applied is gone')
@@ -73,7 +74,10 @@ t.test('an nft script the kernel rejects changes nothing', opts, async (t) => {
   const before = await kernelState(ns)
   const plan = nftPlan('tproxy')
   const bad = { ...plan, nft: plan.nft + 'add rule inet istio-proxy-raw istio-inbound counter jump istio-nowhere\n' }
-  await t.rejects(applyPlan(bad, { netns: ns, logger }), { code: 'SIDECAR_ERR_COMMAND_FAILED', message: /^nft -f - \(in network namespace '[^']+'\) failed \(exit 1\): .*No such file or directory/ })
+  await t.rejects(applyPlan(bad, { netns: ns, logger }), {
+    code: 'SIDECAR_ERR_COMMAND_FAILED',
+    message: /^nft -f - \(in network namespace '[^']+'\) failed \(exit 1\): .*No such file or directory/,
+  })
   t.same(await kernelState(ns), before)
 })
 

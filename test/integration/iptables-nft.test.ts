@@ -23,7 +23,11 @@ t.test('nft apply, no-op re-apply, verify equal', opts, async (t) => {
   const plan = nftPlan('tproxy')
   t.same(await verifyPlan(plan, { netns: ns }), {
     residue: false,
-    delta: ['nft: table inet istio-proxy-nat missing', 'nft: table inet istio-proxy-mangle missing', 'nft: table inet istio-proxy-raw missing'],
+    delta: [
+      'nft: table inet istio-proxy-nat missing',
+      'nft: table inet istio-proxy-mangle missing',
+      'nft: table inet istio-proxy-raw missing',
+    ],
   })
   t.equal(await applyPlan(plan, { netns: ns, logger }), 'applied')
   const tables = await inNs(ns, ['nft', 'list', 'tables'])

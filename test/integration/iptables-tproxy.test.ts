@@ -10,8 +10,7 @@ import { ipRules, iptablesPlan, kernelState, nftPlan, rulesOnly, scratchNetns } 
 const opts = rootOnly()
 const tproxy = { mark: 1337, table: 133, ipv6: true }
 
-const route = async (ns: string, family: string) =>
-  (await run('ip', ['-n', ns, family, 'route', 'show', 'table', '133'])).stdout.trim()
+const route = async (ns: string, family: string) => (await run('ip', ['-n', ns, family, 'route', 'show', 'table', '133'])).stdout.trim()
 
 for (const [backend, plan] of [
   ['iptables', iptablesPlan('tproxy', tproxy)],

@@ -28,11 +28,23 @@ t.test('lab up --docker --compat legacy: names through the sidecar container; do
   t.equal(up.code, 0, up.stderr)
 
   const resolv = await sh('docker', ['exec', `${lab}-productpage-app`, 'cat', '/etc/resolv.conf'])
-  t.match(resolv.stdout, /nameserver 198\.18\.0\.53\nsearch default\.svc\.cluster\.local svc\.cluster\.local cluster\.local\noptions ndots:5/, "the app container has the pod's resolv.conf")
+  t.match(
+    resolv.stdout,
+    /nameserver 198\.18\.0\.53\nsearch default\.svc\.cluster\.local svc\.cluster\.local cluster\.local\noptions ndots:5/,
+    "the app container has the pod's resolv.conf",
+  )
   const inPod = (cmd: string[]) => cli(['lab', 'exec', 'productpage', '--lab', lab, '--', ...cmd])
   t.match((await inPod(['getent', 'hosts', 'reviews'])).stdout, /^198\.18\.0\.20\s+reviews\.default\.svc\.cluster\.local/)
-  t.match((await inPod(['dig', '+noall', '+answer', 'reviews.default.svc.cluster.local'])).stdout, /\s30\s+IN\s+A\s+198\.18\.0\.20/, "the sidecar container's table (TTL 30)")
-  t.match((await inPod(['dig', '+tcp', '+noall', '+answer', 'db.lab.test'])).stdout, /\s10\s+IN\s+A\s+198\.18\.0\.30/, 'forwarded to the lab DNS server (TTL 10)')
+  t.match(
+    (await inPod(['dig', '+noall', '+answer', 'reviews.default.svc.cluster.local'])).stdout,
+    /\s30\s+IN\s+A\s+198\.18\.0\.20/,
+    "the sidecar container's table (TTL 30)",
+  )
+  t.match(
+    (await inPod(['dig', '+tcp', '+noall', '+answer', 'db.lab.test'])).stdout,
+    /\s10\s+IN\s+A\s+198\.18\.0\.30/,
+    'forwarded to the lab DNS server (TTL 10)',
+  )
   const stats = await inPod(['curl', '-s', '127.0.0.1:15000/stats?filter=^dns\\.(forwarded|answered_from_table)$'])
   t.match(stats.stdout, /dns\.answered_from_table: [1-9]/)
   t.match(stats.stdout, /dns\.forwarded: [1-9]/)

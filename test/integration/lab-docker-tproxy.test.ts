@@ -29,14 +29,22 @@ t.test('lab up --docker --mode TPROXY: the apps see their callers; down leaves n
   t.match(upped.stdout, new RegExp(`${lab}-reviews-sidecar\\s+[0-9a-f]{12}\\s+user 0:1337\\s+Up`), 'the sidecar container runs as 0:1337')
   const caps = await sh('docker', ['inspect', '--format', '{{.HostConfig.CapDrop}} {{.HostConfig.CapAdd}}', `${lab}-reviews-sidecar`])
   t.match(caps.stdout, /ALL.*NET_ADMIN/, 'with every capability dropped but NET_ADMIN (and SETGID)')
-  t.match((await execIn(`${lab}-reviews`, ['ip', 'rule', 'show'])).stdout, /fwmark 0x539 lookup 133/, "the init container set up TPROXY's routing")
+  t.match(
+    (await execIn(`${lab}-reviews`, ['ip', 'rule', 'show'])).stdout,
+    /fwmark 0x539 lookup 133/,
+    "the init container set up TPROXY's routing",
+  )
 
   const v4 = await cli(['lab', 'exec', 'productpage', '--lab', lab, '--', 'curl', '-s', '--max-time', '10', 'http://198.18.0.20:9080/'])
   t.match(JSON.parse(v4.stdout), { service: 'reviews', peer: '198.18.0.10', local: '198.18.0.20:9080' }, 'reviews sees productpage (IPv4)')
   const v6 = await cli(['lab', 'exec', 'productpage', '--lab', lab, '--', 'curl', '-s', '--max-time', '10', 'http://[2001:2::20]:9080/'])
   t.match(JSON.parse(v6.stdout), { service: 'reviews', peer: '2001:2::10' }, 'and IPv6')
   const logs = await cli(['lab', 'logs', 'reviews', '--lab', lab])
-  t.match(logs.stdout, /InboundPassthroughClusterIpv4 198\.18\.0\.10:\d+ 198\.18\.0\.20:9080 198\.18\.0\.10:\d+/, "through reviews' sidecar container")
+  t.match(
+    logs.stdout,
+    /InboundPassthroughClusterIpv4 198\.18\.0\.10:\d+ 198\.18\.0\.20:9080 198\.18\.0\.10:\d+/,
+    "through reviews' sidecar container",
+  )
 
   const downed = await cli(['lab', 'down', '--lab', lab])
   t.equal(downed.code, 0, downed.stderr)

@@ -53,8 +53,21 @@ t.test('lab up --docker: pods are containers; a request crosses both sidecars; d
   t.match(upped.stdout, /slt-dock-reviews-sidecar\s+[0-9a-f]{12}\s+user 1337:1337\s+Up/, 'status lists the containers with their users')
 
   const names = await containersOf(lab)
-  const expected = ['productpage', 'productpage-app', 'productpage-sidecar', 'ratings', 'ratings-app', 'reviews', 'reviews-app', 'reviews-sidecar']
-  t.same(names, expected.map((n) => `${lab}-${n}`), 'docker ps: a holder and an app per pod, a sidecar in productpage and reviews')
+  const expected = [
+    'productpage',
+    'productpage-app',
+    'productpage-sidecar',
+    'ratings',
+    'ratings-app',
+    'reviews',
+    'reviews-app',
+    'reviews-sidecar',
+  ]
+  t.same(
+    names,
+    expected.map((n) => `${lab}-${n}`),
+    'docker ps: a holder and an app per pod, a sidecar in productpage and reviews',
+  )
   const user = await sh('docker', ['inspect', '--format', '{{.Config.User}}', `${lab}-productpage-sidecar`, `${lab}-productpage-app`])
   t.same(user.stdout.trim().split('\n'), ['1337:1337', '1000:1000'], 'the sidecar container runs as 1337, the app as 1000')
 
@@ -66,9 +79,17 @@ t.test('lab up --docker: pods are containers; a request crosses both sidecars; d
 
   const r = await cli(['lab', 'exec', 'productpage', '--lab', lab, '--', 'curl', '-s', '--max-time', '10', 'http://198.18.0.20:9080/'])
   t.equal(r.code, 0, r.stderr)
-  t.match(JSON.parse(r.stdout), { service: 'reviews', peer: '127.0.0.6', local: '198.18.0.20:9080' }, "reviews answers, and sees its inbound sidecar's 127.0.0.6")
+  t.match(
+    JSON.parse(r.stdout),
+    { service: 'reviews', peer: '127.0.0.6', local: '198.18.0.20:9080' },
+    "reviews answers, and sees its inbound sidecar's 127.0.0.6",
+  )
   const logs = await cli(['lab', 'logs', 'reviews', '--lab', lab])
-  t.match(logs.stdout, /InboundPassthroughClusterIpv4 127\.0\.0\.6:\d+ 198\.18\.0\.20:9080 198\.18\.0\.10:\d+/, "the sidecar container's access log, in the bind-mounted pod folder")
+  t.match(
+    logs.stdout,
+    /InboundPassthroughClusterIpv4 127\.0\.0\.6:\d+ 198\.18\.0\.20:9080 198\.18\.0\.10:\d+/,
+    "the sidecar container's access log, in the bind-mounted pod folder",
+  )
 
   const off = await cli(['lab', 'rules', 'off', '--lab', lab])
   t.match(off.stdout, /productpage: cleaned up\nreviews: cleaned up/, 'rules off runs the init container with --cleanup-only')

@@ -29,7 +29,9 @@ async function assertGone(t: Test, lab: string, pids: number[]) {
 
 function pidsOf(lab: string): number[] {
   const state = readState(lab)
-  return Object.values(state?.pods ?? {}).flatMap((p) => [p.pids.app, p.pids.sidecar]).filter((p): p is number => !!p)
+  return Object.values(state?.pods ?? {})
+    .flatMap((p) => [p.pids.app, p.pids.sidecar])
+    .filter((p): p is number => !!p)
 }
 
 t.test('lab up builds the scene; a request crosses both sidecars; up again is a no-op; down leaves nothing', rootOnly(), async (t) => {
@@ -44,14 +46,34 @@ t.test('lab up builds the scene; a request crosses both sidecars; up again is a 
 
   const direct = await cli(['lab', 'exec', 'productpage', '--lab', lab, '--', 'curl', '-s', 'http://198.18.0.20:9080/'])
   t.equal(direct.code, 0)
-  t.match(JSON.parse(direct.stdout), { service: 'reviews', peer: '127.0.0.6', local: '198.18.0.20:9080' }, 'reviews answers, and sees the inbound sidecar (127.0.0.6)')
+  t.match(
+    JSON.parse(direct.stdout),
+    { service: 'reviews', peer: '127.0.0.6', local: '198.18.0.20:9080' },
+    'reviews answers, and sees the inbound sidecar (127.0.0.6)',
+  )
   const chained = await cli(['lab', 'exec', 'ratings', '--lab', lab, '--', 'curl', '-s', 'http://198.18.0.10:9080/'])
-  t.match(JSON.parse(chained.stdout), { service: 'productpage', peer: '127.0.0.6', upstream: { service: 'reviews', peer: '127.0.0.6' } }, 'ratings (no sidecar) -> productpage -> reviews; each app sees 127.0.0.6, not the caller (istio#32802)')
-  t.match(JSON.parse(chained.stdout), { upstream: { upstream: { service: 'ratings', peer: '198.18.0.20' } } }, 'reviews calls ratings (as Bookinfo does); ratings has no sidecar and sees reviews\' own address')
+  t.match(
+    JSON.parse(chained.stdout),
+    { service: 'productpage', peer: '127.0.0.6', upstream: { service: 'reviews', peer: '127.0.0.6' } },
+    'ratings (no sidecar) -> productpage -> reviews; each app sees 127.0.0.6, not the caller (istio#32802)',
+  )
+  t.match(
+    JSON.parse(chained.stdout),
+    { upstream: { upstream: { service: 'ratings', peer: '198.18.0.20' } } },
+    "reviews calls ratings (as Bookinfo does); ratings has no sidecar and sees reviews' own address",
+  )
 
   const status = await cli(['lab', 'status', '--lab', lab])
-  t.match(status.stdout, /reviews: capture rules[\s\S]*?\n\s+[1-9]\d*\s+nat\s+-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006/, 'status counts the packets the inbound redirect caught')
-  t.match(status.stdout, /productpage: capture rules[\s\S]*?\n\s+[1-9]\d*\s+nat\s+-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001/, 'and the outbound redirect')
+  t.match(
+    status.stdout,
+    /reviews: capture rules[\s\S]*?\n\s+[1-9]\d*\s+nat\s+-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006/,
+    'status counts the packets the inbound redirect caught',
+  )
+  t.match(
+    status.stdout,
+    /productpage: capture rules[\s\S]*?\n\s+[1-9]\d*\s+nat\s+-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001/,
+    'and the outbound redirect',
+  )
 
   const again = await cli(['lab', 'up', '--lab', lab])
   t.equal(again.code, 0)
@@ -59,7 +81,10 @@ t.test('lab up builds the scene; a request crosses both sidecars; up again is a 
   t.same(pidsOf(lab), pids, 'the same processes are still serving')
   const otherForm = await cli(['lab', 'up', '--lab', lab, '--compat', 'legacy'])
   t.equal(otherForm.code, 2, 'up in another form while the lab is up is refused')
-  t.match(otherForm.stderr, `lab ${lab} is up as network namespaces with the injector's rules in REDIRECT mode; this 'lab up' asks for network namespaces with the legacy (seed listing) rules in REDIRECT mode: run 'sidecar-lab lab down --lab ${lab}' first`)
+  t.match(
+    otherForm.stderr,
+    `lab ${lab} is up as network namespaces with the injector's rules in REDIRECT mode; this 'lab up' asks for network namespaces with the legacy (seed listing) rules in REDIRECT mode: run 'sidecar-lab lab down --lab ${lab}' first`,
+  )
   t.same(pidsOf(lab), pids, 'and the lab was left as it was')
 
   const logs = await cli(['lab', 'logs', 'reviews', '--lab', lab])
@@ -90,7 +115,7 @@ t.test('lab down cleans up after an up that was killed half way', rootOnly(), as
   await assertGone(t, lab, pids)
 })
 
-t.test('the seed listing\'s legacy layout serves the request too', rootOnly(), async (t) => {
+t.test("the seed listing's legacy layout serves the request too", rootOnly(), async (t) => {
   const lab = `slt-leg-${process.pid % 10000}`
   t.teardown(() => cli(['lab', 'down', '--lab', lab]))
   const upped = await cli(['lab', 'up', '--lab', lab, '--compat', 'legacy'])

@@ -13,7 +13,11 @@ const common = ['-p', '15001', '-z', '15006', '-u', '1337', '-i', '*', '-b', '*'
 
 function iptables(pod: Pod, mode: 'REDIRECT' | 'TPROXY', cleanup = false): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('node', [cli, 'iptables', ...common, '-m', mode, '--network-namespace', pod.ns, ...(cleanup ? ['--cleanup-only'] : [])], (err, _out, stderr) => (err ? reject(new Error(stderr)) : resolve()))
+    execFile(
+      'node',
+      [cli, 'iptables', ...common, '-m', mode, '--network-namespace', pod.ns, ...(cleanup ? ['--cleanup-only'] : [])],
+      (err, _out, stderr) => (err ? reject(new Error(stderr)) : resolve()),
+    )
   })
 }
 
@@ -25,14 +29,29 @@ async function tproxyPair(t: Test) {
   return { client, server }
 }
 
-const tproxyFlags = ['--interception-mode', 'TPROXY', '--admin-port', '0', '--health-port', '0', '--prometheus-port', '0', '--merged-metrics-port', '0']
+const tproxyFlags = [
+  '--interception-mode',
+  'TPROXY',
+  '--admin-port',
+  '0',
+  '--health-port',
+  '0',
+  '--prometheus-port',
+  '0',
+  '--merged-metrics-port',
+  '0',
+]
 
-t.test('TPROXY: 50 MB each way arrive intact, and the server app sees the client pod\'s own address', rootOnly(), async (t) => {
+t.test("TPROXY: 50 MB each way arrive intact, and the server app sees the client pod's own address", rootOnly(), async (t) => {
   const { client, server } = await tproxyPair(t)
   const app = await startServerApp(t, server, 9080)
   await startSidecar(t, client)
   const inbound = await startSidecar(t, server, tproxyFlags)
-  t.match(inbound.stderr.find((l) => l.includes('sidecar ready')), /"interceptionMode":"TPROXY","uid":0,"gid":1337/, 'runs as uid 0, gid 1337')
+  t.match(
+    inbound.stderr.find((l) => l.includes('sidecar ready')),
+    /"interceptionMode":"TPROXY","uid":0,"gid":1337/,
+    'runs as uid 0, gid 1337',
+  )
 
   const r = await runClient(t, client, server.ip, 9080, 50 * MB)
   t.equal(r.error, null, 'client saw no error')
@@ -43,7 +62,13 @@ t.test('TPROXY: 50 MB each way arrive intact, and the server app sees the client
   t.equal(conn.sha256, r.sentSha256, 'server app got the same bytes (sha256)')
   t.equal(conn.peer.address.replace('::ffff:', ''), client.ip, 'server app sees the client pod (198.18.0.1), not 127.0.0.6')
   const inb = await eventually(() => inbound.accessLines().find((l) => l.includes('InboundPassthroughClusterIpv4')))
-  t.match(inb, new RegExp(`${50 * MB} ${50 * MB} \\d+ - "-" "-" "-" "-" "198\\.18\\.0\\.2:9080" InboundPassthroughClusterIpv4 198\\.18\\.0\\.1:${conn.peer.port} 198\\.18\\.0\\.2:9080 198\\.18\\.0\\.1:\\d+ - -`), 'access log: destination from the local address, upstream_local_address is the client\'s address')
+  t.match(
+    inb,
+    new RegExp(
+      `${50 * MB} ${50 * MB} \\d+ - "-" "-" "-" "-" "198\\.18\\.0\\.2:9080" InboundPassthroughClusterIpv4 198\\.18\\.0\\.1:${conn.peer.port} 198\\.18\\.0\\.2:9080 198\\.18\\.0\\.1:\\d+ - -`,
+    ),
+    "access log: destination from the local address, upstream_local_address is the client's address",
+  )
 })
 
 t.test('TPROXY IPv6: 50 MB each way intact, the server app sees 2001:2::1', rootOnly(), async (t) => {
@@ -74,9 +99,16 @@ t.test('TPROXY: half-close, and nothing loops when the app answers', rootOnly(),
   await new Promise((r) => setTimeout(r, 500))
   t.equal(inbound.accessLines().length, 3, 'the inbound sidecar saw exactly the three connections (no reply came back as a new one)')
   t.equal(app.stdout.filter((l) => l.includes('"event":"conn"')).length, 3, 'the app got exactly three connections')
-  t.notOk(inbound.stderr.some((l) => l.includes('traffic loop')), 'no traffic loop was reported')
+  t.notOk(
+    inbound.stderr.some((l) => l.includes('traffic loop')),
+    'no traffic loop was reported',
+  )
   const mangle = await execIn(server.ns, ['iptables-save', '-c', '-t', 'mangle'])
-  t.match(mangle.stdout, /\[[1-9]\d*:\d+\] -A ISTIO_INBOUND -p tcp -m mark --mark 0x539 -j RETURN/, 'the sidecar\'s marked packets skipped the TPROXY rule')
+  t.match(
+    mangle.stdout,
+    /\[[1-9]\d*:\d+\] -A ISTIO_INBOUND -p tcp -m mark --mark 0x539 -j RETURN/,
+    "the sidecar's marked packets skipped the TPROXY rule",
+  )
 })
 
 t.test('TPROXY: the loop guards hold (own listener port; an unexempted gid)', rootOnly(), async (t) => {
@@ -103,12 +135,18 @@ t.test('TPROXY: upstream refused and upstream timeout are logged UF, the event l
   const refused = await runClient(t, client, server.ip, 9999, 100)
   t.equal(refused.received, 0)
   const line = await eventually(() => inbound.accessLines().find((l) => l.includes(':9999')))
-  t.match(line, /"- - -" 0 UF,URX - - "delayed_connect_error:_111" 0 0 \d+ - "-" "-" "-" "-" "198\.18\.0\.2:9999" InboundPassthroughClusterIpv4 - 198\.18\.0\.2:9999 198\.18\.0\.1:\d+ - -/)
-  const [timedOut, fine] = await Promise.all([runClient(t, client, server.ip, 9998, 100), (async () => {
-    await new Promise((r) => setTimeout(r, 200))
-    await startServerApp(t, server, 9080)
-    return runClient(t, client, server.ip, 9080, 1000)
-  })()])
+  t.match(
+    line,
+    /"- - -" 0 UF,URX - - "delayed_connect_error:_111" 0 0 \d+ - "-" "-" "-" "-" "198\.18\.0\.2:9999" InboundPassthroughClusterIpv4 - 198\.18\.0\.2:9999 198\.18\.0\.1:\d+ - -/,
+  )
+  const [timedOut, fine] = await Promise.all([
+    runClient(t, client, server.ip, 9998, 100),
+    (async () => {
+      await new Promise((r) => setTimeout(r, 200))
+      await startServerApp(t, server, 9080)
+      return runClient(t, client, server.ip, 9080, 1000)
+    })(),
+  ])
   t.equal(timedOut.received, 0)
   t.equal(fine.received, 1000, 'another connection was served while one upstream connect was pending')
   const slow = await eventually(() => inbound.accessLines().find((l) => l.includes(':9998')), 5000)

@@ -3,31 +3,55 @@ import t from 'tap'
 import { rootOnly } from '../helpers/root.js'
 import { join } from 'node:path'
 import { execIn } from '../../src/sys/netns.js'
-import { adminStats, eventually, podPair, repoRoot, runClient, spawnIn, startServerApp, startSidecar, waitForStat } from '../helpers/pods.js'
+import {
+  adminStats,
+  eventually,
+  podPair,
+  repoRoot,
+  runClient,
+  spawnIn,
+  startServerApp,
+  startSidecar,
+  waitForStat,
+} from '../helpers/pods.js'
 
 const MB = 1_000_000
 
-t.test('50 MB each way through both sidecars arrive intact, original destinations recovered, server sees 127.0.0.6', rootOnly(), async (t) => {
-  const { client, server } = await podPair(t)
-  const app = await startServerApp(t, server, 9080)
-  const outbound = await startSidecar(t, client)
-  const inbound = await startSidecar(t, server)
+t.test(
+  '50 MB each way through both sidecars arrive intact, original destinations recovered, server sees 127.0.0.6',
+  rootOnly(),
+  async (t) => {
+    const { client, server } = await podPair(t)
+    const app = await startServerApp(t, server, 9080)
+    const outbound = await startSidecar(t, client)
+    const inbound = await startSidecar(t, server)
 
-  const r = await runClient(t, client, server.ip, 9080, 50 * MB)
-  t.equal(r.error, null, 'client saw no error')
-  t.equal(r.received, 50 * MB, 'client received 50 MB back')
-  t.equal(r.receivedSha256, r.sentSha256, 'bytes back equal bytes sent (sha256)')
+    const r = await runClient(t, client, server.ip, 9080, 50 * MB)
+    t.equal(r.error, null, 'client saw no error')
+    t.equal(r.received, 50 * MB, 'client received 50 MB back')
+    t.equal(r.receivedSha256, r.sentSha256, 'bytes back equal bytes sent (sha256)')
 
-  const conn = JSON.parse(await app.waitFor(/"event":"conn"/))
-  t.equal(conn.bytes, 50 * MB, 'server app received 50 MB')
-  t.equal(conn.sha256, r.sentSha256, 'server app got the same bytes (sha256)')
-  t.equal(conn.peer.address.replace('::ffff:', ''), '127.0.0.6', 'server app sees its peer as 127.0.0.6')
+    const conn = JSON.parse(await app.waitFor(/"event":"conn"/))
+    t.equal(conn.bytes, 50 * MB, 'server app received 50 MB')
+    t.equal(conn.sha256, r.sentSha256, 'server app got the same bytes (sha256)')
+    t.equal(conn.peer.address.replace('::ffff:', ''), '127.0.0.6', 'server app sees its peer as 127.0.0.6')
 
-  const out = await eventually(() => outbound.accessLines().find((l) => l.includes('PassthroughCluster')))
-  t.match(out, new RegExp(`"- - -" 0 - - - "-" ${50 * MB} ${50 * MB} \\d+ - "-" "-" "-" "-" "198\\.18\\.0\\.2:9080" PassthroughCluster 198\\.18\\.0\\.1:\\d+ 198\\.18\\.0\\.2:9080 198\\.18\\.0\\.1:${r.local.port} - -`), 'outbound access log: original destination 198.18.0.2:9080 via PassthroughCluster')
-  const inb = await eventually(() => inbound.accessLines().find((l) => l.includes('InboundPassthroughClusterIpv4')))
-  t.match(inb, new RegExp(`"198\\.18\\.0\\.2:9080" InboundPassthroughClusterIpv4 127\\.0\\.0\\.6:\\d+ 198\\.18\\.0\\.2:9080 198\\.18\\.0\\.1:\\d+`), 'inbound access log: original destination recovered, upstream from 127.0.0.6')
-})
+    const out = await eventually(() => outbound.accessLines().find((l) => l.includes('PassthroughCluster')))
+    t.match(
+      out,
+      new RegExp(
+        `"- - -" 0 - - - "-" ${50 * MB} ${50 * MB} \\d+ - "-" "-" "-" "-" "198\\.18\\.0\\.2:9080" PassthroughCluster 198\\.18\\.0\\.1:\\d+ 198\\.18\\.0\\.2:9080 198\\.18\\.0\\.1:${r.local.port} - -`,
+      ),
+      'outbound access log: original destination 198.18.0.2:9080 via PassthroughCluster',
+    )
+    const inb = await eventually(() => inbound.accessLines().find((l) => l.includes('InboundPassthroughClusterIpv4')))
+    t.match(
+      inb,
+      new RegExp(`"198\\.18\\.0\\.2:9080" InboundPassthroughClusterIpv4 127\\.0\\.0\\.6:\\d+ 198\\.18\\.0\\.2:9080 198\\.18\\.0\\.1:\\d+`),
+      'inbound access log: original destination recovered, upstream from 127.0.0.6',
+    )
+  },
+)
 
 t.test('IPv6: both sidecars recover [2001:2::2]:9080 and the server sees ::6', rootOnly(), async (t) => {
   const { client, server } = await podPair(t)
@@ -69,12 +93,15 @@ t.test('loop guard: connections to the proxy itself go to BlackHoleCluster', roo
   const { client, server } = await podPair(t)
   const outbound = await startSidecar(t, client)
   const inbound = await startSidecar(t, server)
-  for (const [host, label] of [['127.0.0.1', 'loopback'], [client.ip, 'own pod IP']] as const) {
+  for (const [host, label] of [
+    ['127.0.0.1', 'loopback'],
+    [client.ip, 'own pod IP'],
+  ] as const) {
     const r = await runClient(t, client, host, 15001, 100)
     t.equal(r.received, 0, `${label}:15001 is closed without a reply`)
   }
   const r = await runClient(t, server, server.ip, 15006, 100)
-  t.equal(r.received, 0, 'a connection to the pod\'s own IP:15006 is closed without a reply')
+  t.equal(r.received, 0, "a connection to the pod's own IP:15006 is closed without a reply")
   const lines = await eventually(() => {
     const l = outbound.accessLines().filter((x) => x.includes('BlackHoleCluster'))
     return l.length >= 2 && l
@@ -82,7 +109,11 @@ t.test('loop guard: connections to the proxy itself go to BlackHoleCluster', roo
   t.match(lines[0], /0 UH - destination_is_proxy_listener .* BlackHoleCluster - 127\.0\.0\.1:15001 /)
   t.match(lines[1], /0 UH - destination_is_proxy_listener .* BlackHoleCluster - 198\.18\.0\.1:15001 /)
   const inLine = await eventually(() => inbound.accessLines().find((x) => x.includes('BlackHoleCluster')))
-  t.match(inLine, /UH - destination_is_proxy_listener .* BlackHoleCluster - 198\.18\.0\.2:15006 /, 'inbound listener blackholes its own port')
+  t.match(
+    inLine,
+    /UH - destination_is_proxy_listener .* BlackHoleCluster - 198\.18\.0\.2:15006 /,
+    'inbound listener blackholes its own port',
+  )
 })
 
 t.test('loop guard: a proxy whose uid the rules do not exempt refuses the loop on the first hop', rootOnly(), async (t) => {
@@ -97,12 +128,25 @@ t.test('loop guard: a proxy whose uid the rules do not exempt refuses the loop o
   t.match(error, /--uid 1337|-u\/--proxy-uid/, 'the error says how to fix it')
   // Bounded: once every connection the outbound listener accepted is closed, it accepted exactly two.
   await waitForStat(client, 'listener.[__]_15001.downstream_cx_active', (n) => n === 0)
-  t.equal((await adminStats(client))['listener.[__]_15001.downstream_cx_total'], 2, 'the listener accepted two connections: the app\'s and the looped hop (the loop is bounded)')
+  t.equal(
+    (await adminStats(client))['listener.[__]_15001.downstream_cx_total'],
+    2,
+    "the listener accepted two connections: the app's and the looped hop (the loop is bounded)",
+  )
   const lines = await eventually(() => (outbound.accessLines().length >= 2 ? outbound.accessLines() : undefined))
   t.equal(lines.length, 2, 'exactly two access-log lines')
-  t.ok(lines.some((l) => /UF - upstream_loop .* PassthroughCluster/.test(l)), 'the app\'s connection is logged UF upstream_loop')
-  t.ok(lines.some((l) => /NR - upstream_loop .* BlackHoleCluster/.test(l)), 'the looped hop is refused')
-  t.notOk(app.stdout.some((l) => l.includes('"conn"')), 'the server app never got a connection')
+  t.ok(
+    lines.some((l) => /UF - upstream_loop .* PassthroughCluster/.test(l)),
+    "the app's connection is logged UF upstream_loop",
+  )
+  t.ok(
+    lines.some((l) => /NR - upstream_loop .* BlackHoleCluster/.test(l)),
+    'the looped hop is refused',
+  )
+  t.notOk(
+    app.stdout.some((l) => l.includes('"conn"')),
+    'the server app never got a connection',
+  )
 })
 
 t.test('loop guard: an app connection sharing a source port with an open upstream socket is not a loop', rootOnly(), async (t) => {
@@ -113,18 +157,37 @@ t.test('loop guard: an app connection sharing a source port with an open upstrea
   await startServerApp(t, server, 9081)
   const outbound = await startSidecar(t, client)
   await startSidecar(t, server)
-  const app = spawnIn(t, client.ns, ['node', join(repoRoot, 'test/helpers/apps/port-share.mjs'), server.ip, '9080', '9081', '1500', '300'], { uid: 1000, gid: 1000 })
-  const r = JSON.parse(await app.waitFor(/"held"/, 'stdout', 90_000)) as { held: number; short: number; errors: string[]; shortPorts: number[] }
+  const app = spawnIn(
+    t,
+    client.ns,
+    ['node', join(repoRoot, 'test/helpers/apps/port-share.mjs'), server.ip, '9080', '9081', '1500', '300'],
+    { uid: 1000, gid: 1000 },
+  )
+  const r = JSON.parse(await app.waitFor(/"held"/, 'stdout', 90_000)) as {
+    held: number
+    short: number
+    errors: string[]
+    shortPorts: number[]
+  }
   const ss = await execIn(client.ns, ['ss', '-Htne', 'state', 'established', 'dport', '= :9080'])
   const upstreamPorts = new Set(
-    ss.stdout.split('\n').filter((l) => / uid:1337 /.test(l)).map((l) => Number(/198\.18\.0\.1:(\d+)/.exec(l)?.[1])),
+    ss.stdout
+      .split('\n')
+      .filter((l) => / uid:1337 /.test(l))
+      .map((l) => Number(/198\.18\.0\.1:(\d+)/.exec(l)?.[1])),
   )
   const shared = r.shortPorts.filter((p) => upstreamPorts.has(p))
   t.equal(r.held, 1500, '1500 connections held open through both sidecars')
-  t.ok(shared.length > 0, `the kernel gave app connections ports of open upstream sockets (${shared.length} of ${r.short}), so the case was exercised`)
+  t.ok(
+    shared.length > 0,
+    `the kernel gave app connections ports of open upstream sockets (${shared.length} of ${r.short}), so the case was exercised`,
+  )
   t.same(r.errors, [], 'no app connection was refused')
   t.equal(r.short, 300, 'every short connection got its echo')
-  t.notOk(outbound.stderr.some((l) => l.includes('traffic loop')), 'no traffic loop was reported')
+  t.notOk(
+    outbound.stderr.some((l) => l.includes('traffic loop')),
+    'no traffic loop was reported',
+  )
 })
 
 t.test('connection refused upstream: the client is closed and the inbound sidecar logs UF', rootOnly(), async (t) => {
@@ -135,7 +198,10 @@ t.test('connection refused upstream: the client is closed and the inbound sideca
   t.equal(r.received, 0, 'client got nothing back')
   t.ok(r.error === null || r.error === 'ECONNRESET', `client saw the connection close (${r.error ?? 'EOF'})`)
   const line = await eventually(() => inbound.accessLines().find((l) => l.includes('9999')))
-  t.match(line, /"- - -" 0 UF,URX - - "delayed_connect_error:_111" 0 0 \d+ - "-" "-" "-" "-" "198\.18\.0\.2:9999" InboundPassthroughClusterIpv4 - 198\.18\.0\.2:9999 198\.18\.0\.1:\d+ - -/)
+  t.match(
+    line,
+    /"- - -" 0 UF,URX - - "delayed_connect_error:_111" 0 0 \d+ - "-" "-" "-" "-" "198\.18\.0\.2:9999" InboundPassthroughClusterIpv4 - 198\.18\.0\.2:9999 198\.18\.0\.1:\d+ - -/,
+  )
 })
 
 t.test('REGISTRY_ONLY: known destinations pass, unknown ones go to BlackHoleCluster', rootOnly(), async (t) => {
@@ -149,7 +215,10 @@ t.test('REGISTRY_ONLY: known destinations pass, unknown ones go to BlackHoleClus
   const blocked = await runClient(t, client, server.ip, 9081, 1000)
   t.equal(blocked.received, 0, 'unregistered destination is cut off')
   await known.waitFor(/"conn"/)
-  t.notOk(unknown.stdout.some((l) => l.includes('"conn"')), 'the unregistered server never got a connection')
+  t.notOk(
+    unknown.stdout.some((l) => l.includes('"conn"')),
+    'the unregistered server never got a connection',
+  )
   const line = await eventually(() => outbound.accessLines().find((l) => l.includes('BlackHoleCluster')))
   t.match(line, /UH - registry_only .* BlackHoleCluster - 198\.18\.0\.2:9081 /)
 })

@@ -19,7 +19,10 @@ function cli(args: string[], timeout = 180_000): Promise<{ code: number; stdout:
 }
 
 const rulesOf = (r: DnsTraceReport['lookup'], role: string) =>
-  r.hops.filter((h) => h.role === role).flatMap((h) => h.hits.map((x) => x.iptables ?? '')).join('\n')
+  r.hops
+    .filter((h) => h.role === role)
+    .flatMap((h) => h.hits.map((x) => x.iptables ?? ''))
+    .join('\n')
 
 t.test('trace --dns names every hop, the zones, and the bypass without them', rootOnly(), async (t) => {
   const lab = `slttd${process.pid % 10000}`
@@ -50,7 +53,10 @@ t.test('trace --dns names every hop, the zones, and the bypass without them', ro
 
   const nz = report.withoutZones!
   t.notOk(nz.error, nz.error ?? 'the throwaway lab ran')
-  t.ok(nz.removed.some((l) => /CT --zone 1/.test(l)), 'the variant removed the CT rules')
+  t.ok(
+    nz.removed.some((l) => /CT --zone 1/.test(l)),
+    'the variant removed the CT rules',
+  )
   t.equal(nz.probe!.bypassed, true, 'without the zones the app query skipped the nat table and reached the DNS server')
   t.equal(nz.probe!.run.dig.answers[0]?.ttl, 10, "the DNS server's TTL, not the sidecar's")
   t.same(nz.probe!.run.sidecar, {}, "the sidecar's counters did not move")

@@ -19,7 +19,20 @@ function cli(args: string[], timeout = 120_000): Promise<{ code: number; stdout:
   })
 }
 
-interface JsonStep { n: number; pod: string; kind: string; connection: number; hook: string | null; table: string | null; chain: string | null; verdict: string; iptables: string | null; note: string | null; rewritten: unknown; packet: { flags: string[] } }
+interface JsonStep {
+  n: number
+  pod: string
+  kind: string
+  connection: number
+  hook: string | null
+  table: string | null
+  chain: string | null
+  verdict: string
+  iptables: string | null
+  note: string | null
+  rewritten: unknown
+  packet: { flags: string[] }
+}
 interface JsonReport {
   request: { status: string }
   mode: string
@@ -44,13 +57,23 @@ t.test('TPROXY trace: the mangle path, the mark, the local route, conntrack, and
   const report = JSON.parse(r.stdout) as JsonReport
   t.equal(report.request.status, 'HTTP 200')
   t.equal(report.mode, 'TPROXY')
-  const synIn = report.steps.filter((s) => s.pod === 'reviews' && s.connection === 1 && s.hook === 'prerouting' && !s.packet.flags.includes('ack'))
-  t.same(synIn.map((s) => `${s.table} ${s.chain}`), ['ip mangle PREROUTING', 'ip mangle ISTIO_INBOUND', 'ip mangle ISTIO_TPROXY'], 'the inbound SYN: mangle PREROUTING -> ISTIO_INBOUND -> ISTIO_TPROXY, no nat chain')
+  const synIn = report.steps.filter(
+    (s) => s.pod === 'reviews' && s.connection === 1 && s.hook === 'prerouting' && !s.packet.flags.includes('ack'),
+  )
+  t.same(
+    synIn.map((s) => `${s.table} ${s.chain}`),
+    ['ip mangle PREROUTING', 'ip mangle ISTIO_INBOUND', 'ip mangle ISTIO_TPROXY'],
+    'the inbound SYN: mangle PREROUTING -> ISTIO_INBOUND -> ISTIO_TPROXY, no nat chain',
+  )
   const tproxy = synIn[2]!
   t.match(tproxy.iptables, /-j TPROXY --on-port 15006 .*--tproxy-mark 0x539/, 'the TPROXY rule, as iptables -S prints it')
   t.equal(tproxy.rewritten, null, 'the SYN is not rewritten')
   t.match(tproxy.note, /marked 0x539.*fwmark 0x539 lookup 133.*local default dev lo/, 'the note names the mark and the local route')
-  t.match(report.routing.reviews, [/fwmark 0x539 lookup 133/, /table 133: local default dev lo/], "reviews' policy routing is in the report")
+  t.match(
+    report.routing.reviews,
+    [/fwmark 0x539 lookup 133/, /table 133: local default dev lo/],
+    "reviews' policy routing is in the report",
+  )
 
   const toApp = report.connections.find((c) => c.role === 'inbound sidecar')
   const caller = report.connections.find((c) => c.role === 'outbound sidecar')
@@ -63,7 +86,10 @@ t.test('TPROXY trace: the mangle path, the mark, the local route, conntrack, and
   // whenever the trace saw it, as in REDIRECT mode, since TPROXY captures inbound only
   const inboundCt = reviewsCt.filter((e) => /^tcp \d+ \d+ \S+ src=\S+ dst=198\.18\.0\.20 /.test(e.line))
   t.ok(inboundCt.length >= 2 && inboundCt.every((e) => !e.nated), 'conntrack in reviews holds both inbound connections un-NATed')
-  t.ok(reviewsCt.some((e) => /mark=1337/.test(e.line)), "the sidecar's connection to the app carries the mark in conntrack")
+  t.ok(
+    reviewsCt.some((e) => /mark=1337/.test(e.line)),
+    "the sidecar's connection to the app carries the mark in conntrack",
+  )
   t.equal(report.answers.loop.loops, false)
   t.equal(report.answers.loop.repliesSkipNat, true, 'replies skip the nat chains (mangle only)')
   t.equal(report.answers.newConnection.newConnection, true)
@@ -72,5 +98,6 @@ t.test('TPROXY trace: the mangle path, the mark, the local route, conntrack, and
   const text = await cli(['trace', '--lab', lab])
   t.match(text.stdout, /TPROXY policy routing in reviews:\n {2}ip -4 rule from all fwmark 0x539 lookup 133/)
   const state = readState(lab)
-  for (const p of Object.values(state?.pods ?? {})) t.notMatch((await execIn(p.ns, ['nft', 'list', 'tables'])).stdout, 'sidecar_lab_trace', 'no trace table is left')
+  for (const p of Object.values(state?.pods ?? {}))
+    t.notMatch((await execIn(p.ns, ['nft', 'list', 'tables'])).stdout, 'sidecar_lab_trace', 'no trace table is left')
 })

@@ -15,7 +15,15 @@ t.test('REDIRECT mode: restore text per family, no routing', async (t) => {
 })
 
 t.test('TPROXY mode asks for policy routing with the mark and table flags', async (t) => {
-  const plan = buildPlan(ruleConfig({ inboundInterceptionMode: 'TPROXY', inboundPortsInclude: '*', inboundTProxyMark: 7, inboundTProxyRouteTable: 99, enableIPv6: true }))
+  const plan = buildPlan(
+    ruleConfig({
+      inboundInterceptionMode: 'TPROXY',
+      inboundPortsInclude: '*',
+      inboundTProxyMark: 7,
+      inboundTProxyRouteTable: 99,
+      enableIPv6: true,
+    }),
+  )
   t.same(plan.tproxy, { mark: 7, table: 99, ipv6: true })
   t.match(plan.ipv4, '-A ISTIO_TPROXY ! -d 127.0.0.1/32 -p tcp -j TPROXY --tproxy-mark 7/0xffffffff --on-port 15006\n')
 })

@@ -62,13 +62,28 @@ export function expected(golden: string): string {
 }
 
 const flagOf: Record<string, string> = {
-  ProxyPort: '-p', InboundCapturePort: '-z', InboundTunnelPort: '-e', ProxyUID: '-u', ProxyGID: '-g',
-  InboundTProxyMark: '-t', InboundTProxyRouteTable: '-r', InboundInterceptionMode: '-m', InboundPortsInclude: '-b',
-  InboundPortsExclude: '-d', OutboundIPRangesInclude: '-i', OutboundIPRangesExclude: '-x', OutboundPortsInclude: '-q',
-  OutboundPortsExclude: '-o', RerouteVirtualInterfaces: '-k', ExcludeInterfaces: '-c',
+  ProxyPort: '-p',
+  InboundCapturePort: '-z',
+  InboundTunnelPort: '-e',
+  ProxyUID: '-u',
+  ProxyGID: '-g',
+  InboundTProxyMark: '-t',
+  InboundTProxyRouteTable: '-r',
+  InboundInterceptionMode: '-m',
+  InboundPortsInclude: '-b',
+  InboundPortsExclude: '-d',
+  OutboundIPRangesInclude: '-i',
+  OutboundIPRangesExclude: '-x',
+  OutboundPortsInclude: '-q',
+  OutboundPortsExclude: '-o',
+  RerouteVirtualInterfaces: '-k',
+  ExcludeInterfaces: '-c',
 }
 const boolFlagOf: Record<string, string> = {
-  RedirectDNS: '--redirect-dns', CaptureAllDNS: '--capture-all-dns', EnableIPv6: '--dual-stack', DropInvalid: '--drop-invalid',
+  RedirectDNS: '--redirect-dns',
+  CaptureAllDNS: '--capture-all-dns',
+  EnableIPv6: '--dual-stack',
+  DropInvalid: '--drop-invalid',
 }
 const envOf: Record<string, string> = {
   OwnerGroupsInclude: 'ISTIO_OUTBOUND_OWNER_GROUPS',

@@ -29,7 +29,10 @@ async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
 
 const injector = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020']
 const injectorConfig = ruleConfig({
-  inboundInterceptionMode: 'REDIRECT', outboundIPRangesInclude: '*', inboundPortsInclude: '*', inboundPortsExclude: '15090,15021,15020',
+  inboundInterceptionMode: 'REDIRECT',
+  outboundIPRangesInclude: '*',
+  inboundPortsInclude: '*',
+  inboundPortsExclude: '15090,15021,15020',
 })
 
 t.test('--dry-run prints the restore input and only that', async (t) => {
@@ -75,14 +78,21 @@ t.test('--cleanup-only --dry-run prints what cleanup removes, not the rules to a
   const nft = await run(['--cleanup-only', '--dry-run', '--native-nftables', ...injector])
   t.equal(nft.stdout, 'delete table inet istio-proxy-nat\n')
   const tproxy = await run(['--cleanup-only', '--dry-run', '-m', 'TPROXY'])
-  t.match(tproxy.stdout, /^# ip -4 rule del fwmark 1337 lookup 133\n# ip -4 route del local default dev lo table 133\n$/m, 'TPROXY routing, as comments')
+  t.match(
+    tproxy.stdout,
+    /^# ip -4 rule del fwmark 1337 lookup 133\n# ip -4 route del local default dev lo table 133\n$/m,
+    'TPROXY routing, as comments',
+  )
 })
 
 t.test('-m with neither REDIRECT nor TPROXY: REDIRECT, as istio-iptables, with a warning naming the value', async (t) => {
   const out = await run(['--dry-run', ...injector.map((a) => (a === 'REDIRECT' ? 'tproxy' : a))])
   t.equal(out.code, 0)
   t.equal(out.stdout, renderDryRun(injectorConfig), 'the REDIRECT plan')
-  t.equal(out.stderr, "warning: -m/--istio-inbound-interception-mode 'tproxy' is neither REDIRECT nor TPROXY: using REDIRECT, as istio-iptables does\n")
+  t.equal(
+    out.stderr,
+    "warning: -m/--istio-inbound-interception-mode 'tproxy' is neither REDIRECT nor TPROXY: using REDIRECT, as istio-iptables does\n",
+  )
   t.equal((await run(['--dry-run', ...injector])).stderr, '', 'no warning for REDIRECT')
 })
 
@@ -105,6 +115,9 @@ t.test('--help prints the flag list and exits 0', async (t) => {
 })
 
 t.test('bad input is an error cli.ts reports with exit 2', async (t) => {
-  await t.rejects(run(['-n', '-p', '70000']), new InvalidFlagError('invalid value "70000" for --envoy-port (-p): not a port number (1-65535)'))
+  await t.rejects(
+    run(['-n', '-p', '70000']),
+    new InvalidFlagError('invalid value "70000" for --envoy-port (-p): not a port number (1-65535)'),
+  )
   await t.rejects(run(['-n', '--frobnicate']), new UnknownFlagError('--frobnicate', 'sidecar-lab iptables'))
 })

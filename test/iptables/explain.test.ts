@@ -10,15 +10,50 @@ const isRule = (line: string) => /^(-A|-I) |^(add|insert) rule /.test(line)
 
 const variants: Array<[string, RuleConfig, BuildOptions]> = [
   ['defaults', ruleConfig(), {}],
-  ['sidecar injector flags, DNS, IPv6', ruleConfig({
-    inboundPortsInclude: '*', inboundPortsExclude: '15090,15021,15020', outboundIPRangesInclude: '*',
-    redirectDNS: true, dnsServersV4: ['10.96.0.10'], dnsServersV6: ['fd00::a'], enableIPv6: true,
-    outboundPortsExclude: '15020', excludeInterfaces: 'eth9', rerouteVirtualInterfaces: 'eth1', dropInvalid: true,
-  }), {}],
-  ['TPROXY with DNS', ruleConfig({ inboundInterceptionMode: 'TPROXY', inboundPortsInclude: '*', redirectDNS: true, captureAllDNS: true }), {}],
-  ['owner groups', ruleConfig({ ownerGroupsInclude: 'java', outboundIPRangesInclude: '10.0.0.0/8', outboundIPRangesExclude: '10.1.0.0/16' }), {}],
-  ['nftables, TPROXY and DNS', ruleConfig({ inboundInterceptionMode: 'TPROXY', inboundPortsInclude: '80', redirectDNS: true, dnsServersV4: ['10.96.0.10'], enableIPv6: true, outboundPortsInclude: '3306' }), { nativeNftables: true }],
-  ['legacy', ruleConfig({ inboundPortsInclude: '*', outboundIPRangesInclude: '10.0.0.0/8', redirectDNS: true, captureAllDNS: true }), { compat: 'legacy' }],
+  [
+    'sidecar injector flags, DNS, IPv6',
+    ruleConfig({
+      inboundPortsInclude: '*',
+      inboundPortsExclude: '15090,15021,15020',
+      outboundIPRangesInclude: '*',
+      redirectDNS: true,
+      dnsServersV4: ['10.96.0.10'],
+      dnsServersV6: ['fd00::a'],
+      enableIPv6: true,
+      outboundPortsExclude: '15020',
+      excludeInterfaces: 'eth9',
+      rerouteVirtualInterfaces: 'eth1',
+      dropInvalid: true,
+    }),
+    {},
+  ],
+  [
+    'TPROXY with DNS',
+    ruleConfig({ inboundInterceptionMode: 'TPROXY', inboundPortsInclude: '*', redirectDNS: true, captureAllDNS: true }),
+    {},
+  ],
+  [
+    'owner groups',
+    ruleConfig({ ownerGroupsInclude: 'java', outboundIPRangesInclude: '10.0.0.0/8', outboundIPRangesExclude: '10.1.0.0/16' }),
+    {},
+  ],
+  [
+    'nftables, TPROXY and DNS',
+    ruleConfig({
+      inboundInterceptionMode: 'TPROXY',
+      inboundPortsInclude: '80',
+      redirectDNS: true,
+      dnsServersV4: ['10.96.0.10'],
+      enableIPv6: true,
+      outboundPortsInclude: '3306',
+    }),
+    { nativeNftables: true },
+  ],
+  [
+    'legacy',
+    ruleConfig({ inboundPortsInclude: '*', outboundIPRangesInclude: '10.0.0.0/8', redirectDNS: true, captureAllDNS: true }),
+    { compat: 'legacy' },
+  ],
 ]
 
 for (const [name, config, options] of variants) {
@@ -45,7 +80,9 @@ t.test('the comments say why: loop avoidance, the lo trick, DNS zones', async (t
   t.match(commentOf('-A ISTIO_OUTPUT -o lo -s 127.0.0.6/32 -j RETURN'), '127.0.0.6')
   t.match(commentOf('-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN'), 'looping back into Envoy')
   t.match(
-    commentOf('-A ISTIO_OUTPUT -o lo ! -d 127.0.0.1/32 -p tcp -m multiport ! --dports 53,15008 -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT'),
+    commentOf(
+      '-A ISTIO_OUTPUT -o lo ! -d 127.0.0.1/32 -p tcp -m multiport ! --dports 53,15008 -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT',
+    ),
     'lo / ISTIO_IN_REDIRECT',
   )
   t.match(commentOf('-A ISTIO_OUTPUT_DNS -p udp --sport 15053 -m owner --uid-owner 1337 -j CT --zone 2'), 'zone 2')

@@ -15,8 +15,15 @@ t.test('no flags give the reference defaults', async (t) => {
   const { rules, run } = parse([])
   t.same(rules, ruleConfig())
   t.same(run, {
-    dryRun: false, nativeNftables: false, compat: 'current', explain: false, cleanupOnly: false,
-    reconcile: false, forceApply: false, networkNamespace: '', help: false,
+    dryRun: false,
+    nativeNftables: false,
+    compat: 'current',
+    explain: false,
+    cleanupOnly: false,
+    reconcile: false,
+    forceApply: false,
+    networkNamespace: '',
+    help: false,
   })
 })
 
@@ -41,8 +48,14 @@ t.test('long, short, = and glued forms set the same value', async (t) => {
 
 t.test('every reference flag reads its environment variable; the flag wins', async (t) => {
   const env = {
-    ENVOY_PORT: '16001', INBOUND_CAPTURE_PORT: '16006', ISTIO_INBOUND_PORTS: '*', ISTIO_SERVICE_CIDR: '10.0.0.0/8',
-    ISTIO_INBOUND_TPROXY_MARK: '7', DUAL_STACK: 'true', NATIVE_NFTABLES: '1', NETWORK_NAMESPACE: 'pod1',
+    ENVOY_PORT: '16001',
+    INBOUND_CAPTURE_PORT: '16006',
+    ISTIO_INBOUND_PORTS: '*',
+    ISTIO_SERVICE_CIDR: '10.0.0.0/8',
+    ISTIO_INBOUND_TPROXY_MARK: '7',
+    DUAL_STACK: 'true',
+    NATIVE_NFTABLES: '1',
+    NETWORK_NAMESPACE: 'pod1',
   }
   const { rules, run } = parse([], env)
   t.equal(rules.proxyPort, 16001)
@@ -92,7 +105,11 @@ t.test('bad ports name the flag and the value', async (t) => {
   rejects(t, ['--inbound-tunnel-port', '65536'], `invalid value "65536" for --inbound-tunnel-port (-e): ${why}`)
   rejects(t, ['-b', '80,0'], `invalid value "80,0" for --istio-inbound-ports (-b): "0" is ${why}`)
   rejects(t, ['-q', '-1'], `invalid value "-1" for --istio-outbound-ports (-q): "-1" is ${why}`)
-  rejects(t, ['-d', '*'], `invalid value "*" for --istio-local-exclude-ports (-d): '*' must stand alone, and is allowed only for --istio-inbound-ports`)
+  rejects(
+    t,
+    ['-d', '*'],
+    `invalid value "*" for --istio-local-exclude-ports (-d): '*' must stand alone, and is allowed only for --istio-inbound-ports`,
+  )
   rejects(t, [], `invalid value "99999" for ENVOY_PORT (--envoy-port): ${why}`, { ENVOY_PORT: '99999' })
 })
 
@@ -108,21 +125,44 @@ t.test('bad CIDRs, IPv4 and IPv6', async (t) => {
 })
 
 t.test("-x '*' is refused", async (t) => {
-  rejects(t, ['-x', '*'], `invalid value "*" for --istio-service-exclude-cidr (-x): '*' would exclude every destination; istio-iptables refuses it too`)
+  rejects(
+    t,
+    ['-x', '*'],
+    `invalid value "*" for --istio-service-exclude-cidr (-x): '*' would exclude every destination; istio-iptables refuses it too`,
+  )
 })
 
 t.test('bad interface names', async (t) => {
-  rejects(t, ['-c', 'a-very-long-nic-name'], 'invalid value "a-very-long-nic-name" for --istio-exclude-interfaces (-c): interface "a-very-long-nic-name" longer than 15 bytes (IFNAMSIZ)')
-  rejects(t, ['-k', 'eth0,veth/1'], `invalid value "eth0,veth/1" for --kube-virt-interfaces (-k): interface "veth/1" contains '/', ':' or whitespace`)
-  rejects(t, ['-c', 'eth0:1'], `invalid value "eth0:1" for --istio-exclude-interfaces (-c): interface "eth0:1" contains '/', ':' or whitespace`)
-  rejects(t, ['-c', 'my nic'], `invalid value "my nic" for --istio-exclude-interfaces (-c): interface "my nic" contains '/', ':' or whitespace`)
+  rejects(
+    t,
+    ['-c', 'a-very-long-nic-name'],
+    'invalid value "a-very-long-nic-name" for --istio-exclude-interfaces (-c): interface "a-very-long-nic-name" longer than 15 bytes (IFNAMSIZ)',
+  )
+  rejects(
+    t,
+    ['-k', 'eth0,veth/1'],
+    `invalid value "eth0,veth/1" for --kube-virt-interfaces (-k): interface "veth/1" contains '/', ':' or whitespace`,
+  )
+  rejects(
+    t,
+    ['-c', 'eth0:1'],
+    `invalid value "eth0:1" for --istio-exclude-interfaces (-c): interface "eth0:1" contains '/', ':' or whitespace`,
+  )
+  rejects(
+    t,
+    ['-c', 'my nic'],
+    `invalid value "my nic" for --istio-exclude-interfaces (-c): interface "my nic" contains '/', ':' or whitespace`,
+  )
   rejects(t, ['-c', '..'], `invalid value ".." for --istio-exclude-interfaces (-c): interface ".." '.' and '..' are not interface names`)
   t.equal(parse(['-c', 'eth0,not-istio-nic']).rules.excludeInterfaces, 'eth0,not-istio-nic')
 })
 
 t.test('unknown flags, missing values, bad booleans and stray arguments', async (t) => {
   t.throws(() => parse(['--no-such-flag']), new UnknownFlagError('--no-such-flag', 'sidecar-lab iptables'))
-  t.throws(() => parse(['-Z']), { code: 'SIDECAR_ERR_UNKNOWN_FLAG', message: "unknown flag -Z for 'sidecar-lab iptables' (see 'sidecar-lab iptables --help')" })
+  t.throws(() => parse(['-Z']), {
+    code: 'SIDECAR_ERR_UNKNOWN_FLAG',
+    message: "unknown flag -Z for 'sidecar-lab iptables' (see 'sidecar-lab iptables --help')",
+  })
   rejects(t, ['-n', '-p'], 'flag --envoy-port (-p) needs a value')
   rejects(t, ['--network-namespace'], 'flag --network-namespace needs a value')
   rejects(t, ['--dry-run=maybe'], 'invalid value "maybe" for --dry-run (-n): not a boolean (true or false)')
@@ -139,7 +179,10 @@ t.test('--help lists every flag with its default, variable and meaning', async (
     t.match(help, f.meaning)
     for (const env of f.env) t.match(help, env)
   }
-  t.match(help, '  -u, --proxy-uid VALUE\n        comma list of UIDs exempt from capture [default uid of $ENVOY_USER, else 1337; env PROXY_UID]')
+  t.match(
+    help,
+    '  -u, --proxy-uid VALUE\n        comma list of UIDs exempt from capture [default uid of $ENVOY_USER, else 1337; env PROXY_UID]',
+  )
   t.match(help, 'ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE')
   t.match(help, 'ISTIO_META_DNS_CAPTURE')
 })

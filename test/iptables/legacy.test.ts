@@ -18,8 +18,31 @@ function seedTable(table: string): string[] {
   return rest.slice(0, end)
 }
 
-const argv = ['--compat', 'legacy', '-p', '15001', '-z', '15006', '-u', '1337', '-g', '1337', '-m', 'REDIRECT',
-  '-i', '*', '-b', '*', '-d', '22,15020,15021,15090', '-o', '15020', '--redirect-dns', '--capture-all-dns', '--dry-run']
+const argv = [
+  '--compat',
+  'legacy',
+  '-p',
+  '15001',
+  '-z',
+  '15006',
+  '-u',
+  '1337',
+  '-g',
+  '1337',
+  '-m',
+  'REDIRECT',
+  '-i',
+  '*',
+  '-b',
+  '*',
+  '-d',
+  '22,15020,15021,15090',
+  '-o',
+  '15020',
+  '--redirect-dns',
+  '--capture-all-dns',
+  '--dry-run',
+]
 
 function legacyText(): string {
   const { rules, run } = parseFlags(argv, { env: {} })
@@ -40,7 +63,12 @@ t.test('legacy raw table lists exactly as the seed', async (t) => {
 })
 
 t.test('legacy touches no table the seed leaves empty', async (t) => {
-  t.same(legacyText().split('\n').filter((l) => l.startsWith('* ')), ['* nat', '* raw'])
+  t.same(
+    legacyText()
+      .split('\n')
+      .filter((l) => l.startsWith('* ')),
+    ['* nat', '* raw'],
+  )
 })
 
 t.test('the -S form puts basic matches first and makes -m tcp explicit', async (t) => {

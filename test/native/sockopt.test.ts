@@ -70,7 +70,11 @@ t.test('SO_MARK needs CAP_NET_ADMIN and reads back', rootOnly(), async (t) => {
 t.test('a number that is not an int32 is refused with a TypeError naming the argument, not truncated', async (t) => {
   const { client } = await loopbackPair(t)
   for (const bad of [3.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, -(2 ** 31) - 1]) {
-    t.throws(() => setMark(client, bad), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /^mark must be an integer/ }, String(bad))
+    t.throws(
+      () => setMark(client, bad),
+      { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /^mark must be an integer/ },
+      String(bad),
+    )
   }
   t.throws(() => setMark(client, '7' as unknown as number), { name: 'TypeError', message: /^mark must be an integer/ })
 })

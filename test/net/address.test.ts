@@ -1,7 +1,17 @@
 // The one address module: Envoy's host:port form with IPv6 in brackets, a strict parse that names what is
 // wrong, and IPv4-mapped addresses made plain so one peer has one spelling.
 import t from 'tap'
-import { addressFamily, endpoint, endpointKey, formatEndpoint, formatHostPort, parseEndpoint, parseOptionalEndpoint, plainAddress, sameEndpoint } from '../../src/net/address.js'
+import {
+  addressFamily,
+  endpoint,
+  endpointKey,
+  formatEndpoint,
+  formatHostPort,
+  parseEndpoint,
+  parseOptionalEndpoint,
+  plainAddress,
+  sameEndpoint,
+} from '../../src/net/address.js'
 
 t.test('format: IPv4 plain, IPv6 in brackets, none as -', async (t) => {
   t.equal(formatEndpoint({ address: '198.18.0.10', port: 9080, family: 4 }), '198.18.0.10:9080')
@@ -54,9 +64,17 @@ t.test('parse is strict: bad input throws InvalidAddressError naming the problem
     [' 198.18.0.10:80', /is not an IP address/],
   ]
   for (const [text, reason] of bad) {
-    t.throws(() => parseEndpoint(text), { name: 'InvalidAddressError', code: 'SIDECAR_ERR_INVALID_ADDRESS', message: reason }, JSON.stringify(text))
+    t.throws(
+      () => parseEndpoint(text),
+      { name: 'InvalidAddressError', code: 'SIDECAR_ERR_INVALID_ADDRESS', message: reason },
+      JSON.stringify(text),
+    )
   }
-  t.throws(() => parseEndpoint('x:1'), { message: "'x:1' is not an address:port: 'x' is not an IP address" }, 'the message quotes the input')
+  t.throws(
+    () => parseEndpoint('x:1'),
+    { message: "'x:1' is not an address:port: 'x' is not an IP address" },
+    'the message quotes the input',
+  )
   t.equal(parseOptionalEndpoint('-'), null, "Envoy's '-' is no address")
   t.throws(() => parseOptionalEndpoint('--'), { code: 'SIDECAR_ERR_INVALID_ADDRESS' })
 })

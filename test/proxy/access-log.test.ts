@@ -16,7 +16,7 @@ const failed: AccessLogEntry = {
   downstreamRemoteAddress: '10.0.0.9:33948',
 }
 
-t.test('text format equals Istio\'s line for a failed TCP connection', async (t) => {
+t.test("text format equals Istio's line for a failed TCP connection", async (t) => {
   // the real line from Istio's documentation of its default format (../shared/reference/envoy-sidecar.md)
   t.equal(
     formatText(failed),
@@ -25,7 +25,15 @@ t.test('text format equals Istio\'s line for a failed TCP connection', async (t)
 })
 
 t.test('a clean connection prints - for flags and reason, and 22 space-separated fields once quoted fields are folded', async (t) => {
-  const line = formatText({ ...failed, responseFlags: '', upstreamTransportFailureReason: '', bytesReceived: 12, bytesSent: 34, durationMs: 5, upstreamLocalAddress: '127.0.0.6:41000' })
+  const line = formatText({
+    ...failed,
+    responseFlags: '',
+    upstreamTransportFailureReason: '',
+    bytesReceived: 12,
+    bytesSent: 34,
+    durationMs: 5,
+    upstreamLocalAddress: '127.0.0.6:41000',
+  })
   t.match(line, /"- - -" 0 - - - "-" 12 34 5 - /)
   t.equal(line.replace(/"[^"]*"/g, 'Q').split(' ').length, 22)
 })

@@ -6,7 +6,11 @@ const base = { outboundPort: 15001, inboundPort: 15006, policy: 'ALLOW_ANY' as c
 const dst = (address: string, port: number) => ({ address, port, family: (address.includes(':') ? 6 : 4) as 4 | 6 })
 
 t.test('outbound goes to PassthroughCluster under ALLOW_ANY', async (t) => {
-  t.match(route('outbound', dst('198.18.0.2', 9080), base), { kind: 'passthrough', cluster: 'PassthroughCluster', filterChain: 'virtualOutbound-catchall-tcp' })
+  t.match(route('outbound', dst('198.18.0.2', 9080), base), {
+    kind: 'passthrough',
+    cluster: 'PassthroughCluster',
+    filterChain: 'virtualOutbound-catchall-tcp',
+  })
 })
 
 t.test('inbound goes to the InboundPassthrough cluster of its family', async (t) => {
@@ -14,8 +18,13 @@ t.test('inbound goes to the InboundPassthrough cluster of its family', async (t)
   t.match(route('inbound', dst('2001:2::2', 9080), base), { cluster: 'InboundPassthroughClusterIpv6' })
 })
 
-t.test('no original destination, or the listener\'s own port, is a blackhole', async (t) => {
-  t.match(route('outbound', undefined, base), { kind: 'blackhole', cluster: 'BlackHoleCluster', flags: 'NR', filterChain: 'virtualOutbound-blackhole' })
+t.test("no original destination, or the listener's own port, is a blackhole", async (t) => {
+  t.match(route('outbound', undefined, base), {
+    kind: 'blackhole',
+    cluster: 'BlackHoleCluster',
+    flags: 'NR',
+    filterChain: 'virtualOutbound-blackhole',
+  })
   t.match(route('outbound', dst('198.18.0.1', 15001), base), { kind: 'blackhole', flags: 'UH', reason: 'destination_is_proxy_listener' })
   t.match(route('inbound', dst('198.18.0.1', 15006), base), { kind: 'blackhole', filterChain: 'virtualInbound-blackhole' })
   t.match(route('outbound', dst('198.18.0.2', 15006), base), { kind: 'passthrough' }, 'a remote inbound port is passed on')

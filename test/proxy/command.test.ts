@@ -7,9 +7,14 @@ import { repoRoot } from '../helpers/pods.js'
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('node', [join(repoRoot, 'dist/cli.js'), ...args], { env: { ...process.env, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
-    })
+    execFile(
+      'node',
+      [join(repoRoot, 'dist/cli.js'), ...args],
+      { env: { ...process.env, ...env }, timeout: 20_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
+      },
+    )
   })
 }
 
@@ -30,7 +35,15 @@ t.test('a port in use stops the proxy with a message naming the port', async (t)
   await new Promise<void>((r) => busy.listen(0, '::', r))
   t.teardown(() => busy.close())
   const port = (busy.address() as { port: number }).port
-  const r = await cli(['proxy', '--outbound-port', String(port), '--inbound-port', String(port === 65535 ? 65534 : port + 1), '--uid', String(process.getuid?.() ?? 0)])
+  const r = await cli([
+    'proxy',
+    '--outbound-port',
+    String(port),
+    '--inbound-port',
+    String(port === 65535 ? 65534 : port + 1),
+    '--uid',
+    String(process.getuid?.() ?? 0),
+  ])
   t.equal(r.code, 2)
   t.match(r.stderr, `virtualOutbound: cannot listen on :: port ${port}: it is already in use`)
 })
@@ -38,7 +51,10 @@ t.test('a port in use stops the proxy with a message naming the port', async (t)
 t.test('a missing addon stops the proxy with a message saying how to build it', async (t) => {
   const r = await cli(['proxy'], { SIDECAR_LAB_ADDON: '/nonexistent/sockopt.node' })
   t.equal(r.code, 2)
-  t.match(r.stderr, /error: the sockopt addon could not be loaded from \/nonexistent\/sockopt.node .*run `npm ci` or `npx node-gyp rebuild`/)
+  t.match(
+    r.stderr,
+    /error: the sockopt addon could not be loaded from \/nonexistent\/sockopt.node .*run `npm ci` or `npx node-gyp rebuild`/,
+  )
 })
 
 t.test('--help and the top-level usage list the commands and flags', async (t) => {

@@ -48,7 +48,13 @@ async function proxied(t: Test, dst: number, config: Partial<ProxyConfig> = {}) 
     flow: (cluster) => observer.flow(cluster),
   }
   const { client, accepted } = await downstreamPair(t)
-  const route = { kind: 'passthrough', cluster: 'PassthroughCluster', filterChain: 'virtualOutbound-catchall-tcp', destination: loopback(dst), serviceName: 'unknown' } as const
+  const route = {
+    kind: 'passthrough',
+    cluster: 'PassthroughCluster',
+    filterChain: 'virtualOutbound-catchall-tcp',
+    destination: loopback(dst),
+    serviceName: 'unknown',
+  } as const
   const conn = new ProxiedConnection(ctx, accepted, route, endpoint(accepted.remoteAddress, accepted.remotePort))
   return { conn, client, stats, accessLog, recorder }
 }
@@ -98,7 +104,12 @@ t.test('success: bytes both ways are relayed whole and the record, counters and 
   t.equal(s[istio('istio_tcp_sent_bytes_total', '-')], 700_064)
   t.equal(s[istio('istio_tcp_received_bytes_total', '-')], 300_000)
   t.equal(accessLog.entries.length, 1, 'one access-log line')
-  t.match(formatText(accessLog.entries[0]!), new RegExp(`"- - -" 0 - - - "-" 300000 700064 \\d+ - "-" "-" "-" "-" "127\\.0\\.0\\.1:${up.port}" PassthroughCluster 127\\.0\\.0\\.1:\\d+ 127\\.0\\.0\\.1:${up.port} 127\\.0\\.0\\.1:${clientPort} - -$`))
+  t.match(
+    formatText(accessLog.entries[0]!),
+    new RegExp(
+      `"- - -" 0 - - - "-" 300000 700064 \\d+ - "-" "-" "-" "-" "127\\.0\\.0\\.1:${up.port}" PassthroughCluster 127\\.0\\.0\\.1:\\d+ 127\\.0\\.0\\.1:${up.port} 127\\.0\\.0\\.1:${clientPort} - -$`,
+    ),
+  )
 })
 
 t.test('upstream refused: UF,URX with the connect error as the reason, the client is closed', async (t) => {
@@ -117,7 +128,12 @@ t.test('upstream refused: UF,URX with the connect error as the reason, the clien
   t.equal(s['cluster.PassthroughCluster.upstream_cx_active'], 0)
   t.equal(s[istio('istio_tcp_connections_opened_total', '-')], 1, 'opened with no flags')
   t.equal(s[istio('istio_tcp_connections_closed_total', 'UF,URX')], 1, 'closed under UF,URX')
-  t.match(formatText(accessLog.entries[0]!), new RegExp(`"- - -" 0 UF,URX - - "delayed_connect_error:_111" 0 0 \\d+ - "-" "-" "-" "-" "127\\.0\\.0\\.1:${closed}" PassthroughCluster - 127\\.0\\.0\\.1:${closed} `))
+  t.match(
+    formatText(accessLog.entries[0]!),
+    new RegExp(
+      `"- - -" 0 UF,URX - - "delayed_connect_error:_111" 0 0 \\d+ - "-" "-" "-" "-" "127\\.0\\.0\\.1:${closed}" PassthroughCluster - 127\\.0\\.0\\.1:${closed} `,
+    ),
+  )
 })
 
 t.test('idle timeout: a silent connection is closed, counted and logged idle_timeout', async (t) => {

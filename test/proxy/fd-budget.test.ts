@@ -15,7 +15,10 @@ t.test('the budget is the soft limit minus the descriptors open at start minus t
   const budget = new FdBudget(capture().log)
   t.equal(budget.max, Number.POSITIVE_INFINITY, 'unlimited until measured')
   budget.measure()
-  t.ok(budget.max > 0 && budget.max < limits!.soft - reserveFor(limits!.soft), `max ${budget.max} below the soft limit ${limits!.soft} minus the reserve`)
+  t.ok(
+    budget.max > 0 && budget.max < limits!.soft - reserveFor(limits!.soft),
+    `max ${budget.max} below the soft limit ${limits!.soft} minus the reserve`,
+  )
   t.ok(budget.take(budget.max), 'the whole budget can be taken')
   t.notOk(budget.take(1), 'one more cannot')
   budget.release(2)

@@ -5,7 +5,7 @@ import { defaultProxyConfig } from '../../src/proxy/config.js'
 import { identityWarning } from '../../src/proxy/command.js'
 import { parseProxyArgs, parseProxyFlags, proxyHelp, proxyFlags } from '../../src/proxy/flags.js'
 
-t.test('no flags give Istio\'s defaults', async (t) => {
+t.test("no flags give Istio's defaults", async (t) => {
   // dns: its upstreams and search list come from this machine's /etc/resolv.conf (test/dns/flags.test.ts)
   t.same({ ...(parseProxyFlags([]) as object), dns: null }, { ...defaultProxyConfig, dns: null })
   const c = parseProxyFlags([])
@@ -21,9 +21,27 @@ t.test('no flags give Istio\'s defaults', async (t) => {
 
 t.test('flags reach the config', async (t) => {
   const c = parseProxyFlags([
-    '--outbound-port', '16001', '--inbound-port', '16006', '--connect-timeout', '250ms', '--idle-timeout', '0',
-    '--buffer-limit', '64Ki', '--drain-duration', '2m', '--exit-on-zero-active', '--access-log', 'off',
-    '--access-log-format', 'json', '--outbound-traffic-policy', 'REGISTRY_ONLY', '--registry', 'reviews=198.18.0.2:9080,198.19.0.0/16',
+    '--outbound-port',
+    '16001',
+    '--inbound-port',
+    '16006',
+    '--connect-timeout',
+    '250ms',
+    '--idle-timeout',
+    '0',
+    '--buffer-limit',
+    '64Ki',
+    '--drain-duration',
+    '2m',
+    '--exit-on-zero-active',
+    '--access-log',
+    'off',
+    '--access-log-format',
+    'json',
+    '--outbound-traffic-policy',
+    'REGISTRY_ONLY',
+    '--registry',
+    'reviews=198.18.0.2:9080,198.19.0.0/16',
   ])
   if (c === 'help') throw new Error('unexpected help')
   t.equal(c.outboundPort, 16001)
@@ -36,13 +54,16 @@ t.test('flags reach the config', async (t) => {
   t.equal(c.accessLog, null)
   t.equal(c.accessLogFormat, 'json')
   t.equal(c.outboundTrafficPolicy, 'REGISTRY_ONLY')
-  t.same(c.registry.map((e) => [e.name, e.address, e.prefix, e.port]), [
-    ['reviews', '198.18.0.2', 32, 9080],
-    ['198.19.0.0/16', '198.19.0.0', 16, 0],
-  ])
+  t.same(
+    c.registry.map((e) => [e.name, e.address, e.prefix, e.port]),
+    [
+      ['reviews', '198.18.0.2', 32, 9080],
+      ['198.19.0.0/16', '198.19.0.0', 16, 0],
+    ],
+  )
 })
 
-t.test('Istio\'s environment variables set the drain', async (t) => {
+t.test("Istio's environment variables set the drain", async (t) => {
   const c = parseProxyFlags([], { TERMINATION_DRAIN_DURATION_SECONDS: '7', EXIT_ON_ZERO_ACTIVE_CONNECTIONS: 'true' })
   if (c === 'help') throw new Error('unexpected help')
   t.equal(c.drainMs, 7000)
@@ -65,7 +86,10 @@ t.test('bad values are refused with a message naming the flag and the value', as
     [['--registry', 'reviews=not-an-ip:80'], /--registry: "reviews=not-an-ip:80" has no valid IP address/],
     [['--registry', '198.18.0.0/33'], /bad prefix length \/33/],
     [['--registry', '198.18.0.1:70000'], /port 70000 out of range/],
-    [['--registry-file', '/nonexistent/registry.txt'], /--registry-file: cannot read "\/nonexistent\/registry.txt": ENOENT: no such file or directory$/],
+    [
+      ['--registry-file', '/nonexistent/registry.txt'],
+      /--registry-file: cannot read "\/nonexistent\/registry.txt": ENOENT: no such file or directory$/,
+    ],
   ]
   for (const [argv, message] of cases) {
     t.throws(() => parseProxyFlags(argv), { code: 'SIDECAR_ERR_INVALID_FLAG', message }, argv.join(' '))
@@ -74,10 +98,19 @@ t.test('bad values are refused with a message naming the flag and the value', as
 
 t.test('unknown flags and missing values are named', async (t) => {
   t.throws(() => parseProxyFlags(['--outbund-port', '1']), { code: 'SIDECAR_ERR_UNKNOWN_FLAG', message: /unknown flag --outbund-port/ })
-  t.throws(() => parseProxyFlags(['stray']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: /^unexpected argument "stray": 'sidecar-lab proxy' takes only flags/ })
+  t.throws(() => parseProxyFlags(['stray']), {
+    code: 'SIDECAR_ERR_INVALID_FLAG',
+    message: /^unexpected argument "stray": 'sidecar-lab proxy' takes only flags/,
+  })
   t.throws(() => parseProxyFlags(['--uid']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: '--uid: give a value (--uid UID)' })
-  t.throws(() => parseProxyFlags(['--uid', '--bind', '::']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: '--uid: give a value (--uid UID)' })
-  t.throws(() => parseProxyFlags(['--exit-on-zero-active=yes']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: /^--exit-on-zero-active takes no value/ })
+  t.throws(() => parseProxyFlags(['--uid', '--bind', '::']), {
+    code: 'SIDECAR_ERR_INVALID_FLAG',
+    message: '--uid: give a value (--uid UID)',
+  })
+  t.throws(() => parseProxyFlags(['--exit-on-zero-active=yes']), {
+    code: 'SIDECAR_ERR_INVALID_FLAG',
+    message: /^--exit-on-zero-active takes no value/,
+  })
 })
 
 t.test('--help describes every flag', async (t) => {
@@ -86,7 +119,7 @@ t.test('--help describes every flag', async (t) => {
   for (const f of proxyFlags) t.match(help, `--${f.name}`, `help lists --${f.name}`)
 })
 
-t.test('observability ports default to Istio\'s and 0 disables each', async (t) => {
+t.test("observability ports default to Istio's and 0 disables each", async (t) => {
   const d = parseProxyFlags([])
   if (d === 'help') throw new Error('unexpected help')
   t.same([d.adminPort, d.healthPort, d.prometheusPort, d.mergedMetricsPort, d.appMetricsUrl], [15000, 15021, 15090, 15020, null])
@@ -97,8 +130,14 @@ t.test('observability ports default to Istio\'s and 0 disables each', async (t) 
 
 t.test('--admin-port, --health-port, --prometheus-port and --merged-metrics-port refuse bad ports', async (t) => {
   for (const flag of ['admin-port', 'health-port', 'prometheus-port', 'merged-metrics-port']) {
-    t.throws(() => parseProxyFlags([`--${flag}`, '65536']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: `--${flag}: 65536 is out of range (0 to 65535)` })
-    t.throws(() => parseProxyFlags([`--${flag}`, 'admin']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: `--${flag}: "admin" is not a whole number` })
+    t.throws(() => parseProxyFlags([`--${flag}`, '65536']), {
+      code: 'SIDECAR_ERR_INVALID_FLAG',
+      message: `--${flag}: 65536 is out of range (0 to 65535)`,
+    })
+    t.throws(() => parseProxyFlags([`--${flag}`, 'admin']), {
+      code: 'SIDECAR_ERR_INVALID_FLAG',
+      message: `--${flag}: "admin" is not a whole number`,
+    })
   }
 })
 
@@ -106,8 +145,14 @@ t.test('--app-metrics-url takes an http URL and refuses anything else', async (t
   const c = parseProxyFlags(['--app-metrics-url', 'http://127.0.0.1:9090/metrics'])
   if (c === 'help') throw new Error('unexpected help')
   t.equal(c.appMetricsUrl, 'http://127.0.0.1:9090/metrics')
-  t.throws(() => parseProxyFlags(['--app-metrics-url', '127.0.0.1:9090']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: /--app-metrics-url: "127.0.0.1:9090" (is not a URL|must be an http)/ })
-  t.throws(() => parseProxyFlags(['--app-metrics-url', 'https://127.0.0.1/metrics']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: /must be an http:\/\/ URL/ })
+  t.throws(() => parseProxyFlags(['--app-metrics-url', '127.0.0.1:9090']), {
+    code: 'SIDECAR_ERR_INVALID_FLAG',
+    message: /--app-metrics-url: "127.0.0.1:9090" (is not a URL|must be an http)/,
+  })
+  t.throws(() => parseProxyFlags(['--app-metrics-url', 'https://127.0.0.1/metrics']), {
+    code: 'SIDECAR_ERR_INVALID_FLAG',
+    message: /must be an http:\/\/ URL/,
+  })
   t.throws(() => parseProxyFlags(['--app-metrics-url', 'not a url']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: /is not a URL/ })
 })
 
@@ -155,28 +200,40 @@ t.test('a registry file of garbage is refused with the line quoted, escaped and 
   const garbage = 'db=\x1b[2J\x1b]0;owned\x07\x00\x9b31m' + 'x'.repeat(500)
   writeFileSync(file, `reviews=198.18.0.2:9080\n# a comment\n${garbage}\n`)
   let message = ''
-  t.throws(() => {
-    try {
-      parseProxyFlags(['--registry-file', file])
-    } catch (err) {
-      message = (err as Error).message
-      throw err
-    }
-  }, { code: 'SIDECAR_ERR_INVALID_FLAG' })
+  t.throws(
+    () => {
+      try {
+        parseProxyFlags(['--registry-file', file])
+      } catch (err) {
+        message = (err as Error).message
+        throw err
+      }
+    },
+    { code: 'SIDECAR_ERR_INVALID_FLAG' },
+  )
   t.match(message, `--registry-file ${JSON.stringify(file)} line 3: "db=\\u001b[2J\\u001b]0;owned\\u0007\\u0000\\u009b31mxxx`)
   t.match(message, `xxx"… (${garbage.length} characters) has no valid IP address`)
   // eslint-disable-next-line no-control-regex -- the test looks for exactly these characters
   t.notMatch(message, /[\u0000-\u001f\u007f-\u009f]/, 'no control character reaches the terminal')
   // the fixture's path is part of the message and as long as the checkout's path makes it: not counted
-  t.ok(message.length - file.length < 300, `short (${message.length - file.length} characters besides the path, for a line of ${garbage.length})`)
+  t.ok(
+    message.length - file.length < 300,
+    `short (${message.length - file.length} characters besides the path, for a line of ${garbage.length})`,
+  )
 })
 
 t.test('--uid and --gid given to a proxy not started as root are named in one warning line', async (t) => {
   const parsed = parseProxyArgs(['--uid', '1337', '--gid', '1338'])
   if (parsed === 'help') throw new Error('unexpected help')
   t.same([...parsed.given].sort(), ['gid', 'uid'])
-  t.equal(identityWarning(parsed.config, parsed.given, 1000, 1000), '--uid 1337 and --gid 1338 are ignored: not started as root, the proxy runs as uid 1000, gid 1000')
-  t.equal(identityWarning(parsed.config, new Set(['uid']), 1000, 1000), '--uid 1337 is ignored: not started as root, the proxy runs as uid 1000, gid 1000')
+  t.equal(
+    identityWarning(parsed.config, parsed.given, 1000, 1000),
+    '--uid 1337 and --gid 1338 are ignored: not started as root, the proxy runs as uid 1000, gid 1000',
+  )
+  t.equal(
+    identityWarning(parsed.config, new Set(['uid']), 1000, 1000),
+    '--uid 1337 is ignored: not started as root, the proxy runs as uid 1000, gid 1000',
+  )
   t.equal(identityWarning(parsed.config, parsed.given, 0, 0), null, 'as root they take effect')
   t.equal(identityWarning(parsed.config, parsed.given, 1337, 1338), null, 'already that identity')
   const defaults = parseProxyArgs([])

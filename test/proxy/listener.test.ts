@@ -38,7 +38,12 @@ t.test('a routed connection is proxied to its original destination, counted on t
   t.equal(s['tcp.PassthroughCluster.downstream_cx_total'], 1)
   t.equal(s['cluster.PassthroughCluster.upstream_cx_total'], 1)
   t.equal(h.accessLog.entries.length, 1)
-  t.match(formatText(h.accessLog.entries[0]!), new RegExp(`"- - -" 0 - - - "-" 5000 5000 \\d+ - "-" "-" "-" "-" "127\\.0\\.0\\.1:${up.port}" PassthroughCluster 127\\.0\\.0\\.1:\\d+ 127\\.0\\.0\\.1:${up.port} 127\\.0\\.0\\.1:${clientPort} - -$`))
+  t.match(
+    formatText(h.accessLog.entries[0]!),
+    new RegExp(
+      `"- - -" 0 - - - "-" 5000 5000 \\d+ - "-" "-" "-" "-" "127\\.0\\.0\\.1:${up.port}" PassthroughCluster 127\\.0\\.0\\.1:\\d+ 127\\.0\\.0\\.1:${up.port} 127\\.0\\.0\\.1:${clientPort} - -$`,
+    ),
+  )
 })
 
 t.test('not redirected: NR, BlackHoleCluster, no_filter_chain_match, closed without a byte', async (t) => {
@@ -64,8 +69,17 @@ t.test('not redirected: NR, BlackHoleCluster, no_filter_chain_match, closed with
   t.equal(s['tcp.BlackHoleCluster.downstream_cx_no_route'], 1)
   t.equal(s[blackhole('istio_tcp_connections_opened_total', '-')], 1)
   t.equal(s[blackhole('istio_tcp_connections_closed_total', 'NR')], 1)
-  t.equal(h.stats.counters.get(blackhole('istio_tcp_sent_bytes_total', 'NR'))?.used ?? false, false, 'no byte counters for a blackholed connection')
-  t.match(formatText(h.accessLog.entries[0]!), new RegExp(`"- - -" 0 NR - no_original_dst "-" 0 0 \\d+ - "-" "-" "-" "-" "-" BlackHoleCluster - 127\\.0\\.0\\.1:${h.listener.port} 127\\.0\\.0\\.1:${clientPort} - -$`))
+  t.equal(
+    h.stats.counters.get(blackhole('istio_tcp_sent_bytes_total', 'NR'))?.used ?? false,
+    false,
+    'no byte counters for a blackholed connection',
+  )
+  t.match(
+    formatText(h.accessLog.entries[0]!),
+    new RegExp(
+      `"- - -" 0 NR - no_original_dst "-" 0 0 \\d+ - "-" "-" "-" "-" "-" BlackHoleCluster - 127\\.0\\.0\\.1:${h.listener.port} 127\\.0\\.0\\.1:${clientPort} - -$`,
+    ),
+  )
 })
 
 t.test('destination is the listener itself: UH destination_is_proxy_listener, not a filter-chain miss', async (t) => {
@@ -80,7 +94,12 @@ t.test('destination is the listener itself: UH destination_is_proxy_listener, no
   t.equal(s[`listener.127.0.0.1_${h.listener.port}.no_filter_chain_match`], 0)
   t.equal(s['tcp.BlackHoleCluster.downstream_cx_no_route'], 1)
   t.equal(s[blackhole('istio_tcp_connections_closed_total', 'UH')], 1)
-  t.match(formatText(h.accessLog.entries[0]!), new RegExp(`"- - -" 0 UH - destination_is_proxy_listener "-" 0 0 \\d+ - "-" "-" "-" "-" "-" BlackHoleCluster - 127\\.0\\.0\\.1:${h.listener.port} `))
+  t.match(
+    formatText(h.accessLog.entries[0]!),
+    new RegExp(
+      `"- - -" 0 UH - destination_is_proxy_listener "-" 0 0 \\d+ - "-" "-" "-" "-" "-" BlackHoleCluster - 127\\.0\\.0\\.1:${h.listener.port} `,
+    ),
+  )
 })
 
 t.test('upstream refused through the listener: UF,URX, and the descriptors are given back', async (t) => {

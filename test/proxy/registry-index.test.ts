@@ -33,13 +33,20 @@ function rng(seed: number): (n: number) => number {
 function address(r: (n: number) => number): [string, 4 | 6] {
   const low = () => String(r(4))
   switch (r(7)) {
-    case 0: return [`198.18.${low()}.${low()}`, 4]
-    case 1: return [`198.19.${low()}.${r(256)}`, 4]
-    case 2: return [`0.0.0.${low()}`, 4]
-    case 3: return [`::ffff:198.18.${low()}.${low()}`, 6]
-    case 4: return [`2001:2::${low()}`, 6]
-    case 5: return [`2001:2:0:${low()}::${low()}`, 6]
-    default: return [`::${low()}`, 6]
+    case 0:
+      return [`198.18.${low()}.${low()}`, 4]
+    case 1:
+      return [`198.19.${low()}.${r(256)}`, 4]
+    case 2:
+      return [`0.0.0.${low()}`, 4]
+    case 3:
+      return [`::ffff:198.18.${low()}.${low()}`, 6]
+    case 4:
+      return [`2001:2::${low()}`, 6]
+    case 5:
+      return [`2001:2:0:${low()}::${low()}`, 6]
+    default:
+      return [`::${low()}`, 6]
   }
 }
 
@@ -48,7 +55,8 @@ function entryText(r: (n: number) => number, i: number): string {
   const max = family === 4 ? 32 : 128
   const prefix = r(3) === 0 ? '' : `/${r(2) ? max - r(10) : r(max + 1)}`
   const port = r(2) ? '' : String(80 + r(3))
-  const body = family === 6 && port ? `[${addr}${prefix}]:${port}` : family === 6 ? `${addr}${prefix}` : `${addr}${prefix}${port && `:${port}`}`
+  const body =
+    family === 6 && port ? `[${addr}${prefix}]:${port}` : family === 6 ? `${addr}${prefix}` : `${addr}${prefix}${port && `:${port}`}`
   return r(2) ? `e${i}=${body}` : body
 }
 
@@ -68,7 +76,11 @@ t.test('the index returns the same entry as the linear matcher for random regist
       compared++
       if (want) matched++
       if (got !== want) {
-        t.fail(`seed ${seed}: ${addr} port ${dst.port}`, { want, got, entries: entries.map((e) => `${e.name} ${e.address}/${e.prefix}:${e.port}`) })
+        t.fail(`seed ${seed}: ${addr} port ${dst.port}`, {
+          want,
+          got,
+          entries: entries.map((e) => `${e.name} ${e.address}/${e.prefix}:${e.port}`),
+        })
         return
       }
     }
@@ -77,11 +89,17 @@ t.test('the index returns the same entry as the linear matcher for random regist
 })
 
 t.test('first match in registry order wins, not the longest prefix', async (t) => {
-  const entries = ['wide=198.18.0.0/16', 'narrow=198.18.0.7:80', 'v6=[2001:2::/48]:443', 'v6host=[2001:2::7]'].map((e) => parseRegistryEntry(e, 'test'))
+  const entries = ['wide=198.18.0.0/16', 'narrow=198.18.0.7:80', 'v6=[2001:2::/48]:443', 'v6host=[2001:2::7]'].map((e) =>
+    parseRegistryEntry(e, 'test'),
+  )
   const registry = new Registry(entries)
   t.equal(registry.lookup({ address: '198.18.0.7', port: 80, family: 4 })?.name, 'wide')
   t.equal(registry.lookup({ address: '2001:2::7', port: 443, family: 6 })?.name, 'v6')
-  t.equal(registry.lookup({ address: '2001:2::7', port: 80, family: 6 })?.name, 'v6host', 'a port-bound entry does not hide a later any-port one')
+  t.equal(
+    registry.lookup({ address: '2001:2::7', port: 80, family: 6 })?.name,
+    'v6host',
+    'a port-bound entry does not hide a later any-port one',
+  )
   t.equal(registry.lookup({ address: '198.19.0.7', port: 80, family: 4 }), undefined)
 })
 

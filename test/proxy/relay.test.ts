@@ -8,7 +8,12 @@ async function pair(t: Test, highWaterMark?: number): Promise<[Socket, Socket]> 
   const server = createServer({ allowHalfOpen: true })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const accepted = new Promise<Socket>((r) => server.once('connection', r))
-  const opts = { port: (server.address() as { port: number }).port, host: '127.0.0.1', allowHalfOpen: true, highWaterMark } as NetConnectOpts
+  const opts = {
+    port: (server.address() as { port: number }).port,
+    host: '127.0.0.1',
+    allowHalfOpen: true,
+    highWaterMark,
+  } as NetConnectOpts
   const client = connect(opts)
   const a = await accepted
   t.teardown(() => {

@@ -11,16 +11,27 @@ t.test('--interception-mode: REDIRECT by default; TPROXY runs as uid 0 unless --
   t.match(plain, { interceptionMode: 'REDIRECT', uid: 1337, gid: 1337 })
   t.match(parseProxyFlags(['--interception-mode', 'TPROXY']), { interceptionMode: 'TPROXY', uid: 0, gid: 1337 })
   t.match(parseProxyFlags(['--interception-mode', 'TPROXY', '--uid', '1500']), { uid: 1500 })
-  t.throws(() => parseProxyFlags(['--interception-mode', 'tproxy']), { code: 'SIDECAR_ERR_INVALID_FLAG', message: '--interception-mode: "tproxy" is not one of REDIRECT, TPROXY' })
+  t.throws(() => parseProxyFlags(['--interception-mode', 'tproxy']), {
+    code: 'SIDECAR_ERR_INVALID_FLAG',
+    message: '--interception-mode: "tproxy" is not one of REDIRECT, TPROXY',
+  })
 })
 
 t.test('transparentSocket: bad arguments are named', async (t) => {
   t.throws(() => transparentSocket(5 as unknown as string, 0, 0), { code: 'ERR_INVALID_ARG_TYPE' })
   t.throws(() => transparentSocket('::', 70000, 0), { code: 'ERR_OUT_OF_RANGE' })
-  t.throws(() => transparentSocket('::', 80.5, 0), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /^port must be an integer/ }, 'not truncated to 80')
+  t.throws(
+    () => transparentSocket('::', 80.5, 0),
+    { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /^port must be an integer/ },
+    'not truncated to 80',
+  )
   t.throws(() => transparentSocket('::', 0, 1.5), { name: 'TypeError', message: /^mark must be an integer/ }, 'not truncated to 1')
   t.throws(() => transparentSocket('not-an-ip', 0, 0), { code: 'EINVAL', syscall: 'inet_pton' })
-  t.throws(() => transparentSocket(`${'1:2:3:4:5:6:7:8'.padEnd(45, ' ')}garbage`, 0, 0), { code: 'EINVAL' }, 'a string too long for an address is refused, not cut')
+  t.throws(
+    () => transparentSocket(`${'1:2:3:4:5:6:7:8'.padEnd(45, ' ')}garbage`, 0, 0),
+    { code: 'EINVAL' },
+    'a string too long for an address is refused, not cut',
+  )
   t.throws(() => transparentSocket('ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255extra', 0, 0), { code: 'EINVAL' })
 })
 

@@ -24,8 +24,11 @@ t.test('removeStrayVeths removes the links of a dead creator and keeps those of 
   execFileSync('ip', ['link', 'add', live, 'type', 'veth', 'peer', 'name', 'slv1b' + (process.pid % 10000)])
   execFileSync('ip', ['link', 'add', dead, 'type', 'veth', 'peer', 'name', deadPeer])
   const removed = await removeStrayVeths()
-  t.ok(removed.includes(dead), 'the dead creator\'s link is removed')
-  t.notOk(removed.some((n) => n.startsWith('slv1a') || n.startsWith('slv1b')), 'the live creator\'s links are kept')
+  t.ok(removed.includes(dead), "the dead creator's link is removed")
+  t.notOk(
+    removed.some((n) => n.startsWith('slv1a') || n.startsWith('slv1b')),
+    "the live creator's links are kept",
+  )
   t.match(links(), new RegExp(`${live}[@:]`), 'the live link is still there')
   t.notMatch(links(), new RegExp(`${dead}[@:]`), 'the dead link is gone')
 })

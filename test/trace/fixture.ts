@@ -24,14 +24,20 @@ export function fixtureReport(set: FixtureSet = 'trace'): TraceReport {
   const pods = [run.from, run.to]
   const iptables = new Map<string, string>()
   for (const p of pods) {
-    for (const [h, rule] of iptablesByHandle(fixture(`${p}.nft-nat.txt`, set), fixture(`${p}.iptables-nat.txt`, set))) iptables.set(`${p} ip nat ${h}`, rule)
+    for (const [h, rule] of iptablesByHandle(fixture(`${p}.nft-nat.txt`, set), fixture(`${p}.iptables-nat.txt`, set)))
+      iptables.set(`${p} ip nat ${h}`, rule)
   }
-  const access = pods.flatMap((p) => fixture(`${p}.access.log`, set).split('\n').flatMap((l) => parseAccessLine(p, l) ?? []))
+  const access = pods.flatMap((p) =>
+    fixture(`${p}.access.log`, set)
+      .split('\n')
+      .flatMap((l) => parseAccessLine(p, l) ?? []),
+  )
   return buildReport({
     lab: run.lab,
     request: { from: run.from, to: run.to, url: `http://${run.server}/`, client: run.client, server: run.server, status: 'HTTP 200' },
     raw: Object.fromEntries(pods.map((p) => [p, fixture(`${p}.nft-monitor.txt`, set)])),
-    access, iptables,
+    access,
+    iptables,
     conntrack: pods.flatMap((p) => parseConntrack(p, fixture(`${p}.conntrack.txt`, set))),
   })
 }

@@ -21,8 +21,12 @@ for (const set of ['trace', 'trace-call', 'trace-nosidecar'] as FixtureSet[]) {
     const report = fixtureReport(set)
     const w = walkthrough(report)
     const outputs: Record<string, string> = {
-      txt: renderText(report), json: renderJson(report), svg: renderSvg(report),
-      'walk.txt': renderWalkthroughText(w), 'walk.json': renderWalkthroughJson(w), 'walk.svg': renderWalkthroughSvg(w),
+      txt: renderText(report),
+      json: renderJson(report),
+      svg: renderSvg(report),
+      'walk.txt': renderWalkthroughText(w),
+      'walk.json': renderWalkthroughJson(w),
+      'walk.svg': renderWalkthroughSvg(w),
     }
     for (const [ext, got] of Object.entries(outputs)) {
       const file = `${dir}${set}.${ext}`

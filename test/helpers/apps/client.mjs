@@ -37,7 +37,16 @@ socket.on('data', (chunk) => {
 })
 const finish = (error) => {
   process.stdout.write(
-    JSON.stringify({ sent: size, sentSha256: sent.digest('hex'), received, receivedSha256: got.digest('hex'), firstReply, error: error ?? null, ms: Date.now() - started, local: { address: socket.localAddress, port: socket.localPort } }) + '\n',
+    JSON.stringify({
+      sent: size,
+      sentSha256: sent.digest('hex'),
+      received,
+      receivedSha256: got.digest('hex'),
+      firstReply,
+      error: error ?? null,
+      ms: Date.now() - started,
+      local: { address: socket.localAddress, port: socket.localPort },
+    }) + '\n',
   )
   process.exit(0)
 }

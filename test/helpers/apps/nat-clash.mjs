@@ -25,7 +25,16 @@ if (role === 'server') {
   }
   process.on('SIGTERM', () => process.exit(0))
 } else {
-  const [host = '', shortPort = '0', shortText = '0', heldPort = '0', heldText = '0', batchText = '1', seconds = '170', parallelText = '1'] = args
+  const [
+    host = '',
+    shortPort = '0',
+    shortText = '0',
+    heldPort = '0',
+    heldText = '0',
+    batchText = '1',
+    seconds = '170',
+    parallelText = '1',
+  ] = args
   const deadline = Date.now() + Number(seconds) * 1000
   // Resolves when the byte arrived (or the connection failed first); failures after the byte are counted too.
   function open(port, tally) {
@@ -74,7 +83,9 @@ if (role === 'server') {
     await new Promise((r) => setTimeout(r, 300))
     const alive = held.filter((s) => !s.destroyed)
     await Promise.all(alive.map(end))
-    process.stdout.write(JSON.stringify({ batch, short, held: held.length, alive: alive.length, failures, shortMs, ms: Date.now() - t0 }) + '\n')
+    process.stdout.write(
+      JSON.stringify({ batch, short, held: held.length, alive: alive.length, failures, shortMs, ms: Date.now() - t0 }) + '\n',
+    )
   }
   process.stdout.write(JSON.stringify({ done: true }) + '\n')
 }

@@ -35,5 +35,7 @@ const server = createServer({ allowHalfOpen: true }, (socket) => {
     }
   })
 })
-server.listen({ port: Number(port), host: '::' }, () => process.stdout.write(JSON.stringify({ event: 'listening', port: Number(port) }) + '\n'))
+server.listen({ port: Number(port), host: '::' }, () =>
+  process.stdout.write(JSON.stringify({ event: 'listening', port: Number(port) }) + '\n'),
+)
 process.on('SIGTERM', () => process.exit(0))
