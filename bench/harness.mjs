@@ -144,9 +144,10 @@ export class BenchLab {
   }
 
   /**
-   * Runs a program in a pod as the app's user and returns its last stdout line as JSON.
+   * Runs a program in a pod as the app's user and returns its last stdout line as JSON, typed by the caller
+   * (bench/apps/results.d.ts).
    * @param {Pod} pod @param {string[]} argv @param {number} timeoutMs
-   * @returns {Promise<any>}
+   * @returns {Promise<unknown>}
    */
   async runJson(pod, argv, timeoutMs) {
     const [program, ...args] = netns.inNetns(this.ns(pod), argv, appUser)

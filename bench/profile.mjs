@@ -66,14 +66,16 @@ try {
     await lab.startSidecars(profiled(tool), [pod])
     const pid = lab.sidecarPids[pod]
     console.log(`profile: clinic ${tool} of the ${pod} sidecar, autocannon -c 10 for ${seconds} s through both sidecars`)
-    const r = await lab.runJson(
-      'productpage',
-      [
-        process.execPath,
-        join(root, 'dist/lab/cannon.js'),
-        JSON.stringify({ url: `http://${serverIp}:${ports.http}/`, connections: 10, duration: seconds }),
-      ],
-      (seconds + 40) * 1000,
+    const r = /** @type {import('./apps/results.js').CannonRun} */ (
+      await lab.runJson(
+        'productpage',
+        [
+          process.execPath,
+          join(root, 'dist/lab/cannon.js'),
+          JSON.stringify({ url: `http://${serverIp}:${ports.http}/`, connections: 10, duration: seconds }),
+        ],
+        (seconds + 40) * 1000,
+      )
     )
     console.log(`profile: ${Math.round(r.requestsPerSec)} requests/s, p99 ${r.latencyMs?.p99?.toFixed(2)} ms`)
     // The whole group: clinic passes the stop on to the sidecar, then builds its report.

@@ -19,10 +19,12 @@ const node = process.execPath
 /** @param {Context} ctx @param {number} streams @returns {Promise<Metrics>} */
 async function bulk(ctx, streams) {
   const cpu = cpuMeter(ctx)
-  const r = await ctx.lab.runJson(
-    'productpage',
-    [node, app('bulk-client.mjs'), serverIp, String(ports.sink), String(streams), String(ctx.sizes.bulkSeconds)],
-    (ctx.sizes.bulkSeconds + 40) * 1000,
+  const r = /** @type {import('./apps/results.js').BulkResult} */ (
+    await ctx.lab.runJson(
+      'productpage',
+      [node, app('bulk-client.mjs'), serverIp, String(ports.sink), String(streams), String(ctx.sizes.bulkSeconds)],
+      (ctx.sizes.bulkSeconds + 40) * 1000,
+    )
   )
   if (r.error || !(r.bytes > 0)) throw new Error(`bulk ${streams}: ${r.error ?? 'no bytes'}`)
   // CPU seconds per GB moved: what each byte costs a sidecar, whatever else shares the cores.
@@ -50,7 +52,9 @@ function cpuMeter(ctx) {
 /** @param {Context} ctx @param {Record<string, unknown>} options */
 async function cannon(ctx, options) {
   const duration = Number(options.duration)
-  const r = await ctx.lab.runJson('productpage', [node, join(root, 'dist/lab/cannon.js'), JSON.stringify(options)], (duration + 40) * 1000)
+  const r = /** @type {import('./apps/results.js').CannonRun} */ (
+    await ctx.lab.runJson('productpage', [node, join(root, 'dist/lab/cannon.js'), JSON.stringify(options)], (duration + 40) * 1000)
+  )
   if (r.error || !(r.requests > 0)) throw new Error(`autocannon: ${r.error ?? 'no responses'}`)
   return r
 }
@@ -143,10 +147,12 @@ export const scenarios = [
     async run(ctx) {
       const s = ctx.sizes.cpsSeconds
       const cpu = cpuMeter(ctx)
-      const r = await ctx.lab.runJson(
-        'productpage',
-        [node, app('connect-client.mjs'), serverIp, String(ports.http), '8', String(s)],
-        (s + 40) * 1000,
+      const r = /** @type {import('./apps/results.js').ConnectResult} */ (
+        await ctx.lab.runJson(
+          'productpage',
+          [node, app('connect-client.mjs'), serverIp, String(ports.http), '8', String(s)],
+          (s + 40) * 1000,
+        )
       )
       if (!(r.connections > 0)) throw new Error(`cps: no connection completed (${r.errors} errors)`)
       return {

@@ -217,8 +217,10 @@ async function cannonLoop(deadline) {
       overallRate: load.cannon.overallRate,
       duration: seconds,
     }
+    /** @type {Partial<import('./apps/results.js').CannonRun>} */
     const r = await lab
       .runJson('productpage', [process.execPath, join(root, 'dist/lab/cannon.js'), JSON.stringify(options)], (seconds + 40) * 1000)
+      .then((v) => /** @type {import('./apps/results.js').CannonRun} */ (v))
       .catch((err) => ({ error: String(err.message ?? err) }))
     cannon.segments++
     cannon.requests += r.requests ?? 0

@@ -1,7 +1,6 @@
 // /listeners, /clusters and /config_dump: the sidecar's listeners and Istio's fixed clusters in Envoy's
 // text (`name::address`, `cluster::field::value`) and JSON forms.
 import { formatHostPort } from '../net/address.js'
-import { listenerNames } from '../proxy/clusters.js'
 import type { ProxyConfig } from '../proxy/config.js'
 import { json, text, type AdminRoute } from './router.js'
 import type { AdminTarget } from './target.js'
@@ -66,9 +65,7 @@ export function configDump(target: AdminTarget) {
         use_original_dst: true,
         traffic_direction: l.kind === 'outbound' ? 'OUTBOUND' : 'INBOUND',
         filter_chains:
-          l.kind === 'outbound'
-            ? [`${listenerNames.outbound}-catchall-tcp`, `${listenerNames.outbound}-blackhole`]
-            : ['PassthroughFilterChain', `${listenerNames.inbound}-blackhole`],
+          l.kind === 'outbound' ? [`${l.name}-catchall-tcp`, `${l.name}-blackhole`] : ['PassthroughFilterChain', `${l.name}-blackhole`],
         per_connection_buffer_limit_bytes: c.bufferLimitBytes,
       },
     },

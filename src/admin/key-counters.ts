@@ -2,7 +2,7 @@
 // From outside the pod, the admin port is 127.0.0.1 inside the pod's namespace, so fetch there:
 //   const r = await execIn(ns, ['curl', '-sf', 'http://127.0.0.1:15000/stats?format=json'])
 //   const k = keyCounters(parseStatsJson(r.stdout))
-import type { Stats } from '../proxy/stats.js'
+import type { Stats } from '../stats/stats.js'
 
 export interface ListenerCounters {
   port: number

@@ -2,7 +2,7 @@
 // pilot-agent serves them so one scrape per pod is enough. An app that cannot be scraped is counted and
 // logged, never an error for the scrape: the proxy's metrics still matter then.
 import type { Logger } from '../logger.js'
-import type { Stats } from '../proxy/stats.js'
+import type { Stats } from '../stats/stats.js'
 import { prometheusContentType } from './prometheus.js'
 import { prometheusResponse } from './stats-endpoints.js'
 import { readMethods, refuseMethod, text, type AdminRequest, type AdminResponse } from './router.js'

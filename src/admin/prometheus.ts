@@ -2,7 +2,7 @@
 // envoy_cluster_name, listener.ADDRESS. -> envoy_listener_address, tcp.PREFIX. -> envoy_tcp_prefix), an
 // `envoy_` prefix, every other character that Prometheus refuses as `_`, one # TYPE line per family and
 // histograms as cumulative _bucket/_sum/_count. Istio's metrics keep their own names (no envoy_ prefix).
-import { histogramBuckets, istioTagSeparator, type Histogram } from '../proxy/stats.js'
+import { histogramBuckets, istioTagSeparator, type Histogram } from '../stats/stats.js'
 import type { Selected } from './stats-render.js'
 
 export interface Series {

@@ -1,5 +1,5 @@
 // /stats (text, ?format=json|prometheus, ?filter=REGEX, ?usedonly), /stats/prometheus and /reset_counters.
-import type { Stats } from '../proxy/stats.js'
+import type { Stats } from '../stats/stats.js'
 import { prometheusContentType, renderPrometheus } from './prometheus.js'
 import { InvalidStatsFilterError } from '../errors.js'
 import { compileFilter, maxFilterLength } from './stats-filter.js'

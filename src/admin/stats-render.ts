@@ -1,6 +1,6 @@
 // /stats in Envoy's text and JSON forms: counters and gauges as `name: value` sorted by name, then
 // histograms as quantile summaries. Selection (?filter, ?usedonly) is shared with the Prometheus form.
-import { histogramBuckets, type Histogram, type Stats } from '../proxy/stats.js'
+import { histogramBuckets, type Histogram, type Stats } from '../stats/stats.js'
 import type { NameFilter } from './stats-filter.js'
 
 export interface Selection {

@@ -3,7 +3,7 @@ import type { Logger } from '../logger.js'
 import type { ListenerKind } from '../proxy/clusters.js'
 import type { ProxyConfig } from '../proxy/config.js'
 import type { DrainOptions, ServerState } from '../proxy/sidecar.js'
-import type { Stats } from '../proxy/stats.js'
+import type { Stats } from '../stats/stats.js'
 
 export interface AdminListener {
   readonly name: string

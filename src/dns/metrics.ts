@@ -2,7 +2,7 @@
 // which the merged-metrics port (15020) serves with the agent's istio_agent_ prefix; and our breakdown of
 // where each answer came from, in the sidecar's Stats store under dns.*, so /stats and /stats/prometheus
 // (as envoy_dns_*) show it next to the listeners' counters.
-import type { Counter, Histogram, Stats } from '../proxy/stats.js'
+import type { Counter, Histogram, Stats } from '../stats/stats.js'
 
 /** Istio's buckets for dns_upstream_request_duration_seconds. */
 export const upstreamDurationBuckets = [0.001, 0.005, 0.01, 0.1, 0.5, 1, 5]

@@ -5,7 +5,7 @@ import { AccessLogError } from '../errors.js'
 import { LineWriter } from '../line-writer.js'
 import type { Logger } from '../logger.js'
 import type { AccessLogFormat } from './config.js'
-import type { Counter, Gauge, Stats } from './stats.js'
+import type { Counter, Gauge, Stats } from '../stats/stats.js'
 
 export interface AccessLogEntry {
   startTime: Date

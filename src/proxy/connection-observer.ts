@@ -15,7 +15,7 @@ import { isFdExhaustion } from './fd-budget.js'
 import { StatHandles } from './listener-stats.js'
 import type { FlowCounters } from './relay.js'
 import { formatResponseFlags, ResponseFlag } from './response-flags.js'
-import { listenerStatPrefix, type Counter, type Gauge, type Histogram, type Stats } from './stats.js'
+import { listenerStatPrefix, type Counter, type Gauge, type Histogram, type Stats } from '../stats/stats.js'
 
 export interface StatsObserverOptions {
   kind: ListenerKind

@@ -2,7 +2,7 @@
 // thread that relays every byte fell behind. Node's own histogram (perf_hooks, sampled by a libuv timer,
 // no JS per sample) is read and reset once per window, so each gauge is the figure of the last window.
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import type { Gauge, Stats } from './stats.js'
+import type { Gauge, Stats } from '../stats/stats.js'
 
 /** Gauge names, microseconds: the last window's p50, p99 and max, and the largest max since start. */
 export const eventLoopGauges = {

@@ -1,7 +1,7 @@
 // The per-cluster, per-TCP-proxy and Istio counters the connection observer (connection-observer.ts) bumps,
 // each resolved once and cached, so a connection pays a Map lookup at open and close and nothing per chunk.
 import type { ListenerKind } from './clusters.js'
-import { getOrAdd, istioStatName, type Counter, type Gauge, type Stats } from './stats.js'
+import { getOrAdd, istioStatName, type Counter, type Gauge, type Stats } from '../stats/stats.js'
 
 export interface ClusterStats {
   upstreamCxTotal: Counter

@@ -16,7 +16,7 @@ import type { LoopGuard } from './loop-guard.js'
 import { listenTransparent } from './transparent.js'
 import type { FlowCounters } from './relay.js'
 import { ResponseFlag } from './response-flags.js'
-import type { Stats } from './stats.js'
+import type { Stats } from '../stats/stats.js'
 
 /** Recovers an accepted connection's original destination; undefined when it was not redirected. */
 export type DestinationSource = (socket: Socket, log: Logger) => Endpoint | undefined

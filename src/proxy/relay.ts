@@ -3,7 +3,7 @@
 // water mark), and bytes that can no longer be delivered reset the sender instead of vanishing.
 import type { Socket } from 'node:net'
 import { takePendingError } from '../native/sockopt.js'
-import type { Counter } from './stats.js'
+import type { Counter } from '../stats/stats.js'
 
 export interface FlowCounters {
   paused: Counter

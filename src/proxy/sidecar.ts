@@ -11,7 +11,7 @@ import { FdBudget } from './fd-budget.js'
 import { VirtualListener } from './listener.js'
 import { LoopGuard } from './loop-guard.js'
 import { Registry } from './registry.js'
-import { Stats } from './stats.js'
+import { Stats } from '../stats/stats.js'
 
 /** Envoy's server states as /ready and /server_info name them. */
 export type ServerState = 'PRE_INITIALIZING' | 'LIVE' | 'DRAINING'

@@ -4,7 +4,7 @@ import parse, { type PromFamily } from 'parse-prometheus-text-format'
 import t from 'tap'
 import { renderPrometheus, toSeries } from '../../src/admin/prometheus.js'
 import { select } from '../../src/admin/stats-render.js'
-import { istioStatName, Stats } from '../../src/proxy/stats.js'
+import { istioStatName, Stats } from '../../src/stats/stats.js'
 
 function sample(): Stats {
   const s = new Stats()

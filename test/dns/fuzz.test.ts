@@ -11,7 +11,7 @@ import { defaultDnsConfig } from '../../src/dns/config.js'
 import { DnsServer } from '../../src/dns/server.js'
 import { silentLogger } from '../../src/logger.js'
 import { parseRegistryEntry } from '../../src/proxy/registry.js'
-import { Stats } from '../../src/proxy/stats.js'
+import { Stats } from '../../src/stats/stats.js'
 import { addresses, freePort, query, queryPacket, startDnsmasq } from '../helpers/dns.js'
 
 const seed = 20261202

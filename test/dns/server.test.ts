@@ -8,7 +8,7 @@ import { defaultDnsConfig, type DnsConfig } from '../../src/dns/config.js'
 import { DnsServer } from '../../src/dns/server.js'
 import { silentLogger } from '../../src/logger.js'
 import { parseRegistryEntry } from '../../src/proxy/registry.js'
-import { Stats } from '../../src/proxy/stats.js'
+import { Stats } from '../../src/stats/stats.js'
 import { addresses, freePort, query, queryPacket, sendRaw, startDnsmasq } from '../helpers/dns.js'
 
 const search = ['default.svc.cluster.local', 'svc.cluster.local', 'cluster.local']

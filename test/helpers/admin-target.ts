@@ -3,7 +3,7 @@ import { silentLogger } from '../../src/logger.js'
 import type { AdminTarget } from '../../src/admin/target.js'
 import { defaultProxyConfig, type ProxyConfig } from '../../src/proxy/config.js'
 import type { DrainOptions, ServerState } from '../../src/proxy/sidecar.js'
-import { Stats } from '../../src/proxy/stats.js'
+import { Stats } from '../../src/stats/stats.js'
 
 export class FakeTarget implements AdminTarget {
   readonly config: ProxyConfig

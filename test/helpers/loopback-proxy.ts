@@ -11,7 +11,7 @@ import { FdBudget } from '../../src/proxy/fd-budget.js'
 import { VirtualListener } from '../../src/proxy/listener.js'
 import { LoopGuard } from '../../src/proxy/loop-guard.js'
 import { Registry } from '../../src/proxy/registry.js'
-import { Stats } from '../../src/proxy/stats.js'
+import { Stats } from '../../src/stats/stats.js'
 
 export const silent = pino({ level: 'silent' })
 

@@ -10,7 +10,7 @@ import { StatsObserver } from '../../src/proxy/connection-observer.js'
 import { ConnectionChannel } from '../../src/proxy/connection-record.js'
 import { endpoint } from '../../src/proxy/endpoint.js'
 import { LoopGuard } from '../../src/proxy/loop-guard.js'
-import { Stats } from '../../src/proxy/stats.js'
+import { Stats } from '../../src/stats/stats.js'
 import { drain, freePort, loopback, MemoryAccessLog, Recorder, silent, upstream } from '../helpers/loopback-proxy.js'
 
 const prefix = 'listener.127.0.0.1_15001'

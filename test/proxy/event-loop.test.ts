@@ -2,7 +2,7 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { eventLoopGauges, watchEventLoop } from '../../src/proxy/event-loop.js'
-import { Stats } from '../../src/proxy/stats.js'
+import { Stats } from '../../src/stats/stats.js'
 
 t.test('a 300 ms block of the loop shows in max and peak (microseconds); the gauges are marked used', async (t) => {
   const stats = new Stats()
