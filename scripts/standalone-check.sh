@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 outer=$(mktemp -d /tmp/sidecar-lab-standalone.XXXXXX)
+chmod 755 "$outer" # mktemp's 0700 would hide the clone from the tests that run the CLI as nobody
 trap 'rm -rf "$outer"' EXIT
 git clone -q . "$outer/sidecar-lab"
 cd "$outer/sidecar-lab"
