@@ -3,7 +3,7 @@
 // (who really asked it, from which port).
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { execIn } from '../sys/netns.js'
-import type { Tuple } from './evidence.js'
+import { conntrackTuples, type Tuple } from './evidence.js'
 
 export interface UdpEntry {
   zone: number
@@ -14,23 +14,13 @@ export interface UdpEntry {
   line: string
 }
 
-function tupleAt(line: string, n: number): Tuple | undefined {
-  const get = (k: string) => [...line.matchAll(new RegExp(`\\b${k}=(\\S+)`, 'g'))][n]?.[1]
-  const [src, dst, sport, dport] = [get('src'), get('dst'), get('sport'), get('dport')]
-  if (!src || !dst || !sport || !dport) return undefined
-  return { src, dst, sport: Number(sport), dport: Number(dport) }
-}
-
 export function parseUdpConntrack(text: string): UdpEntry[] {
   return text.split('\n').flatMap((raw) => {
     const line = raw.trim().replace(/\s+/g, ' ')
     if (!line.startsWith('udp')) return []
-    const original = tupleAt(line, 0)
-    const reply = tupleAt(line, 1)
-    if (!original || !reply) return []
-    const nated =
-      reply.src !== original.dst || reply.sport !== original.dport || reply.dst !== original.src || reply.dport !== original.sport
-    return [{ zone: Number(/\bzone=(\d+)/.exec(line)?.[1] ?? 0), original, reply, nated, line }]
+    const tuples = conntrackTuples(line)
+    if (!tuples) return []
+    return [{ zone: Number(/\bzone=(\d+)/.exec(line)?.[1] ?? 0), ...tuples, line }]
   })
 }
 

@@ -81,17 +81,23 @@ function tupleAt(line: string, n: number): Tuple | undefined {
   return { src, dst, sport: Number(sport), dport: Number(dport) }
 }
 
+/** A conntrack line's original and reply tuples, and whether NAT rewrote one side (TCP and UDP alike). */
+export function conntrackTuples(line: string): { original: Tuple; reply: Tuple; nated: boolean } | undefined {
+  const original = tupleAt(line, 0)
+  const reply = tupleAt(line, 1)
+  if (!original || !reply) return undefined
+  const nated = reply.src !== original.dst || reply.sport !== original.dport || reply.dst !== original.src || reply.dport !== original.sport
+  return { original, reply, nated }
+}
+
 export function parseConntrack(pod: string, text: string): ConntrackEntry[] {
   return text.split('\n').flatMap((raw) => {
     const line = raw.trim()
     if (!line.startsWith('tcp')) return []
-    const original = tupleAt(line, 0)
-    const reply = tupleAt(line, 1)
-    if (!original || !reply) return []
-    const nated =
-      reply.src !== original.dst || reply.sport !== original.dport || reply.dst !== original.src || reply.dport !== original.sport
+    const tuples = conntrackTuples(line)
+    if (!tuples) return []
     const state = /^tcp\s+\d+\s+\d+\s+([A-Z_]+)/.exec(line)?.[1] ?? ''
-    return [{ pod, state, original, reply, nated, line: line.replace(/\s+/g, ' ') }]
+    return [{ pod, state, ...tuples, line: line.replace(/\s+/g, ' ') }]
   })
 }
 
