@@ -2,8 +2,9 @@
   "targets": [
     {
       "target_name": "sockopt",
-      "sources": ["native/sockopt.c"],
-      "cflags": ["-Wall", "-Wextra", "-Werror", "-O2"],
+      "sources": ["native/sockopt.c", "native/relay.c", "native/relay-pump.c", "native/relay-napi.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror", "-O2", "-pthread"],
+      "ldflags": ["-pthread"],
       "cflags_c": ["-Wall", "-Wextra", "-Werror"]
     }
   ]

@@ -1,8 +1,8 @@
 // Socket options the sidecar needs that node:net does not expose. Only integers and short strings cross
 // the boundary; a failed syscall throws an Error shaped like node's own system errors (code: libuv's errno
 // name, errno: negative, syscall), a bad argument a TypeError or RangeError naming it.
-#define NAPI_VERSION 8
-#include <node_api.h>
+#include "napi-util.h"
+
 #include <uv.h>
 
 #include <arpa/inet.h>
@@ -24,29 +24,11 @@
 #define IPV6_TRANSPARENT 75
 #endif
 
-// Every Node-API call goes through here: on failure, throw (unless the call already left an exception
-// pending) and return `fail` from the calling function. NAPI_CALL is the form for napi_value functions.
-#define NAPI_CHECK(env, call, fail)                                         \
-  do {                                                                      \
-    if ((call) != napi_ok) {                                                \
-      const napi_extended_error_info* info_ = NULL;                         \
-      bool pending_ = false;                                                \
-      napi_get_last_error_info((env), &info_);                              \
-      napi_is_exception_pending((env), &pending_);                          \
-      if (!pending_) {                                                      \
-        napi_throw_error((env), "SIDECAR_ERR_NAPI",                         \
-                         info_ && info_->error_message ? info_->error_message \
-                                                       : "Node-API call failed"); \
-      }                                                                     \
-      return fail;                                                          \
-    }                                                                       \
-  } while (0)
-#define NAPI_CALL(env, call) NAPI_CHECK(env, call, NULL)
 
 // Throws err (a positive errno) as node does for a failed syscall: code from libuv (UV_E* is -errno on
 // Unix), message "<syscall> <CODE>: <libuv's text>". The _r forms write into our buffers: plain uv_err_name
 // leaks a string for an errno libuv has no name for.
-static napi_value throw_errno(napi_env env, const char* syscall, int err) {
+napi_value throw_errno(napi_env env, const char* syscall, int err) {
   char name[64], text[128], message[320];
   uv_err_name_r(-err, name, sizeof name);
   uv_strerror_r(-err, text, sizeof text);
@@ -64,14 +46,14 @@ static napi_value throw_errno(napi_env env, const char* syscall, int err) {
 }
 
 // Throws a TypeError with a node-style code; returns NULL for `return throw_type(...)`.
-static napi_value throw_type(napi_env env, const char* code, const char* message) {
+napi_value throw_type(napi_env env, const char* code, const char* message) {
   NAPI_CALL(env, napi_throw_type_error(env, code, message));
   return NULL;
 }
 
 // Reads an int32 argument. napi_get_value_int32 alone truncates 3.5 to 3 and wraps 2^31, so the value is
 // read as a double and must be an integer in int32 range (what Number.isInteger and the range say).
-static bool int_arg(napi_env env, napi_value value, const char* name, int32_t* out) {
+bool int_arg(napi_env env, napi_value value, const char* name, int32_t* out) {
   char message[96];
   napi_valuetype type;
   double d = 0;
@@ -102,7 +84,7 @@ static bool int_args(napi_env env, napi_callback_info info, size_t want, const c
   return true;
 }
 
-static napi_value address_object(napi_env env, const struct sockaddr_storage* ss) {
+napi_value address_object(napi_env env, const struct sockaddr_storage* ss) {
   char text[INET6_ADDRSTRLEN];
   int port, family;
   if (ss->ss_family == AF_INET) {
@@ -292,6 +274,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"transparentSocket", NULL, transparent_socket, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  if (!relay_define(env, exports)) return NULL;
   return exports;
 }
 

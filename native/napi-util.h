@@ -1,0 +1,37 @@
+// Helpers shared by the addon's Node-API files (sockopt.c, relay-napi.c).
+#ifndef SIDECAR_NAPI_UTIL_H
+#define SIDECAR_NAPI_UTIL_H
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+// Every Node-API call goes through here: on failure, throw (unless the call already left an exception
+// pending) and return `fail` from the calling function. NAPI_CALL is the form for napi_value functions.
+#define NAPI_CHECK(env, call, fail)                                         \
+  do {                                                                      \
+    if ((call) != napi_ok) {                                                \
+      const napi_extended_error_info* info_ = NULL;                         \
+      bool pending_ = false;                                                \
+      napi_get_last_error_info((env), &info_);                              \
+      napi_is_exception_pending((env), &pending_);                          \
+      if (!pending_) {                                                      \
+        napi_throw_error((env), "SIDECAR_ERR_NAPI",                         \
+                         info_ && info_->error_message ? info_->error_message \
+                                                       : "Node-API call failed"); \
+      }                                                                     \
+      return fail;                                                          \
+    }                                                                       \
+  } while (0)
+#define NAPI_CALL(env, call) NAPI_CHECK(env, call, NULL)
+
+napi_value throw_errno(napi_env env, const char* syscall, int err);
+napi_value throw_type(napi_env env, const char* code, const char* message);
+bool int_arg(napi_env env, napi_value value, const char* name, int32_t* out);
+napi_value address_object(napi_env env, const struct sockaddr_storage* ss);
+
+// relay-napi.c: adds relayStart, relayAdd, relayAbort, relayTcpState, relayStop, relayStats to exports.
+bool relay_define(napi_env env, napi_value exports);
+
+#endif

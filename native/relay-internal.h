@@ -1,0 +1,81 @@
+// The relay engine's own structures, shared by relay.c (thread, table, timers, close paths) and relay-pump.c
+// (moving bytes). Everything here is touched by the relay thread only, except what relay.c guards with its
+// mutex (the table links and the upstream fd while the entry is in the table).
+#ifndef SIDECAR_RELAY_INTERNAL_H
+#define SIDECAR_RELAY_INTERNAL_H
+#include "relay.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum { DOWN = 0, UP = 1 };
+enum conn_state { CONNECTING, RELAYING, CLOSED };
+
+typedef struct relay_pipe {
+  int r, w;
+  size_t cap;  // bytes the pipe was sized to (F_GETPIPE_SZ)
+  struct relay_pipe* next;  // in the pool
+} relay_pipe;
+
+struct conn;
+
+// One socket of a connection; epoll's data.ptr points here.
+typedef struct side {
+  struct conn* conn;
+  int fd;
+  int index;  // DOWN or UP
+} side;
+
+// One direction: bytes read from side i wait here until they are written to side 1 - i.
+typedef struct dir {
+  relay_pipe* pipe;  // held only while bytes are in it
+  size_t in_pipe;
+  char* buf;  // the read/write fallback's buffer, held only while bytes are in it
+  size_t buf_len, buf_off;
+  bool rw;      // splice failed on this direction: read/write from now on
+  bool eof;     // the source sent its FIN
+  bool shut;    // the FIN was passed on (shutdown(SHUT_WR) on the destination)
+  bool paused;  // reading stopped at the buffer limit
+} dir;
+
+typedef struct dlink {
+  struct conn *prev, *next;
+} dlink;
+
+typedef struct conn {
+  int64_t id;
+  enum conn_state state;
+  int connect_err;  // connect(2) failed at once: reported as the connect's failure when the thread adds it
+  side s[2];
+  dir d[2];            // d[i]: from s[i] to s[1 - i]
+  uint64_t rx[2], tx[2];  // bytes read from / written to s[i]
+  int32_t paused, resumed;  // since the last flow event
+  bool flow_dirty;
+  int64_t connect_deadline, idle_deadline;
+  dlink connect_link, idle_link;  // deadline lists (relay.c), ordered since every timeout is the same
+  struct conn* table_next;  // hash chain (under the mutex)
+  struct conn* dirty_next;  // flow events to send this round
+  struct conn* dead_next;   // freed at the end of the round (epoll may still hold events for it)
+} conn;
+
+// relay-pump.c
+// Moves what can move both ways without blocking; returns false when the connection was closed (an error on
+// one side, or both FINs passed on).
+bool relay_pump(conn* c);
+void relay_pipes_init(size_t buffer_limit);
+void relay_pipes_free(void);
+void relay_dir_release(dir* d);
+size_t relay_pipes_in_use(void);
+size_t relay_pipes_pooled(void);
+
+// relay.c, for relay-pump.c
+void relay_touch(conn* c);
+void relay_flow(conn* c, bool paused);
+// Side `failed` hit err (read/write error, or an RST pending behind a FIN): reset the other side, close both.
+void relay_fail_side(conn* c, int failed, int err);
+// Both FINs passed on: close both sides, termination ''.
+void relay_close_clean(conn* c);
+size_t relay_buffer_limit(void);
+
+#endif

@@ -1,0 +1,262 @@
+// Moving bytes for the relay engine: splice(2) from one socket into a pipe and from the pipe into the other
+// socket, so the bytes never enter user space. A pipe is taken from the shared pool when a direction has
+// bytes to move and goes back as soon as it is empty: an idle connection holds no pipe (10,000 idle
+// connections cost their 20,000 sockets, not 40,000 more pipe fds). Where a pipe cannot be had (EMFILE) or
+// splice refuses the socket (EINVAL), the direction falls back to read/write through a heap buffer, also
+// held only while bytes are in it. Sockets are non-blocking and registered edge-triggered, so each pass
+// reads until EAGAIN (or the buffer limit) and writes until EAGAIN.
+#define _GNU_SOURCE
+#include "relay-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+// Pipes kept for reuse beyond that are closed: each one is two fds and counts against the user's pipe pages.
+#define POOL_MAX 64
+
+static relay_pipe* pool;
+static size_t pooled, in_use, wanted_size;
+
+void relay_pipes_init(size_t buffer_limit) {
+  // The kernel rounds F_SETPIPE_SZ up to a power-of-two number of pages.
+  wanted_size = buffer_limit < 4096 ? 4096 : buffer_limit;
+}
+
+void relay_pipes_free(void) {
+  while (pool) {
+    relay_pipe* p = pool;
+    pool = p->next;
+    close(p->r);
+    close(p->w);
+    free(p);
+  }
+  pooled = 0;
+}
+
+size_t relay_pipes_in_use(void) { return __atomic_load_n(&in_use, __ATOMIC_RELAXED); }
+size_t relay_pipes_pooled(void) { return __atomic_load_n(&pooled, __ATOMIC_RELAXED); }
+
+static relay_pipe* pipe_take(void) {
+  relay_pipe* p = pool;
+  if (p) {
+    pool = p->next;
+    __atomic_store_n(&pooled, pooled - 1, __ATOMIC_RELAXED);
+  } else {
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return NULL;
+    p = malloc(sizeof *p);
+    if (!p) {
+      close(fds[0]);
+      close(fds[1]);
+      return NULL;
+    }
+    p->r = fds[0];
+    p->w = fds[1];
+    // Above /proc/sys/fs/pipe-max-size or the user's pipe pages this fails (EPERM): the pipe keeps its
+    // default size and the direction's limit is that size.
+    (void)fcntl(p->w, F_SETPIPE_SZ, (int)(wanted_size > 1 << 30 ? 1 << 30 : wanted_size));
+    int size = fcntl(p->w, F_GETPIPE_SZ);
+    p->cap = size > 0 ? (size_t)size : 65536;
+  }
+  p->next = NULL;
+  __atomic_store_n(&in_use, in_use + 1, __ATOMIC_RELAXED);
+  return p;
+}
+
+static void pipe_give(relay_pipe* p, bool clean) {
+  __atomic_store_n(&in_use, in_use - 1, __ATOMIC_RELAXED);
+  if (!clean || pooled >= POOL_MAX) {
+    close(p->r);
+    close(p->w);
+    free(p);
+    return;
+  }
+  p->next = pool;
+  pool = p;
+  __atomic_store_n(&pooled, pooled + 1, __ATOMIC_RELAXED);
+}
+
+// Gives back what the direction holds; a pipe with bytes left in it (a reset cut them off) is closed, not pooled.
+void relay_dir_release(dir* d) {
+  if (d->pipe) pipe_give(d->pipe, d->in_pipe == 0);
+  d->pipe = NULL;
+  d->in_pipe = 0;
+  free(d->buf);
+  d->buf = NULL;
+  d->buf_len = d->buf_off = 0;
+}
+
+static size_t buffered(const dir* d) { return d->rw ? d->buf_len - d->buf_off : d->in_pipe; }
+
+static size_t limit_of(const dir* d) {
+  size_t limit = relay_buffer_limit();
+  if (!d->rw && d->pipe && d->pipe->cap < limit) limit = d->pipe->cap;
+  return limit;
+}
+
+// Switches a direction to read/write, moving what its pipe holds into the buffer; false on failure (errno set).
+static bool to_rw(dir* d) {
+  d->rw = true;
+  if (!d->pipe) return true;
+  size_t n = d->in_pipe;
+  if (n > 0) {
+    d->buf = malloc(n);
+    if (!d->buf) return false;
+    while (d->buf_len < n) {
+      ssize_t r = read(d->pipe->r, d->buf + d->buf_len, n - d->buf_len);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      d->buf_len += (size_t)r;
+    }
+    d->in_pipe = 0;
+  }
+  pipe_give(d->pipe, true);
+  d->pipe = NULL;
+  return true;
+}
+
+// Writes what the direction holds to fd: >0 bytes written, 0 would block, -1 error (errno).
+static ssize_t write_out(dir* d, int fd) {
+  for (;;) {
+    ssize_t n;
+    if (d->rw) {
+      n = send(fd, d->buf + d->buf_off, d->buf_len - d->buf_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } else {
+      n = splice(d->pipe->r, NULL, fd, NULL, d->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    }
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return 0;
+    if (!d->rw && errno == EINVAL) {
+      if (!to_rw(d)) return -1;
+      continue;
+    }
+    return -1;
+  }
+}
+
+// Reads from fd into the direction, at most `room` bytes: >0 read, 0 end of stream, -2 would block, -1 error.
+static ssize_t read_in(dir* d, int fd, size_t room) {
+  for (;;) {
+    if (!d->rw && !d->pipe) {
+      d->pipe = pipe_take();
+      if (!d->pipe) d->rw = true;  // no pipe to be had (EMFILE): read/write serves
+      else if (d->pipe->cap < room) room = d->pipe->cap;
+    }
+    ssize_t n;
+    if (d->rw) {
+      if (!d->buf) {
+        d->buf = malloc(relay_buffer_limit());
+        if (!d->buf) return -2;  // try again on the next event
+        d->buf_len = d->buf_off = 0;
+      }
+      n = recv(fd, d->buf + d->buf_len, room, MSG_DONTWAIT);
+    } else {
+      n = splice(fd, NULL, d->pipe->w, NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    }
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return -2;
+    if (!d->rw && errno == EINVAL && d->in_pipe == 0) {
+      if (!to_rw(d)) return -1;
+      continue;
+    }
+    return -1;
+  }
+}
+
+// Drops the direction's buffer once it is empty (the pipe back to the pool).
+static void settle(dir* d) {
+  if (buffered(d) > 0) return;
+  if (d->pipe) {
+    pipe_give(d->pipe, true);
+    d->pipe = NULL;
+  }
+  if (d->buf) {
+    free(d->buf);
+    d->buf = NULL;
+    d->buf_len = d->buf_off = 0;
+  }
+}
+
+// One direction, as far as it goes now; false when the connection was closed.
+static bool pump_dir(conn* c, int i) {
+  dir* d = &c->d[i];
+  int src = c->s[i].fd, dst = c->s[1 - i].fd;
+  for (;;) {
+    bool progress = false;
+    if (buffered(d) > 0) {
+      ssize_t n = write_out(d, dst);
+      if (n < 0) {
+        relay_fail_side(c, 1 - i, errno);
+        return false;
+      }
+      if (n > 0) {
+        if (d->rw) {
+          d->buf_off += (size_t)n;
+        } else {
+          d->in_pipe -= (size_t)n;
+        }
+        c->tx[1 - i] += (uint64_t)n;
+        progress = true;
+      }
+    }
+    if (!d->eof) {
+      size_t have = buffered(d), limit = limit_of(d);
+      if (have >= limit) {
+        if (!d->paused) relay_flow(c, true);
+        d->paused = true;
+      } else {
+        if (d->paused) relay_flow(c, false);
+        d->paused = false;
+        if (d->rw && d->buf && d->buf_off > 0 && d->buf_off == d->buf_len) d->buf_off = d->buf_len = 0;
+        size_t room = limit - have;
+        if (d->rw && d->buf && relay_buffer_limit() - d->buf_len < room) room = relay_buffer_limit() - d->buf_len;
+        ssize_t n = room > 0 ? read_in(d, src, room) : -2;
+        if (n > 0) {
+          if (d->rw) {
+            d->buf_len += (size_t)n;
+          } else {
+            d->in_pipe += (size_t)n;
+          }
+          c->rx[i] += (uint64_t)n;
+          progress = true;
+        } else if (n == 0) {
+          // A FIN; but an RST right behind the last bytes must not pass for one.
+          int err = 0;
+          socklen_t len = sizeof err;
+          if (getsockopt(src, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+            relay_fail_side(c, i, err);
+            return false;
+          }
+          d->eof = true;
+          progress = true;
+        } else if (n == -1) {
+          relay_fail_side(c, i, errno);
+          return false;
+        }
+      }
+    }
+    if (progress) relay_touch(c);
+    settle(d);
+    if (d->eof && buffered(d) == 0 && !d->shut) {
+      d->shut = true;
+      // ENOTCONN: the destination is already gone; its read side reports how when polled.
+      (void)shutdown(dst, SHUT_WR);
+    }
+    if (!progress) return true;
+  }
+}
+
+bool relay_pump(conn* c) {
+  if (c->state != RELAYING) return true;
+  if (!pump_dir(c, DOWN) || !pump_dir(c, UP)) return false;
+  if (c->d[DOWN].shut && c->d[UP].shut) {
+    relay_close_clean(c);
+    return false;
+  }
+  return true;
+}

@@ -1,0 +1,547 @@
+// The native relay engine: one thread of its own with epoll relays the connections JavaScript hands it
+// (relay_engine_add), with the node engine's semantics (src/proxy/connection.ts, src/proxy/relay.ts): FIN
+// passed on as FIN, an RST or a failed write resets the other side, connect and idle timeouts, and one
+// closed event with byte counts and termination. The JS thread and the relay thread share the connection
+// table (under `mu`); everything else the JS thread asks for goes through a command queue and an eventfd.
+#define _GNU_SOURCE
+#include "relay-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#ifndef IP_TRANSPARENT
+#define IP_TRANSPARENT 19
+#endif
+#ifndef IPV6_TRANSPARENT
+#define IPV6_TRANSPARENT 75
+#endif
+
+typedef struct command {
+  enum { CMD_ADD, CMD_ABORT, CMD_STOP } kind;
+  enum relay_abort_how how;
+  int64_t id;
+  conn* c;
+  struct command* next;
+} command;
+
+static struct {
+  bool running;
+  relay_options opts;
+  relay_emit_fn emit;
+  void* ctx;
+  pthread_t thread;
+  int epfd, wakefd;
+  pthread_mutex_t mu;  // guards the table and the command queue
+  conn** buckets;
+  size_t nbuckets, count;
+  command *cmd_head, *cmd_tail;
+  // relay thread only
+  dlink connect_list, idle_list;  // head.next = oldest deadline
+  conn *dirty, *dead;
+  relay_event* events;
+  size_t nevents, cap_events;
+  int64_t now;
+} R = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+size_t relay_buffer_limit(void) { return R.opts.buffer_limit; }
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// ---- deadline lists: every connect timeout (idle timeout) is the same length, so appending keeps them sorted
+
+static dlink* link_of(conn* c, dlink* list) { return list == &R.connect_list ? &c->connect_link : &c->idle_link; }
+
+static void list_remove(dlink* list, conn* c) {
+  dlink* l = link_of(c, list);
+  if (!l->prev && !l->next && list->next != c) return;  // not on the list
+  dlink* before = l->prev ? link_of(l->prev, list) : list;
+  dlink* after = l->next ? link_of(l->next, list) : list;
+  before->next = l->next;
+  after->prev = l->prev;
+  l->prev = l->next = NULL;
+}
+
+static void list_append(dlink* list, conn* c) {
+  dlink* l = link_of(c, list);
+  l->next = NULL;
+  l->prev = list->prev;  // list->prev is the tail
+  if (list->prev) link_of(list->prev, list)->next = c;
+  else list->next = c;
+  list->prev = c;
+}
+
+void relay_touch(conn* c) {
+  if (R.opts.idle_timeout_ms <= 0 || c->state == CLOSED) return;
+  c->idle_deadline = R.now + R.opts.idle_timeout_ms;
+  if (R.idle_list.prev == c) return;
+  list_remove(&R.idle_list, c);
+  list_append(&R.idle_list, c);
+}
+
+// ---- the table (JS thread: insert, lookups; relay thread: removal), under R.mu
+
+static void table_insert(conn* c) {
+  if (R.count >= R.nbuckets) {
+    size_t n = R.nbuckets ? R.nbuckets * 2 : 1024;
+    conn** b = calloc(n, sizeof *b);
+    if (b) {
+      for (size_t i = 0; i < R.nbuckets; i++) {
+        for (conn *e = R.buckets[i], *next; e; e = next) {
+          next = e->table_next;
+          e->table_next = b[(uint64_t)e->id & (n - 1)];
+          b[(uint64_t)e->id & (n - 1)] = e;
+        }
+      }
+      free(R.buckets);
+      R.buckets = b;
+      R.nbuckets = n;
+    }
+  }
+  conn** head = &R.buckets[(uint64_t)c->id & (R.nbuckets - 1)];
+  c->table_next = *head;
+  *head = c;
+  R.count++;
+}
+
+static conn* table_find(int64_t id) {
+  if (!R.nbuckets) return NULL;
+  for (conn* e = R.buckets[(uint64_t)id & (R.nbuckets - 1)]; e; e = e->table_next) {
+    if (e->id == id) return e;
+  }
+  return NULL;
+}
+
+static void table_remove(conn* c) {
+  for (conn** p = &R.buckets[(uint64_t)c->id & (R.nbuckets - 1)]; *p; p = &(*p)->table_next) {
+    if (*p == c) {
+      *p = c->table_next;
+      R.count--;
+      return;
+    }
+  }
+}
+
+// ---- events, sent once per epoll round
+
+static relay_event* event_new(conn* c, uint8_t type) {
+  if (R.nevents == R.cap_events) {
+    size_t n = R.cap_events ? R.cap_events * 2 : 64;
+    relay_event* e = realloc(R.events, n * sizeof *e);
+    if (!e) return NULL;  // out of memory: the event is lost, the connection still closes
+    R.events = e;
+    R.cap_events = n;
+  }
+  relay_event* e = &R.events[R.nevents++];
+  memset(e, 0, sizeof *e);
+  e->type = type;
+  e->id = c->id;
+  return e;
+}
+
+void relay_flow(conn* c, bool paused) {
+  if (paused) c->paused++;
+  else c->resumed++;
+  if (!c->flow_dirty) {
+    c->flow_dirty = true;
+    c->dirty_next = R.dirty;
+    R.dirty = c;
+  }
+}
+
+static void flush_flow(conn* c) {
+  if (!c->paused && !c->resumed) return;
+  relay_event* e = event_new(c, RELAY_FLOW);
+  if (e) {
+    e->paused = c->paused;
+    e->resumed = c->resumed;
+  }
+  c->paused = c->resumed = 0;
+}
+
+static void send_events(void) {
+  for (conn* c = R.dirty; c; c = c->dirty_next) {
+    c->flow_dirty = false;
+    if (c->state != CLOSED) flush_flow(c);
+  }
+  R.dirty = NULL;
+  if (R.nevents == 0) return;
+  R.emit(R.events, R.nevents, R.ctx);
+  R.events = NULL;
+  R.nevents = R.cap_events = 0;
+}
+
+// ---- close paths: every one ends here, which frees the entry and returns its pipes
+
+static void reset_fd(int fd) {
+  struct linger lg = {1, 0};
+  (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+// reset[i]: close side i with an RST (SO_LINGER 0) instead of a FIN.
+static void finish(conn* c, const bool reset[2], const char* termination) {
+  if (c->state == CLOSED) return;
+  flush_flow(c);
+  relay_event* e = event_new(c, RELAY_CLOSED);
+  if (e) {
+    e->bytes[0] = c->rx[DOWN];
+    e->bytes[1] = c->tx[DOWN];
+    e->bytes[2] = c->rx[UP];
+    e->bytes[3] = c->tx[UP];
+    snprintf(e->termination, sizeof e->termination, "%s", termination);
+  }
+  c->state = CLOSED;
+  list_remove(&R.connect_list, c);
+  list_remove(&R.idle_list, c);
+  pthread_mutex_lock(&R.mu);
+  table_remove(c);
+  pthread_mutex_unlock(&R.mu);
+  for (int i = 0; i < 2; i++) {
+    if (reset[i]) reset_fd(c->s[i].fd);
+    close(c->s[i].fd);  // also takes it out of the epoll set
+    c->s[i].fd = -1;
+    relay_dir_release(&c->d[i]);
+  }
+  c->dead_next = R.dead;
+  R.dead = c;
+}
+
+static const char* side_name(int i) { return i == DOWN ? "downstream" : "upstream"; }
+
+void relay_fail_side(conn* c, int failed, int err) {
+  // As node names it: `${side}_${err.code.toLowerCase()}`.
+  char name[32], termination[48];
+  uv_err_name_r(-err, name, sizeof name);
+  for (char* p = name; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+  snprintf(termination, sizeof termination, "%s_%s", side_name(failed), name);
+  bool reset[2] = {false, false};
+  // A cut-short stream: the other side sees an RST, never a clean end. Before the upstream connected
+  // nothing was relayed, so the upstream is just closed.
+  reset[1 - failed] = c->state == RELAYING;
+  finish(c, reset, termination);
+}
+
+void relay_close_clean(conn* c) {
+  static const bool none[2] = {false, false};
+  finish(c, none, "");
+}
+
+static void fail_connect(conn* c, int err, bool timeout) {
+  relay_event* e = event_new(c, RELAY_FAILED);
+  if (e) {
+    e->err = err;
+    e->timeout = timeout;
+  }
+  relay_close_clean(c);  // nothing was relayed yet: a plain close tells the client
+}
+
+static void on_connected(conn* c) {
+  c->state = RELAYING;
+  list_remove(&R.connect_list, c);
+  event_new(c, RELAY_CONNECTED);
+  relay_pump(c);
+}
+
+static void on_event(side* s, uint32_t events) {
+  conn* c = s->conn;
+  if (c->state == CLOSED) return;
+  if (c->state == CONNECTING) {
+    // The downstream waits, unread, until the upstream connected (node's pauseOnConnect does the same).
+    if (s->index != UP || !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err) fail_connect(c, err, false);
+    else on_connected(c);
+    return;
+  }
+  relay_pump(c);
+}
+
+// ---- commands from the JS thread
+
+static void add_conn(conn* c) {
+  if (c->connect_err) {
+    fail_connect(c, c->connect_err, false);
+    return;
+  }
+  for (int i = 0; i < 2; i++) {
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &c->s[i]};
+    if (epoll_ctl(R.epfd, EPOLL_CTL_ADD, c->s[i].fd, &ev) != 0) {
+      fail_connect(c, errno, false);
+      return;
+    }
+  }
+  c->connect_deadline = R.now + R.opts.connect_timeout_ms;
+  list_append(&R.connect_list, c);
+  relay_touch(c);  // node's idle timer runs from the accept, connect included
+}
+
+static void abort_conn(int64_t id, enum relay_abort_how how) {
+  pthread_mutex_lock(&R.mu);
+  conn* c = table_find(id);
+  pthread_mutex_unlock(&R.mu);
+  if (!c || c->state == CLOSED) return;
+  if (how == RELAY_ABORT_LOOPED) {
+    // The upstream reached this proxy itself: close it, reset the client.
+    bool reset[2] = {true, false};
+    finish(c, reset, "upstream_loop");
+  } else {
+    bool reset[2] = {true, c->state == RELAYING};
+    finish(c, reset, "drain_timeout");
+  }
+}
+
+// Runs the queued commands; false when one was STOP.
+static bool run_commands(void) {
+  uint64_t n;
+  while (read(R.wakefd, &n, sizeof n) < 0 && errno == EINTR) {
+  }
+  pthread_mutex_lock(&R.mu);
+  command* list = R.cmd_head;
+  R.cmd_head = R.cmd_tail = NULL;
+  pthread_mutex_unlock(&R.mu);
+  bool go_on = true;
+  while (list) {
+    command* cmd = list;
+    list = cmd->next;
+    if (cmd->kind == CMD_ADD) add_conn(cmd->c);
+    else if (cmd->kind == CMD_ABORT) abort_conn(cmd->id, cmd->how);
+    else go_on = false;
+    free(cmd);
+  }
+  return go_on;
+}
+
+static int push_command(command* cmd) {
+  cmd->next = NULL;
+  if (R.cmd_tail) R.cmd_tail->next = cmd;
+  else R.cmd_head = cmd;
+  R.cmd_tail = cmd;
+  uint64_t one = 1;
+  return write(R.wakefd, &one, sizeof one) < 0 && errno != EAGAIN ? errno : 0;
+}
+
+// ---- the thread
+
+static void expire(void) {
+  while (R.connect_list.next && R.connect_list.next->connect_deadline <= R.now) {
+    fail_connect(R.connect_list.next, ETIMEDOUT, true);
+  }
+  while (R.idle_list.next && R.idle_list.next->idle_deadline <= R.now) {
+    conn* c = R.idle_list.next;
+    event_new(c, RELAY_IDLE);
+    static const bool none[2] = {false, false};
+    finish(c, none, "idle_timeout");
+  }
+}
+
+static int next_timeout(void) {
+  int64_t next = -1;
+  if (R.connect_list.next) next = R.connect_list.next->connect_deadline;
+  if (R.idle_list.next && (next < 0 || R.idle_list.next->idle_deadline < next)) next = R.idle_list.next->idle_deadline;
+  if (next < 0) return -1;
+  int64_t wait = next - mono_ms();
+  return wait < 0 ? 0 : wait > 60000 ? 60000 : (int)wait;
+}
+
+static void free_dead(void) {
+  while (R.dead) {
+    conn* c = R.dead;
+    R.dead = c->dead_next;
+    free(c);
+  }
+}
+
+static void* relay_main(void* arg) {
+  (void)arg;
+  // Node's signal handlers run on its own thread; none is for this one (SIGPIPE stays ignored, as node set it).
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  struct epoll_event evs[256];
+  bool go_on = true;
+  while (go_on) {
+    int n = epoll_wait(R.epfd, evs, 256, next_timeout());
+    R.now = mono_ms();
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < n; i++) {
+      if (evs[i].data.ptr == NULL) go_on = run_commands() && go_on;
+      else on_event(evs[i].data.ptr, evs[i].events);
+    }
+    expire();
+    send_events();
+    free_dead();
+  }
+  // Stopping: whatever is still open is closed without events (the process is exiting).
+  pthread_mutex_lock(&R.mu);
+  for (size_t b = 0; b < R.nbuckets; b++) {
+    for (conn *c = R.buckets[b], *next; c; c = next) {
+      next = c->table_next;
+      for (int i = 0; i < 2; i++) {
+        close(c->s[i].fd);
+        relay_dir_release(&c->d[i]);
+      }
+      free(c);
+    }
+  }
+  free(R.buckets);
+  R.buckets = NULL;
+  R.nbuckets = R.count = 0;
+  pthread_mutex_unlock(&R.mu);
+  free(R.events);
+  R.events = NULL;
+  R.nevents = R.cap_events = 0;
+  relay_pipes_free();
+  return NULL;
+}
+
+int relay_engine_start(const relay_options* opts, relay_emit_fn emit, void* ctx) {
+  if (R.running) return EALREADY;
+  R.opts = *opts;
+  R.emit = emit;
+  R.ctx = ctx;
+  R.connect_list = (dlink){NULL, NULL};
+  R.idle_list = (dlink){NULL, NULL};
+  R.dirty = R.dead = NULL;
+  relay_pipes_init(opts->buffer_limit);
+  R.epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (R.epfd < 0) return errno;
+  R.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+  int err = 0;
+  if (R.wakefd < 0 || epoll_ctl(R.epfd, EPOLL_CTL_ADD, R.wakefd, &ev) != 0) err = errno;
+  if (!err) err = pthread_create(&R.thread, NULL, relay_main, NULL);
+  if (err) {
+    if (R.wakefd >= 0) close(R.wakefd);
+    close(R.epfd);
+    return err;
+  }
+  R.running = true;
+  return 0;
+}
+
+bool relay_engine_running(void) { return R.running; }
+
+void relay_engine_stop(void) {
+  if (!R.running) return;
+  command* cmd = calloc(1, sizeof *cmd);
+  pthread_mutex_lock(&R.mu);
+  if (cmd) {
+    cmd->kind = CMD_STOP;
+    push_command(cmd);
+  }
+  pthread_mutex_unlock(&R.mu);
+  pthread_join(R.thread, NULL);
+  // The JS thread queues nothing while it waits here, so STOP was the last command; an added connection is
+  // always in the table, which the thread emptied.
+  R.cmd_head = R.cmd_tail = NULL;
+  close(R.wakefd);
+  close(R.epfd);
+  R.running = false;
+}
+
+int relay_engine_add(int64_t id, int downstream_fd, const struct sockaddr* dst, socklen_t dst_len, const relay_bind* bind_to,
+                     struct sockaddr_storage* local, const char** syscall) {
+  if (!R.running) {
+    *syscall = "relayAdd";
+    return ENOTCONN;
+  }
+  int down = -1, up = -1, err = 0, on = 1;
+  conn* c = NULL;
+  command* cmd = NULL;
+  int v6 = dst->sa_family == AF_INET6;
+  if ((down = fcntl(downstream_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+    *syscall = "dup";
+  } else if ((up = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+    *syscall = "socket";
+  } else if (bind_to->transparent &&
+             (v6 ? setsockopt(up, SOL_IPV6, IPV6_TRANSPARENT, &on, sizeof on) : setsockopt(up, SOL_IP, IP_TRANSPARENT, &on, sizeof on))) {
+    *syscall = v6 ? "setsockopt(IPV6_TRANSPARENT)" : "setsockopt(IP_TRANSPARENT)";
+  } else if (bind_to->mark && setsockopt(up, SOL_SOCKET, SO_MARK, &bind_to->mark, sizeof bind_to->mark)) {
+    *syscall = "setsockopt(SO_MARK)";
+  } else if (setsockopt(up, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on)) {
+    *syscall = "setsockopt(TCP_NODELAY)";
+  } else if (bind_to->addr && bind(up, bind_to->addr, bind_to->len)) {
+    *syscall = "bind";
+  } else if (!(c = calloc(1, sizeof *c)) || !(cmd = calloc(1, sizeof *cmd))) {
+    errno = ENOMEM;
+    *syscall = "malloc";
+  } else {
+    *syscall = NULL;
+  }
+  if (*syscall) {
+    err = errno;
+    if (down >= 0) close(down);
+    if (up >= 0) close(up);
+    free(c);
+    free(cmd);
+    return err;
+  }
+  // connect(2)'s own failure is the connect's, reported as a failed event like a delayed one.
+  if (connect(up, dst, dst_len) != 0 && errno != EINPROGRESS) c->connect_err = errno;
+  socklen_t len = sizeof *local;
+  memset(local, 0, sizeof *local);
+  (void)getsockname(up, (struct sockaddr*)local, &len);
+  c->id = id;
+  c->state = CONNECTING;
+  c->s[DOWN] = (side){c, down, DOWN};
+  c->s[UP] = (side){c, up, UP};
+  cmd->kind = CMD_ADD;
+  cmd->c = c;
+  pthread_mutex_lock(&R.mu);
+  table_insert(c);
+  err = push_command(cmd);
+  pthread_mutex_unlock(&R.mu);
+  (void)err;  // the eventfd cannot overflow at one write per command; a failed wake is picked up by the next
+  return 0;
+}
+
+int relay_engine_abort(int64_t id, enum relay_abort_how how) {
+  if (!R.running) return ENOTCONN;
+  command* cmd = calloc(1, sizeof *cmd);
+  if (!cmd) return ENOMEM;
+  cmd->kind = CMD_ABORT;
+  cmd->id = id;
+  cmd->how = how;
+  pthread_mutex_lock(&R.mu);
+  int err = push_command(cmd);
+  pthread_mutex_unlock(&R.mu);
+  return err;
+}
+
+int relay_engine_tcp_state(int64_t id) {
+  int state = -1;
+  pthread_mutex_lock(&R.mu);
+  conn* c = table_find(id);
+  if (c) {
+    struct tcp_info info;
+    socklen_t len = sizeof info;
+    if (getsockopt(c->s[UP].fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0) state = info.tcpi_state;
+  }
+  pthread_mutex_unlock(&R.mu);
+  return state;
+}
+
+void relay_engine_stats(size_t* connections, size_t* pipes_in_use, size_t* pipes_pooled) {
+  pthread_mutex_lock(&R.mu);
+  *connections = R.count;
+  pthread_mutex_unlock(&R.mu);
+  *pipes_in_use = relay_pipes_in_use();
+  *pipes_pooled = relay_pipes_pooled();
+}

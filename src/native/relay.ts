@@ -1,0 +1,105 @@
+// The only importer of the addon's relay engine (native/relay.c): typed calls, errors as node-style errno
+// exceptions (code, errno, syscall) as in sockopt.ts.
+import { createRequire } from 'node:module'
+import { AddonLoadError } from '../errors.js'
+import type { SocketAddress } from './sockopt.js'
+
+export interface RelayOptions {
+  bufferLimitBytes: number
+  connectTimeoutMs: number
+  /** 0: no idle timeout */
+  idleTimeoutMs: number
+}
+
+export interface RelayBind {
+  /** the upstream socket's source address (127.0.0.6 / ::6 inbound, the client's in TPROXY mode) */
+  address?: string
+  /** IP_TRANSPARENT / IPV6_TRANSPARENT before bind (TPROXY: the client's address is not local) */
+  transparent?: boolean
+  /** SO_MARK, when not 0 */
+  mark?: number
+}
+
+export type RelayEvent =
+  | { type: 'connected'; id: number }
+  /** before any byte was relayed; errno is positive (111 = ECONNREFUSED), ETIMEDOUT with timeout */
+  | { type: 'failed'; id: number; errno: number; timeout: boolean }
+  /** the idle timeout fired (a closed event follows) */
+  | { type: 'idle'; id: number }
+  /** a direction stopped reading at the buffer limit (paused) or started again (resumed), since the last one */
+  | { type: 'flow'; id: number; paused: number; resumed: number }
+  | {
+      type: 'closed'
+      id: number
+      downstreamRx: number
+      downstreamTx: number
+      upstreamRx: number
+      upstreamTx: number
+      /** '' for a clean close, else the node engine's name (upstream_econnreset, idle_timeout, drain_timeout, ...) */
+      termination: string
+    }
+
+export interface RelayStats {
+  connections: number
+  pipesInUse: number
+  pipesPooled: number
+}
+
+interface RelayAddon {
+  relayStart(onEvents: (events: RelayEvent[]) => void, opts: RelayOptions): void
+  relayAdd(id: number, downstreamFd: number, dst: { address: string; port: number }, bind: RelayBind): SocketAddress
+  relayAbort(id: number, how: 'reset' | 'looped'): void
+  relayTcpState(id: number): number
+  relayStop(): void
+  relayStats(): RelayStats
+}
+
+let addon: RelayAddon | undefined
+
+function load(): RelayAddon {
+  if (addon) return addon
+  const require = createRequire(import.meta.url)
+  const path = process.env.SIDECAR_LAB_ADDON || '../../build/Release/sockopt.node'
+  try {
+    addon = require(path) as RelayAddon
+  } catch (err) {
+    throw new AddonLoadError(`the sockopt addon could not be loaded from ${path} (${(err as Error).message.split('\n')[0]})`, err)
+  }
+  if (typeof addon.relayStart !== 'function') {
+    throw new AddonLoadError(`the sockopt addon at ${path} has no relay engine: rebuild it (npm run build:addon)`)
+  }
+  return addon
+}
+
+/** Starts the relay thread; events arrive in batches, one per epoll round. Throws EALREADY when running. */
+export function relayStart(onEvents: (events: RelayEvent[]) => void, opts: RelayOptions): void {
+  load().relayStart(onEvents, opts)
+}
+
+/**
+ * Hands a connection to the relay thread: dup()s downstreamFd (the caller then destroys its node:net socket
+ * with plain destroy()), connects a new upstream socket to dst and returns its local address. A failed
+ * connect(2) comes later as a 'failed' event; socket/bind failures throw (EMFILE, EADDRNOTAVAIL, EPERM).
+ */
+export function relayAdd(id: number, downstreamFd: number, dst: SocketAddress, bind: RelayBind): SocketAddress {
+  return load().relayAdd(id, downstreamFd, dst, bind)
+}
+
+/** 'reset': reset both sides (drain end); 'looped': close the upstream, reset the client (loop guard). */
+export function relayAbort(id: number, how: 'reset' | 'looped'): void {
+  load().relayAbort(id, how)
+}
+
+/** The kernel's TCP state of the upstream socket (1 ESTABLISHED, 2 SYN_SENT), -1 when gone. */
+export function relayTcpState(id: number): number {
+  return load().relayTcpState(id)
+}
+
+/** Stops the thread; connections still open are closed without events. */
+export function relayStop(): void {
+  load().relayStop()
+}
+
+export function relayStats(): RelayStats {
+  return load().relayStats()
+}

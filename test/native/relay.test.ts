@@ -1,0 +1,266 @@
+// The addon's relay engine on real loopback sockets, without the sidecar: a front server hands each accepted
+// socket's fd to relayAdd (as the listener does), and the engine relays it to an upstream server.
+import { createHash, randomBytes } from 'node:crypto'
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import { once } from 'node:events'
+import t, { type Test } from 'tap'
+import { relayAbort, relayAdd, relayStart, relayStats, relayStop, type RelayEvent, type RelayOptions } from '../../src/native/relay.js'
+import { socketFd } from '../../src/native/sockopt.js'
+
+type Closed = Extract<RelayEvent, { type: 'closed' }>
+
+const listeners = new Map<number, (e: RelayEvent) => void>()
+let lastId = 0
+
+function start(opts: Partial<RelayOptions> = {}): void {
+  relayStart((events) => events.forEach((e) => listeners.get(e.id)?.(e)), {
+    bufferLimitBytes: 256 * 1024,
+    connectTimeoutMs: 5000,
+    idleTimeoutMs: 0,
+    ...opts,
+  })
+}
+
+start()
+t.teardown(() => relayStop())
+
+async function listen(t: Test, server: Server): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => server.close())
+  return (server.address() as { port: number }).port
+}
+
+interface Relayed {
+  id: number
+  client: Socket
+  events: RelayEvent[]
+  closed: Promise<Closed>
+  /** the upstream server's side of the connection */
+  upstream: Promise<Socket>
+}
+
+/** A client connection relayed by the engine to a fresh upstream server (or to upstreamPort). */
+async function relayed(t: Test, upstreamPort?: number, bindAddress?: string): Promise<Relayed> {
+  let upstream: Promise<Socket> = new Promise(() => {})
+  if (upstreamPort === undefined) {
+    const server = createServer({ allowHalfOpen: true })
+    upstream = new Promise((r) => server.once('connection', r))
+    upstreamPort = await listen(t, server)
+  }
+  const id = ++lastId
+  const events: RelayEvent[] = []
+  const closed = new Promise<Closed>((resolve) => {
+    listeners.set(id, (e) => {
+      events.push(e)
+      if (e.type === 'closed') resolve(e)
+    })
+  })
+  const front = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => {
+    relayAdd(id, socketFd(s), { address: '127.0.0.1', port: upstreamPort, family: 4 }, bindAddress ? { address: bindAddress } : {})
+    s.destroy()
+  })
+  const client = connect({ port: await listen(t, front), host: '127.0.0.1', allowHalfOpen: true })
+  client.on('error', () => {})
+  t.teardown(() => {
+    client.destroy()
+    listeners.delete(id)
+  })
+  upstream.then((s) => {
+    s.on('error', () => {})
+    t.teardown(() => s.destroy())
+  })
+  return { id, client, events, closed, upstream }
+}
+
+/** Everything a socket receives until its end (or error), hashed. */
+function drain(s: Socket): Promise<{ bytes: number; sha: string; error: string | null }> {
+  const hash = createHash('sha256')
+  let bytes = 0
+  s.on('data', (c: Buffer) => {
+    bytes += c.length
+    hash.update(c)
+  })
+  return new Promise((resolve) => {
+    let done = false
+    const finish = (error: string | null) => {
+      if (done) return
+      done = true
+      resolve({ bytes, sha: hash.digest('hex'), error })
+    }
+    s.on('end', () => finish(null))
+    s.on('error', (err: NodeJS.ErrnoException) => finish(err.code ?? 'error'))
+    s.on('close', () => finish(null))
+  })
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+
+t.test('bytes both ways arrive whole, counted in the closed event; the upstream leaves from the bind address', async (t) => {
+  const r = await relayed(t, undefined, '127.0.0.6')
+  const up = await r.upstream
+  t.equal(up.remoteAddress, '127.0.0.6')
+  const a = randomBytes(3 * 1024 * 1024)
+  const b = randomBytes(5 * 1024 * 1024 + 17)
+  const atUpstream = drain(up)
+  const atClient = drain(r.client)
+  r.client.end(a)
+  up.end(b)
+  const [u, c] = await Promise.all([atUpstream, atClient])
+  t.same(u, { bytes: a.length, sha: sha(a), error: null })
+  t.same(c, { bytes: b.length, sha: sha(b), error: null })
+  const closed = await r.closed
+  t.same(closed, {
+    type: 'closed',
+    id: r.id,
+    downstreamRx: a.length,
+    downstreamTx: b.length,
+    upstreamRx: b.length,
+    upstreamTx: a.length,
+    termination: '',
+  })
+  t.equal(r.events[0]?.type, 'connected')
+})
+
+t.test('half-close: the client FIN reaches the upstream, which still answers; and the other way round', async (t) => {
+  const r = await relayed(t)
+  const up = await r.upstream
+  const atClient = drain(r.client)
+  r.client.end('question')
+  let got = ''
+  up.on('data', (c: Buffer) => (got += c))
+  await once(up, 'end')
+  t.equal(got, 'question')
+  up.end('answer after the FIN')
+  const c = await atClient
+  t.same(c.error, null)
+  t.equal(c.bytes, 'answer after the FIN'.length)
+  t.equal((await r.closed).termination, '')
+
+  const r2 = await relayed(t)
+  const up2 = await r2.upstream
+  up2.end('server speaks first and ends')
+  let got2 = ''
+  r2.client.on('data', (c: Buffer) => (got2 += c))
+  await once(r2.client, 'end')
+  t.equal(got2, 'server speaks first and ends')
+  const atUp2 = drain(up2)
+  r2.client.end('client still sends')
+  t.same(await atUp2, { bytes: 'client still sends'.length, sha: sha(Buffer.from('client still sends')), error: null })
+  t.equal((await r2.closed).termination, '')
+})
+
+t.test('an upstream reset behind its last bytes reaches the client as a reset', async (t) => {
+  const r = await relayed(t)
+  const up = await r.upstream
+  const atClient = drain(r.client)
+  up.write('partial', () => setTimeout(() => up.resetAndDestroy(), 50))
+  const c = await atClient
+  t.equal(c.error, 'ECONNRESET')
+  t.equal(c.bytes, 'partial'.length)
+  const closed = await r.closed
+  t.equal(closed.termination, 'upstream_econnreset')
+  t.equal(closed.downstreamTx, 'partial'.length)
+})
+
+t.test('a client reset reaches the upstream as a reset', async (t) => {
+  const r = await relayed(t)
+  const up = await r.upstream
+  const atUp = drain(up)
+  r.client.write('some', () => setTimeout(() => r.client.resetAndDestroy(), 50))
+  t.equal((await atUp).error, 'ECONNRESET')
+  t.equal((await r.closed).termination, 'downstream_econnreset')
+})
+
+t.test('bytes the upstream can no longer take reset the sender', async (t) => {
+  const r = await relayed(t)
+  const up = await r.upstream
+  // The upstream closes without reading: its kernel answers further bytes with an RST.
+  up.destroy()
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const atClient = drain(r.client)
+  const timer = setInterval(() => r.client.writable && r.client.write(randomBytes(16 * 1024)), 10)
+  t.teardown(() => clearInterval(timer))
+  const c = await atClient
+  clearInterval(timer)
+  // the client learns of the RST on a read (ECONNRESET) or on its next write (EPIPE): a reset either way
+  t.match(c.error, /^(ECONNRESET|EPIPE)$/)
+  t.match((await r.closed).termination, /^upstream_(econnreset|epipe)$/)
+})
+
+t.test('connect refused: a failed event with ECONNREFUSED, then a plain close of the client', async (t) => {
+  const probe = createServer()
+  const port = await listen(t, probe)
+  await new Promise<void>((r) => probe.close(() => r()))
+  const r = await relayed(t, port)
+  const c = await drain(r.client)
+  t.same(c, { bytes: 0, sha: sha(Buffer.alloc(0)), error: null }, 'a FIN, not a reset')
+  const closed = await r.closed
+  t.same(r.events[0], { type: 'failed', id: r.id, errno: 111, timeout: false })
+  t.equal(closed.termination, '')
+  t.equal(closed.downstreamRx + closed.upstreamTx, 0)
+})
+
+t.test('abort resets both sides', async (t) => {
+  const r = await relayed(t)
+  const up = await r.upstream
+  await new Promise<void>((resolve) => {
+    up.once('data', () => resolve())
+    r.client.write('x')
+  })
+  const atClient = drain(r.client)
+  const atUp = drain(up)
+  relayAbort(r.id, 'reset')
+  t.equal((await atClient).error, 'ECONNRESET')
+  t.equal((await atUp).error, 'ECONNRESET')
+  t.equal((await r.closed).termination, 'drain_timeout')
+})
+
+t.test('reading pauses at the buffer limit while the upstream does not read, and resumes with nothing lost', async (t) => {
+  const r = await relayed(t)
+  const up = await r.upstream
+  up.pause()
+  const data = randomBytes(8 * 1024 * 1024)
+  r.client.end(data)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const flow = () => r.events.filter((e) => e.type === 'flow') as Extract<RelayEvent, { type: 'flow' }>[]
+  t.ok(flow().reduce((n, e) => n + e.paused, 0) >= 1, 'paused at least once')
+  const atUp = drain(up)
+  up.resume()
+  t.same(await atUp, { bytes: data.length, sha: sha(data), error: null })
+  up.end()
+  await r.closed
+  t.ok(flow().reduce((n, e) => n + e.resumed, 0) >= 1, 'resumed')
+})
+
+t.test('idle timeout closes both sides with idle_timeout', async (t) => {
+  relayStop()
+  start({ idleTimeoutMs: 300 })
+  t.teardown(() => {
+    relayStop()
+    start()
+  })
+  const r = await relayed(t)
+  const up = await r.upstream
+  const atClient = drain(r.client)
+  const atUp = drain(up)
+  r.client.write('one byte then silence')
+  t.same((await atClient).error, null)
+  t.equal((await atUp).bytes, 'one byte then silence'.length)
+  const closed = await r.closed
+  t.equal(closed.termination, 'idle_timeout')
+  t.ok(r.events.some((e) => e.type === 'idle'))
+})
+
+t.test('every connection closed: no entry and no pipe left in use', async (t) => {
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const s = relayStats()
+  t.equal(s.connections, 0)
+  t.equal(s.pipesInUse, 0)
+})
+
+t.test('bad arguments are TypeErrors naming them', async (t) => {
+  t.throws(() => relayAbort(1, 'later' as 'reset'), { name: 'TypeError', message: /how must be/ })
+  t.throws(() => relayAdd(-1, 0, { address: '127.0.0.1', port: 1, family: 4 }, {}), { name: 'TypeError', message: /^id must be/ })
+  t.throws(() => relayAdd(1, 0, { address: 'nowhere', port: 1, family: 4 }, {}), { code: 'EINVAL', syscall: 'inet_pton' })
+  t.throws(() => relayStart(() => {}, { bufferLimitBytes: 1, connectTimeoutMs: 1, idleTimeoutMs: 0 }), { code: 'EALREADY' })
+})
