@@ -172,6 +172,27 @@ static napi_value pending_error(napi_env env, napi_callback_info info) {
   return get_int_option(env, info, SOL_SOCKET, SO_ERROR, "getsockopt(SO_ERROR)");
 }
 
+// tcpInfo(fd): { state, lastAckRecvMs } from TCP_INFO: the kernel's TCP state (1 ESTABLISHED, 2 SYN_SENT, ...)
+// and the milliseconds since the socket last received an ACK. The loop guard asks it of both ends of a suspected
+// loop: a socket that is still in SYN_SENT cannot be the other end of a connection whose handshake already
+// completed, and the two ends of one connection took their handshake ACKs in the same moment.
+static napi_value tcp_info(napi_env env, napi_callback_info info) {
+  static const char* const names[] = {"fd"};
+  int32_t args[1];
+  if (!int_args(env, info, 1, names, args)) return NULL;
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  memset(&ti, 0, sizeof ti);
+  if (getsockopt(args[0], IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return throw_errno(env, "getsockopt(TCP_INFO)", errno);
+  napi_value result, state, last_ack;
+  NAPI_CALL(env, napi_create_object(env, &result));
+  NAPI_CALL(env, napi_create_uint32(env, ti.tcpi_state, &state));
+  NAPI_CALL(env, napi_create_uint32(env, ti.tcpi_last_ack_recv, &last_ack));
+  NAPI_CALL(env, napi_set_named_property(env, result, "state", state));
+  NAPI_CALL(env, napi_set_named_property(env, result, "lastAckRecvMs", last_ack));
+  return result;
+}
+
 // localAddress(fd): getsockname as { address, port, family }; the tests compare it with node:net's view.
 static napi_value local_address(napi_env env, napi_callback_info info) {
   static const char* const names[] = {"fd"};
@@ -271,6 +292,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"getMark", NULL, get_mark, NULL, NULL, NULL, napi_default, NULL},
       {"pendingError", NULL, pending_error, NULL, NULL, NULL, napi_default, NULL},
       {"localAddress", NULL, local_address, NULL, NULL, NULL, napi_default, NULL},
+      {"tcpInfo", NULL, tcp_info, NULL, NULL, NULL, napi_default, NULL},
       {"transparentSocket", NULL, transparent_socket, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

@@ -11,12 +11,24 @@ export interface SocketAddress {
   family: 4 | 6
 }
 
+/** What the kernel's TCP_INFO says of a socket (the part the loop guard reads). */
+export interface TcpInfo {
+  /** the kernel's TCP state: 1 ESTABLISHED, 2 SYN_SENT, 3 SYN_RECV, ... (include/net/tcp_states.h) */
+  state: number
+  /** milliseconds since the socket last received an ACK (for a fresh connection: its handshake's) */
+  lastAckRecvMs: number
+}
+
+export const TCP_ESTABLISHED = 1
+export const TCP_SYN_SENT = 2
+
 interface Addon {
   originalDst(fd: number, family: number): SocketAddress | undefined
   setMark(fd: number, mark: number): void
   getMark(fd: number): number
   pendingError(fd: number): number
   localAddress(fd: number): SocketAddress
+  tcpInfo(fd: number): TcpInfo
   transparentSocket(address: string, port: number, mark: number): number
 }
 
@@ -102,4 +114,15 @@ export function localAddressOf(socket: Socket): SocketAddress {
  */
 export function transparentSocket(address: string, port: number, mark: number): number {
   return load().transparentSocket(address, port, mark)
+}
+
+/** TCP_INFO of a socket, or undefined when it has no descriptor left or the kernel refuses (not TCP). */
+export function tcpInfoOf(socket: Socket): TcpInfo | undefined {
+  const handle = (socket as unknown as { _handle?: { fd?: number } })._handle
+  if (typeof handle?.fd !== 'number' || handle.fd < 0) return undefined
+  try {
+    return load().tcpInfo(handle.fd)
+  } catch {
+    return undefined
+  }
 }

@@ -3,7 +3,7 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { listenFailure } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { originalDst } from '../native/sockopt.js'
+import { originalDst, tcpInfoOf } from '../native/sockopt.js'
 import type { AccessLogSink } from './access-log.js'
 import { listenerNames, route, type ListenerKind, type RouterOptions } from './clusters.js'
 import type { ProxyConfig } from './config.js'
@@ -174,7 +174,7 @@ export class VirtualListener implements ConnectionContext {
     if (!this.#deps.fdBudget.take(2)) return this.#refuseOverBudget(socket)
     const remote = endpoint(socket.remoteAddress, socket.remotePort)
     const dst = this.#destination(socket, this.log)
-    const looped = this.loopGuard.ownerOf(socket.remoteAddress, socket.remotePort, dst)
+    const looped = this.loopGuard.ownerOf(socket.remoteAddress, socket.remotePort, dst, () => tcpInfoOf(socket))
     if (looped) return this.#refuseLoop(socket, remote, looped)
     const r = route(this.kind, dst, this.#deps.router)
     if (r.kind === 'blackhole') {

@@ -3,32 +3,56 @@
 // and without this guard every hop would open another one.
 //
 // A looped hop is the proxy talking to itself: the upstream socket's SYN was captured and redirected to our
-// own listener, so the accepted socket IS the other end of that upstream socket. Three things must hold:
+// own listener, so the accepted socket IS the other end of that upstream socket. All of this must hold:
 //  1. the accepted socket's peer is the upstream socket's local address and port;
 //  2. its original destination is the upstream socket's destination (Linux gives one local port to several
 //     connect()ed sockets when their destinations differ, so the port alone says nothing);
-//  3. it arrives while that upstream socket is still connecting, or in the same event-loop turn in which
-//     its connect completed. The upstream's connect() never reaches the real destination: the kernel
-//     completes the handshake with our listener during or right after the connect(2) call, so the looped
-//     connection is already in the accept queue when the event loop next polls, and node reports it in that
-//     poll, before the upstream's 'connect' (the listener fd was woken first) or, when the kernel finished
-//     the handshake later, right after it, in the same poll.
-// Rule 3 is what tells a loop from a NAT coincidence: when an app's redirected tuple clashes with a
-// conntrack entry (an earlier connection from the same source port, still in TIME_WAIT), NAT gives the app a
-// random new source port, and that port can be the local port of one of our upstream sockets to the same
-// destination. Such an upstream was connected before, to the real destination, in an earlier turn; its
-// accepted namesake is an unrelated application connection and must be proxied like any other.
+//  3. it arrives while that upstream socket is still connecting as node sees it, or in the same event-loop
+//     turn in which its connect completed. The upstream's connect() never reaches the real destination: the
+//     kernel completes the handshake with our listener during or right after the connect(2) call, so the
+//     looped connection is in the accept queue when the event loop next polls;
+//  4. the kernel has finished the upstream's handshake (TCP_INFO: not SYN_SENT). accept() only returns a
+//     connection whose handshake is complete, and in a loop the upstream socket is its other end, so it took
+//     the SYN-ACK before our listener took the final ACK. An upstream still in SYN_SENT is waiting for its
+//     real destination, however long node has called it connecting (seconds, when a loaded server drops SYNs);
+//  5. the two ends took their handshake ACKs in the same moment (TCP_INFO's time since the last ACK, in
+//     milliseconds, within SAME_MOMENT_MS of each other). On loopback one end takes what the other sends at
+//     once, so any later ACK moves both times together.
+// Rules 3-5 tell a loop from a NAT coincidence: when an app's redirected tuple clashes with a conntrack entry
+// (an earlier connection from the same source port, still in TIME_WAIT), NAT gives the app a random new
+// source port, and that port can be the local port of one of our upstream sockets to the same destination.
+// Such an upstream connected to the real destination at its own time; its accepted namesake is an unrelated
+// application connection and must be proxied like any other. A true loop missed by rule 5 (a softirq delayed
+// past SAME_MOMENT_MS) costs one hop: the next hop loops the same way and is caught.
 import type { Socket } from 'node:net'
+import { TCP_SYN_SENT, tcpInfoOf, type TcpInfo } from '../native/sockopt.js'
 import { endpointKey, type Endpoint } from './endpoint.js'
+
+/** Rule 5's tolerance: a few scheduler ticks (a jiffy is 1-10 ms), far below the seconds a NAT coincidence spans. */
+export const SAME_MOMENT_MS = 20
 
 export interface LoopOwner {
   /** called when this owner's upstream socket turned out to be connected to the proxy itself */
   onUpstreamLooped(): void
 }
 
+/** The guard's view of an upstream socket, whichever engine holds it. */
+export interface UpstreamProbe {
+  /** node's view: connect(2) issued, completion not yet delivered */
+  readonly connecting: boolean
+  /** the kernel's TCP_INFO for it, undefined once it is gone */
+  tcpInfo(): TcpInfo | undefined
+}
+
+/** What the owner of a tracked upstream tells the guard. */
+export interface TrackedUpstream {
+  connected(): void
+  closed(): void
+}
+
 interface Tracked {
   owner: LoopOwner
-  upstream: Socket
+  probe: UpstreamProbe
   /** its connect completed in the current event-loop turn (cleared in the turn's check phase) */
   justConnected: boolean
 }
@@ -42,22 +66,37 @@ export class LoopGuard {
   #justConnected: Tracked[] = []
 
   /**
-   * Remember an upstream socket that is connecting to dst. net.connect() issues the connect(2) in a nextTick
-   * for IP literals, so one more nextTick sees the bound local port, and that runs before the event loop can
-   * deliver the looped accept to the listener.
+   * Remember a node:net upstream socket that is connecting to dst. net.connect() issues the connect(2) in a
+   * nextTick for IP literals, so one more nextTick sees the bound local port, and that runs before the event
+   * loop can deliver the looped accept to the listener.
    */
   track(upstream: Socket, dst: Endpoint, owner: LoopOwner): void {
     process.nextTick(() => {
       const port = upstream.localPort
       if (port === undefined || upstream.destroyed) return
-      const key = connectionKey(upstream.localAddress, port, dst)
-      const entry: Tracked = { owner, upstream, justConnected: false }
-      this.#upstreams.set(key, entry)
-      upstream.once('connect', () => this.#connected(entry))
-      upstream.once('close', () => {
-        if (this.#upstreams.get(key) === entry) this.#upstreams.delete(key)
-      })
+      const probe: UpstreamProbe = {
+        get connecting() {
+          return upstream.connecting
+        },
+        tcpInfo: () => tcpInfoOf(upstream),
+      }
+      const tracked = this.trackUpstream({ address: upstream.localAddress ?? '', port, family: dst.family }, dst, probe, owner)
+      upstream.once('connect', () => tracked.connected())
+      upstream.once('close', () => tracked.closed())
     })
+  }
+
+  /** Remember an upstream connection from local to dst, held by any engine; its owner reports connect and close. */
+  trackUpstream(local: Endpoint, dst: Endpoint, probe: UpstreamProbe, owner: LoopOwner): TrackedUpstream {
+    const key = connectionKey(local.address, local.port, dst)
+    const entry: Tracked = { owner, probe, justConnected: false }
+    this.#upstreams.set(key, entry)
+    return {
+      connected: () => this.#connected(entry),
+      closed: () => {
+        if (this.#upstreams.get(key) === entry) this.#upstreams.delete(key)
+      },
+    }
   }
 
   #connected(entry: Tracked): void {
@@ -72,11 +111,23 @@ export class LoopGuard {
     }
   }
 
-  /** The owner whose upstream socket is this accepted connection's other end, if any (rules 1-3 above). */
-  ownerOf(remoteAddress: string | undefined, remotePort: number | undefined, dst: Endpoint | undefined): LoopOwner | undefined {
+  /**
+   * The owner whose upstream socket is this accepted connection's other end, if any (rules 1-5 above).
+   * accepted reads the accepted socket's TCP_INFO, only for a suspect (undefined skips rule 5).
+   */
+  ownerOf(
+    remoteAddress: string | undefined,
+    remotePort: number | undefined,
+    dst: Endpoint | undefined,
+    accepted?: () => TcpInfo | undefined,
+  ): LoopOwner | undefined {
     if (this.#upstreams.size === 0 || !dst) return undefined
     const entry = this.#upstreams.get(connectionKey(remoteAddress, remotePort, dst))
-    if (!entry || !(entry.upstream.connecting || entry.justConnected)) return undefined
+    if (!entry || !(entry.probe.connecting || entry.justConnected)) return undefined
+    const upstream = entry.probe.tcpInfo()
+    if (!upstream || upstream.state === TCP_SYN_SENT) return undefined
+    const ours = accepted?.()
+    if (ours && Math.abs(upstream.lastAckRecvMs - ours.lastAckRecvMs) > SAME_MOMENT_MS) return undefined
     return entry.owner
   }
 

@@ -3,8 +3,10 @@
 // while that upstream is connecting or in the turn its connect completed (a looped SYN is accepted then).
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { once } from 'node:events'
+import { spawn } from 'node:child_process'
 import t from 'tap'
-import { LoopGuard } from '../../src/proxy/loop-guard.js'
+import { LoopGuard, SAME_MOMENT_MS } from '../../src/proxy/loop-guard.js'
+import { TCP_ESTABLISHED, TCP_SYN_SENT, tcpInfoOf } from '../../src/native/sockopt.js'
 import type { Endpoint } from '../../src/proxy/endpoint.js'
 
 t.test('a tracked upstream is found by its local endpoint and destination, and forgotten at close', async (t) => {
@@ -46,4 +48,81 @@ t.test('a tracked upstream is found by its local endpoint and destination, and f
   await once(upstream, 'close')
   t.equal(guard.tracked, 0, 'forgotten when the upstream socket closes')
   t.equal(guard.ownerOf('127.0.0.1', local, dst), undefined)
+})
+
+t.test('rules 4 and 5: the kernel must have finished the upstream handshake in the same moment as ours', async (t) => {
+  const dst: Endpoint = { address: '198.18.0.2', port: 9207, family: 4 }
+  const local: Endpoint = { address: '198.18.0.1', port: 40000, family: 4 }
+  const owner = { onUpstreamLooped() {} }
+  const probeOf = (state: number, lastAckRecvMs: number) => ({ connecting: true, tcpInfo: () => ({ state, lastAckRecvMs }) })
+  const suspect = (probe: ReturnType<typeof probeOf> | { connecting: boolean; tcpInfo: () => undefined }, acceptedAckMs?: number) => {
+    const guard = new LoopGuard()
+    const tracked = guard.trackUpstream(local, dst, probe, owner)
+    const found = guard.ownerOf(
+      local.address,
+      local.port,
+      dst,
+      acceptedAckMs === undefined ? undefined : () => ({ state: 1, lastAckRecvMs: acceptedAckMs }),
+    )
+    tracked.closed()
+    t.equal(guard.tracked, 0, 'closed() forgets it')
+    return found
+  }
+  t.equal(suspect(probeOf(TCP_ESTABLISHED, 3), 2), owner, 'established, acks 1 ms apart: a loop')
+  t.equal(suspect(probeOf(TCP_ESTABLISHED, 3)), owner, 'no accepted TCP_INFO (socket gone): rules 1-4 decide')
+  t.equal(
+    suspect(probeOf(TCP_SYN_SENT, 0), 0),
+    undefined,
+    'still in SYN_SENT: waiting for its real destination, so the accepted namesake is an app connection',
+  )
+  t.equal(suspect(probeOf(TCP_ESTABLISHED, 900), 2), undefined, 'handshakes 898 ms apart: a NAT coincidence')
+  t.equal(suspect(probeOf(TCP_ESTABLISHED, 2 + SAME_MOMENT_MS), 2), owner, `exactly ${SAME_MOMENT_MS} ms apart is still the same moment`)
+  t.equal(suspect({ connecting: true, tcpInfo: () => undefined }, 2), undefined, 'an upstream already gone is no loop')
+})
+
+t.test('tcpInfoOf reads a real socket: established, handshake ACK a moment ago', async (t) => {
+  const server = createServer((s) => s.on('error', () => {}))
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => server.close())
+  const client = connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port })
+  await once(client, 'connect')
+  t.teardown(() => client.destroy())
+  const info = tcpInfoOf(client)
+  t.equal(info?.state, TCP_ESTABLISHED)
+  t.ok(info && info.lastAckRecvMs < 10_000, `last ACK ${info?.lastAckRecvMs} ms ago`)
+  client.destroy()
+  await once(client, 'close')
+  t.equal(tcpInfoOf(client), undefined, 'a closed socket has none')
+})
+
+t.test('an upstream that node calls connecting but whose SYN is unanswered (SYN_SENT) is no loop', async (t) => {
+  // A listener that never accepts, with its accept queue full: the kernel drops further SYNs, so the next
+  // connect stays in SYN_SENT, as an upstream to a loaded server does for seconds. The old guard took any
+  // namesake of a connecting upstream for a loop, and reset a NAT-rewritten app connection (CI saw it).
+  const py = spawn('python3', [
+    '-c',
+    'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(30)',
+  ])
+  t.teardown(() => py.kill())
+  const [line] = (await once(py.stdout, 'data')) as [Buffer]
+  const port = Number(line.toString().trim())
+  const dst: Endpoint = { address: '127.0.0.1', port, family: 4 }
+  const fillers: Socket[] = []
+  t.teardown(() => fillers.forEach((s) => s.destroy()))
+  const guard = new LoopGuard()
+  const owner = { onUpstreamLooped() {} }
+  for (let i = 0; i < 4; i++) {
+    const upstream = connect({ host: '127.0.0.1', port })
+    upstream.on('error', () => {})
+    fillers.push(upstream)
+    guard.track(upstream, dst, owner)
+  }
+  await new Promise((r) => setTimeout(r, 200))
+  const waiting = fillers.filter((s) => tcpInfoOf(s)?.state === TCP_SYN_SENT)
+  t.ok(waiting.length > 0, `${waiting.length} of 4 connects wait in SYN_SENT`)
+  for (const upstream of waiting) {
+    t.ok(upstream.connecting, 'node calls it connecting')
+    t.equal(guard.ownerOf('127.0.0.1', upstream.localPort, dst), undefined, 'its namesake is no loop')
+  }
 })
