@@ -31,7 +31,7 @@ napi_value throw_type(napi_env env, const char* code, const char* message);
 bool int_arg(napi_env env, napi_value value, const char* name, int32_t* out);
 napi_value address_object(napi_env env, const struct sockaddr_storage* ss);
 
-// relay-napi.c: adds relayStart, relayAdd, relayAbort, relayTcpState, relayStop, relayStats to exports.
+// relay-napi.c: adds relayStart, relayAdd, relayAbort, relayTcpInfo, relayStop, relayStats to exports.
 bool relay_define(napi_env env, napi_value exports);
 
 #endif

@@ -1,4 +1,4 @@
-// The relay engine's JavaScript face (relayStart, relayAdd, relayAbort, relayTcpState, relayStop,
+// The relay engine's JavaScript face (relayStart, relayAdd, relayAbort, relayTcpInfo, relayStop,
 // relayStats; typed in src/native/relay.ts). Events come from the relay thread in one batch per epoll round
 // through a thread-safe function (unreferenced: it does not keep the process alive) and reach the callback
 // as an array of plain objects.
@@ -249,14 +249,21 @@ static napi_value relay_abort(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value relay_tcp_state(napi_env env, napi_callback_info info) {
+// relayTcpInfo(id) -> { state, lastAckRecvMs } of the upstream socket (as sockopt's tcpInfo), undefined when gone
+static napi_value relay_tcp_info(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], result;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int64_t id;
-  if (argc < 1) return throw_type(env, "ERR_INVALID_ARG_COUNT", "relayTcpState(id)");
+  if (argc < 1) return throw_type(env, "ERR_INVALID_ARG_COUNT", "relayTcpInfo(id)");
   if (!id_arg(env, argv[0], &id)) return NULL;
-  NAPI_CALL(env, napi_create_int32(env, relay_engine_tcp_state(id), &result));
+  uint32_t state = 0, last_ack = 0;
+  if (!relay_engine_tcp_info(id, &state, &last_ack)) {
+    NAPI_CALL(env, napi_get_undefined(env, &result));
+    return result;
+  }
+  NAPI_CALL(env, napi_create_object(env, &result));
+  if (!set_number(env, result, "state", state) || !set_number(env, result, "lastAckRecvMs", last_ack)) return NULL;
   return result;
 }
 
@@ -285,7 +292,7 @@ bool relay_define(napi_env env, napi_value exports) {
       {"relayStart", NULL, relay_start, NULL, NULL, NULL, napi_default, NULL},
       {"relayAdd", NULL, relay_add, NULL, NULL, NULL, napi_default, NULL},
       {"relayAbort", NULL, relay_abort, NULL, NULL, NULL, napi_default, NULL},
-      {"relayTcpState", NULL, relay_tcp_state, NULL, NULL, NULL, napi_default, NULL},
+      {"relayTcpInfo", NULL, relay_tcp_info, NULL, NULL, NULL, napi_default, NULL},
       {"relayStop", NULL, relay_stop, NULL, NULL, NULL, napi_default, NULL},
       {"relayStats", NULL, relay_stats, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -380,9 +380,13 @@ static void* relay_main(void* arg) {
     int n = epoll_wait(R.epfd, evs, 256, next_timeout());
     R.now = mono_ms();
     if (n < 0 && errno != EINTR) break;
+    // Commands first: an abort queued before the JS thread reset a socket (the loop guard refusing the
+    // looped hop) must win over that reset's event in the same round, so the termination is upstream_loop.
     for (int i = 0; i < n; i++) {
       if (evs[i].data.ptr == NULL) go_on = run_commands() && go_on;
-      else on_event(evs[i].data.ptr, evs[i].events);
+    }
+    for (int i = 0; i < n; i++) {
+      if (evs[i].data.ptr != NULL) on_event(evs[i].data.ptr, evs[i].events);
     }
     expire();
     send_events();
@@ -525,17 +529,22 @@ int relay_engine_abort(int64_t id, enum relay_abort_how how) {
   return err;
 }
 
-int relay_engine_tcp_state(int64_t id) {
-  int state = -1;
+bool relay_engine_tcp_info(int64_t id, uint32_t* state, uint32_t* last_ack_recv_ms) {
+  bool found = false;
   pthread_mutex_lock(&R.mu);
   conn* c = table_find(id);
   if (c) {
     struct tcp_info info;
     socklen_t len = sizeof info;
-    if (getsockopt(c->s[UP].fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0) state = info.tcpi_state;
+    memset(&info, 0, sizeof info);
+    if (getsockopt(c->s[UP].fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0) {
+      *state = info.tcpi_state;
+      *last_ack_recv_ms = info.tcpi_last_ack_recv;
+      found = true;
+    }
   }
   pthread_mutex_unlock(&R.mu);
-  return state;
+  return found;
 }
 
 void relay_engine_stats(size_t* connections, size_t* pipes_in_use, size_t* pipes_pooled) {

@@ -47,8 +47,8 @@ bool relay_engine_running(void);
 int relay_engine_add(int64_t id, int downstream_fd, const struct sockaddr* dst, socklen_t dst_len, const relay_bind* bind,
                      struct sockaddr_storage* local, const char** syscall);
 int relay_engine_abort(int64_t id, enum relay_abort_how how);
-// TCP_INFO's tcpi_state of the upstream socket, -1 when the connection is gone.
-int relay_engine_tcp_state(int64_t id);
+// TCP_INFO of the upstream socket (the loop guard's probe): false when the connection is gone.
+bool relay_engine_tcp_info(int64_t id, uint32_t* state, uint32_t* last_ack_recv_ms);
 void relay_engine_stats(size_t* connections, size_t* pipes_in_use, size_t* pipes_pooled);
 
 #endif

@@ -40,6 +40,8 @@ export function serverInfo(target: AdminTarget): unknown {
       drain_time: durationSeconds(c.drainMs),
       drain_strategy: 'Immediate',
       mode: 'Serve',
+      // ours: which engine relays the bytes (--relay)
+      relay: c.relay,
     },
     node: { id: `sidecar~${c.bindAddress}~sidecar-lab.default~default.svc.cluster.local`, cluster: 'sidecar-lab' },
     uptime_current_epoch: uptime,

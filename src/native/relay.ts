@@ -2,7 +2,7 @@
 // exceptions (code, errno, syscall) as in sockopt.ts.
 import { createRequire } from 'node:module'
 import { AddonLoadError } from '../errors.js'
-import type { SocketAddress } from './sockopt.js'
+import type { SocketAddress, TcpInfo } from './sockopt.js'
 
 export interface RelayOptions {
   bufferLimitBytes: number
@@ -49,7 +49,7 @@ interface RelayAddon {
   relayStart(onEvents: (events: RelayEvent[]) => void, opts: RelayOptions): void
   relayAdd(id: number, downstreamFd: number, dst: { address: string; port: number }, bind: RelayBind): SocketAddress
   relayAbort(id: number, how: 'reset' | 'looped'): void
-  relayTcpState(id: number): number
+  relayTcpInfo(id: number): TcpInfo | undefined
   relayStop(): void
   relayStats(): RelayStats
 }
@@ -71,6 +71,11 @@ function load(): RelayAddon {
   return addon
 }
 
+/** Throws AddonLoadError now rather than on the first connection. */
+export function ensureRelayAddon(): void {
+  load()
+}
+
 /** Starts the relay thread; events arrive in batches, one per epoll round. Throws EALREADY when running. */
 export function relayStart(onEvents: (events: RelayEvent[]) => void, opts: RelayOptions): void {
   load().relayStart(onEvents, opts)
@@ -90,9 +95,9 @@ export function relayAbort(id: number, how: 'reset' | 'looped'): void {
   load().relayAbort(id, how)
 }
 
-/** The kernel's TCP state of the upstream socket (1 ESTABLISHED, 2 SYN_SENT), -1 when gone. */
-export function relayTcpState(id: number): number {
-  return load().relayTcpState(id)
+/** The kernel's TCP_INFO of the upstream socket (the loop guard's probe), undefined when it is gone. */
+export function relayTcpInfo(id: number): TcpInfo | undefined {
+  return load().relayTcpInfo(id)
 }
 
 /** Stops the thread; connections still open are closed without events. */

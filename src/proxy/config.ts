@@ -6,6 +6,8 @@ export type OutboundTrafficPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY'
 export type AccessLogFormat = 'text' | 'json'
 /** Istio's inbound interception modes: NAT to 15006 (the app sees 127.0.0.6) or TPROXY (the app sees the client) */
 export type InterceptionMode = 'REDIRECT' | 'TPROXY'
+/** who moves a proxied connection's bytes: node:net (connection.ts) or the addon's thread (native-connection.ts) */
+export type RelayEngine = 'node' | 'native'
 
 export interface ProxyConfig {
   /** address the listeners bind; '::' listens on IPv4 and IPv6 */
@@ -17,6 +19,7 @@ export interface ProxyConfig {
   inboundSourceV6: string
   /** TPROXY: transparent inbound listener, upstream from the client's address with SO_MARK 1337 (src/proxy/transparent.ts) */
   interceptionMode: InterceptionMode
+  relay: RelayEngine
   outboundTrafficPolicy: OutboundTrafficPolicy
   registry: RegistryEntry[]
   connectTimeoutMs: number
@@ -56,6 +59,7 @@ export const defaultProxyConfig: ProxyConfig = {
   inboundSourceV4: '127.0.0.6',
   inboundSourceV6: '::6',
   interceptionMode: 'REDIRECT',
+  relay: 'node',
   outboundTrafficPolicy: 'ALLOW_ANY',
   registry: [],
   connectTimeoutMs: 10_000,

@@ -27,6 +27,12 @@ export const proxyFlags: FlagSpec[] = [
     help: 'inbound capture: REDIRECT, or TPROXY (the app sees the client; needs CAP_NET_ADMIN, default --uid 0)',
     fallback: 'REDIRECT',
   },
+  {
+    name: 'relay',
+    value: 'ENGINE',
+    help: "who relays the bytes: 'node' (node:net) or 'native' (the addon's epoll thread with splice)",
+    fallback: 'node',
+  },
   { name: 'outbound-traffic-policy', value: 'MODE', help: 'ALLOW_ANY or REGISTRY_ONLY', fallback: 'ALLOW_ANY' },
   { name: 'registry', value: 'LIST', help: 'known destinations, comma list of [NAME=]ADDR[/PREFIX][:PORT]', fallback: '' },
   { name: 'registry-file', value: 'FILE', help: 'known destinations, one entry a line (# comments)', fallback: '' },
@@ -113,6 +119,7 @@ export function parseProxyArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { c
     inboundSourceV4: address('inbound-source', str('inbound-source') ?? d.inboundSourceV4, 4),
     inboundSourceV6: address('inbound-source-ipv6', str('inbound-source-ipv6') ?? d.inboundSourceV6, 6),
     interceptionMode,
+    relay: oneOf('relay', str('relay') ?? d.relay, ['node', 'native'] as const),
     outboundTrafficPolicy: oneOf('outbound-traffic-policy', str('outbound-traffic-policy') ?? d.outboundTrafficPolicy, [
       'ALLOW_ANY',
       'REGISTRY_ONLY',

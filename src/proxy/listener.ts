@@ -8,6 +8,7 @@ import type { AccessLogSink } from './access-log.js'
 import { listenerNames, route, type ListenerKind, type RouterOptions } from './clusters.js'
 import type { ProxyConfig } from './config.js'
 import { ProxiedConnection, type ConnectionContext } from './connection.js'
+import { NativeConnection } from './native-connection.js'
 import { StatsObserver } from './connection-observer.js'
 import { ConnectionChannel, nextConnectionId, type ConnectionRecord } from './connection-record.js'
 import { endpoint, formatEndpoint, type Endpoint } from './endpoint.js'
@@ -61,7 +62,7 @@ export class VirtualListener implements ConnectionContext {
   readonly #port: number
   readonly #observer: StatsObserver
   readonly #destination: DestinationSource
-  readonly #active = new Map<number, ProxiedConnection>()
+  readonly #active = new Map<number, ProxiedConnection | NativeConnection>()
   readonly #refused = new Set<Socket>()
   #idleWaiters: (() => void)[] = []
 
@@ -170,6 +171,14 @@ export class VirtualListener implements ConnectionContext {
   }
 
   #accept(socket: Socket): void {
+    const native = this.config.relay === 'native'
+    // node:net's maxConnections counts its own sockets; the native engine's connections have none left, so
+    // the listener counts them, and drops an excess one as node:net does (a plain close, 'drop').
+    if (native && this.#active.size >= this.config.maxConnections) {
+      this.#observer.overflow()
+      socket.on('error', () => {})
+      return void socket.destroy()
+    }
     // Two descriptors per connection (downstream and upstream), taken here and given back at close.
     if (!this.#deps.fdBudget.take(2)) return this.#refuseOverBudget(socket)
     const remote = endpoint(socket.remoteAddress, socket.remotePort)
@@ -181,7 +190,8 @@ export class VirtualListener implements ConnectionContext {
       this.log.debug({ src: formatEndpoint(remote), dst: formatEndpoint(dst), reason: r.reason }, 'connection sent to BlackHoleCluster')
       return this.#closeUnproxied(socket, { disposition: 'blackholed', remote, dst, flags: [r.flags], details: r.reason, reset: false })
     }
-    const conn = new ProxiedConnection(this, socket, r, remote)
+    // The native engine takes the socket's fd: node:net never read it (pauseOnConnect).
+    const conn = native ? new NativeConnection(this, socket, r, remote) : new ProxiedConnection(this, socket, r, remote)
     this.#active.set(conn.id, conn)
   }
 

@@ -3,6 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DnsServer } from '../dns/server.js'
 import type { Logger } from '../logger.js'
+import { ensureRelayAddon } from '../native/relay.js'
 import { ensureAddon } from '../native/sockopt.js'
 import { checkTransparentCapability } from './transparent.js'
 import { createAccessLog, type AccessLogSink } from './access-log.js'
@@ -10,6 +11,7 @@ import type { ProxyConfig } from './config.js'
 import { FdBudget } from './fd-budget.js'
 import { VirtualListener } from './listener.js'
 import { LoopGuard } from './loop-guard.js'
+import { stopNativeRelay } from './native-connection.js'
 import { Registry } from './registry.js'
 import { Stats } from '../stats/stats.js'
 
@@ -91,6 +93,7 @@ export class Sidecar {
 
   async start(): Promise<void> {
     ensureAddon()
+    if (this.config.relay === 'native') ensureRelayAddon()
     if (this.config.interceptionMode === 'TPROXY') checkTransparentCapability()
     try {
       for (const l of this.listeners) await l.listen()
@@ -107,8 +110,9 @@ export class Sidecar {
         interceptionMode: this.config.interceptionMode,
         uid: process.getuid?.(),
         gid: process.getgid?.(),
+        relay: this.config.relay,
       },
-      'sidecar ready',
+      `sidecar ready (relay engine: ${this.config.relay})`,
     )
   }
 
@@ -125,6 +129,8 @@ export class Sidecar {
     this.#draining = true
     await this.#stopAccepting(this.listeners)
     await this.#finish(this.listeners, this.config.drainMs)
+    // every connection is closed (or given up on): the relay thread has nothing left to do
+    stopNativeRelay()
     // DNS answers through the drain: the app's last connections may still need names.
     await this.dns?.close()
     // bounded: a log that cannot be written (full disk) must not hold up the exit

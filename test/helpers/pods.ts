@@ -153,9 +153,14 @@ export interface SidecarProc extends Proc {
 }
 
 /** Starts `sidecar-lab proxy` in the pod as root; it switches to uid 1337 unless flags say otherwise. */
+/** SIDECAR_LAB_TEST_RELAY=native runs the sidecars of the integration and fault tests with --relay native. */
+export function testRelayFlags(): string[] {
+  return process.env.SIDECAR_LAB_TEST_RELAY === 'native' ? ['--relay', 'native'] : []
+}
+
 export async function startSidecar(t: Teardown, pod: Pod, flags: string[] = []): Promise<SidecarProc> {
   const accessLog = join(pod.dir, `access-${serial++}.log`)
-  const proc = spawnIn(t, pod.ns, ['node', cli, 'proxy', '--access-log', accessLog, ...flags])
+  const proc = spawnIn(t, pod.ns, ['node', cli, 'proxy', '--access-log', accessLog, ...testRelayFlags(), ...flags])
   await proc.waitFor(/sidecar ready/, 'stderr')
   return {
     ...proc,

@@ -1,0 +1,189 @@
+// One captured connection relayed by the addon's engine (native/relay.c, --relay native): the twin of
+// ProxiedConnection (connection.ts), publishing the same events with the same meanings. Node keeps the
+// routing and the bookkeeping; the relay thread dials the upstream and moves the bytes, and reports back
+// connected, failed, idle and closed (with byte counts and the termination as the node engine names it).
+import type { Socket } from 'node:net'
+import { getSystemErrorName } from 'node:util'
+import { relayAbort, relayAdd, relayStart, relayStop, relayTcpInfo, type RelayBind, type RelayEvent } from '../native/relay.js'
+import { socketFd } from '../native/sockopt.js'
+import type { Logger } from '../logger.js'
+import type { Route } from './clusters.js'
+import type { ProxyConfig } from './config.js'
+import type { ConnectionContext } from './connection.js'
+import { nextConnectionId, type ByteCounts, type ConnectionRecord } from './connection-record.js'
+import { formatEndpoint, type Endpoint } from './endpoint.js'
+import type { LoopOwner, TrackedUpstream } from './loop-guard.js'
+import { ResponseFlag, upstreamConnectFailed } from './response-flags.js'
+import { TPROXY_MARK } from './transparent.js'
+
+type PassthroughRoute = Extract<Route, { kind: 'passthrough' }>
+type Closed = Extract<RelayEvent, { type: 'closed' }>
+
+// One relay thread per process, started with the first connection's settings (both listeners share them).
+const owners = new Map<number, NativeConnection>()
+let started = false
+
+function ensureRelay(config: Pick<ProxyConfig, 'bufferLimitBytes' | 'connectTimeoutMs' | 'idleTimeoutMs'>): void {
+  if (started) return
+  relayStart(
+    (events) => {
+      for (const e of events) owners.get(e.id)?.onRelayEvent(e)
+    },
+    { bufferLimitBytes: config.bufferLimitBytes, connectTimeoutMs: config.connectTimeoutMs, idleTimeoutMs: config.idleTimeoutMs },
+  )
+  started = true
+}
+
+/** Stops the relay thread (the sidecar's exit; tests). Connections still open are closed without events. */
+export function stopNativeRelay(): void {
+  if (!started) return
+  relayStop()
+  started = false
+  owners.clear()
+}
+
+export class NativeConnection implements LoopOwner {
+  readonly id = nextConnectionId()
+  readonly #ctx: ConnectionContext
+  readonly #route: PassthroughRoute
+  readonly #start = new Date()
+  readonly #startMs = performance.now()
+  readonly #log: Logger
+  readonly #downstreamRemote: Endpoint | undefined
+  #tracked: TrackedUpstream | undefined
+  #connected = false
+  #closed = false
+  #flags: readonly ResponseFlag[] = []
+  #failureReason = ''
+  /** relayAdd's answer: the upstream socket's address once connect(2) bound it */
+  #local: Endpoint | undefined
+  #upstreamLocal: Endpoint | undefined
+
+  constructor(ctx: ConnectionContext, downstream: Socket, route: PassthroughRoute, downstreamRemote: Endpoint | undefined) {
+    this.#ctx = ctx
+    this.#route = route
+    this.#log = ctx.log
+    this.#downstreamRemote = downstreamRemote
+    ctx.events.opened({ id: this.id, disposition: 'proxied', cluster: route.cluster, serviceName: route.serviceName, flags: [] })
+    downstream.on('error', () => {})
+    const dst = route.destination
+    let local: Endpoint
+    try {
+      ensureRelay(ctx.config)
+      local = relayAdd(this.id, socketFd(downstream), dst, this.#bind())
+    } catch (err) {
+      // A socket that could not be made or bound (EMFILE, EADDRNOTAVAIL, EPERM): node:net reports those as
+      // the connect's error, and so does this engine. Nothing was relayed: a plain close of the client.
+      const e = err as NodeJS.ErrnoException
+      this.#fail(`delayed_connect_error:_${-(e.errno ?? 0) || e.code}`, false, e.code)
+      this.#log.debug({ err, dst: formatEndpoint(dst) }, 'upstream connect failed')
+      downstream.once('close', () => this.#finish({ rx: 0, tx: 0 }, { rx: 0, tx: 0 }, ''))
+      downstream.destroy()
+      return
+    }
+    this.#local = local
+    owners.set(this.id, this)
+    const id = this.id
+    const self = this
+    this.#tracked = ctx.loopGuard.trackUpstream(
+      local,
+      dst,
+      {
+        get connecting() {
+          return !self.#connected && !self.#closed
+        },
+        tcpInfo: () => relayTcpInfo(id),
+      },
+      this,
+    )
+    // The relay holds its own descriptor now. A plain destroy closes node's: resetAndDestroy's SO_LINGER
+    // would act on the socket both descriptors share.
+    downstream.destroy()
+  }
+
+  /** The upstream's source: 127.0.0.6 / ::6 inbound, the client's own address in TPROXY mode. */
+  #bind(): RelayBind {
+    const config = this.#ctx.config
+    const client = this.#downstreamRemote
+    if (this.#ctx.kind !== 'inbound') return {}
+    if (config.interceptionMode === 'TPROXY' && client) return { address: client.address, transparent: true, mark: TPROXY_MARK }
+    return { address: this.#route.destination.family === 6 ? config.inboundSourceV6 : config.inboundSourceV4 }
+  }
+
+  onRelayEvent(e: RelayEvent): void {
+    const cluster = this.#route.cluster
+    switch (e.type) {
+      case 'connected':
+        this.#connected = true
+        this.#upstreamLocal = this.#local
+        this.#tracked?.connected()
+        this.#ctx.events.connected({ id: this.id, cluster, upstreamLocal: this.#upstreamLocal })
+        break
+      case 'failed': {
+        const code = e.timeout ? undefined : getSystemErrorName(-e.errno)
+        this.#fail(e.timeout ? 'connect_timeout' : `delayed_connect_error:_${e.errno}`, e.timeout, code)
+        this.#log.debug({ errno: e.errno, code, dst: formatEndpoint(this.#route.destination) }, 'upstream connect failed')
+        break
+      }
+      case 'idle':
+        this.#ctx.events.idleTimeout({ id: this.id, cluster })
+        break
+      case 'flow': {
+        const flow = this.#ctx.flow(cluster)
+        if (e.paused) flow.paused.inc(e.paused)
+        if (e.resumed) flow.resumed.inc(e.resumed)
+        break
+      }
+      case 'closed':
+        this.#onClosed(e)
+        break
+    }
+  }
+
+  #fail(reason: string, timeout: boolean, code: string | undefined): void {
+    this.#ctx.events.failed({ id: this.id, cluster: this.#route.cluster, reason, timeout, ...(code ? { code } : {}) })
+    this.#flags = upstreamConnectFailed
+    this.#failureReason = reason
+  }
+
+  onUpstreamLooped(): void {
+    this.#flags = [ResponseFlag.UpstreamConnectionFailure]
+    if (!this.#closed) relayAbort(this.id, 'looped')
+  }
+
+  /** Resets both sides now (end of drain). */
+  abort(): void {
+    if (!this.#closed && owners.has(this.id)) relayAbort(this.id, 'reset')
+  }
+
+  #onClosed(e: Closed): void {
+    owners.delete(this.id)
+    this.#tracked?.closed()
+    this.#finish({ rx: e.downstreamRx, tx: e.downstreamTx }, { rx: e.upstreamRx, tx: e.upstreamTx }, e.termination)
+  }
+
+  #finish(downstream: ByteCounts, upstream: ByteCounts, termination: string): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#ctx.events.closed(this.#record(downstream, upstream, termination))
+  }
+
+  #record(downstream: ByteCounts, upstream: ByteCounts, termination: string): ConnectionRecord {
+    const dst = this.#route.destination
+    return {
+      id: this.id,
+      disposition: 'proxied',
+      startTime: this.#start,
+      durationMs: Math.round(performance.now() - this.#startMs),
+      cluster: this.#route.cluster,
+      serviceName: this.#route.serviceName,
+      flags: this.#flags,
+      terminationDetails: termination,
+      failureReason: this.#failureReason,
+      downstreamRemote: this.#downstreamRemote,
+      downstreamLocal: dst,
+      downstream,
+      upstream: { host: dst, local: this.#upstreamLocal, bytes: upstream },
+    }
+  }
+}
