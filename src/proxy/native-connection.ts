@@ -51,7 +51,6 @@ export class NativeConnection implements LoopOwner {
   readonly #log: Logger
   readonly #downstreamRemote: Endpoint | undefined
   #tracked: TrackedUpstream | undefined
-  #connected = false
   #closed = false
   #flags: readonly ResponseFlag[] = []
   #failureReason = ''
@@ -83,6 +82,14 @@ export class NativeConnection implements LoopOwner {
     }
     this.#local = local
     owners.set(this.id, this)
+    // The loop guard's rule 3 for this engine: the relay thread completes connects on its own clock, so its
+    // 'connected' event can reach this thread any number of turns later, and an app connection that NAT gave
+    // this upstream's port would pass for a loop all that while (seen: 2 of 20,000 in the NAT-clash fault
+    // test). A looped hop needs no such wait: the kernel completes its handshake with our own listener
+    // during connect(2) itself, so it is in the accept queue at the next poll. The upstream counts as
+    // "connecting" from here through the next turn's poll phase (cleared in that turn's check phase).
+    let fresh = true
+    setImmediate(() => setImmediate(() => (fresh = false)))
     const id = this.id
     const self = this
     this.#tracked = ctx.loopGuard.trackUpstream(
@@ -90,7 +97,7 @@ export class NativeConnection implements LoopOwner {
       dst,
       {
         get connecting() {
-          return !self.#connected && !self.#closed
+          return fresh && !self.#closed
         },
         tcpInfo: () => relayTcpInfo(id),
       },
@@ -114,9 +121,8 @@ export class NativeConnection implements LoopOwner {
     const cluster = this.#route.cluster
     switch (e.type) {
       case 'connected':
-        this.#connected = true
+        // not tracked.connected(): the event's turn says nothing about when the kernel connected (above)
         this.#upstreamLocal = this.#local
-        this.#tracked?.connected()
         this.#ctx.events.connected({ id: this.id, cluster, upstreamLocal: this.#upstreamLocal })
         break
       case 'failed': {

@@ -251,6 +251,26 @@ t.test('idle timeout closes both sides with idle_timeout', async (t) => {
   t.ok(r.events.some((e) => e.type === 'idle'))
 })
 
+t.test('idle connections hold no pipe: pipes are taken only while bytes are in flight', async (t) => {
+  const open = await Promise.all(Array.from({ length: 50 }, () => relayed(t)))
+  await Promise.all(
+    open.map(async (r) => {
+      const up = await r.upstream
+      const echoed = new Promise((resolve) => r.client.once('data', resolve))
+      up.on('data', (c: Buffer) => up.write(c))
+      r.client.write('ping')
+      await echoed
+    }),
+  )
+  const s = relayStats()
+  t.equal(s.connections, 50, 'all 50 open in the relay')
+  t.equal(s.pipesInUse, 0, 'none holds a pipe')
+  t.ok(s.pipesPooled <= 64, `the pool is bounded (${s.pipesPooled})`)
+  for (const r of open) r.client.end()
+  await Promise.all(open.map(async (r) => (await r.upstream).end()))
+  await Promise.all(open.map((r) => r.closed))
+})
+
 t.test('every connection closed: no entry and no pipe left in use', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, 100))
   const s = relayStats()

@@ -40,6 +40,8 @@ t.test('flags reach the config', async (t) => {
     'json',
     '--outbound-traffic-policy',
     'REGISTRY_ONLY',
+    '--relay',
+    'native',
     '--registry',
     'reviews=198.18.0.2:9080,198.19.0.0/16',
   ])
@@ -54,6 +56,7 @@ t.test('flags reach the config', async (t) => {
   t.equal(c.accessLog, null)
   t.equal(c.accessLogFormat, 'json')
   t.equal(c.outboundTrafficPolicy, 'REGISTRY_ONLY')
+  t.equal(c.relay, 'native')
   t.same(
     c.registry.map((e) => [e.name, e.address, e.prefix, e.port]),
     [
@@ -83,6 +86,7 @@ t.test('bad values are refused with a message naming the flag and the value', as
     [['--buffer-limit', '1MB'], /--buffer-limit: "1MB" is not a size/],
     [['--outbound-traffic-policy', 'DENY'], /"DENY" is not one of ALLOW_ANY, REGISTRY_ONLY/],
     [['--access-log-format', 'xml'], /"xml" is not one of text, json/],
+    [['--relay', 'splice'], /--relay: "splice" is not one of node, native/],
     [['--registry', 'reviews=not-an-ip:80'], /--registry: "reviews=not-an-ip:80" has no valid IP address/],
     [['--registry', '198.18.0.0/33'], /bad prefix length \/33/],
     [['--registry', '198.18.0.1:70000'], /port 70000 out of range/],
