@@ -91,13 +91,13 @@ export class NativeConnection implements LoopOwner {
     let fresh = true
     setImmediate(() => setImmediate(() => (fresh = false)))
     const id = this.id
-    const self = this
+    const closed = () => this.#closed
     this.#tracked = ctx.loopGuard.trackUpstream(
       local,
       dst,
       {
         get connecting() {
-          return fresh && !self.#closed
+          return fresh && !closed()
         },
         tcpInfo: () => relayTcpInfo(id),
       },
