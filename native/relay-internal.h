@@ -66,6 +66,8 @@ bool relay_pump(conn* c);
 void relay_pipes_init(size_t buffer_limit);
 void relay_pipes_free(void);
 void relay_dir_release(dir* d);
+int64_t relay_pipes_trim_at(void);
+void relay_pipes_trim(int64_t now);
 size_t relay_pipes_in_use(void);
 size_t relay_pipes_pooled(void);
 
@@ -77,5 +79,6 @@ void relay_fail_side(conn* c, int failed, int err);
 // Both FINs passed on: close both sides, termination ''.
 void relay_close_clean(conn* c);
 size_t relay_buffer_limit(void);
+int64_t relay_now(void);
 
 #endif

@@ -17,8 +17,12 @@
 // Pipes kept for reuse beyond that are closed: each one is two fds and counts against the user's pipe pages.
 #define POOL_MAX 64
 
+// A pool nobody took from for this long is closed: an idle sidecar holds no pipe at all.
+#define POOL_IDLE_MS 1000
+
 static relay_pipe* pool;
 static size_t pooled, in_use, wanted_size;
+static int64_t last_use;  // relay_now() when a pipe was last taken or given back
 
 void relay_pipes_init(size_t buffer_limit) {
   // The kernel rounds F_SETPIPE_SZ up to a power-of-two number of pages.
@@ -33,13 +37,22 @@ void relay_pipes_free(void) {
     close(p->w);
     free(p);
   }
-  pooled = 0;
+  __atomic_store_n(&pooled, 0, __ATOMIC_RELAXED);
+}
+
+// The pool's deadline for relay.c's epoll timeout: -1 when there is nothing to close.
+int64_t relay_pipes_trim_at(void) { return pool && in_use == 0 ? last_use + POOL_IDLE_MS : -1; }
+
+void relay_pipes_trim(int64_t now) {
+  int64_t at = relay_pipes_trim_at();
+  if (at >= 0 && now >= at) relay_pipes_free();
 }
 
 size_t relay_pipes_in_use(void) { return __atomic_load_n(&in_use, __ATOMIC_RELAXED); }
 size_t relay_pipes_pooled(void) { return __atomic_load_n(&pooled, __ATOMIC_RELAXED); }
 
 static relay_pipe* pipe_take(void) {
+  last_use = relay_now();
   relay_pipe* p = pool;
   if (p) {
     pool = p->next;
@@ -67,6 +80,7 @@ static relay_pipe* pipe_take(void) {
 }
 
 static void pipe_give(relay_pipe* p, bool clean) {
+  last_use = relay_now();
   __atomic_store_n(&in_use, in_use - 1, __ATOMIC_RELAXED);
   if (!clean || pooled >= POOL_MAX) {
     close(p->r);

@@ -56,6 +56,7 @@ static struct {
 } R = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 size_t relay_buffer_limit(void) { return R.opts.buffer_limit; }
+int64_t relay_now(void) { return R.now; }
 
 static int64_t mono_ms(void) {
   struct timespec ts;
@@ -355,6 +356,8 @@ static int next_timeout(void) {
   int64_t next = -1;
   if (R.connect_list.next) next = R.connect_list.next->connect_deadline;
   if (R.idle_list.next && (next < 0 || R.idle_list.next->idle_deadline < next)) next = R.idle_list.next->idle_deadline;
+  int64_t trim = relay_pipes_trim_at();
+  if (trim >= 0 && (next < 0 || trim < next)) next = trim;
   if (next < 0) return -1;
   int64_t wait = next - mono_ms();
   return wait < 0 ? 0 : wait > 60000 ? 60000 : (int)wait;
@@ -389,6 +392,7 @@ static void* relay_main(void* arg) {
       if (evs[i].data.ptr != NULL) on_event(evs[i].data.ptr, evs[i].events);
     }
     expire();
+    relay_pipes_trim(R.now);
     send_events();
     free_dead();
   }

@@ -19,11 +19,12 @@ import { TPROXY_MARK } from './transparent.js'
 type PassthroughRoute = Extract<Route, { kind: 'passthrough' }>
 type Closed = Extract<RelayEvent, { type: 'closed' }>
 
-// One relay thread per process, started with the first connection's settings (both listeners share them).
+// One relay thread per process, started by the sidecar (or the first connection) with the settings both
+// listeners share.
 const owners = new Map<number, NativeConnection>()
 let started = false
 
-function ensureRelay(config: Pick<ProxyConfig, 'bufferLimitBytes' | 'connectTimeoutMs' | 'idleTimeoutMs'>): void {
+export function startNativeRelay(config: Pick<ProxyConfig, 'bufferLimitBytes' | 'connectTimeoutMs' | 'idleTimeoutMs'>): void {
   if (started) return
   relayStart(
     (events) => {
@@ -68,7 +69,7 @@ export class NativeConnection implements LoopOwner {
     const dst = route.destination
     let local: Endpoint
     try {
-      ensureRelay(ctx.config)
+      startNativeRelay(ctx.config)
       local = relayAdd(this.id, socketFd(downstream), dst, this.#bind())
     } catch (err) {
       // A socket that could not be made or bound (EMFILE, EADDRNOTAVAIL, EPERM): node:net reports those as

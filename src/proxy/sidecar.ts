@@ -3,7 +3,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DnsServer } from '../dns/server.js'
 import type { Logger } from '../logger.js'
-import { ensureRelayAddon } from '../native/relay.js'
 import { ensureAddon } from '../native/sockopt.js'
 import { checkTransparentCapability } from './transparent.js'
 import { createAccessLog, type AccessLogSink } from './access-log.js'
@@ -11,7 +10,7 @@ import type { ProxyConfig } from './config.js'
 import { FdBudget } from './fd-budget.js'
 import { VirtualListener } from './listener.js'
 import { LoopGuard } from './loop-guard.js'
-import { stopNativeRelay } from './native-connection.js'
+import { startNativeRelay, stopNativeRelay } from './native-connection.js'
 import { Registry } from './registry.js'
 import { Stats } from '../stats/stats.js'
 
@@ -93,7 +92,9 @@ export class Sidecar {
 
   async start(): Promise<void> {
     ensureAddon()
-    if (this.config.relay === 'native') ensureRelayAddon()
+    // Its thread, epoll fd and eventfd now: a missing engine fails the start, and the descriptors the sidecar
+    // holds once ready are its baseline.
+    if (this.config.relay === 'native') startNativeRelay(this.config)
     if (this.config.interceptionMode === 'TPROXY') checkTransparentCapability()
     try {
       for (const l of this.listeners) await l.listen()

@@ -276,6 +276,9 @@ t.test('every connection closed: no entry and no pipe left in use', async (t) =>
   const s = relayStats()
   t.equal(s.connections, 0)
   t.equal(s.pipesInUse, 0)
+  // the pool is closed after a second without use: an idle sidecar holds no pipe
+  await new Promise((resolve) => setTimeout(resolve, 1300))
+  t.equal(relayStats().pipesPooled, 0)
 })
 
 t.test('bad arguments are TypeErrors naming them', async (t) => {
