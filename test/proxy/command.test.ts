@@ -1,5 +1,6 @@
 // The proxy command as a user runs it: exit codes and the messages that name the problem.
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import t from 'tap'
@@ -68,4 +69,46 @@ t.test('--help and the top-level usage list the commands and flags', async (t) =
   const unknown = await cli(['frobnicate'])
   t.equal(unknown.code, 2)
   t.match(unknown.stderr, "unknown command 'frobnicate'")
+})
+
+async function freePort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as { port: number }).port
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
+
+t.test('--relay native: the ready line and /server_info name the engine', async (t) => {
+  const [outbound, inbound, admin] = [await freePort(), await freePort(), await freePort()]
+  const child = spawn(
+    'node',
+    [join(repoRoot, 'dist/cli.js'), 'proxy', '--relay', 'native', '--outbound-port', String(outbound), '--inbound-port', String(inbound)]
+      .concat(['--admin-port', String(admin), '--health-port', '0', '--prometheus-port', '0', '--merged-metrics-port', '0'])
+      .concat([
+        '--dns-port',
+        '0',
+        '--access-log',
+        'off',
+        '--uid',
+        String(process.getuid?.() ?? 0),
+        '--gid',
+        String(process.getgid?.() ?? 0),
+      ]),
+  )
+  t.teardown(() => child.kill('SIGKILL'))
+  let stderr = ''
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c
+      if (stderr.includes('sidecar ready')) resolve()
+    })
+    child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)))
+  })
+  t.match(stderr, /"relay":"native".*"msg":"sidecar ready \(relay engine: native\)"/)
+  const info = (await (await fetch(`http://127.0.0.1:${admin}/server_info`)).json()) as { command_line_options: { relay: string } }
+  t.equal(info.command_line_options.relay, 'native')
+  child.kill('SIGTERM')
+  const [code] = (await once(child, 'exit')) as [number]
+  t.equal(code, 0, 'drains and exits 0 (the relay thread stopped)')
 })
