@@ -46,6 +46,7 @@ typedef struct dlink {
 typedef struct conn {
   int64_t id;
   enum conn_state state;
+  bool registered;  // its sockets are in the epoll set
   int connect_err;  // connect(2) failed at once: reported as the connect's failure when the thread adds it
   side s[2];
   dir d[2];            // d[i]: from s[i] to s[1 - i]

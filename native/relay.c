@@ -97,7 +97,7 @@ void relay_touch(conn* c) {
 
 // ---- the table (JS thread: insert, lookups; relay thread: removal), under R.mu
 
-static void table_insert(conn* c) {
+static bool table_insert(conn* c) {
   if (R.count >= R.nbuckets) {
     size_t n = R.nbuckets ? R.nbuckets * 2 : 1024;
     conn** b = calloc(n, sizeof *b);
@@ -114,10 +114,12 @@ static void table_insert(conn* c) {
       R.nbuckets = n;
     }
   }
+  if (!R.nbuckets) return false;
   conn** head = &R.buckets[(uint64_t)c->id & (R.nbuckets - 1)];
   c->table_next = *head;
   *head = c;
   R.count++;
+  return true;
 }
 
 static conn* table_find(int64_t id) {
@@ -214,7 +216,10 @@ static void finish(conn* c, const bool reset[2], const char* termination) {
   pthread_mutex_unlock(&R.mu);
   for (int i = 0; i < 2; i++) {
     if (reset[i]) reset_fd(c->s[i].fd);
-    close(c->s[i].fd);  // also takes it out of the epoll set
+    // close() alone leaves the registration while another descriptor shares the socket, and its events
+    // would then point at a freed entry.
+    if (c->registered) (void)epoll_ctl(R.epfd, EPOLL_CTL_DEL, c->s[i].fd, NULL);
+    close(c->s[i].fd);
     c->s[i].fd = -1;
     relay_dir_release(&c->d[i]);
   }
@@ -281,6 +286,7 @@ static void add_conn(conn* c) {
     fail_connect(c, c->connect_err, false);
     return;
   }
+  c->registered = true;  // a failed EPOLL_CTL_DEL in finish() is harmless
   for (int i = 0; i < 2; i++) {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &c->s[i]};
     if (epoll_ctl(R.epfd, EPOLL_CTL_ADD, c->s[i].fd, &ev) != 0) {
@@ -513,10 +519,18 @@ int relay_engine_add(int64_t id, int downstream_fd, const struct sockaddr* dst, 
   cmd->kind = CMD_ADD;
   cmd->c = c;
   pthread_mutex_lock(&R.mu);
-  table_insert(c);
-  err = push_command(cmd);
+  bool inserted = table_insert(c);
+  // the eventfd cannot overflow at one write per command; a failed wake is picked up by the next
+  if (inserted) (void)push_command(cmd);
   pthread_mutex_unlock(&R.mu);
-  (void)err;  // the eventfd cannot overflow at one write per command; a failed wake is picked up by the next
+  if (!inserted) {
+    close(down);
+    close(up);
+    free(c);
+    free(cmd);
+    *syscall = "malloc";
+    return ENOMEM;
+  }
   return 0;
 }
 
