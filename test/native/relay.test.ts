@@ -3,6 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { once } from 'node:events'
+import { spawn } from 'node:child_process'
 import t, { type Test } from 'tap'
 import { relayAbort, relayAdd, relayStart, relayStats, relayStop, type RelayEvent, type RelayOptions } from '../../src/native/relay.js'
 import { socketFd } from '../../src/native/sockopt.js'
@@ -269,6 +270,59 @@ t.test('idle connections hold no pipe: pipes are taken only while bytes are in f
   for (const r of open) r.client.end()
   await Promise.all(open.map(async (r) => (await r.upstream).end()))
   await Promise.all(open.map((r) => r.closed))
+})
+
+t.test('no pipe to be had (EMFILE): the read/write fallback relays the bytes whole', async (t) => {
+  // In a child, so this process keeps its descriptors: once the connection is up, every free descriptor is
+  // taken, so pipe2() fails and both directions fall back to read/write.
+  const dist = (f: string) => JSON.stringify(new URL(`../../dist/native/${f}`, import.meta.url).pathname)
+  const script = `
+    import { relayAdd, relayStart, relayStats } from ${dist('relay.js')}
+    import { socketFd } from ${dist('sockopt.js')}
+    import { createServer, connect } from 'node:net'
+    import { openSync } from 'node:fs'
+    import { createHash, randomBytes } from 'node:crypto'
+    let closed
+    relayStart((events) => { for (const e of events) if (e.type === 'closed') closed = e },
+      { bufferLimitBytes: 65536, connectTimeoutMs: 5000, idleTimeoutMs: 0 })
+    const listen = (server) => new Promise((r) => server.listen(0, '127.0.0.1', () => r(server.address().port)))
+    let upstreamReady
+    const ready = new Promise((r) => (upstreamReady = r))
+    const upstream = createServer({ allowHalfOpen: true }, (s) => { s.pipe(s); upstreamReady() })
+    const upPort = await listen(upstream)
+    const front = createServer({ pauseOnConnect: true }, (s) => {
+      relayAdd(1, socketFd(s), { address: '127.0.0.1', port: upPort, family: 4 }, {})
+      s.destroy()
+    })
+    const client = connect(await listen(front), '127.0.0.1')
+    await ready
+    const held = []
+    try { for (;;) held.push(openSync('/dev/null', 'r')) } catch (err) { if (err.code !== 'EMFILE') throw err }
+    const data = randomBytes(2 * 1024 * 1024)
+    const hash = createHash('sha256')
+    let bytes = 0
+    client.on('data', (c) => { bytes += c.length; hash.update(c) })
+    client.end(data)
+    await new Promise((r) => client.on('end', r))
+    await new Promise((r) => setTimeout(r, 100))
+    console.log(JSON.stringify({ held: held.length, bytes, same: hash.digest('hex') === createHash('sha256').update(data).digest('hex'),
+      termination: closed?.termination, stats: relayStats() }))
+    process.exit(0)
+  `
+  const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    const child = spawn('prlimit', ['--nofile=200', process.execPath, '--input-type=module', '-e', script])
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => (out += c))
+    child.stderr.on('data', (c: Buffer) => (out += c))
+    child.on('close', (code) => resolve({ code, out }))
+  })
+  t.equal(r.code, 0, r.out)
+  const got = JSON.parse(r.out) as { held: number; bytes: number; same: boolean; termination: string; stats: { pipesInUse: number; pipesPooled: number } }
+  t.ok(got.held > 0, `${got.held} descriptors taken, none left for a pipe`)
+  t.equal(got.bytes, 2 * 1024 * 1024)
+  t.ok(got.same, 'the echo is the bytes sent (sha256)')
+  t.equal(got.termination, '')
+  t.same([got.stats.pipesInUse, got.stats.pipesPooled], [0, 0], 'no pipe was made: the bytes went by read/write')
 })
 
 t.test('every connection closed: no entry and no pipe left in use', async (t) => {
