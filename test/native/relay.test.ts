@@ -296,17 +296,24 @@ t.test('no pipe to be had (EMFILE): the read/write fallback relays the bytes who
     })
     const client = connect(await listen(front), '127.0.0.1')
     await ready
+    // the first pump of the new connection took a pipe from the pool (and gave it back): wait for the pool to close
+    await new Promise((r) => setTimeout(r, 1300))
+    const pooledBefore = relayStats().pipesPooled
     const held = []
     try { for (;;) held.push(openSync('/dev/null', 'r')) } catch (err) { if (err.code !== 'EMFILE') throw err }
     const data = randomBytes(2 * 1024 * 1024)
     const hash = createHash('sha256')
     let bytes = 0
-    client.on('data', (c) => { bytes += c.length; hash.update(c) })
-    client.end(data)
+    // Everything is echoed before anything closes: a closed socket would free descriptors for a pipe.
+    const echoed = new Promise((r) => client.on('data', (c) => { bytes += c.length; hash.update(c); if (bytes === data.length) r() }))
+    client.write(data)
+    await echoed
+    const stats = relayStats()
+    client.end()
     await new Promise((r) => client.on('end', r))
     await new Promise((r) => setTimeout(r, 100))
     console.log(JSON.stringify({ held: held.length, bytes, same: hash.digest('hex') === createHash('sha256').update(data).digest('hex'),
-      termination: closed?.termination, stats: relayStats() }))
+      termination: closed?.termination, stats, pooledBefore }))
     process.exit(0)
   `
   const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
@@ -317,7 +324,14 @@ t.test('no pipe to be had (EMFILE): the read/write fallback relays the bytes who
     child.on('close', (code) => resolve({ code, out }))
   })
   t.equal(r.code, 0, r.out)
-  const got = JSON.parse(r.out) as { held: number; bytes: number; same: boolean; termination: string; stats: { pipesInUse: number; pipesPooled: number } }
+  const got = JSON.parse(r.out) as {
+    held: number
+    bytes: number
+    same: boolean
+    termination: string
+    stats: { pipesInUse: number; pipesPooled: number }
+  }
+  t.equal(got.pooledBefore, 0, 'the pool was empty when the descriptors ran out')
   t.ok(got.held > 0, `${got.held} descriptors taken, none left for a pipe`)
   t.equal(got.bytes, 2 * 1024 * 1024)
   t.ok(got.same, 'the echo is the bytes sent (sha256)')
