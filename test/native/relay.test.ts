@@ -330,6 +330,7 @@ t.test('no pipe to be had (EMFILE): the read/write fallback relays the bytes who
     same: boolean
     termination: string
     stats: { pipesInUse: number; pipesPooled: number }
+    pooledBefore: number
   }
   t.equal(got.pooledBefore, 0, 'the pool was empty when the descriptors ran out')
   t.ok(got.held > 0, `${got.held} descriptors taken, none left for a pipe`)
