@@ -13,13 +13,14 @@ import { describe } from './stats.mjs'
  */
 
 /** The main table's peers, in the bench's order, and their names when a run (an older one) gives none. */
-export const mainPeers = ['direct', 'sidecar-lab', 'sidecar-lab-native', 'haproxy', 'haproxy-splice', 'node-floor']
+export const mainPeers = ['direct', 'sidecar-lab', 'sidecar-lab-native', 'haproxy', 'haproxy-splice', 'haproxy-splice-auto', 'node-floor']
 const defaultLabels = /** @type {Record<string, string>} */ ({
   direct: 'direct',
   'sidecar-lab': 'sidecar-lab (node relay)',
   'sidecar-lab-native': 'sidecar-lab (native relay)',
   haproxy: 'HAProxy',
-  'haproxy-splice': 'HAProxy splice-auto',
+  'haproxy-splice': 'HAProxy splice',
+  'haproxy-splice-auto': 'HAProxy splice-auto',
   'node-floor': 'node-floor',
 })
 

@@ -10,6 +10,7 @@ const colours = /** @type {Record<string, string>} */ ({
   'sidecar-lab-native': '#2ca02c',
   haproxy: '#ff7f0e',
   'haproxy-splice': '#d62728',
+  'haproxy-splice-auto': '#e377c2',
   'node-floor': '#9467bd',
 })
 /** @typedef {string} Peer */
@@ -112,22 +113,22 @@ function panels(r) {
       rows: [
         rel('bulk TCP, 1 stream', 'bulk-1', 'MBps', mbps),
         rel('bulk TCP, 8 streams', 'bulk-8', 'MBps', mbps),
-        rel('HTTP keep-alive, full speed (autocannon)', 'http', 'rps', per('req/s')),
-        rel('HTTP keep-alive, full speed (wrk -c16)', 'wrk', 'rps', per('req/s')),
+        rel('keep-alive (autocannon -c10)', 'http', 'rps', per('req/s')),
+        rel('keep-alive (wrk -c16)', 'wrk', 'rps', per('req/s')),
         rel('new connections/s', 'cps', 'cps', per('conn/s')),
       ],
     },
     { title: 'Latency at 1000 requests/s, 4 connections, 1 KB responses (ms, lower is better)', rows: ['p50', 'p90', 'p99'].map(lat) },
     {
-      title: 'Each sidecar: memory per idle connection and CPU per 1000 requests (lower is better)',
+      title: 'Each sidecar: memory per idle connection, CPU per 1000 requests and per GB (lower is better)',
       perRowScale: true,
       rows: [
         side('outbound, KB per connection', 'memory', 'kbPerConnOut', (v) => `${v.toFixed(1)} KB`),
         side('inbound, KB per connection', 'memory', 'kbPerConnIn', (v) => `${v.toFixed(1)} KB`),
-        side('outbound, CPU ms per 1000 req', 'fixed-1k', 'cpuPer1kReqOut', (v) => `${(v * 1000).toFixed(0)} ms`),
-        side('inbound, CPU ms per 1000 req', 'fixed-1k', 'cpuPer1kReqIn', (v) => `${(v * 1000).toFixed(0)} ms`),
-        side('outbound, CPU ms per 1000 req, wrk', 'wrk', 'cpuPer1kReqOut', (v) => `${(v * 1000).toFixed(0)} ms`),
-        side('inbound, CPU ms per 1000 req, wrk', 'wrk', 'cpuPer1kReqIn', (v) => `${(v * 1000).toFixed(0)} ms`),
+        side('outbound, CPU ms/1000 req at 1k/s', 'fixed-1k', 'cpuPer1kReqOut', (v) => `${(v * 1000).toFixed(0)} ms`),
+        side('inbound, CPU ms/1000 req at 1k/s', 'fixed-1k', 'cpuPer1kReqIn', (v) => `${(v * 1000).toFixed(0)} ms`),
+        side('outbound, CPU ms/1000 req, wrk', 'wrk', 'cpuPer1kReqOut', (v) => `${(v * 1000).toFixed(0)} ms`),
+        side('inbound, CPU ms/1000 req, wrk', 'wrk', 'cpuPer1kReqIn', (v) => `${(v * 1000).toFixed(0)} ms`),
         side('outbound, CPU s per GB, 8 streams', 'bulk-8', 'cpuPerGBOut', (v) => `${v.toFixed(2)} s`),
         side('inbound, CPU s per GB, 8 streams', 'bulk-8', 'cpuPerGBIn', (v) => `${v.toFixed(2)} s`),
       ],
