@@ -161,6 +161,15 @@ export class BenchLab {
   }
 
   /**
+   * Runs a program in a pod as the app's user and returns its output (wrk, whose report is text).
+   * @param {Pod} pod @param {string[]} argv @param {number} timeoutMs
+   */
+  async runText(pod, argv, timeoutMs) {
+    const [program, ...args] = netns.inNetns(this.ns(pod), argv, appUser)
+    return exec.run(program ?? '', args, { timeoutMs, allowFailure: true })
+  }
+
+  /**
    * A long-lived program in a pod as the app's user, spoken to over stdin/stdout (the idle-connection client).
    * @param {Pod} pod @param {string[]} argv
    */

@@ -1,8 +1,10 @@
 // @ts-check
 // The peers compared in the same pods with the same capture rules: no sidecar (rules off), sidecar-lab's
-// sidecar, and HAProxy standing in as the sidecar. Each sidecar peer gives the argv that starts it in a pod
-// as root; both end up as uid/gid 1337, which the capture rules exempt.
+// sidecar with either relay engine, HAProxy standing in as the sidecar (at its better thread count, and with
+// splicing for bulk), and the Node floor. Each sidecar peer gives the argv that starts it in a pod as root;
+// all end up as uid/gid 1337, which the capture rules exempt.
 import { writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { root } from './harness.mjs'
 
@@ -17,15 +19,49 @@ export const sidecarLab = {
 }
 
 /**
+ * sidecar-lab with the addon's relay engine (`--relay native`): Node routes, the addon's thread moves the bytes.
+ * @type {SidecarPeer}
+ */
+export const sidecarLabNative = {
+  name: 'sidecar-lab-native',
+  argv: () => [...sidecarLab.argv(''), '--relay', 'native'],
+}
+
+/**
+ * Whether the built addon has the native relay engine (it exports relayStart), from the file the sidecar
+ * loads (SIDECAR_LAB_ADDON or build/Release/sockopt.node); the reason when it has not.
+ * @returns {{ available: boolean, reason: string }}
+ */
+export function nativeRelay() {
+  const path = process.env.SIDECAR_LAB_ADDON || join(root, 'build/Release/sockopt.node')
+  try {
+    const addon = /** @type {Record<string, unknown>} */ (createRequire(import.meta.url)(path))
+    return typeof addon.relayStart === 'function'
+      ? { available: true, reason: `${path} exports relayStart` }
+      : { available: false, reason: `${path} does not export relayStart (the addon was built without the native relay engine)` }
+  } catch (err) {
+    return { available: false, reason: `${path} could not be loaded: ${/** @type {Error} */ (err).message.split('\n')[0]}` }
+  }
+}
+
+/**
  * HAProxy in TCP mode as a sidecar. A `server` at 0.0.0.0 with no port connects to the connection's
  * destination address and port, which for a REDIRECTed socket HAProxy reads with SO_ORIGINAL_DST (Debian's
  * build has +NETFILTER); inbound connections leave from 127.0.0.6 like Envoy's, so the capture rules' lo
  * exemption lets them reach the app instead of looping back to 15006.
  */
-export const haproxyConfig = `# HAProxy as a sidecar: Envoy's two virtual listeners in TCP mode (written by bench/peers.mjs)
+/**
+ * splice: 'always' = \`option splice-request\` and \`option splice-response\` (splice(2) through pipes both ways);
+ * 'auto' = \`option splice-auto\`, HAProxy's heuristic, which in a 300 MB one-stream test on loopback (HAProxy
+ * 2.6.12, strace -c) made 0 splice calls (19,209 recvfrom + 19,205 sendto), where 'always' made 9,751 splice
+ * calls and 2 recvfrom: so the bulk peer splices always, and splice-auto is an optional peer to check that.
+ * @param {{ nbthread?: number, splice?: 'always' | 'auto' }} [options]
+ */
+export function haproxyConfigFor({ nbthread = 2, splice } = {}) {
+  return `# HAProxy as a sidecar: Envoy's two virtual listeners in TCP mode (written by bench/peers.mjs)
 global
-    # two cores: one thread per core (HAProxy's documented setting; 2.6 picks the same from the CPU set)
-    nbthread 2
+    # 1 or 2 threads on the two cores: the bench tries both and keeps the better (bench/haproxy-best.mjs)
+    nbthread ${nbthread}
     # bind as root, then run as the sidecar's uid/gid, which the capture rules exempt
     uid 1337
     gid 1337
@@ -37,7 +73,7 @@ defaults
     timeout client 1h
     timeout server 1h
     maxconn 10000
-
+${splice === 'always' ? '    # kernel splicing (splice(2) through pipes) in both directions: the bulk peer haproxy-splice\n    option splice-request\n    option splice-response\n' : ''}${splice === 'auto' ? "    # kernel splicing where HAProxy's heuristic judges it pays: the optional bulk peer haproxy-splice-auto\n    option splice-auto\n" : ''}
 frontend virtualOutbound
     bind 0.0.0.0:15001
     default_backend PassthroughCluster
@@ -53,14 +89,26 @@ backend InboundPassthroughClusterIpv4
     source 127.0.0.6
     server original-dst 0.0.0.0
 `
-
-/** @type {SidecarPeer} */
-export const haproxy = {
-  name: 'haproxy',
-  prepare: (dir) => writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig),
-  // -db: stay in the foreground as one process (no master-worker), so its pid is the one measured
-  argv: (dir) => ['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')],
 }
+
+/** The config with HAProxy's defaults for two cores (nbthread 2), as the TPROXY variant starts from. */
+export const haproxyConfig = haproxyConfigFor()
+
+/**
+ * HAProxy as a sidecar peer under `name` with the given thread count, splicing or not.
+ * @param {string} name @param {{ nbthread?: number, splice?: 'always' | 'auto' }} [options] @returns {SidecarPeer}
+ */
+export function haproxyPeer(name, options) {
+  return {
+    name,
+    prepare: (dir) => writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfigFor(options)),
+    // -db: stay in the foreground as one process (no master-worker), so its pid is the one measured
+    argv: (dir) => ['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')],
+  }
+}
+
+/** HAProxy with 2 threads (its own choice for two cores). @type {SidecarPeer} */
+export const haproxy = haproxyPeer('haproxy')
 
 /**
  * The floor (bench/apps/floor-relay.mjs): node:net and our addon with nothing else, so the distance from
@@ -131,16 +179,44 @@ export const haproxyTproxy = {
 }
 
 /**
- * The peers in the order each round runs them, with the positions each is measured in. An optional peer runs
- * only when --peers names it.
- * @type {{ name: string, sidecar?: SidecarPeer, positions: Position[], optional?: boolean }[]}
+ * @typedef {{ name: string, label: string, sidecar?: SidecarPeer, positions: Position[], optional?: boolean, scenarios?: string[] }} Peer
+ * label: how tables and the chart name the peer; scenarios: the only scenarios it runs (all when absent).
  */
-export const peers = [
-  { name: 'direct', positions: ['none'] },
-  { name: 'sidecar-lab', sidecar: sidecarLab, positions: ['both', 'outbound', 'inbound'] },
-  { name: 'node-floor', sidecar: nodeFloor, positions: ['both', 'outbound', 'inbound'], optional: true },
-  { name: 'haproxy', sidecar: haproxy, positions: ['both', 'outbound', 'inbound'] },
-  // TPROXY changes only the inbound side, so outbound-only would measure REDIRECT again.
-  { name: 'sidecar-lab-tproxy', sidecar: sidecarLabTproxy, positions: ['both', 'inbound'], optional: true },
-  { name: 'haproxy-tproxy', sidecar: haproxyTproxy, positions: ['both', 'inbound'], optional: true },
-]
+
+/**
+ * The peers in the order each round runs them, with the positions each is measured in; HAProxy's with the
+ * thread count the bench found better here. An optional peer runs only when --peers names it.
+ * @param {{ nbthread?: number }} [options]
+ * @returns {Peer[]}
+ */
+export function peerList({ nbthread = 2 } = {}) {
+  const all = /** @type {Position[]} */ (['both', 'outbound', 'inbound'])
+  return [
+    { name: 'direct', label: 'direct', positions: ['none'] },
+    { name: 'sidecar-lab', label: 'sidecar-lab (node relay)', sidecar: sidecarLab, positions: all },
+    { name: 'sidecar-lab-native', label: 'sidecar-lab (native relay)', sidecar: sidecarLabNative, positions: all },
+    { name: 'haproxy', label: `HAProxy (nbthread ${nbthread})`, sidecar: haproxyPeer('haproxy', { nbthread }), positions: all },
+    {
+      name: 'haproxy-splice',
+      label: `HAProxy splice (nbthread ${nbthread})`,
+      sidecar: haproxyPeer('haproxy-splice', { nbthread, splice: 'always' }),
+      positions: all,
+      scenarios: ['bulk-1', 'bulk-8'],
+    },
+    { name: 'node-floor', label: 'node-floor', sidecar: nodeFloor, positions: all },
+    {
+      name: 'haproxy-splice-auto',
+      label: `HAProxy splice-auto (nbthread ${nbthread})`,
+      sidecar: haproxyPeer('haproxy-splice-auto', { nbthread, splice: 'auto' }),
+      positions: all,
+      scenarios: ['bulk-1', 'bulk-8'],
+      optional: true,
+    },
+    // TPROXY changes only the inbound side, so outbound-only would measure REDIRECT again.
+    { name: 'sidecar-lab-tproxy', label: 'sidecar-lab TPROXY', sidecar: sidecarLabTproxy, positions: ['both', 'inbound'], optional: true },
+    { name: 'haproxy-tproxy', label: 'HAProxy TPROXY', sidecar: haproxyTproxy, positions: ['both', 'inbound'], optional: true },
+  ]
+}
+
+/** The peers with HAProxy's default thread count (for --help and for importers that need the names). */
+export const peers = peerList()

@@ -1,9 +1,36 @@
 // @ts-check
-// The Markdown table of a run (bench/results/latest.md): medians with min-max, and the ratios to direct and
-// to HAProxy from the same run.
+// The Markdown table of a run (bench/results/latest.md): medians with min-max, the ratios to HAProxy and
+// HAProxy's to direct from the same run, and issue 13's goals.
+import { goalLines } from './goals.mjs'
 import { describe } from './stats.mjs'
 
-/** @typedef {{ startedAt: string, seconds: number, loadAverageAtEnd?: number[], machine: ReturnType<typeof import('./machine.mjs').machine>, method: { quick: boolean, rounds: number, sizes: import('./scenarios.mjs').Sizes, scenarios: { id: string, title: string }[] }, samples: import('./stats.mjs').Sample[], summary: import('./stats.mjs').Summary }} Result */
+/**
+ * @typedef {{ startedAt: string, seconds: number, loadAverageAtEnd?: number[], machine: ReturnType<typeof import('./machine.mjs').machine>,
+ *   method: { quick: boolean, rounds: number, sizes: import('./scenarios.mjs').Sizes, scenarios: { id: string, title: string }[],
+ *     peers?: { name: string, label?: string }[], haproxy?: { nbthread: number, chosenBy: string, trial?: { choice: import('./haproxy-best.mjs').Choice } | undefined },
+ *     nativeRelay?: { available: boolean, reason: string } },
+ *   samples: import('./stats.mjs').Sample[], summary: import('./stats.mjs').Summary, goals?: import('./goals.mjs').Verdict[] }} Result
+ */
+
+/** The main table's peers, in the bench's order, and their names when a run (an older one) gives none. */
+export const mainPeers = ['direct', 'sidecar-lab', 'sidecar-lab-native', 'haproxy', 'haproxy-splice', 'haproxy-splice-auto', 'node-floor']
+const defaultLabels = /** @type {Record<string, string>} */ ({
+  direct: 'direct',
+  'sidecar-lab': 'sidecar-lab (node relay)',
+  'sidecar-lab-native': 'sidecar-lab (native relay)',
+  haproxy: 'HAProxy',
+  'haproxy-splice': 'HAProxy splice',
+  'haproxy-splice-auto': 'HAProxy splice-auto',
+  'node-floor': 'node-floor',
+})
+
+/** The main peers this run measured, with their labels. @param {Result} r @returns {{ name: string, label: string }[]} */
+export function runPeers(r) {
+  const measured = new Set(r.samples.map((s) => s.peer))
+  return mainPeers
+    .filter((p) => measured.has(p))
+    .map((name) => ({ name, label: r.method.peers?.find((p) => p.name === name)?.label ?? defaultLabels[name] ?? name }))
+}
 
 /** @param {number | undefined} v @param {number} digits */
 const num = (v, digits) =>
@@ -17,18 +44,41 @@ function cell(f, digits) {
   return f.n > 1 ? `${num(f.median, digits)} (${num(f.min, digits)}–${num(f.max, digits)})` : num(f.median, digits)
 }
 
-/** @param {Result} r @param {string} a @param {string} b @param {string[]} cols */
-function rows(r, a, b, cols) {
-  const out = []
+/**
+ * The table of every main peer in one position: a column per peer, then each sidecar's ratio to HAProxy and
+ * HAProxy's to direct.
+ * @param {Result} r @param {string} position
+ */
+function table(r, position) {
+  const peers = runPeers(r)
+  const config = (/** @type {string} */ p) => (p === 'direct' ? 'direct/none' : `${p}/${position}`)
+  const vsHap = peers.filter((p) => p.name !== 'direct' && p.name !== 'haproxy')
+  const hap = peers.find((p) => p.name === 'haproxy')
+  const head = [
+    'scenario',
+    'figure',
+    ...peers.map((p) => p.label),
+    ...(hap ? vsHap.map((p) => `${p.label} ÷ HAProxy`) : []),
+    ...(hap ? ['HAProxy ÷ direct'] : []),
+  ]
+  const out = [
+    `| ${head.join(' | ')} |`,
+    `|---|---|${head
+      .slice(2)
+      .map(() => '--:|')
+      .join('')}`,
+  ]
   for (const s of r.method.scenarios) {
+    if (position !== 'both' && s.id === 'memory') continue
     for (const [metric, figs] of Object.entries(r.summary[s.id] ?? {})) {
-      if (metric === 'errors' || !cols.some((c) => figs[c])) continue
+      if (metric === 'errors' || !peers.some((p) => p.name !== 'direct' && figs[config(p.name)])) continue
       const d = describe(metric)
-      const name = `${d.label}${d.unit ? ` (${d.unit})` : ''}`
-      const fa = figs[a]
-      out.push(
-        `| ${s.id} | ${name} | ${cols.map((c) => cell(figs[c], d.digits)).join(' | ')} | ${ratio(fa?.vsDirect)} | ${ratio(figs[b]?.vsDirect)} | ${ratio(fa?.vsHaproxy)} |`,
-      )
+      const cells = [
+        ...peers.map((p) => cell(figs[config(p.name)], d.digits)),
+        ...(hap ? vsHap.map((p) => ratio(figs[config(p.name)]?.vsHaproxy)) : []),
+        ...(hap ? [ratio(figs[config('haproxy')]?.vsDirect)] : []),
+      ]
+      out.push(`| ${s.id} | ${d.label}${d.unit ? ` (${d.unit})` : ''} | ${cells.join(' | ')} |`)
     }
   }
   return out
@@ -82,6 +132,7 @@ function modeRows(r, position) {
 /** @param {Result} r */
 export function renderMarkdown(r) {
   const m = r.machine
+  const hap = r.method.haproxy
   const lines = [
     `# sidecar-lab benchmark, ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC`,
     '',
@@ -95,25 +146,34 @@ export function renderMarkdown(r) {
           `Load average (1, 5, 15 min) at the start ${m.loadAverageAtStart.join(', ')}, at the end ${r.loadAverageAtEnd?.join(', ') ?? '?'}: above 0 at the start is other work sharing the machine.`,
         ]
       : []),
+    ...(hap
+      ? [
+          '',
+          `HAProxy: nbthread ${hap.nbthread}, chosen by ${hap.chosenBy === 'trial' ? 'a trial of nbthread 1 and 2 on the keep-alive and bulk scenarios' : hap.chosenBy}` +
+            (hap.trial
+              ? ` (nbthread 1 ÷ 2: ${Object.entries(hap.trial.choice.ratios)
+                  .map(([k, v]) => `${k} ${v.toFixed(2)}x`)
+                  .join(', ')}).`
+              : '.'),
+        ]
+      : []),
+    ...(r.method.nativeRelay && !r.method.nativeRelay.available
+      ? ['', `The native relay peer was left out: ${r.method.nativeRelay.reason}.`]
+      : []),
+    ...(r.goals
+      ? ['', "## Issue 13's goals: the native relay against HAProxy, both sidecars, medians", '', '```', ...goalLines(r.goals), '```']
+      : []),
     '',
     '## Both sidecars (client pod and server pod captured)',
     '',
-    '| scenario | figure | direct | sidecar-lab | HAProxy | sidecar-lab ÷ direct | HAProxy ÷ direct | sidecar-lab ÷ HAProxy |',
-    '|---|---|--:|--:|--:|--:|--:|--:|',
-    ...rows(r, 'sidecar-lab/both', 'haproxy/both', ['direct/none', 'sidecar-lab/both', 'haproxy/both']),
+    ...table(r, 'both'),
   ]
   for (const position of ['outbound', 'inbound']) {
     lines.push(
       '',
       `## ${position === 'outbound' ? 'Outbound sidecar only (client pod captured, server pod without rules)' : 'Inbound sidecar only (server pod captured, client pod without rules)'}`,
       '',
-      '| scenario | figure | direct | sidecar-lab | HAProxy | sidecar-lab ÷ direct | HAProxy ÷ direct | sidecar-lab ÷ HAProxy |',
-      '|---|---|--:|--:|--:|--:|--:|--:|',
-      ...rows(r, `sidecar-lab/${position}`, `haproxy/${position}`, [
-        'direct/none',
-        `sidecar-lab/${position}`,
-        `haproxy/${position}`,
-      ]).filter((l) => !l.startsWith('| memory')),
+      ...table(r, position),
     )
   }
   for (const position of ['both', 'outbound', 'inbound']) {

@@ -1,15 +1,19 @@
 #!/usr/bin/env node
 // @ts-check
-// npm run bench: sidecar-lab's sidecar against a direct connection and against HAProxy, in the same pods with
-// the same capture rules, interleaved round by round (direct, sidecar-lab, HAProxy, direct, ...). Needs root.
+// npm run bench: sidecar-lab's sidecar (node and native relay) against a direct connection, HAProxy and the
+// Node floor, in the same pods with the same capture rules, interleaved round by round (direct, sidecar-lab,
+// ..., direct, ...). Before the rounds, a short trial picks HAProxy's better thread count. Needs root.
 // usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME] [--out DIR] [--only IDS] [--positions LIST] [--peers LIST]
-import { mkdirSync, writeFileSync } from 'node:fs'
+//                           [--haproxy-nbthread 1|2] [--baseline FILE]
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { BenchLab, interruptible, root } from './harness.mjs'
 import { machine } from './machine.mjs'
-import { peers } from './peers.mjs'
+import { checkGoals, checkNodeRelay, goalLines } from './goals.mjs'
+import { describeChoice, haproxyTrial } from './haproxy-best.mjs'
+import { nativeRelay, peerList, peers } from './peers.mjs'
 import { renderMarkdown } from './report-md.mjs'
 import { renderSvg } from './report-svg.mjs'
 import { scenarios } from './scenarios.mjs'
@@ -24,6 +28,8 @@ const { values } = parseArgs({
     only: { type: 'string' },
     positions: { type: 'string' },
     peers: { type: 'string' },
+    'haproxy-nbthread': { type: 'string' },
+    baseline: { type: 'string' },
     help: { type: 'boolean' },
   },
   strict: true,
@@ -32,6 +38,7 @@ if (values.help) {
   process.stdout.write(
     'usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME (default slb-bench)] [--out DIR]\n' +
       '                          [--only SCENARIO,...] [--positions both,outbound,inbound] [--peers direct,sidecar-lab,haproxy]\n' +
+      '                          [--haproxy-nbthread 1|2 (skips the trial)] [--baseline FILE (default bench/results/latest.json)]\n' +
       `peers: ${peers.map((p) => p.name + (p.optional ? ' (only when named)' : '')).join(', ')}\n` +
       `scenarios: ${scenarios.map((s) => s.id).join(', ')}\n` +
       'A run narrowed by --only, --positions or --peers writes its results to bench/results/tmp unless --out says otherwise.\n',
@@ -58,7 +65,13 @@ const onlyScenarios = pick(
   '--only',
 )
 const onlyPositions = pick(values.positions, ['both', 'outbound', 'inbound'], '--positions')
-const onlyPeers =
+// The native peer needs the addon's relay engine; without it the peer is left out, and saying so is part of the run.
+const native = nativeRelay()
+if (!native.available && values.peers?.split(',').some((p) => p.trim() === 'sidecar-lab-native')) {
+  process.stderr.write(`bench: --peers names sidecar-lab-native, but ${native.reason}\n`)
+  process.exit(2)
+}
+const onlyPeers = (
   values.peers === undefined
     ? peers.filter((p) => !p.optional).map((p) => p.name)
     : pick(
@@ -66,6 +79,21 @@ const onlyPeers =
         peers.map((p) => p.name),
         '--peers',
       )
+).filter((p) => p !== 'sidecar-lab-native' || native.available)
+if (values.peers === undefined)
+  console.log(
+    native.available
+      ? `bench: peer sidecar-lab-native included: ${native.reason}`
+      : `bench: peer sidecar-lab-native LEFT OUT: ${native.reason}`,
+  )
+const fixedThreads = values['haproxy-nbthread'] === undefined ? undefined : Number(values['haproxy-nbthread'])
+if (fixedThreads !== undefined && fixedThreads !== 1 && fixedThreads !== 2) {
+  process.stderr.write(`bench: --haproxy-nbthread ${values['haproxy-nbthread']}: must be 1 or 2\n`)
+  process.exit(2)
+}
+// Read before the run writes its own latest.json over it.
+const baselineFile = values.baseline ?? join(root, 'bench/results/latest.json')
+const baseline = existsSync(baselineFile) ? JSON.parse(readFileSync(baselineFile, 'utf8')) : undefined
 const narrowed = values.only !== undefined || values.positions !== undefined || values.peers !== undefined
 if (process.getuid?.() !== 0) {
   process.stderr.write('bench: needs root (network namespaces and iptables)\n')
@@ -88,14 +116,24 @@ const guard = interruptible(lab)
 /** @type {import('./stats.mjs').Sample[]} */
 const samples = []
 const started = new Date()
+/** @type {Awaited<ReturnType<typeof haproxyTrial>> | undefined} */
+let trial
+let nbthread = fixedThreads ?? 2
+let runPeers = peerList({ nbthread })
 try {
   console.log(`bench: lab ${lab.lab} up (${quick ? 'quick' : 'full'}, ${rounds} round(s))`)
   await lab.up()
   // Unrecorded, so the first recorded run does not pay for the server's JIT warm-up.
   await lab.setPosition('none')
   await scenarios.find((s) => s.id === 'http')?.run({ lab, sizes: { ...sizes, httpSeconds: 2 }, position: 'none', sidecar: false })
+  if (fixedThreads === undefined && onlyPeers.some((p) => p.startsWith('haproxy'))) {
+    trial = await haproxyTrial({ lab, sizes, rounds: quick ? 1 : 2, scenarios, stopping: () => guard.stopping, log: console.log })
+    nbthread = trial.choice.nbthread
+    runPeers = peerList({ nbthread })
+    console.log(describeChoice(trial.choice, `trial of ${quick ? 1 : 2} round(s) through both sidecars`))
+  } else if (onlyPeers.some((p) => p.startsWith('haproxy'))) console.log(`bench: HAProxy peer: nbthread ${nbthread} (--haproxy-nbthread)`)
   for (let round = 1; round <= rounds && !guard.stopping; round++) {
-    for (const peer of peers.filter((p) => onlyPeers.includes(p.name))) {
+    for (const peer of runPeers.filter((p) => onlyPeers.includes(p.name))) {
       if (guard.stopping) break
       if (peer.sidecar) await lab.startSidecars(peer.sidecar)
       for (const position of peer.positions.filter((p) => p === 'none' || onlyPositions.includes(p))) {
@@ -104,15 +142,16 @@ try {
         for (const scenario of scenarios.filter((s) => onlyScenarios.includes(s.id))) {
           if (guard.stopping) break
           if (scenario.onlyBoth && position !== 'both') continue
+          if (peer.scenarios && !peer.scenarios.includes(scenario.id)) continue
           const sample = { round, peer: peer.name, position, scenario: scenario.id }
           try {
             const metrics = await scenario.run({ lab, sizes, position, sidecar: !!peer.sidecar })
             samples.push({ ...sample, metrics })
-            console.log(`round ${round} ${peer.name.padEnd(11)} ${position.padEnd(8)} ${scenario.id.padEnd(8)} ${brief(metrics)}`)
+            console.log(`round ${round} ${peer.name.padEnd(18)} ${position.padEnd(8)} ${scenario.id.padEnd(8)} ${brief(metrics)}`)
           } catch (err) {
             samples.push({ ...sample, error: String(/** @type {Error} */ (err).message ?? err) })
             console.log(
-              `round ${round} ${peer.name.padEnd(11)} ${position.padEnd(8)} ${scenario.id.padEnd(8)} FAILED: ${/** @type {Error} */ (err).message}`,
+              `round ${round} ${peer.name.padEnd(18)} ${position.padEnd(8)} ${scenario.id.padEnd(8)} FAILED: ${/** @type {Error} */ (err).message}`,
             )
           }
         }
@@ -126,6 +165,9 @@ try {
 }
 if (guard.stopping) await guard.settle()
 
+const summary = summarise(samples)
+// the node relay against a baseline run: only comparable when made on the same kind of machine
+const sameMachine = baseline?.machine?.cpu === host.cpu && baseline?.machine?.nproc === host.nproc
 const result = {
   startedAt: started.toISOString(),
   seconds: Math.round((Date.now() - started.getTime()) / 1000),
@@ -137,13 +179,31 @@ const result = {
     rounds,
     sizes,
     lab: lab.lab,
-    peers: peers
+    peers: runPeers
       .filter((p) => onlyPeers.includes(p.name))
-      .map((p) => ({ name: p.name, positions: p.positions.filter((x) => x === 'none' || onlyPositions.includes(x)) })),
+      .map((p) => ({
+        name: p.name,
+        label: p.label,
+        positions: p.positions.filter((x) => x === 'none' || onlyPositions.includes(x)),
+        ...(p.scenarios ? { scenarios: p.scenarios } : {}),
+      })),
+    nativeRelay: native,
+    haproxy: { nbthread, chosenBy: trial ? 'trial' : fixedThreads !== undefined ? '--haproxy-nbthread' : 'default', trial },
     scenarios: scenarios.filter((s) => onlyScenarios.includes(s.id)).map((s) => ({ id: s.id, title: s.title })),
   },
   samples,
-  summary: summarise(samples),
+  summary,
+  goals: checkGoals(summary),
+  nodeRelay: baseline && {
+    baseline: {
+      file: baselineFile,
+      commit: baseline.machine?.commit,
+      startedAt: baseline.startedAt,
+      cpu: baseline.machine?.cpu,
+      sameMachine,
+    },
+    figures: checkNodeRelay(summary, baseline.summary ?? {}, { sameMachine }),
+  },
 }
 mkdirSync(outDir, { recursive: true })
 const json = JSON.stringify(result, null, 2) + '\n'
@@ -151,6 +211,20 @@ writeFileSync(join(outDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`
 writeFileSync(join(outDir, 'latest.json'), json)
 writeFileSync(join(outDir, 'latest.md'), renderMarkdown(result))
 writeFileSync(join(outDir, 'latest.svg'), renderSvg(result))
+console.log(`bench: issue 13's goals, sidecar-lab-native against HAProxy (nbthread ${nbthread}), both sidecars, medians:`)
+if (!onlyPeers.includes('sidecar-lab-native'))
+  console.log(`  (no native peer in this run: ${native.available ? 'not in --peers' : native.reason})`)
+for (const line of goalLines(result.goals)) console.log(`  ${line}`)
+if (result.nodeRelay) {
+  const b = result.nodeRelay.baseline
+  console.log(
+    `bench: the node relay against ${b.file} (${b.commit}, ${b.startedAt}${sameMachine ? '' : `; another machine: ${b.cpu}, not comparable`}):`,
+  )
+  for (const f of result.nodeRelay.figures)
+    console.log(
+      `  ${f.met === null ? 'n/a   ' : f.met ? 'met   ' : 'MISSED'} ${f.id}: ${f.value.toFixed(3)} (baseline ${f.baseline.median.toFixed(3)}, ${f.baseline.min.toFixed(3)}-${f.baseline.max.toFixed(3)})`,
+    )
+}
 const failed = samples.filter((s) => s.error).length
 console.log(`bench: ${samples.length} runs, ${failed} failed, ${result.seconds} s; results in ${outDir}/latest.{json,md,svg}`)
 process.exit(failed ? 1 : 0)

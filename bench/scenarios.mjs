@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { cpuSeconds, ports, quiet, root, rssBytes, serverIp } from './harness.mjs'
+import { parseWrk, wrkArgv } from './wrk.mjs'
 
 /** @typedef {{ bulkSeconds: number, httpSeconds: number, fixedSeconds: number, cpsSeconds: number, idle: number[] }} Sizes */
 /** @typedef {{ lab: import('./harness.mjs').BenchLab, sizes: Sizes, position: import('./peers.mjs').Position, sidecar: boolean }} Context */
@@ -57,6 +58,33 @@ async function cannon(ctx, options) {
   )
   if (r.error || !(r.requests > 0)) throw new Error(`autocannon: ${r.error ?? 'no responses'}`)
   return r
+}
+
+/**
+ * Keep-alive HTTP at full speed from wrk (-t1, `connections`), with each sidecar's CPU per 1000 requests:
+ * the sidecar's own cost, whichever client drives it.
+ * @param {Context} ctx @param {number} connections @returns {Promise<Metrics>}
+ */
+async function wrk(ctx, connections) {
+  const s = ctx.sizes.httpSeconds
+  const cpu = cpuMeter(ctx)
+  const out = await ctx.lab.runText('productpage', wrkArgv(`http://${serverIp}:${ports.http}/`, connections, s), (s + 30) * 1000)
+  let r
+  try {
+    r = parseWrk(out.stdout)
+  } catch (err) {
+    throw new Error(`${/** @type {Error} */ (err).message} (exit ${out.code}; ${out.stderr.trim().slice(-300)})`, { cause: err })
+  }
+  if (!(r.requests > 0)) throw new Error('wrk: no responses')
+  const e = r.socketErrors
+  return {
+    rps: r.rps,
+    p50: r.latencyMs.p50,
+    p90: r.latencyMs.p90,
+    p99: r.latencyMs.p99,
+    errors: e.connect + e.read + e.write + e.timeout + r.non2xx,
+    ...cpu.per('cpuPer1kReq', r.requests / 1000),
+  }
 }
 
 /** Sidecar pids of the pods whose capture rules are on in this position. @param {Context} ctx */
@@ -113,10 +141,22 @@ export const scenarios = [
     id: 'http',
     title: 'HTTP/1.1 keep-alive, full speed (autocannon -c 10)',
     async run(ctx) {
+      const cpu = cpuMeter(ctx)
       const r = await cannon(ctx, { url: `http://${serverIp}:${ports.http}/`, connections: 10, duration: ctx.sizes.httpSeconds })
-      return { rps: r.requestsPerSec, p50: r.latencyMs.p50, p90: r.latencyMs.p90, p99: r.latencyMs.p99, errors: r.errors + r.non2xx }
+      return {
+        rps: r.requestsPerSec,
+        p50: r.latencyMs.p50,
+        p90: r.latencyMs.p90,
+        p99: r.latencyMs.p99,
+        errors: r.errors + r.non2xx,
+        ...cpu.per('cpuPer1kReq', r.requests / 1000),
+      }
     },
   },
+  // The same load from wrk, which leaves the cores to the proxies: -c16 as issue 13 measured it, and -c10 as
+  // autocannon's above, so the two clients can be compared at one connection count.
+  { id: 'wrk', title: 'HTTP/1.1 keep-alive, full speed (wrk -t1 -c16)', run: (ctx) => wrk(ctx, 16) },
+  { id: 'wrk-c10', title: 'HTTP/1.1 keep-alive, full speed (wrk -t1 -c10)', run: (ctx) => wrk(ctx, 10) },
   {
     // Istio's published setup: 1000 requests/s over 4 connections, 1 KB responses. The sidecars' CPU is read
     // around the same run: seconds per 1000 requests, and vCPU (the anchor: about 0.20 vCPU per sidecar).

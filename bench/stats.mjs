@@ -19,7 +19,7 @@ export const configOf = (s) => `${s.peer}/${s.position}`
 /** Adds added-latency figures (sample minus direct's in the same round) to every non-direct latency sample. @param {Sample[]} samples */
 export function withAddedLatency(samples) {
   return samples.map((s) => {
-    if (s.peer === 'direct' || !s.metrics || !['fixed-1k', 'http'].includes(s.scenario)) return s
+    if (s.peer === 'direct' || !s.metrics || !['fixed-1k', 'http', 'wrk', 'wrk-c10'].includes(s.scenario)) return s
     const direct = samples.find((d) => d.peer === 'direct' && d.round === s.round && d.scenario === s.scenario)?.metrics
     if (!direct) return s
     const m = s.metrics

@@ -1,5 +1,7 @@
 // The benchmark harness itself, in its --quick form: it runs in a lab of its own, every peer answers in every
-// position, the JSON holds every scenario for every peer, and it leaves no namespace behind. Nothing about speed.
+// position (the native relay peer when the addon has the engine, else a line says why it was left out), HAProxy's
+// thread count is chosen and named, the JSON holds every scenario for every peer, and it leaves no namespace
+// behind. Nothing about speed.
 import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -18,8 +20,8 @@ interface Sample {
 }
 
 t.test(
-  'npm run bench:quick: every scenario answers through direct, sidecar-lab and HAProxy, and the lab is removed',
-  { ...rootOnly(), timeout: 300_000 },
+  'npm run bench:quick: every scenario answers through every peer, and the lab is removed',
+  { ...rootOnly(), timeout: 480_000 },
   async (t) => {
     const lab = `slt-bench-${process.pid % 10000}`
     const out = mkdtempSync(join(tmpdir(), 'slt-bench-'))
@@ -28,7 +30,7 @@ t.test(
       execFile(
         process.execPath,
         [join(repoRoot, 'bench/run.mjs'), '--quick', '--lab', lab, '--out', out],
-        { timeout: 280_000, maxBuffer: 16 << 20 },
+        { timeout: 460_000, maxBuffer: 16 << 20 },
         (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       )
     })
@@ -39,15 +41,31 @@ t.test(
     const result = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as {
       samples: Sample[]
       summary: Record<string, Record<string, Record<string, unknown>>>
+      method: { nativeRelay: { available: boolean; reason: string }; haproxy: { nbthread: number; chosenBy: string } }
+      goals: { id: string; met: boolean | null }[]
     }
-    const scenarios = ['memory', 'bulk-1', 'bulk-8', 'http', 'fixed-1k', 'cps']
-    const configs = [
-      'direct/none',
-      ...['sidecar-lab', 'haproxy'].flatMap((p) => ['both', 'outbound', 'inbound'].map((pos) => `${p}/${pos}`)),
-    ]
+    const native = result.method.nativeRelay.available
+    t.match(
+      run.stdout,
+      native ? /peer sidecar-lab-native included/ : /peer sidecar-lab-native LEFT OUT: .*relayStart/,
+      'the run says whether the native relay peer runs',
+    )
+    t.ok([1, 2].includes(result.method.haproxy.nbthread), 'HAProxy ran with 1 or 2 threads')
+    t.equal(result.method.haproxy.chosenBy, 'trial')
+    t.match(run.stdout, new RegExp(`HAProxy peer: nbthread ${result.method.haproxy.nbthread} \\(trial`), 'the choice is printed')
+    t.equal(result.goals.length, 8, 'every goal of issue 13 has a verdict line')
+    t.equal(
+      result.goals.every((g) => g.met !== null),
+      native,
+      'verdicts exactly when the native peer ran',
+    )
+    const scenarios = ['memory', 'bulk-1', 'bulk-8', 'http', 'wrk', 'wrk-c10', 'fixed-1k', 'cps']
+    const sidecars = ['sidecar-lab', ...(native ? ['sidecar-lab-native'] : []), 'haproxy', 'haproxy-splice', 'node-floor']
+    const configs = ['direct/none', ...sidecars.flatMap((p) => ['both', 'outbound', 'inbound'].map((pos) => `${p}/${pos}`))]
     for (const scenario of scenarios) {
       for (const config of configs) {
-        if (scenario === 'memory' && config !== 'sidecar-lab/both' && config !== 'haproxy/both') continue
+        if (scenario === 'memory' && !config.endsWith('/both')) continue
+        if (config.startsWith('haproxy-splice/') && !scenario.startsWith('bulk-')) continue
         const sample = result.samples.find((s) => s.scenario === scenario && `${s.peer}/${s.position}` === config)
         t.ok(sample?.metrics && !sample.error, `${scenario} through ${config} has figures${sample?.error ? `: ${sample.error}` : ''}`)
         t.equal(sample?.metrics?.errors ?? 0, 0, `${scenario} through ${config}: no request failed`)
@@ -55,6 +73,7 @@ t.test(
     }
     t.ok(result.summary['bulk-1']?.MBps?.['sidecar-lab/both'], 'the summary has the sidecar figure')
     t.ok(result.summary['http']?.rps?.['haproxy/both'], 'the summary has the HAProxy figure')
+    t.ok(result.summary['wrk']?.cpuPer1kReqOut?.['sidecar-lab/both'], "the summary has the sidecar's CPU per 1000 requests under wrk")
     t.match(readFileSync(join(out, 'latest.md'), 'utf8'), /\| bulk-1 \| throughput \(MB\/s\) \|/, 'the Markdown table has a throughput row')
     t.match(readFileSync(join(out, 'latest.svg'), 'utf8'), /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/, 'the chart is an SVG')
   },
