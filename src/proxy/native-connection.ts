@@ -19,6 +19,8 @@ import { TPROXY_MARK } from './transparent.js'
 type PassthroughRoute = Extract<Route, { kind: 'passthrough' }>
 type Closed = Extract<RelayEvent, { type: 'closed' }>
 
+const ignore = () => {}
+
 // One relay thread per process, started by the sidecar (or the first connection) with the settings both
 // listeners share.
 const owners = new Map<number, NativeConnection>()
@@ -65,48 +67,55 @@ export class NativeConnection implements LoopOwner {
     this.#log = ctx.log
     this.#downstreamRemote = downstreamRemote
     ctx.events.opened({ id: this.id, disposition: 'proxied', cluster: route.cluster, serviceName: route.serviceName, flags: [] })
-    downstream.on('error', () => {})
-    const dst = route.destination
+    downstream.on('error', ignore)
     let local: Endpoint
     try {
       startNativeRelay(ctx.config)
-      local = relayAdd(this.id, socketFd(downstream), dst, this.#bind())
+      local = relayAdd(this.id, socketFd(downstream), route.destination, this.#bind())
     } catch (err) {
-      // A socket that could not be made or bound (EMFILE, EADDRNOTAVAIL, EPERM): node:net reports those as
-      // the connect's error, and so does this engine. Nothing was relayed: a plain close of the client.
-      const e = err as NodeJS.ErrnoException
-      this.#fail(`delayed_connect_error:_${-(e.errno ?? 0) || e.code}`, false, e.code)
-      this.#log.debug({ err, dst: formatEndpoint(dst) }, 'upstream connect failed')
-      downstream.once('close', () => this.#finish({ rx: 0, tx: 0 }, { rx: 0, tx: 0 }, ''))
-      downstream.destroy()
+      this.#addFailed(downstream, err as NodeJS.ErrnoException)
       return
     }
     this.#local = local
     owners.set(this.id, this)
-    // The loop guard's rule 3 for this engine: the relay thread completes connects on its own clock, so its
-    // 'connected' event can reach this thread any number of turns later, and an app connection that NAT gave
-    // this upstream's port would pass for a loop all that while (seen: 2 of 20,000 in the NAT-clash fault
-    // test). A looped hop needs no such wait: the kernel completes its handshake with our own listener
-    // during connect(2) itself, so it is in the accept queue at the next poll. The upstream counts as
-    // "connecting" from here through the next turn's poll phase (cleared in that turn's check phase).
+    this.#tracked = this.#track(local)
+    // The relay holds its own descriptor now. A plain destroy closes node's: resetAndDestroy's SO_LINGER
+    // would act on the socket both descriptors share. (The closures made here live in methods of their own:
+    // one sharing the constructor's scope would keep the destroyed Socket alive with the connection.)
+    downstream.destroy()
+  }
+
+  /**
+   * A socket that could not be made or bound (EMFILE, EADDRNOTAVAIL, EPERM): node:net reports those as the
+   * connect's error, and so does this engine. Nothing was relayed: a plain close of the client.
+   */
+  #addFailed(downstream: Socket, err: NodeJS.ErrnoException): void {
+    this.#fail(`delayed_connect_error:_${-(err.errno ?? 0) || err.code}`, false, err.code)
+    this.#log.debug({ err, dst: formatEndpoint(this.#route.destination) }, 'upstream connect failed')
+    downstream.once('close', () => this.#finish({ rx: 0, tx: 0 }, { rx: 0, tx: 0 }, ''))
+    downstream.destroy()
+  }
+
+  /**
+   * The loop guard's rule 3 for this engine: the relay thread completes connects on its own clock, so its
+   * 'connected' event can reach this thread any number of turns later, and an app connection that NAT gave
+   * this upstream's port would pass for a loop all that while (seen: 2 of 20,000 in the NAT-clash fault
+   * test). A looped hop needs no such wait: the kernel completes its handshake with our own listener during
+   * connect(2) itself, so it is in the accept queue at the next poll. The upstream counts as "connecting"
+   * from relayAdd through the next turn's poll phase (cleared in that turn's check phase).
+   */
+  #track(local: Endpoint): TrackedUpstream {
     let fresh = true
     setImmediate(() => setImmediate(() => (fresh = false)))
     const id = this.id
     const closed = () => this.#closed
-    this.#tracked = ctx.loopGuard.trackUpstream(
-      local,
-      dst,
-      {
-        get connecting() {
-          return fresh && !closed()
-        },
-        tcpInfo: () => relayTcpInfo(id),
+    const probe = {
+      get connecting() {
+        return fresh && !closed()
       },
-      this,
-    )
-    // The relay holds its own descriptor now. A plain destroy closes node's: resetAndDestroy's SO_LINGER
-    // would act on the socket both descriptors share.
-    downstream.destroy()
+      tcpInfo: () => relayTcpInfo(id),
+    }
+    return this.#ctx.loopGuard.trackUpstream(local, this.#route.destination, probe, this)
   }
 
   /** The upstream's source: 127.0.0.6 / ::6 inbound, the client's own address in TPROXY mode. */
