@@ -140,14 +140,15 @@ export function normalizeAccessLine(line: string): string {
 
 // Statistics that legitimately differ between two runs of the same traffic: times and sizes of the process
 // (uptime, memory, event loop), histograms of durations, how often a buffer filled (flow control depends on
-// speed, not on the bytes), the access log's write batching, and the admin's own requests.
+// speed, not on the bytes), the access log's write batching, and the admin's own requests. Their names still count.
 const volatileStat =
   /uptime|memory|heap|event_loop|_ms$|_ms\.|flow_control|filesystem\.|concurrency|server\.(live|state|version)|http\.admin/
 
-export function normalizeStats(stats: Record<string, number>): Record<string, number> {
+/** Counters by name; the volatile ones by name only (both engines must have them, at whatever value). */
+export function normalizeStats(stats: Record<string, number>): Record<string, number | 'any'> {
   return Object.fromEntries(
     Object.entries(stats)
-      .filter(([name]) => !volatileStat.test(name))
+      .map(([name, value]): [string, number | 'any'] => [name, volatileStat.test(name) ? 'any' : value])
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
   )
 }
