@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint'
 import globals from 'globals'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'node_modules/', 'bench/results/', '.tap/', '.clinic/'] },
+  { ignores: ['dist/', 'build/', 'build-asan/', 'node_modules/', 'bench/results/', '.tap/', '.clinic/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

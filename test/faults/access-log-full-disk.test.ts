@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { rootOnly } from '../helpers/root.js'
 import { fill, smallTmpfs } from '../helpers/tmpfs.js'
 import { adminStats, eventually, podPair, repoRoot, spawnIn, startServerApp, startSidecar, type Pod, type Proc } from '../helpers/pods.js'
+import { engineFlags } from '../helpers/engine.js'
 
 const cli = join(repoRoot, 'dist/cli.js')
 // tap adds its process-info hook to every child's NODE_OPTIONS; in a sidecar that dropped to uid 1337 the
@@ -49,7 +50,7 @@ t.test(
     await startServerApp(t, server, 9080)
     await startSidecar(t, server)
     const accessLog = join(disk, 'access.log')
-    const sidecar = spawnIn(t, client.ns, [...node, cli, 'proxy', '--access-log', accessLog, '--drain-duration', '1s'])
+    const sidecar = spawnIn(t, client.ns, [...node, cli, 'proxy', ...engineFlags(), '--access-log', accessLog, '--drain-duration', '1s'])
     await sidecar.waitFor(/sidecar ready/, 'stderr')
 
     // Phase 1: no space at all. 150 connections' lines (about 40 KB) cannot be written.

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { addNetns, deleteNetns, execIn } from '../../src/sys/netns.js'
 import { rootOnly } from '../helpers/root.js'
 import { repoRoot, spawnIn } from '../helpers/pods.js'
+import { engineFlags } from '../helpers/engine.js'
 
 const cli = join(repoRoot, 'dist/cli.js')
 // tap adds its process-info hook to every child's NODE_OPTIONS; in a sidecar that dropped to uid 1337 the
@@ -36,7 +37,7 @@ t.test('an unwritable --access-log stops the sidecar before it listens', rootOnl
   ]
   for (const c of cases) {
     await t.test(c.why, async (t) => {
-      const p = spawnIn(t, ns, [...node, cli, 'proxy', '--access-log', c.path])
+      const p = spawnIn(t, ns, [...node, cli, 'proxy', ...engineFlags(), '--access-log', c.path])
       const code = await Promise.race([p.exited, new Promise<string>((r) => setTimeout(() => r('still running after 10 s'), 10_000))])
       const listening = (await execIn(ns, ['ss', '-Hltn'])).stdout.trim()
       p.child.kill('SIGKILL')

@@ -6,6 +6,7 @@ import { chmodSync, mkdirSync, readFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { rootOnly } from '../helpers/root.js'
 import { adminStats, podPair, repoRoot, runClient, spawnIn, startServerApp, startSidecar } from '../helpers/pods.js'
+import { engineFlags } from '../helpers/engine.js'
 
 const cli = join(repoRoot, 'dist/cli.js')
 // tap adds its process-info hook to every child's NODE_OPTIONS; in a sidecar that dropped to uid 1337 the
@@ -23,7 +24,7 @@ t.test(
     mkdirSync(dir, { mode: 0o777 })
     chmodSync(dir, 0o777)
     const accessLog = join(dir, 'access.log')
-    const sidecar = spawnIn(t, client.ns, [...node, cli, 'proxy', '--access-log', accessLog])
+    const sidecar = spawnIn(t, client.ns, [...node, cli, 'proxy', ...engineFlags(), '--access-log', accessLog])
     await sidecar.waitFor(/sidecar ready/, 'stderr')
 
     const held = spawnIn(t, client.ns, ['node', join(repoRoot, 'test/helpers/apps/hold-echo.mjs'), server.ip, '9080'], {

@@ -8,6 +8,7 @@ import { inNetns } from '../../src/sys/netns.js'
 import { rootOnly } from '../helpers/root.js'
 import { curlIn, podPair, repoRoot, runClient, startServerApp, startSidecar, type Pod } from '../helpers/pods.js'
 import { fill, smallTmpfs } from '../helpers/tmpfs.js'
+import { engineFlags } from '../helpers/engine.js'
 
 const cli = join(repoRoot, 'dist/cli.js')
 // tap adds its process-info hook to every child's NODE_OPTIONS; in a sidecar that dropped to uid 1337 the
@@ -20,7 +21,7 @@ interface Teardown {
 
 /** Starts the client pod's sidecar with the given stderr; resolves once /healthz/ready says 200. */
 async function sidecarWithStderr(t: Teardown, pod: Pod, stderr: number | 'pipe') {
-  const [program, ...args] = inNetns(pod.ns, [...node, cli, 'proxy', '--access-log', 'off', '--drain-duration', '1s'])
+  const [program, ...args] = inNetns(pod.ns, [...node, cli, 'proxy', ...engineFlags(), '--access-log', 'off', '--drain-duration', '1s'])
   const child = spawn(program!, args, { stdio: ['ignore', 'ignore', stderr] })
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
 import { createServer, type AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { engineFlags } from '../helpers/engine.js'
 
 const cli = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
 
@@ -68,6 +69,7 @@ export async function startLoopbackSidecar(t: Teardown): Promise<Sidecar> {
       String(merged),
       '--drain-duration',
       '0s',
+      ...engineFlags(),
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   )

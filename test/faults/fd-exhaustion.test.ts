@@ -6,6 +6,7 @@ import t from 'tap'
 import { join } from 'node:path'
 import { rootOnly } from '../helpers/root.js'
 import { adminStats, eventually, podPair, repoRoot, spawnIn, startSidecar, type Pod } from '../helpers/pods.js'
+import { engineFlags } from '../helpers/engine.js'
 
 const app = join(repoRoot, 'test/helpers/apps/nat-clash.mjs')
 const LIMIT = 128
@@ -33,6 +34,7 @@ t.test(`a sidecar with ${LIMIT} file descriptors under more connections than tha
     'node',
     join(repoRoot, 'dist/cli.js'),
     'proxy',
+    ...engineFlags(),
     '--access-log',
     accessLog,
   ])

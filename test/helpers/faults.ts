@@ -2,7 +2,8 @@
 // (apps/fault-server.mjs, apps/fault-client.mjs), and what the suite reads from /proc about a sidecar.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { podPair, repoRoot, spawnIn, startSidecar, testRelayFlags, type Pod, type Proc, type SidecarProc } from './pods.js'
+import { podPair, repoRoot, spawnIn, startSidecar, type Pod, type Proc, type SidecarProc } from './pods.js'
+import { engineFlags } from './engine.js'
 
 const cli = join(repoRoot, 'dist/cli.js')
 
@@ -106,7 +107,7 @@ export async function fdsBackTo(pid: number, baseline: number, timeoutMs = 15_00
  * access log off. Resolves once it is ready.
  */
 export async function startWrappedSidecar(t: Teardown, pod: Pod, wrapper: string[], flags: string[] = []): Promise<Proc> {
-  const proc = spawnIn(t, pod.ns, [...wrapper, 'node', cli, 'proxy', '--access-log', 'off', ...testRelayFlags(), ...flags])
+  const proc = spawnIn(t, pod.ns, [...wrapper, 'node', cli, 'proxy', ...engineFlags(), '--access-log', 'off', ...flags])
   await proc.waitFor(/sidecar ready/, 'stderr')
   return proc
 }

@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 import { addNetns, addVeth, deleteNetns, execIn, inNetns } from '../../src/sys/netns.js'
+import { engineFlags, testEngine, type RelayEngine } from './engine.js'
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const cli = join(repoRoot, 'dist/cli.js')
@@ -152,15 +153,14 @@ export interface SidecarProc extends Proc {
   accessLines(): string[]
 }
 
-/** Starts `sidecar-lab proxy` in the pod as root; it switches to uid 1337 unless flags say otherwise. */
-/** SIDECAR_LAB_TEST_RELAY=native runs the sidecars of the integration and fault tests with --relay native. */
-export function testRelayFlags(): string[] {
-  return process.env.SIDECAR_LAB_TEST_RELAY === 'native' ? ['--relay', 'native'] : []
-}
-
-export async function startSidecar(t: Teardown, pod: Pod, flags: string[] = []): Promise<SidecarProc> {
+/**
+ * Starts `sidecar-lab proxy` in the pod as root; it switches to uid 1337 unless flags say otherwise. The relay
+ * engine is SIDECAR_LAB_TEST_RELAY's (test/helpers/engine.ts) unless the caller or flags name one.
+ */
+export async function startSidecar(t: Teardown, pod: Pod, flags: string[] = [], engine: RelayEngine = testEngine()): Promise<SidecarProc> {
   const accessLog = join(pod.dir, `access-${serial++}.log`)
-  const proc = spawnIn(t, pod.ns, ['node', cli, 'proxy', '--access-log', accessLog, ...testRelayFlags(), ...flags])
+  const relay = flags.includes('--relay') ? [] : engineFlags(engine)
+  const proc = spawnIn(t, pod.ns, ['node', cli, 'proxy', ...relay, '--access-log', accessLog, ...flags])
   await proc.waitFor(/sidecar ready/, 'stderr')
   return {
     ...proc,

@@ -6,6 +6,7 @@ import t, { type Test } from 'tap'
 import { execIn } from '../../src/sys/netns.js'
 import { eventually, podPair, repoRoot, runClient, spawnIn, startServerApp, startSidecar, type Pod } from '../helpers/pods.js'
 import { rootOnly } from '../helpers/root.js'
+import { engineFlags } from '../helpers/engine.js'
 
 const MB = 1_000_000
 const cli = join(repoRoot, 'dist/cli.js')
@@ -155,12 +156,12 @@ t.test('TPROXY: upstream refused and upstream timeout are logged UF, the event l
 
 t.test('TPROXY without CAP_NET_ADMIN/CAP_NET_RAW: a clear error and exit 2', rootOnly(), async (t) => {
   const { server } = await podPair(t, { rules: false })
-  const proc = spawnIn(t, server.ns, ['node', cli, 'proxy', ...tproxyFlags], { uid: 1337, gid: 1337 })
+  const proc = spawnIn(t, server.ns, ['node', cli, 'proxy', ...engineFlags(), ...tproxyFlags], { uid: 1337, gid: 1337 })
   t.equal(await proc.exited, 2)
   const error = proc.stderr.join('\n')
   t.match(error, /error: --interception-mode TPROXY: .*lacks CAP_NET_ADMIN and CAP_NET_RAW/, 'names the missing capabilities')
   t.match(error, /uid 1337/, 'and the uid it ran as')
-  const asRoot = spawnIn(t, server.ns, ['node', cli, 'proxy', ...tproxyFlags, '--uid', '1337'])
+  const asRoot = spawnIn(t, server.ns, ['node', cli, 'proxy', ...engineFlags(), ...tproxyFlags, '--uid', '1337'])
   t.equal(await asRoot.exited, 2, 'root switching to --uid 1337 loses the capability and says so too')
   t.match(asRoot.stderr.join('\n'), /lacks CAP_NET_ADMIN/)
 })
