@@ -57,8 +57,14 @@ export class BenchLab {
     return this.state.pods[pod]?.ns ?? ''
   }
 
-  async up() {
-    const { state } = await lifecycle.up({ lab: this.lab, rules: 'istio', log: this.#log, sidecarFlags: ['--access-log', 'off'] })
+  /** @param {string[]} [sidecarFlags] more flags for the lab's own sidecars (the soak's `--relay native`) */
+  async up(sidecarFlags = []) {
+    const { state } = await lifecycle.up({
+      lab: this.lab,
+      rules: 'istio',
+      log: this.#log,
+      sidecarFlags: ['--access-log', 'off', ...sidecarFlags],
+    })
     this.#state = state
     for (const pod of sidecarPods) {
       for (const s of podSysctls) await netns.execIn(this.ns(pod), ['sysctl', '-q', '-w', s], { allowFailure: true })

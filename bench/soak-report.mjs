@@ -147,7 +147,7 @@ function figures(r) {
 
 /** @param {any} r */
 function heading(r) {
-  return `${r.loadSeconds} s of load through both sidecars (lab ${r.lab}), ${r.samples.length} samples every ${r.sampleMs / 1000} s, ${r.kills.length} peer kills; ${r.machine.nproc} cores, Node ${r.machine.node}, load average at end ${r.loadAverageAtEnd.join(' ')}`
+  return `${r.loadSeconds} s of load through both sidecars (${r.relay ?? 'node'} relay, lab ${r.lab}), ${r.samples.length} samples every ${r.sampleMs / 1000} s, ${r.kills.length} peer kills; ${r.machine.nproc} cores, Node ${r.machine.node}, load average at end ${r.loadAverageAtEnd.join(' ')}`
 }
 
 /** @param {any} r @param {Check[]} verdict */

@@ -4,7 +4,7 @@
 // lab's app in reviews killed and restarted now and then, while each sidecar's RSS, descriptors and event-loop
 // delay are sampled. Ends with a table (stdout and soak.md), a plot (soak.svg) and soak.json in --out, and
 // exits 1 when a check fails (bench/soak-report.mjs states them). The lab is removed at the end, also on
-// failure or Ctrl-C. Needs root. usage: node bench/soak.mjs [--duration 10m] [--lab NAME] [--out DIR]
+// failure or Ctrl-C. Needs root. usage: node bench/soak.mjs [--duration 10m] [--relay node|native] [--lab NAME] [--out DIR]
 import { readdirSync, mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
@@ -18,16 +18,27 @@ import { checks, parseDuration, renderSoakMarkdown, renderSoakText } from './soa
 import { renderSoakSvg } from './soak-svg.mjs'
 
 const { values } = parseArgs({
-  options: { duration: { type: 'string' }, lab: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' } },
+  options: {
+    duration: { type: 'string' },
+    relay: { type: 'string' },
+    lab: { type: 'string' },
+    out: { type: 'string' },
+    help: { type: 'boolean' },
+  },
   strict: true,
 })
 if (values.help) {
-  process.stdout.write('usage: node bench/soak.mjs [--duration 10m|60s|SECONDS] [--lab NAME] [--out DIR]\n')
+  process.stdout.write('usage: node bench/soak.mjs [--duration 10m|60s|SECONDS] [--relay node|native] [--lab NAME] [--out DIR]\n')
   process.exit(0)
 }
 if (process.getuid?.() !== 0) {
   process.stderr.write('soak: needs root (network namespaces and iptables)\n')
   process.exit(1)
+}
+const relay = values.relay ?? 'node'
+if (relay !== 'node' && relay !== 'native') {
+  process.stderr.write(`soak: --relay must be node or native, not ${JSON.stringify(relay)}\n`)
+  process.exit(2)
 }
 const durationMs = parseDuration(values.duration ?? '10m')
 const outDir = values.out ?? join(root, 'bench/results/soak')
@@ -72,8 +83,8 @@ const started = new Date()
 let t0 = Date.now()
 
 try {
-  console.log(`soak: lab ${lab.lab} up; ${Math.round(durationMs / 1000)} s of load, samples every ${sampleMs / 1000} s`)
-  await lab.up()
+  console.log(`soak: lab ${lab.lab} up; relay ${relay}; ${Math.round(durationMs / 1000)} s of load, samples every ${sampleMs / 1000} s`)
+  await lab.up(['--relay', relay])
   const dir = labState.ensurePodDir(lab.lab, 'reviews')
   const echoPid = processes.startDetached(
     lab.ns('reviews'),
@@ -132,6 +143,7 @@ const result = {
   loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100),
   machine: machine(),
   lab: lab.lab,
+  relay,
   load,
   sampleMs,
   samples,
