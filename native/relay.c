@@ -5,6 +5,7 @@
 // table (under `mu`); everything else the JS thread asks for goes through a command queue and an eventfd.
 #define _GNU_SOURCE
 #include "relay-internal.h"
+#include "transparent.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,12 +22,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#ifndef IP_TRANSPARENT
-#define IP_TRANSPARENT 19
-#endif
-#ifndef IPV6_TRANSPARENT
-#define IPV6_TRANSPARENT 75
-#endif
 
 typedef struct command {
   enum { CMD_ADD, CMD_ABORT, CMD_STOP } kind;

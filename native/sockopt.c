@@ -2,6 +2,7 @@
 // the boundary; a failed syscall throws an Error shaped like node's own system errors (code: libuv's errno
 // name, errno: negative, syscall), a bad argument a TypeError or RangeError naming it.
 #include "napi-util.h"
+#include "transparent.h"
 
 #include <uv.h>
 
@@ -17,12 +18,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#ifndef IP_TRANSPARENT
-#define IP_TRANSPARENT 19
-#endif
-#ifndef IPV6_TRANSPARENT
-#define IPV6_TRANSPARENT 75
-#endif
 
 
 // Throws err (a positive errno) as node does for a failed syscall: code from libuv (UV_E* is -errno on

@@ -5,7 +5,7 @@ import { connect, type NetConnectOpts, type Socket } from 'node:net'
 import type { Logger } from '../logger.js'
 import type { ListenerKind, Route } from './clusters.js'
 import type { ProxyConfig } from './config.js'
-import { nextConnectionId, type ConnectionObserver, type ConnectionRecord } from './connection-record.js'
+import { nextConnectionId, proxiedRecord, type ConnectionObserver, type ConnectionRecord } from './connection-record.js'
 import { endpoint, formatEndpoint, type Endpoint } from './endpoint.js'
 import type { LoopGuard, LoopOwner } from './loop-guard.js'
 import { relay, type FlowCounters } from './relay.js'
@@ -164,21 +164,18 @@ export class ProxiedConnection implements LoopOwner {
   }
 
   #record(): ConnectionRecord {
-    const dst = this.#route.destination
-    return {
+    return proxiedRecord({
       id: this.id,
-      disposition: 'proxied',
       startTime: this.#start,
-      durationMs: Math.round(performance.now() - this.#startMs),
-      cluster: this.#route.cluster,
-      serviceName: this.#route.serviceName,
+      startMs: this.#startMs,
+      route: this.#route,
       flags: this.#flags,
       terminationDetails: this.#termination,
       failureReason: this.#failureReason,
       downstreamRemote: this.#downstreamRemote,
-      downstreamLocal: dst,
+      upstreamLocal: this.#upstreamLocal,
       downstream: { rx: this.#downstream.bytesRead, tx: this.#downstream.bytesWritten },
-      upstream: { host: dst, local: this.#upstreamLocal, bytes: { rx: this.#upstream.bytesRead, tx: this.#upstream.bytesWritten } },
-    }
+      upstream: { rx: this.#upstream.bytesRead, tx: this.#upstream.bytesWritten },
+    })
   }
 }

@@ -10,7 +10,7 @@ import type { Logger } from '../logger.js'
 import type { Route } from './clusters.js'
 import type { ProxyConfig } from './config.js'
 import type { ConnectionContext } from './connection.js'
-import { nextConnectionId, type ByteCounts, type ConnectionRecord } from './connection-record.js'
+import { nextConnectionId, proxiedRecord, type ByteCounts, type ConnectionRecord } from './connection-record.js'
 import { formatEndpoint, type Endpoint } from './endpoint.js'
 import type { LoopOwner, TrackedUpstream } from './loop-guard.js'
 import { ResponseFlag, upstreamConnectFailed } from './response-flags.js'
@@ -185,21 +185,18 @@ export class NativeConnection implements LoopOwner {
   }
 
   #record(downstream: ByteCounts, upstream: ByteCounts, termination: string): ConnectionRecord {
-    const dst = this.#route.destination
-    return {
+    return proxiedRecord({
       id: this.id,
-      disposition: 'proxied',
       startTime: this.#start,
-      durationMs: Math.round(performance.now() - this.#startMs),
-      cluster: this.#route.cluster,
-      serviceName: this.#route.serviceName,
+      startMs: this.#startMs,
+      route: this.#route,
       flags: this.#flags,
       terminationDetails: termination,
       failureReason: this.#failureReason,
       downstreamRemote: this.#downstreamRemote,
-      downstreamLocal: dst,
+      upstreamLocal: this.#upstreamLocal,
       downstream,
-      upstream: { host: dst, local: this.#upstreamLocal, bytes: upstream },
-    }
+      upstream,
+    })
   }
 }
