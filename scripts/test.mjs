@@ -1,22 +1,42 @@
 #!/usr/bin/env node
-// Runs the tap suite with the raw TAP reporter, passes its output through, and ends with the one line
-// CI reads: "N passed, N failed, N skipped", counting each named test (a file's top-level subtests).
-// The files both relay engines must pass (scripts/relay-engines.mjs) then run a second time with
-// SIDECAR_LAB_TEST_RELAY=native; the last line sums both runs and each failure names its engine.
-// usage: node scripts/test.mjs [--no-setup] [FILE...]   (--no-setup: the caller installed and built, see test-asan.mjs)
+// Runs the tap suite with the raw TAP reporter, passes its output through, and ends with the one line CI
+// reads: "N passed, N failed, N skipped", counting each named test (a file's top-level subtests).
+// The files both relay engines must pass (scripts/relay-engines.mjs) run a second time with
+// SIDECAR_LAB_TEST_RELAY=native; the counts sum both runs and each failure names its engine.
+//
+// Tiers (scripts/test-tiers.mjs): `npm test` runs the fast tier, `npm run test:slow` the slow one, CI both.
+// With SIDECAR_LAB_TEST_TOTALS=FILE each run adds its counts to FILE and ends with one more line,
+// "total: N passed, N failed, N skipped", over every run that wrote there (CI's last line).
+//
+// Each run has a folder, <tmpdir>/sidecar-lab-run-<pid>, that the tests' processes find in their environment
+// (src/lab/sweep.ts): on SIGINT, SIGTERM or SIGHUP the tests are stopped and everything the run made is
+// removed before the runner exits non-zero, saying what it removed; a run that starts removes what an
+// interrupted one left.
+// usage: node scripts/test.mjs [--no-setup] [--tier fast|slow|all] [FILE...]
+//   --no-setup: the caller installed and built (scripts/test-asan.sh)
+//   FILE...: just these files, whatever their tier
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { createInterface } from 'node:readline'
 import { dirname, join, relative, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
 import { addonHasRelay, engineFiles, engineInTree } from './relay-engines.mjs'
+import { tierFiles } from './test-tiers.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const run = (program, args) => spawnSync(program, args, { stdio: ['ignore', 'inherit', 'inherit'], cwd: root }).status
-const noSetup = process.argv[2] === '--no-setup'
-const files = process.argv.slice(noSetup ? 3 : 2)
+const { values, positionals } = parseArgs({
+  options: { 'no-setup': { type: 'boolean' }, tier: { type: 'string', default: 'fast' } },
+  allowPositionals: true,
+})
+if (!['fast', 'slow', 'all'].includes(values.tier)) {
+  process.stderr.write(`test: --tier is fast, slow or all, not ${JSON.stringify(values.tier)}\n`)
+  process.exit(2)
+}
 
-if (!noSetup) {
+if (!values['no-setup']) {
   // On a fresh clone, install and build first, so `npm test` is the one command a newcomer needs.
   const setup = run('bash', [join(root, 'scripts/setup.sh')])
   if (setup !== 0) process.exit(setup ?? 1)
@@ -33,20 +53,39 @@ if (!noSetup) {
   }
 }
 
+const sweep = await import(pathToFileURL(join(root, 'dist/lab/sweep.js')).href)
+const { createLogger } = await import(pathToFileURL(join(root, 'dist/logger.js')).href)
+const log = createLogger({ level: 'warn' })
+const say = (line) => process.stdout.write(`# test: ${line}\n`)
+
+// What an interrupted run left (its runner is gone): removed first, so this run starts on a clean machine.
+for (const dir of sweep.runDirs(tmpdir())) {
+  if (sweep.liveOwner(dir) === undefined)
+    say(`an earlier run was interrupted (${dir}): ${sweep.describeSweep(await sweep.sweepRun(dir, log))}`)
+}
+const runDir = join(tmpdir(), `${sweep.runPrefix}${process.pid}`)
+mkdirSync(join(runDir, 'tmp'), { recursive: true })
+chmodSync(join(runDir, 'tmp'), 0o1777) // the sidecars (uid 1337) and apps (uid 1000) make folders here too
+sweep.writeOwner(runDir)
+const runEnv = sweep.runEnvironment(runDir)
+
 // A dockerd that the Docker lab's test starts (through scripts/docker-image.sh) is stopped when the tests end;
 // one that was running before, ours or not, is left running.
 const dockerdBefore = run('bash', [join(root, 'scripts/docker-daemon.sh'), 'ours']) === 0
 
 const totals = { passed: 0, failed: 0, skipped: 0 }
 const failures = []
+/** file -> milliseconds, per engine run */
+const times = []
+let child
+let interrupted
 
 /** One tap run; its counts go into totals and its failures are named with the engine. */
 function tap(engine, tapFiles) {
-  const env = { ...process.env, SIDECAR_LAB_TEST_RELAY: engine }
-  const child = spawn(join(root, 'node_modules/.bin/tap'), ['--reporter=tap', ...tapFiles], {
+  child = spawn(join(root, 'node_modules/.bin/tap'), ['--reporter=tap', ...tapFiles], {
     stdio: ['ignore', 'pipe', 'inherit'],
     cwd: root,
-    env,
+    env: { ...process.env, ...runEnv, SIDECAR_LAB_TEST_RELAY: engine },
   })
   let failuresInFile = 0
   let currentFile = ''
@@ -69,7 +108,8 @@ function tap(engine, tapFiles) {
       failuresInFile = 0
       return
     }
-    const top = /^(not )?ok \d+ - (\S+)/.exec(line)
+    const top = /^(not )?ok \d+ - (\S+)(?:.* # time=([\d.]+)ms)?/.exec(line)
+    if (top?.[3]) times.push({ file: top[2], engine, ms: Number(top[3]) })
     if (top && top[1] && failuresInFile === 0) {
       // A file that crashed or timed out before any of its tests reported still counts as a failure.
       totals.failed++
@@ -79,22 +119,41 @@ function tap(engine, tapFiles) {
   return new Promise((res) =>
     child.on('close', (code) => {
       lines.close()
+      child = undefined
       res(code)
     }),
   )
 }
 
-/** The engine-shared files among those asked for (all of them when none were named). */
-function nativeFiles() {
-  if (files.length === 0) return engineFiles
-  const asked = new Set(files.map((f) => relative(root, resolve(f))))
-  return engineFiles.filter((f) => asked.has(f))
+/** Stops the tests, removes what the run made, says what, and exits. */
+async function stop(signal) {
+  if (interrupted) return
+  interrupted = signal
+  say(`${signal}: stopping the tests and removing what they made`)
+  if (child) {
+    const closed = new Promise((res) => child?.once('close', res))
+    child.kill('SIGTERM')
+    // tap ends its test processes on SIGTERM; whatever still runs after 5 s the sweep kills
+    await Promise.race([closed, new Promise((res) => setTimeout(res, 5000))])
+  }
+  say(`${signal}: ${sweep.describeSweep(await sweep.sweepRun(runDir, log))}`)
+  if (!dockerdBefore) run('bash', [join(root, 'scripts/docker-daemon.sh'), 'stop'])
+  process.stdout.write(`\n${totals.passed} passed, ${totals.failed + 1} failed, ${totals.skipped} skipped\n`)
+  process.exit(signal === 'SIGINT' ? 130 : signal === 'SIGHUP' ? 129 : 143)
 }
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => void stop(signal))
+// The process that started the run ended without passing a signal on (a shell between npm and node dies of
+// SIGTERM and leaves this one running): as a hang-up.
+const parent = process.ppid
+setInterval(() => process.ppid !== parent && void stop('SIGHUP'), 500).unref()
+
+/** This run's files: those named, or the tier's. */
+const files = positionals.length ? positionals.map((f) => relative(root, resolve(f))) : tierFiles(root, values.tier)
 
 let code = await tap('node', files)
-const second = nativeFiles()
+const second = engineFiles.filter((f) => files.includes(f))
 let note = ''
-if (second.length > 0 && addonHasRelay(root)) {
+if (!interrupted && second.length > 0 && addonHasRelay(root)) {
   process.stdout.write(
     `\n# relay engine native (SIDECAR_LAB_TEST_RELAY=native): ${second.length} files, listed in scripts/relay-engines.mjs\n`,
   )
@@ -105,8 +164,33 @@ if (second.length > 0 && addonHasRelay(root)) {
   failures.push('[native] the built addon does not export relayStart although native/relay.c or src/native/relay.ts exists')
 } else if (second.length > 0)
   note = `\nThe native engine's runs of ${second.length} files were not made: the engine is not in this tree (the addon has no relayStart)\n`
+if (interrupted) await new Promise(() => {}) // stop() exits
 
+// Whatever the tests did not remove themselves (a defect of the test, named here), the sweep does.
+const swept = await sweep.sweepRun(runDir, log)
+// npm's own compile cache lands in TMPDIR too; it is no test's leftover
+swept.tempEntries = swept.tempEntries.filter((n) => !n.startsWith('v8-compile-cache'))
+const left = sweep.describeSweep(swept)
+if (left !== 'nothing was left') say(`the tests left things behind: ${left}`)
 if (!dockerdBefore) run('bash', [join(root, 'scripts/docker-daemon.sh'), 'stop'])
+
+const slowest = times.sort((a, b) => b.ms - a.ms).slice(0, 10)
+if (slowest.length) {
+  process.stdout.write('\nThe ten slowest files:\n')
+  for (const t of slowest)
+    process.stdout.write(`  ${(t.ms / 1000).toFixed(1).padStart(6)} s  ${t.file}${t.engine === 'native' ? ' (native)' : ''}\n`)
+}
 if (failures.length) process.stdout.write('\nFailed:\n' + failures.map((f) => `  ${f}`).join('\n') + '\n')
-process.stdout.write(`${note}\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped\n`)
+const summary = (t) => `${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped`
+process.stdout.write(`${note}\n${summary(totals)}\n`)
+const totalsFile = process.env.SIDECAR_LAB_TEST_TOTALS
+if (totalsFile) {
+  appendFileSync(totalsFile, JSON.stringify(totals) + '\n')
+  const all = { passed: 0, failed: 0, skipped: 0 }
+  for (const line of readFileSync(totalsFile, 'utf8').split('\n').filter(Boolean)) {
+    const t = JSON.parse(line)
+    for (const k of Object.keys(all)) all[k] += t[k]
+  }
+  process.stdout.write(`total: ${summary(all)}\n`)
+}
 process.exit(code === 0 && totals.failed === 0 ? 0 : 1)

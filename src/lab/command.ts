@@ -13,6 +13,7 @@ import { inNetns } from '../sys/netns.js'
 import { appUser, podSpec, pods } from './scene.js'
 import { labFlag, podDir, readState, type LabState } from './state.js'
 import { renderStatus } from './status.js'
+import { downAll } from './sweep.js'
 
 const help = `usage: sidecar-lab lab <subcommand> [--lab NAME]
 
@@ -28,7 +29,8 @@ subcommands:
      [--docker]                  pods as containers: a holder owns each pod's namespace, and the init step,
                                  the sidecar (uid 1337) and the app (uid 1000) join it (image: scripts/docker-image.sh)
      [--dns-capture]             the injector's DNS capture (ISTIO_META_DNS_CAPTURE=true: --redirect-dns to 15053)
-  down                           remove namespaces, links, processes, rules and state, whatever state it is in
+  down [--all]                   remove namespaces, links, processes, rules and state, whatever state it is in;
+                                 --all: every lab, and whatever an interrupted \`npm test\` left behind
   status                         pods, addresses, processes and the packets each capture rule caught
   exec POD [--uid N] -- CMD...   run a command in a pod's namespace with the host's programs (as uid ${appUser.uid}, unless --uid)
   logs POD                       the pod's sidecar log, access log and app log
@@ -45,10 +47,18 @@ const options = {
   docker: { type: 'boolean' },
   mode: { type: 'string', value: 'REDIRECT|TPROXY' },
   'dns-capture': { type: 'boolean' },
+  all: { type: 'boolean' },
 } as const
 
 /** The flags of one subcommand only; the others share --lab and --help. */
-const only: Partial<Record<keyof typeof options, string>> = { uid: 'exec', compat: 'up', docker: 'up', mode: 'up', 'dns-capture': 'up' }
+const only: Partial<Record<keyof typeof options, string>> = {
+  uid: 'exec',
+  compat: 'up',
+  docker: 'up',
+  mode: 'up',
+  'dns-capture': 'up',
+  all: 'down',
+}
 
 function parse(argv: string[], sub: string): ParsedArgs<typeof options> {
   const parsed = parseCommandArgs(argv, options, 'sidecar-lab lab', true)
@@ -139,6 +149,12 @@ export const labCommand: Command = {
         return 0
       }
       case 'down': {
+        if (values.all) {
+          if (values.lab !== undefined) throw new InvalidFlagError('--all takes every lab down: give it without --lab')
+          const lines = await downAll(log)
+          io.stdout.write(lines.length ? lines.join('\n') + '\n' : 'no lab is up and no test run left anything; nothing to remove\n')
+          return 0
+        }
         const { removed } = await down(lab, log)
         io.stdout.write(
           removed.length ? `lab ${lab} is down: removed ${removed.join(', ')}\n` : `lab ${lab} was not up; nothing to remove\n`,

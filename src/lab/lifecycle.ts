@@ -21,6 +21,7 @@ import {
   sidecarProcessPrefix,
   type LabMode,
 } from './scene.js'
+import { recordCreated } from '../sys/ledger.js'
 import { ensurePodDir, readState, removeState, writeState, type LabState } from './state.js'
 
 export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url))
@@ -105,6 +106,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     dns: { ns: dnsNamespace(lab) },
     pods: Object.fromEntries(pods.map((p) => [p.name, { ns: `${lab}-${p.name}`, ip: p.ip, ip6: p.ip6, sidecar: p.sidecar, pids: {} }])),
   }
+  recordCreated('lab', lab)
   writeState(state) // before anything exists, so a crash from here on can be cleaned up
   try {
     await addNetns(state.bridgeNs)

@@ -1,6 +1,7 @@
 // Network namespaces and veth links: the lab's pods and the tests' hosts are built from these.
 import { existsSync } from 'node:fs'
 import { alive, run } from './exec.js'
+import { recordCreated } from './ledger.js'
 
 export function netnsPath(name: string): string {
   return `/run/netns/${name}`
@@ -24,6 +25,7 @@ export function execIn(ns: string, argv: string[], options: Parameters<typeof ru
 
 export async function addNetns(name: string): Promise<void> {
   if (netnsExists(name)) await deleteNetns(name)
+  recordCreated('netns', name)
   await run('ip', ['netns', 'add', name])
   await execIn(name, ['ip', 'link', 'set', 'lo', 'up'])
 }

@@ -1,6 +1,6 @@
 // The DNS proxy's flags and files: defaults, resolv.conf, --dns-upstream, --dns-hosts, and errors naming
 // the flag; the registry's NAMESPACE/NAME form that feeds the name table.
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -10,6 +10,7 @@ import { parseProxyFlags } from '../../src/proxy/flags.js'
 import { parseRegistryEntry } from '../../src/proxy/registry.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'slt-dns-flags-'))
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 const resolv = join(dir, 'resolv.conf')
 writeFileSync(
   resolv,

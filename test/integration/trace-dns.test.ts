@@ -1,7 +1,7 @@
 // `trace --dns` on a real lab with the seed listing's rules: the hops and rules the issue names, the
 // zones in conntrack, the zone probe captured with the zones, and bypassing the sidecar without them.
 import { execFile } from 'node:child_process'
-import { existsSync, readFileSync, mkdtempSync } from 'node:fs'
+import { existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -31,7 +31,9 @@ t.test('trace --dns names every hop, the zones, and the bypass without them', ro
     await cli(['lab', 'down', '--lab', `${lab}-nz`])
   })
   t.equal((await cli(['lab', 'up', '--lab', lab, '--compat', 'legacy'])).code, 0)
-  const svg = join(mkdtempSync(join(tmpdir(), 'slt-dns-trace-')), 'dns.svg')
+  const dir = mkdtempSync(join(tmpdir(), 'slt-dns-trace-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const svg = join(dir, 'dns.svg')
   const r = await cli(['trace', '--dns', '--no-ct-zones', '--json', '--svg', svg, '--lab', lab])
   t.equal(r.code, 0, r.stderr)
   const report = JSON.parse(r.stdout) as DnsTraceReport

@@ -8,7 +8,7 @@ import { dnsHops } from '../../src/trace/dns-hops.js'
 import { parseDig, sidecarUpstreamEntries } from '../../src/trace/dns-run.js'
 import { ownTable } from '../../src/trace/nft-table.js'
 import { parseTrace, traversals } from '../../src/trace/parse.js'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -76,7 +76,9 @@ t.test("dig's answer, the counters' change and dnsmasq's log", async (t) => {
     server: '198.18.0.53#53(198.18.0.53)',
   })
   t.same(counterDelta({ requests: 4, forwarded: 1 }, { requests: 5, forwarded: 2, nxdomain: 0 }), { requests: 1, forwarded: 1 })
-  const file = join(mkdtempSync(join(tmpdir(), 'slt-dns-log-')), 'dnsmasq.log')
+  const dir = mkdtempSync(join(tmpdir(), 'slt-dns-log-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'dnsmasq.log')
   writeFileSync(
     file,
     'dnsmasq[1]: 7 198.18.0.10/37629 query[A] db.lab.test from 198.18.0.10\ndnsmasq[1]: 7 198.18.0.10/37629 config db.lab.test is 198.18.0.30\n',
