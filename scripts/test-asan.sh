@@ -4,7 +4,7 @@
 # native one exists), every process started with libasan preloaded (node itself is not instrumented, so the
 # runtime must be in place before the addon loads; the env reaches the sidecars the tests spawn). Fails when a
 # test fails or when any sanitizer report appears, in the tests' output or in the report files.
-# usage: scripts/test-asan.sh [FILE...]   (default: every test file except the Docker lab's, see below)
+# usage: scripts/test-asan.sh [FILE...]   (default: the files that exercise the addon's C, see below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -49,12 +49,17 @@ for program in curl dnsmasq dig haproxy wrk ps pgrep pkill ip iptables ip6tables
 done
 echo "test:asan: run without the preload (they hang with it): $(ls "$shims" | tr '\n' ' ')" >&2
 
-# The Docker lab's tests are left out: their sidecars run inside the image with the image's own addon build, and
-# the Docker CLI and daemon (Go) gain nothing from a preloaded libasan.
+# What the sanitizers are for: the addon's C. By default the files that load it in the process under test or
+# drive its relay: its own tests (test/native), the in-process proxy units (test/proxy), the files both relay
+# engines must pass (scripts/relay-engines.mjs) and the relay differential. Name files to run others.
 if [ $# -gt 0 ]; then
   files=("$@")
 else
-  mapfile -t files < <(find test -name '*.test.ts' -not -name 'lab-docker*' | LC_ALL=C sort)
+  mapfile -t files < <({
+    find test/native test/proxy -name '*.test.ts'
+    echo test/integration/relay-differential.test.ts
+    node --input-type=module -e "import('./scripts/relay-engines.mjs').then((m) => console.log(m.engineFiles.join('\\n')))"
+  } | LC_ALL=C sort -u)
 fi
 
 logs=$out/logs
