@@ -29,18 +29,20 @@ interface Burst {
 export class BurstLog<T> {
   readonly #first: (event: T) => void
   readonly #summary: (s: BurstSummary) => void
+  readonly #quietMs: number
   #burst: Burst | undefined
 
   /** first logs an event in full; summary logs what followed it. */
-  constructor(first: (event: T) => void, summary: (s: BurstSummary) => void) {
+  constructor(first: (event: T) => void, summary: (s: BurstSummary) => void, options: { quietMs?: number } = {}) {
     this.#first = first
     this.#summary = summary
+    this.#quietMs = options.quietMs ?? BURST_QUIET_MS
   }
 
   record(event: T, source: string): void {
     const b = this.#burst
     if (!b) {
-      const timer = setTimeout(() => this.#end(), BURST_QUIET_MS).unref()
+      const timer = setTimeout(() => this.#end(), this.#quietMs).unref()
       this.#burst = { since: Date.now(), count: 0, sources: new Set(), timer }
       return this.#first(event)
     }
