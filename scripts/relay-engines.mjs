@@ -10,6 +10,8 @@ import { join } from 'node:path'
 export const engineFiles = [
   // 50 MB each way, half-close, both loop guards, refused, REGISTRY_ONLY, idle timeout, limits, resets, drain
   'test/integration/proxy.test.ts',
+  // direct connections to the listener's own port from another host: closed, counted, one warning per burst
+  'test/integration/proxy-direct.test.ts',
   // transparent upstream sockets (IP_TRANSPARENT + SO_MARK from relayAdd's bind), refused/timed-out upstreams
   'test/integration/proxy-tproxy.test.ts',
   // counters and Istio metrics after proxied connections: identical names and meaning for both engines

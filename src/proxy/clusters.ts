@@ -35,8 +35,11 @@ export function route(kind: ListenerKind, dst: Endpoint | undefined, options: Ro
     }
   }
   // Each listener's own port is a dead end (Istio's virtualOutbound-blackhole / virtualInbound-blackhole):
-  // passing it through would dial the listener again.
-  if (dst.port === (kind === 'outbound' ? options.outboundPort : options.inboundPort)) {
+  // passing it through would dial the listener again. An inbound destination is this pod's own address, so
+  // for virtualInbound both ports are: a caller that dialled the pod's :15001 would otherwise be passed on to
+  // our own outbound listener, from 127.0.0.6 or (TPROXY) from the caller's address.
+  const own = kind === 'outbound' ? [options.outboundPort] : [options.inboundPort, options.outboundPort]
+  if (own.includes(dst.port)) {
     return {
       kind: 'blackhole',
       cluster: 'BlackHoleCluster',

@@ -140,6 +140,10 @@ export class ProxiedConnection implements LoopOwner {
     this.#upstream.destroy()
   }
 
+  get listenerKind(): ListenerKind {
+    return this.#ctx.kind
+  }
+
   onUpstreamLooped(): void {
     this.#flags = [ResponseFlag.UpstreamConnectionFailure]
     this.#termination = 'upstream_loop'

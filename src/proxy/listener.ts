@@ -13,7 +13,8 @@ import { StatsObserver } from './connection-observer.js'
 import { ConnectionChannel, nextConnectionId, type ConnectionRecord } from './connection-record.js'
 import { endpoint, formatEndpoint, type Endpoint } from './endpoint.js'
 import { isFdExhaustion, type FdBudget } from './fd-budget.js'
-import type { LoopGuard } from './loop-guard.js'
+import type { LoopGuard, LoopOwner } from './loop-guard.js'
+import { MisdirectedLog } from './misdirected.js'
 import { listenTransparent } from './transparent.js'
 import type { FlowCounters } from './relay.js'
 import { ResponseFlag } from './response-flags.js'
@@ -48,6 +49,13 @@ export interface ListenerDeps {
   fdBudget: FdBudget
   /** how an accepted connection's original destination is recovered (tests route loopback without NAT) */
   destination?: DestinationSource
+  /** direct connections and loops, counted and logged once per burst for both listeners (one of its own if not given) */
+  misdirected?: MisdirectedLog
+}
+
+/** The process's identity for the loop advice, read when a loop is logged (the proxy drops root after start). */
+export function identityOf(config: Pick<ProxyConfig, 'interceptionMode'>) {
+  return () => ({ mode: config.interceptionMode, uid: process.getuid?.(), gid: process.getgid?.() })
 }
 
 export class VirtualListener implements ConnectionContext {
@@ -62,6 +70,7 @@ export class VirtualListener implements ConnectionContext {
   readonly #port: number
   readonly #observer: StatsObserver
   readonly #destination: DestinationSource
+  readonly #misdirected: MisdirectedLog
   readonly #active = new Map<number, ProxiedConnection | NativeConnection>()
   readonly #refused = new Set<Socket>()
   #idleWaiters: (() => void)[] = []
@@ -75,6 +84,7 @@ export class VirtualListener implements ConnectionContext {
       deps.destination ?? (kind === 'inbound' && deps.config.interceptionMode === 'TPROXY' ? transparentDestination : originalDestination)
     this.#port = kind === 'outbound' ? deps.config.outboundPort : deps.config.inboundPort
     this.log = deps.log.child({ listener: listenerNames[kind], port: this.#port })
+    this.#misdirected = deps.misdirected ?? new MisdirectedLog(deps.log, deps.stats, identityOf(deps.config))
     this.#observer = new StatsObserver({
       kind,
       stats: deps.stats,
@@ -147,6 +157,7 @@ export class VirtualListener implements ConnectionContext {
 
   /** Stops accepting; open connections go on. */
   stopAccepting(): Promise<void> {
+    this.#misdirected.flush()
     return new Promise((resolve) => {
       if (!this.#server.listening) return resolve()
       this.#server.close(() => resolve())
@@ -183,13 +194,16 @@ export class VirtualListener implements ConnectionContext {
     if (!this.#deps.fdBudget.take(2)) return this.#refuseOverBudget(socket)
     const remote = endpoint(socket.remoteAddress, socket.remotePort)
     const dst = this.#destination(socket, this.log)
-    const looped = this.loopGuard.ownerOf(socket.remoteAddress, socket.remotePort, dst, () => tcpInfoOf(socket))
-    if (looped) return this.#refuseLoop(socket, remote, looped)
+    // Routed first: a connection that is closed here dials nothing, so it cannot be a loop, whoever sent it.
     const r = route(this.kind, dst, this.#deps.router)
     if (r.kind === 'blackhole') {
-      this.log.debug({ src: formatEndpoint(remote), dst: formatEndpoint(dst), reason: r.reason }, 'connection sent to BlackHoleCluster')
+      if (r.reason === 'destination_is_proxy_listener' && dst) this.#misdirected.direct({ listener: this.name, remote, dst })
+      else
+        this.log.debug({ src: formatEndpoint(remote), dst: formatEndpoint(dst), reason: r.reason }, 'connection sent to BlackHoleCluster')
       return this.#closeUnproxied(socket, { disposition: 'blackholed', remote, dst, flags: [r.flags], details: r.reason, reset: false })
     }
+    const looped = this.loopGuard.ownerOf(socket.remoteAddress, socket.remotePort, dst, () => tcpInfoOf(socket))
+    if (looped) return this.#refuseLoop(socket, remote, looped)
     // The native engine takes the socket's fd: node:net never read it (pauseOnConnect).
     const conn = native ? new NativeConnection(this, socket, r, remote) : new ProxiedConnection(this, socket, r, remote)
     this.#active.set(conn.id, conn)
@@ -215,16 +229,8 @@ export class VirtualListener implements ConnectionContext {
     this.#deps.fdBudget.exhausted(this.name, err)
   }
 
-  #refuseLoop(socket: Socket, remote: Endpoint | undefined, owner: { onUpstreamLooped(): void }): void {
-    const uid = process.getuid?.()
-    const gid = process.getgid?.()
-    this.log.error(
-      { src: formatEndpoint(remote), uid, gid },
-      `traffic loop: the proxy's own upstream connection from ${formatEndpoint(remote)} was captured back into ` +
-        `${this.name} (port ${this.#port}), so the capture rules do not exempt this process (uid ${uid}, gid ${gid}). ` +
-        `Fix: run the proxy as the uid the rules exempt (start it as root with --uid 1337, the default), or ` +
-        `generate the rules with that uid in -u/--proxy-uid (or its gid in -g/--proxy-gid). Connection refused.`,
-    )
+  #refuseLoop(socket: Socket, remote: Endpoint | undefined, owner: LoopOwner): void {
+    this.#misdirected.loop({ listener: this.name, port: this.#port, remote, from: owner.listenerKind })
     owner.onUpstreamLooped()
     const flags = [ResponseFlag.NoRouteFound]
     this.#closeUnproxied(socket, { disposition: 'looped', remote, dst: undefined, flags, details: 'upstream_loop', reset: true })

@@ -26,12 +26,15 @@
 // past SAME_MOMENT_MS) costs one hop: the next hop loops the same way and is caught.
 import type { Socket } from 'node:net'
 import { TCP_SYN_SENT, tcpInfoOf, type TcpInfo } from '../native/sockopt.js'
+import type { ListenerKind } from './clusters.js'
 import { endpointKey, type Endpoint } from './endpoint.js'
 
 /** Rule 5's tolerance: a few scheduler ticks (a jiffy is 1-10 ms), far below the seconds a NAT coincidence spans. */
 export const SAME_MOMENT_MS = 20
 
 export interface LoopOwner {
+  /** the listener whose connection opened the upstream socket (what a loop's advice depends on) */
+  readonly listenerKind: ListenerKind
   /** called when this owner's upstream socket turned out to be connected to the proxy itself */
   onUpstreamLooped(): void
 }

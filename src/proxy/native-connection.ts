@@ -7,7 +7,7 @@ import { getSystemErrorName } from 'node:util'
 import { relayAbort, relayAdd, relayStart, relayStop, relayTcpInfo, type RelayBind, type RelayEvent } from '../native/relay.js'
 import { socketFd } from '../native/sockopt.js'
 import type { Logger } from '../logger.js'
-import type { Route } from './clusters.js'
+import type { ListenerKind, Route } from './clusters.js'
 import type { ProxyConfig } from './config.js'
 import type { ConnectionContext } from './connection.js'
 import { nextConnectionId, proxiedRecord, type ByteCounts, type ConnectionRecord } from './connection-record.js'
@@ -160,6 +160,10 @@ export class NativeConnection implements LoopOwner {
     this.#ctx.events.failed({ id: this.id, cluster: this.#route.cluster, reason, timeout, ...(code ? { code } : {}) })
     this.#flags = upstreamConnectFailed
     this.#failureReason = reason
+  }
+
+  get listenerKind(): ListenerKind {
+    return this.#ctx.kind
   }
 
   onUpstreamLooped(): void {

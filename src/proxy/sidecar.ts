@@ -8,8 +8,9 @@ import { checkTransparentCapability } from './transparent.js'
 import { createAccessLog, type AccessLogSink } from './access-log.js'
 import type { ProxyConfig } from './config.js'
 import { FdBudget } from './fd-budget.js'
-import { VirtualListener } from './listener.js'
+import { identityOf, VirtualListener } from './listener.js'
 import { LoopGuard } from './loop-guard.js'
+import { MisdirectedLog } from './misdirected.js'
 import { startNativeRelay, stopNativeRelay } from './native-connection.js'
 import { Registry } from './registry.js'
 import { Stats } from '../stats/stats.js'
@@ -49,6 +50,7 @@ export class Sidecar {
       loopGuard: new LoopGuard(),
       accessLog: this.#accessLog,
       fdBudget: new FdBudget(log),
+      misdirected: new MisdirectedLog(log, this.stats, identityOf(config)),
       router: {
         outboundPort: config.outboundPort,
         inboundPort: config.inboundPort,

@@ -2,7 +2,7 @@
 // delivers the marked packets locally, the sidecar reads the destination from its own socket, and its
 // connection to the app leaves from the client's address. Kept apart so the REDIRECT text stays as it is.
 import { execIn } from '../sys/netns.js'
-import { formatEndpoint as fmt } from '../net/address.js'
+import { formatEndpoint as fmt, sameEndpoint } from '../net/address.js'
 import type { Connection } from './steps.js'
 
 export type TraceMode = 'REDIRECT' | 'TPROXY'
@@ -25,8 +25,15 @@ export function destinationSource(mode: TraceMode | undefined): string {
 /** The second answer's TPROXY sentence: whose address the sidecar's connection to the app carries. */
 export function transparentSentence(connections: Connection[]): string {
   const toApp = connections.find((c) => c.role === 'inbound sidecar')
-  const caller = connections[connections.length - 2]
-  if (!toApp || !caller) return ''
+  if (!toApp) return ''
+  // By its role, not its place in the list (the called pod's own outbound call follows it): the connection
+  // that reached the app's address and port from the address the transparent socket reused: the caller's
+  // sidecar, or the caller itself when it has none.
+  const reaching = connections.filter(
+    (c) => c !== toApp && c.client.address === toApp.client.address && sameEndpoint(c.server, toApp.server),
+  )
+  const caller = reaching.find((c) => c.role === 'outbound sidecar') ?? reaching.find((c) => c.role === 'app')
+  if (!caller) return ''
   return (
     ` Here (TPROXY) the inbound sidecar's connection to the app carries the client's address: ${fmt(toApp.client)} -> ` +
     `${fmt(toApp.server)}, from ${caller.client.address} (the caller, ${fmt(caller.client)}) on a port the kernel chose, through a ` +

@@ -133,6 +133,7 @@ t.test('loop guard: a proxy whose uid the rules do not exempt refuses the loop o
     2,
     "the listener accepted two connections: the app's and the looped hop (the loop is bounded)",
   )
+  t.equal((await adminStats(client))['sidecar.upstream_loop'], 1, 'the loop is counted once')
   const lines = await eventually(() => (outbound.accessLines().length >= 2 ? outbound.accessLines() : undefined))
   t.equal(lines.length, 2, 'exactly two access-log lines')
   t.ok(

@@ -94,6 +94,14 @@ t.test('TPROXY trace: the mangle path, the mark, the local route, conntrack, and
   t.equal(report.answers.loop.repliesSkipNat, true, 'replies skip the nat chains (mangle only)')
   t.equal(report.answers.newConnection.newConnection, true)
   t.match(report.answers.newConnection.answer, /carries the client's address: 198\.18\.0\.10:\d+ -> 198\.18\.0\.20:9080/)
+  // The caller is productpage's sidecar (its connection to reviews' app port), not reviews' own call to ratings,
+  // which the trace also holds since reviews calls ratings on each request.
+  t.match(
+    report.answers.newConnection.answer,
+    new RegExp(`from 198\\.18\\.0\\.10 \\(the caller, ${caller!.client.replaceAll('.', '\\.')}\\)`),
+    "the caller named is productpage's sidecar, by its own connection's address and port",
+  )
+  t.match(caller!.client, /^198\.18\.0\.10:\d+$/, "the caller's connection leaves from productpage's address")
 
   const text = await cli(['trace', '--lab', lab])
   t.match(text.stdout, /TPROXY policy routing in reviews:\n {2}ip -4 rule from all fwmark 0x539 lookup 133/)

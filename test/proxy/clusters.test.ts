@@ -28,6 +28,11 @@ t.test("no original destination, or the listener's own port, is a blackhole", as
   t.match(route('outbound', dst('198.18.0.1', 15001), base), { kind: 'blackhole', flags: 'UH', reason: 'destination_is_proxy_listener' })
   t.match(route('inbound', dst('198.18.0.1', 15006), base), { kind: 'blackhole', filterChain: 'virtualInbound-blackhole' })
   t.match(route('outbound', dst('198.18.0.2', 15006), base), { kind: 'passthrough' }, 'a remote inbound port is passed on')
+  t.match(
+    route('inbound', dst('198.18.0.1', 15001), base),
+    { kind: 'blackhole', reason: 'destination_is_proxy_listener' },
+    "inbound to the pod's own :15001 is the outbound listener itself: not passed on to it",
+  )
 })
 
 t.test('REGISTRY_ONLY passes registered destinations only', async (t) => {

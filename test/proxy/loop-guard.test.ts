@@ -17,7 +17,7 @@ t.test('a tracked upstream is found by its local endpoint and destination, and f
   const port = (server.address() as AddressInfo).port
   const dst: Endpoint = { address: '127.0.0.1', port, family: 4 }
   const guard = new LoopGuard()
-  const owner = { onUpstreamLooped() {} }
+  const owner = { listenerKind: 'outbound' as const, onUpstreamLooped() {} }
   const upstream: Socket = connect({ host: '127.0.0.1', port })
   guard.track(upstream, dst, owner)
   // connect(2) and the tracking both run in nextTicks, before the event loop polls for the accept
@@ -53,7 +53,7 @@ t.test('a tracked upstream is found by its local endpoint and destination, and f
 t.test('rules 4 and 5: the kernel must have finished the upstream handshake in the same moment as ours', async (t) => {
   const dst: Endpoint = { address: '198.18.0.2', port: 9207, family: 4 }
   const local: Endpoint = { address: '198.18.0.1', port: 40000, family: 4 }
-  const owner = { onUpstreamLooped() {} }
+  const owner = { listenerKind: 'outbound' as const, onUpstreamLooped() {} }
   const probeOf = (state: number, lastAckRecvMs: number) => ({ connecting: true, tcpInfo: () => ({ state, lastAckRecvMs }) })
   const suspect = (probe: ReturnType<typeof probeOf> | { connecting: boolean; tcpInfo: () => undefined }, acceptedAckMs?: number) => {
     const guard = new LoopGuard()
@@ -111,7 +111,7 @@ t.test('an upstream that node calls connecting but whose SYN is unanswered (SYN_
   const fillers: Socket[] = []
   t.teardown(() => fillers.forEach((s) => s.destroy()))
   const guard = new LoopGuard()
-  const owner = { onUpstreamLooped() {} }
+  const owner = { listenerKind: 'outbound' as const, onUpstreamLooped() {} }
   for (let i = 0; i < 4; i++) {
     const upstream = connect({ host: '127.0.0.1', port })
     upstream.on('error', () => {})
