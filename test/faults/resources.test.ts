@@ -3,8 +3,7 @@
 // that descriptors return to where they were.
 import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { adminStats, curlIn, runClient, startSidecar, type Pod } from '../helpers/pods.js'
+import { adminStats, curlIn, runClient, startSidecar, waitForStat, type Pod } from '../helpers/pods.js'
 import { rootOnly } from '../helpers/root.js'
 import { event, faultClient, faultServer, fdCount, fdsBackTo, mesh, pidOf, running, startWrappedSidecar, until } from '../helpers/faults.js'
 
@@ -27,7 +26,8 @@ for (const side of ['outbound', 'inbound'] as const) {
       const pod = side === 'outbound' ? m.client : m.server
       await echoIntact(t, m.client, m.server, 9080, 'before the kill')
       const inFlight = runClient(t, m.client, m.server.ip, 9080, 8 * MB, 4000) // paced over 4 s
-      await sleep(1000)
+      const port = side === 'outbound' ? 15001 : 15006
+      await waitForStat(pod, `listener.[__]_${port}.downstream_cx_active`, (n) => n === 1) // under way through it
       m[side].child.kill('SIGKILL')
       await m[side].exited
       const cut = await inFlight
@@ -95,7 +95,9 @@ t.test(
     await faultServer(t, m.server, 9080, 'echo')
     await echoIntact(t, m.client, m.server, 9080, 'warm-up')
     const pids = { outbound: pidOf(m.outbound), inbound: pidOf(m.inbound) }
-    await sleep(1500) // the warm-up's connections are closed
+    // the warm-up's connection is closed in both sidecars
+    await waitForStat(m.client, 'listener.[__]_15001.downstream_cx_active', (n) => n === 0)
+    await waitForStat(m.server, 'listener.[__]_15006.downstream_cx_active', (n) => n === 0)
     const baseline = { outbound: fdCount(pids.outbound), inbound: fdCount(pids.inbound) }
     const hold = faultClient(t, m.client, m.server.ip, 9080, 'hold', [2000])
     const held = await event<{ held: number; errorCount: number; errors: string[] }>(hold, 'held', 90_000)

@@ -202,16 +202,7 @@ export async function runClient(t: Teardown, pod: Pod, host: string, port: numbe
   return JSON.parse(line) as ClientResult
 }
 
-/** Polls until fn returns a truthy value or the time is up. */
-export async function eventually<T>(fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const v = fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+export { eventually } from './wait.js'
 
 export interface CurlResult {
   /** HTTP status, 0 when no response came (refused, reset, timed out) */

@@ -1,5 +1,5 @@
 // The admin, health and metrics ports of real sidecars in two namespaced pods with the seed's capture rules.
-import { renameSync, readFileSync } from 'node:fs'
+import { existsSync, renameSync, readFileSync } from 'node:fs'
 import parse from 'parse-prometheus-text-format'
 import t from 'tap'
 import { adminStats, curlIn, eventually, podPair, runClient, startServerApp, startSidecar, waitForStat } from '../helpers/pods.js'
@@ -208,7 +208,8 @@ t.test('SIGHUP reopens the access log: after a rename the next line lands in a n
   await eventually(() => outbound.accessLines().length === 1)
   renameSync(outbound.accessLog, `${outbound.accessLog}.1`)
   outbound.child.kill('SIGHUP')
-  await new Promise((r) => setTimeout(r, 300))
+  // the reopen creates the file at the path again: then the next line goes there
+  await eventually(() => existsSync(outbound.accessLog))
   await runClient(t, client, server.ip, 9080, 222)
   const fresh = await eventually(() => outbound.accessLines().length === 1 && outbound.accessLines())
   t.match(fresh[0], ' 222 222 ', 'the new file has the second connection')

@@ -43,6 +43,15 @@ const tproxyFlags = [
   '0',
 ]
 
+/** Waits until a connect to the port is pending in the pod (a socket in SYN-SENT). */
+async function synSent(pod: Pod, port: number): Promise<void> {
+  const end = Date.now() + 10_000
+  while ((await execIn(pod.ns, ['ss', '-Htn', 'state', 'syn-sent', 'dport', `= :${port}`])).stdout.trim() === '') {
+    if (Date.now() > end) throw new Error(`no connect to port ${port} pending in ${pod.ns} after 10 s`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
 t.test("TPROXY: 50 MB each way arrive intact, and the server app sees the client pod's own address", rootOnly(), async (t) => {
   const { client, server } = await tproxyPair(t)
   const app = await startServerApp(t, server, 9080)
@@ -97,7 +106,8 @@ t.test('TPROXY: half-close, and nothing loops when the app answers', rootOnly(),
     t.equal(r.error, null)
     t.equal(r.firstReply, 'reply after FIN (5 bytes seen)', `round ${i + 1}: the reply sent after the FIN reached the client`)
   }
-  await new Promise((r) => setTimeout(r, 500))
+  // every connection closed and logged (a reply taken for a new connection would be a fourth line)
+  await eventually(() => inbound.accessLines().length >= 3)
   t.equal(inbound.accessLines().length, 3, 'the inbound sidecar saw exactly the three connections (no reply came back as a new one)')
   t.equal(app.stdout.filter((l) => l.includes('"event":"conn"')).length, 3, 'the app got exactly three connections')
   t.notOk(
@@ -140,14 +150,12 @@ t.test('TPROXY: upstream refused and upstream timeout are logged UF, the event l
     line,
     /"- - -" 0 UF,URX - - "delayed_connect_error:_111" 0 0 \d+ - "-" "-" "-" "-" "198\.18\.0\.2:9999" InboundPassthroughClusterIpv4 - 198\.18\.0\.2:9999 198\.18\.0\.1:\d+ - -/,
   )
-  const [timedOut, fine] = await Promise.all([
-    runClient(t, client, server.ip, 9998, 100),
-    (async () => {
-      await new Promise((r) => setTimeout(r, 200))
-      await startServerApp(t, server, 9080)
-      return runClient(t, client, server.ip, 9080, 1000)
-    })(),
-  ])
+  const pending = runClient(t, client, server.ip, 9998, 100)
+  // accepted by the inbound sidecar, whose connect to the app's port 9998 is now pending (its SYN dropped)
+  await synSent(server, 9998)
+  await startServerApp(t, server, 9080)
+  const fine = await runClient(t, client, server.ip, 9080, 1000)
+  const timedOut = await pending
   t.equal(timedOut.received, 0)
   t.equal(fine.received, 1000, 'another connection was served while one upstream connect was pending')
   const slow = await eventually(() => inbound.accessLines().find((l) => l.includes(':9998')), 5000)

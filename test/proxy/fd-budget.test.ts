@@ -2,6 +2,7 @@
 import t from 'tap'
 import { pino } from 'pino'
 import { FdBudget, fileLimits, reserveFor } from '../../src/proxy/fd-budget.js'
+import { eventually } from '../helpers/wait.js'
 
 function capture(): { log: pino.Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = []
@@ -34,8 +35,8 @@ t.test('one warning per burst; the end of a burst is logged with its counts', as
   const warns = () => lines.filter((l) => l.level === 40)
   t.equal(warns().length, 1, 'one warning for 51 shortages in a row')
   t.match(String(warns()[0]!.msg), /out of file descriptors \(EMFILE: this process's limit is \d+ \(RLIMIT_NOFILE soft \d+, hard \d+\)\)/)
-  await new Promise((r) => setTimeout(r, 1300))
-  const end = lines.find((l) => l.msg === 'file descriptors available again')
+  // the burst ends after a quiet second: wait for its closing line
+  const end = await eventually(() => lines.find((l) => l.msg === 'file descriptors available again'), 5000)
   t.match(end, { overflow: 50, exhausted: 1 }, 'the burst ended after a quiet second, with its counts')
   budget.exhausted('virtualInbound', Object.assign(new Error('connect ENFILE'), { code: 'ENFILE' }))
   t.equal(warns().length, 2, 'the next shortage is a new burst with its own warning')

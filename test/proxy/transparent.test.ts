@@ -1,5 +1,4 @@
 // TPROXY mode's flag and the addon's transparent sockets, without namespaces (loopback only).
-import { closeSync } from 'node:fs'
 import { Socket, createServer } from 'node:net'
 import t from 'tap'
 import { transparentSocket } from '../../src/native/sockopt.js'
@@ -57,7 +56,19 @@ t.test('transparentSocket: a bound fd node:net connects (and reports refusal) wi
   const err = await new Promise<NodeJS.ErrnoException>((r) => refused.once('error', r))
   t.equal(err.code, 'ECONNREFUSED', "a refused connect is node:net's ECONNREFUSED error")
 
-  const listener = transparentSocket('::', 0, 0)
-  closeSync(listener)
-  t.pass('a dual-stack transparent listener socket is made and closed')
+  // dual-stack: IPV6_V6ONLY is off, so an IPv4 client reaches the socket bound to ::
+  const dual = createServer((s) => s.end('dual'))
+  await new Promise<void>((r) => dual.listen({ fd: transparentSocket('::', 0, 0) }, r))
+  t.teardown(() => dual.close())
+  const dualPort = (dual.address() as { port: number }).port
+  t.equal((dual.address() as { family: string }).family, 'IPv6', 'the listener is bound to ::')
+  const reply = await new Promise<string>((res, rej) => {
+    let got = ''
+    new Socket()
+      .connect({ host: '127.0.0.1', port: dualPort })
+      .on('data', (d) => (got += d))
+      .on('end', () => res(got))
+      .on('error', rej)
+  })
+  t.equal(reply, 'dual', 'an IPv4 connection to 127.0.0.1 reaches the dual-stack socket (IPV6_V6ONLY off)')
 })
