@@ -168,8 +168,8 @@ if (interrupted) await new Promise(() => {}) // stop() exits
 
 // Whatever the tests did not remove themselves (a defect of the test, named here), the sweep does.
 const swept = await sweep.sweepRun(runDir, log)
-// npm's own compile cache lands in TMPDIR too; it is no test's leftover
-swept.tempEntries = swept.tempEntries.filter((n) => !n.startsWith('v8-compile-cache'))
+// the caches of npm (v8-compile-cache-*) and of the TypeScript loader (tsx-*) land in TMPDIR too: no test's leftovers
+swept.tempEntries = swept.tempEntries.filter((n) => !/^(v8-compile-cache|tsx)-/.test(n))
 const left = sweep.describeSweep(swept)
 if (left !== 'nothing was left') say(`the tests left things behind: ${left}`)
 if (!dockerdBefore) run('bash', [join(root, 'scripts/docker-daemon.sh'), 'stop'])
