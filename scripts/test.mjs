@@ -12,7 +12,7 @@
 // (src/lab/sweep.ts): on SIGINT, SIGTERM or SIGHUP the tests are stopped and everything the run made is
 // removed before the runner exits non-zero, saying what it removed; a run that starts removes what an
 // interrupted one left.
-// usage: node scripts/test.mjs [--no-setup] [--tier fast|slow|all] [FILE...]
+// usage: node scripts/test.mjs [--no-setup] [--tier fast|slow|all] [--jobs N] [FILE...]
 //   --no-setup: the caller installed and built (scripts/test-asan.sh)
 //   FILE...: just these files, whatever their tier
 import { spawn, spawnSync } from 'node:child_process'
@@ -28,11 +28,18 @@ import { tierFiles } from './test-tiers.mjs'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const run = (program, args) => spawnSync(program, args, { stdio: ['ignore', 'inherit', 'inherit'], cwd: root }).status
 const { values, positionals } = parseArgs({
-  options: { 'no-setup': { type: 'boolean' }, tier: { type: 'string', default: 'fast' } },
+  options: { 'no-setup': { type: 'boolean' }, tier: { type: 'string', default: 'fast' }, jobs: { type: 'string' } },
   allowPositionals: true,
 })
 if (!['fast', 'slow', 'all'].includes(values.tier)) {
   process.stderr.write(`test: --tier is fast, slow or all, not ${JSON.stringify(values.tier)}\n`)
+  process.exit(2)
+}
+// Files at once: the fast tier's tests mostly wait (on namespaces, processes, timers), so they share the cores;
+// the slow tier's measure (bench, soak) or load the machine on purpose (NAT clash), so they run one at a time.
+const jobs = values.jobs === undefined ? (values.tier === 'fast' && positionals.length === 0 ? 3 : 1) : Number(values.jobs)
+if (!Number.isInteger(jobs) || jobs < 1 || jobs > 16) {
+  process.stderr.write(`test: --jobs is a whole number from 1 to 16, not ${JSON.stringify(values.jobs)}\n`)
   process.exit(2)
 }
 
@@ -82,7 +89,7 @@ let interrupted
 
 /** One tap run; its counts go into totals and its failures are named with the engine. */
 function tap(engine, tapFiles) {
-  child = spawn(join(root, 'node_modules/.bin/tap'), ['--reporter=tap', ...tapFiles], {
+  child = spawn(join(root, 'node_modules/.bin/tap'), ['--reporter=tap', `--jobs=${jobs}`, ...tapFiles], {
     stdio: ['ignore', 'pipe', 'inherit'],
     cwd: root,
     env: { ...process.env, ...runEnv, SIDECAR_LAB_TEST_RELAY: engine },
