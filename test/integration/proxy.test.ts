@@ -242,7 +242,8 @@ t.test('connection limit: connections over --max-connections are closed at once'
   await startServerApp(t, server, 9080)
   await startSidecar(t, client, ['--max-connections', '1'])
   await startSidecar(t, server)
-  const first = runClient(t, client, server.ip, 9080, 10, 1500) // holds the one slot for 1.5 s
+  // holds the one slot for 6 s: long enough for the second client's process to start on a loaded machine
+  const first = runClient(t, client, server.ip, 9080, 10, 6000)
   await waitForStat(client, 'listener.[__]_15001.downstream_cx_active', (n) => n === 1)
   const second = await runClient(t, client, server.ip, 9080, 10)
   t.equal(second.received, 0, 'the second connection is closed without a reply')
