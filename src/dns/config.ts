@@ -16,6 +16,8 @@ export interface DnsConfig {
   maxTcpConnections: number
   tcpIdleMs: number
   maxQueryBytes: number
+  /** replies waiting to be written across all TCP connections: over it, no connection is read */
+  maxTcpBufferedBytes: number
   /** queries being forwarded at once; more get SERVFAIL at once instead of piling up */
   maxInflight: number
 }
@@ -29,5 +31,6 @@ export const defaultDnsConfig: DnsConfig = {
   maxTcpConnections: 256,
   tcpIdleMs: 10_000,
   maxQueryBytes: 4096,
+  maxTcpBufferedBytes: 4 * 1024 * 1024,
   maxInflight: 4096,
 }

@@ -2,7 +2,7 @@
 // which the merged-metrics port (15020) serves with the agent's istio_agent_ prefix; and our breakdown of
 // where each answer came from, in the sidecar's Stats store under dns.*, so /stats and /stats/prometheus
 // (as envoy_dns_*) show it next to the listeners' counters.
-import type { Counter, Histogram, Stats } from '../stats/stats.js'
+import type { Counter, Gauge, Histogram, Stats } from '../stats/stats.js'
 
 /** Istio's buckets for dns_upstream_request_duration_seconds. */
 export const upstreamDurationBuckets = [0.001, 0.005, 0.01, 0.1, 0.5, 1, 5]
@@ -24,6 +24,8 @@ export class DnsMetrics {
   readonly unmatchedReplies: Counter
   readonly tcpConnections: Counter
   readonly tcpOverflow: Counter
+  readonly tcpPausedReading: Counter
+  readonly tcpBufferedBytes: Gauge
   readonly total: Counter
   readonly upstreamTime: Histogram
 
@@ -37,6 +39,8 @@ export class DnsMetrics {
     this.unmatchedReplies = stats.counter('dns.upstream_unmatched_replies')
     this.tcpConnections = stats.counter('dns.tcp_connections')
     this.tcpOverflow = stats.counter('dns.tcp_overflow')
+    this.tcpPausedReading = stats.counter('dns.tcp_paused_reading')
+    this.tcpBufferedBytes = stats.gauge('dns.tcp_tx_bytes_buffered')
     this.upstreamTime = stats.histogram('dns.upstream_rq_time')
   }
 

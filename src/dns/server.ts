@@ -1,6 +1,7 @@
 // The sidecar's DNS proxy: UDP and TCP on 127.0.0.1 and [::1] only (the capture rules REDIRECT port 53
-// there; on any other address it would be an open resolver). TCP follows RFC 7766: pipelined queries
-// answered as they complete, an idle timeout, a frame-size limit and a connection limit.
+// there; on any other address it would be an open resolver). TCP follows RFC 7766 (tcp-connection.ts):
+// pipelined queries answered as they complete with backpressure, an idle timeout, a frame-size limit and a
+// connection limit.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { createServer, type Server, type Socket } from 'node:net'
 import { ListenError } from '../errors.js'
@@ -9,12 +10,9 @@ import type { RegistryEntry } from '../proxy/registry.js'
 import type { Stats } from '../stats/stats.js'
 import type { DnsConfig } from './config.js'
 import { DnsMetrics } from './metrics.js'
-import { Resolver, type Transport } from './resolver.js'
+import { Resolver } from './resolver.js'
 import { NameTable, namespaceFromSearch } from './table.js'
-import { frame, readFrames } from './tcp-frames.js'
-
-/** Queries one TCP connection may have in flight before its reading pauses. */
-const tcpPipelineDepth = 64
+import { DnsTcpConnection, TcpBacklog } from './tcp-connection.js'
 
 export class DnsServer {
   readonly metrics: DnsMetrics
@@ -25,7 +23,8 @@ export class DnsServer {
   readonly #log: Logger
   readonly #udp: UdpSocket[] = []
   readonly #tcp: Server[] = []
-  readonly #connections = new Set<Socket>()
+  readonly #connections = new Set<DnsTcpConnection>()
+  readonly #backlog: TcpBacklog
   readonly addresses: string[] = []
 
   constructor(config: DnsConfig, registry: RegistryEntry[], stats: Stats, log: Logger) {
@@ -33,6 +32,7 @@ export class DnsServer {
     this.#log = log
     this.log = log
     this.metrics = new DnsMetrics(stats)
+    this.#backlog = new TcpBacklog(config.maxTcpBufferedBytes, this.metrics.tcpBufferedBytes)
     const table = new NameTable(registry, config.hosts, { ...namespaceFromSearch(config.search), search: config.search })
     this.resolver = new Resolver(config, table, this.metrics, log)
   }
@@ -95,49 +95,20 @@ export class DnsServer {
 
   #tcpConnection(socket: Socket): void {
     this.metrics.tcpConnections.inc()
-    this.#connections.add(socket)
-    const client = `${socket.remoteAddress}:${socket.remotePort}`
-    let inflight = 0
-    let closing = false
-    // After a bad frame the stream cannot be trusted any more: read nothing else, but the queries already
-    // read still get their answers before the connection ends.
-    const finish = () => {
-      closing = true
-      socket.pause()
-      if (inflight === 0) socket.end()
-    }
-    socket.setTimeout(this.#config.tcpIdleMs, () => socket.destroy())
-    socket.on('error', () => socket.destroy())
-    socket.on('close', () => this.#connections.delete(socket))
-    readFrames(
-      socket,
-      this.#config.maxQueryBytes,
-      (msg) => {
-        if (closing) return
-        inflight++
-        if (inflight >= tcpPipelineDepth) socket.pause()
-        void this.resolver.resolve(Buffer.from(msg), 'tcp' satisfies Transport, client).then((out) => {
-          inflight--
-          if (socket.destroyed) return
-          if (out) socket.write(frame(out))
-          // A message without even a header gets no reply; the stream is then suspect too.
-          else if (!closing) finish()
-          if (closing) {
-            if (inflight === 0) socket.end()
-          } else if (inflight < tcpPipelineDepth) socket.resume()
-        })
-      },
-      (err) => {
-        this.metrics.malformed.inc()
-        this.#log.debug({ client, err: err.message }, 'dns tcp: bad frame, closing after the answers in flight')
-        finish()
-      },
-    )
+    const c = new DnsTcpConnection(socket, {
+      config: this.#config,
+      resolver: this.resolver,
+      metrics: this.metrics,
+      log: this.#log,
+      backlog: this.#backlog,
+    })
+    this.#connections.add(c)
+    socket.on('close', () => this.#connections.delete(c))
   }
 
   async close(): Promise<void> {
     for (const s of this.#udp.splice(0)) s.close()
-    for (const c of this.#connections) c.destroy()
+    for (const c of this.#connections) c.socket.destroy()
     await Promise.all(this.#tcp.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))))
   }
 }
