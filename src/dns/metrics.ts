@@ -25,6 +25,9 @@ export class DnsMetrics {
   readonly tcpConnections: Counter
   readonly tcpOverflow: Counter
   readonly tcpPausedReading: Counter
+  readonly tcpEvicted: Counter
+  readonly tcpIdleTimeout: Counter
+  readonly tcpFrameTimeout: Counter
   readonly tcpBufferedBytes: Gauge
   readonly total: Counter
   readonly upstreamTime: Histogram
@@ -40,6 +43,9 @@ export class DnsMetrics {
     this.tcpConnections = stats.counter('dns.tcp_connections')
     this.tcpOverflow = stats.counter('dns.tcp_overflow')
     this.tcpPausedReading = stats.counter('dns.tcp_paused_reading')
+    this.tcpEvicted = stats.counter('dns.tcp_evicted')
+    this.tcpIdleTimeout = stats.counter('dns.tcp_idle_timeout')
+    this.tcpFrameTimeout = stats.counter('dns.tcp_frame_timeout')
     this.tcpBufferedBytes = stats.gauge('dns.tcp_tx_bytes_buffered')
     this.upstreamTime = stats.histogram('dns.upstream_rq_time')
   }

@@ -81,8 +81,6 @@ export class DnsServer {
 
   #listenTcp(host: string): Promise<void> {
     const server = createServer((s) => this.#tcpConnection(s))
-    server.maxConnections = this.#config.maxTcpConnections
-    server.on('drop', () => this.metrics.tcpOverflow.inc())
     return new Promise((resolve, reject) => {
       server.once('error', reject)
       server.listen({ port: this.#config.port, host, ...(host.includes(':') ? { ipv6Only: true } : {}) }, () => {
@@ -94,6 +92,18 @@ export class DnsServer {
   }
 
   #tcpConnection(socket: Socket): void {
+    // All slots taken: the connection idle longest gives way (slow senders cannot hold them all); with
+    // every one waiting for answers, the new one is closed.
+    if (this.#connections.size >= this.#config.maxTcpConnections) {
+      const oldest = this.#oldestIdle()
+      if (!oldest) {
+        this.metrics.tcpOverflow.inc()
+        socket.on('error', () => {})
+        return void socket.destroy()
+      }
+      this.#connections.delete(oldest)
+      oldest.evict()
+    }
     this.metrics.tcpConnections.inc()
     const c = new DnsTcpConnection(socket, {
       config: this.#config,
@@ -104,6 +114,12 @@ export class DnsServer {
     })
     this.#connections.add(c)
     socket.on('close', () => this.#connections.delete(c))
+  }
+
+  #oldestIdle(): DnsTcpConnection | undefined {
+    let oldest: DnsTcpConnection | undefined
+    for (const c of this.#connections) if (c.idle && (!oldest || c.lastActive < oldest.lastActive)) oldest = c
+    return oldest
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,8 @@
 // reply is in the kernel's send buffer, so a client that pipelines and never reads stops being read after
 // tcpPipelineDepth queries; and while the replies waiting across all connections pass maxTcpBufferedBytes,
 // no connection is read at all. Without this, replies for queries read without limit piled up in memory.
+// Time limits: a frame must arrive whole within tcpFrameMs of its first byte, and a connection with no
+// query read and no reply written for tcpIdleMs is closed; a byte on its own proves nothing (slow-loris).
 import type { Socket } from 'node:net'
 import type { Logger } from '../logger.js'
 import type { Gauge } from '../stats/stats.js'
@@ -63,6 +65,8 @@ export interface TcpDeps {
   backlog: TcpBacklog
 }
 
+let activity = 0
+
 export class DnsTcpConnection {
   readonly socket: Socket
   readonly #deps: TcpDeps
@@ -74,17 +78,25 @@ export class DnsTcpConnection {
   #buffered = 0
   #closing = false
   #closed = false
+  /** order of the last query read or reply written (a sequence: no two equal): the lowest gives way first */
+  lastActive = ++activity
+  readonly #idleTimer: NodeJS.Timeout
+  #frameTimer: NodeJS.Timeout | undefined
 
   constructor(socket: Socket, deps: TcpDeps) {
     this.socket = socket
     this.#deps = deps
     this.#client = `${socket.remoteAddress}:${socket.remotePort}`
-    socket.setTimeout(deps.config.tcpIdleMs, () => socket.destroy())
+    this.#idleTimer = setTimeout(() => this.#timedOut('idle'), deps.config.tcpIdleMs)
     socket.on('error', () => socket.destroy())
     socket.on('close', () => this.#onClose())
     this.#reader = new FrameReader(socket, deps.config.maxQueryBytes, {
       ready: () => this.#ready(),
-      onMessage: (msg) => this.#query(msg),
+      onMessage: (msg) => {
+        this.#active()
+        this.#query(msg)
+      },
+      onChunk: () => this.#watchFrame(),
       onError: (err) => {
         deps.metrics.malformed.inc()
         deps.log.debug({ client: this.#client, err: err.message }, 'dns tcp: bad frame, closing after the answers in flight')
@@ -93,9 +105,48 @@ export class DnsTcpConnection {
     })
   }
 
+  /** No query of its own waits for an answer: it may give way to a new connection when all slots are taken. */
+  get idle(): boolean {
+    return this.#pending === 0
+  }
+
   /** Reads again if what paused it is gone (ready() decides). */
   resume(): void {
-    if (!this.#closing && !this.#closed && this.#reader.paused) this.#reader.resume()
+    if (this.#closing || this.#closed || !this.#reader.paused) return
+    this.#reader.resume()
+    this.#watchFrame()
+  }
+
+  /** Closed to make room for a new connection. */
+  evict(): void {
+    this.#deps.metrics.tcpEvicted.inc()
+    this.socket.destroy()
+  }
+
+  #active(): void {
+    this.lastActive = ++activity
+    this.#idleTimer.refresh()
+    clearTimeout(this.#frameTimer)
+    this.#frameTimer = undefined
+  }
+
+  /** A frame begun and not complete gets tcpFrameMs from its first byte (none while we hold it unread). */
+  #watchFrame(): void {
+    if (!this.#reader.partial) {
+      clearTimeout(this.#frameTimer)
+      this.#frameTimer = undefined
+    } else if (!this.#frameTimer) {
+      this.#frameTimer = setTimeout(() => this.#timedOut('frame'), this.#deps.config.tcpFrameMs)
+    }
+  }
+
+  #timedOut(what: 'idle' | 'frame'): void {
+    if (this.#closed) return
+    // a frame held back by our own backpressure is not the client's delay
+    if (what === 'frame' && !this.#reader.partial) return void (this.#frameTimer = undefined)
+    ;(what === 'idle' ? this.#deps.metrics.tcpIdleTimeout : this.#deps.metrics.tcpFrameTimeout).inc()
+    this.#deps.log.debug({ client: this.#client, what }, 'dns tcp: timed out, closing')
+    this.socket.destroy()
   }
 
   #ready(): boolean {
@@ -124,6 +175,7 @@ export class DnsTcpConnection {
   /** A reply reached the kernel (or the socket died with it): its slot and its bytes are free. */
   #flushed(n: number): void {
     if (this.#closed) return
+    this.#active()
     this.#pending--
     this.#buffered -= n
     this.#deps.backlog.sub(n)
@@ -144,6 +196,8 @@ export class DnsTcpConnection {
 
   #onClose(): void {
     this.#closed = true
+    clearTimeout(this.#idleTimer)
+    clearTimeout(this.#frameTimer)
     this.#reader.stop()
     this.#deps.backlog.forget(this)
     const left = this.#buffered
