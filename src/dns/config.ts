@@ -22,7 +22,7 @@ export interface DnsConfig {
   maxQueryBytes: number
   /** replies waiting to be written across all TCP connections: over it, no connection is read */
   maxTcpBufferedBytes: number
-  /** queries being forwarded at once; more get SERVFAIL at once instead of piling up */
+  /** queries being forwarded at once (less when the fd budget's share is smaller); more get SERVFAIL at once */
   maxInflight: number
 }
 

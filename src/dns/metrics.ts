@@ -20,6 +20,7 @@ export class DnsMetrics {
   readonly forwarded: Counter
   readonly nxdomain: Counter
   readonly servfail: Counter
+  readonly forwardOverflow: Counter
   readonly malformed: Counter
   readonly unmatchedReplies: Counter
   readonly tcpConnections: Counter
@@ -38,6 +39,7 @@ export class DnsMetrics {
     this.forwarded = stats.counter('dns.forwarded')
     this.nxdomain = stats.counter('dns.nxdomain')
     this.servfail = stats.counter('dns.servfail')
+    this.forwardOverflow = stats.counter('dns.forward_overflow')
     this.malformed = stats.counter('dns.malformed')
     this.unmatchedReplies = stats.counter('dns.upstream_unmatched_replies')
     this.tcpConnections = stats.counter('dns.tcp_connections')

@@ -17,9 +17,12 @@ export class Resolver {
   readonly #log: Logger
   readonly #config: DnsConfig
   #inflight = 0
+  /** queries forwarded at once (each holds a socket); more get SERVFAIL at once: the server sets it from the fd budget */
+  forwardLimit: number
 
   constructor(config: DnsConfig, table: NameTable, metrics: DnsMetrics, log: Logger) {
     this.#config = config
+    this.forwardLimit = config.maxInflight
     this.table = table
     this.#metrics = metrics
     this.#log = log
@@ -50,7 +53,8 @@ export class Resolver {
 
   async #forward(raw: Buffer, query: DecodedPacket, transport: Transport, client: string): Promise<Buffer> {
     this.#metrics.forwarded.inc()
-    if (this.#inflight >= this.#config.maxInflight) {
+    if (this.#inflight >= this.forwardLimit) {
+      this.#metrics.forwardOverflow.inc()
       this.#metrics.servfail.inc()
       return this.#done(raw, query, reply(raw, 'SERVFAIL'), transport, client, 'overloaded')
     }

@@ -6,6 +6,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { createServer, type Server, type Socket } from 'node:net'
 import { ListenError } from '../errors.js'
 import type { Logger } from '../logger.js'
+import type { FdBudget } from '../proxy/fd-budget.js'
 import type { RegistryEntry } from '../proxy/registry.js'
 import type { Stats } from '../stats/stats.js'
 import type { DnsConfig } from './config.js'
@@ -27,8 +28,12 @@ export class DnsServer {
   readonly #backlog: TcpBacklog
   readonly addresses: string[] = []
 
-  constructor(config: DnsConfig, registry: RegistryEntry[], stats: Stats, log: Logger) {
+  /** the sidecar's descriptor budget, which the forwarder takes its share of; none when run alone (tests) */
+  readonly #fdBudget: FdBudget | undefined
+
+  constructor(config: DnsConfig, registry: RegistryEntry[], stats: Stats, log: Logger, fdBudget?: FdBudget) {
     this.#config = config
+    this.#fdBudget = fdBudget
     this.#log = log
     this.log = log
     this.metrics = new DnsMetrics(stats)
@@ -53,8 +58,19 @@ export class DnsServer {
         throw new ListenError(`DNS proxy cannot listen on ${host} port ${this.#config.port}: ${(err as Error).message}`, err)
       }
     }
+    // A forward holds one socket until its answer or timeout: the forwarder's cap comes out of the same
+    // descriptor budget as the listeners' connections, measured again now that our sockets are bound.
+    if (this.#fdBudget) {
+      this.#fdBudget.measure()
+      this.resolver.forwardLimit = this.#fdBudget.reserve(this.#config.maxInflight)
+    }
     this.#log.info(
-      { listen: this.addresses, upstreams: this.resolver.forwarder.servers, names: this.resolver.table.size },
+      {
+        listen: this.addresses,
+        upstreams: this.resolver.forwarder.servers,
+        names: this.resolver.table.size,
+        forwardLimit: this.resolver.forwardLimit,
+      },
       'dns proxy ready',
     )
   }
