@@ -35,7 +35,7 @@ async function open(t: Test, port: number): Promise<Socket> {
 /** Reads frames off c until n replies came; their IDs. */
 function replies(c: Socket, n: number): Promise<Set<number>> {
   const ids = new Set<number>()
-  let buf = Buffer.alloc(0)
+  let buf: Buffer = Buffer.alloc(0)
   return new Promise((resolve, reject) => {
     c.on('close', () => reject(new Error(`closed after ${ids.size} of ${n} replies`)))
     c.on('data', (d: Buffer) => {
