@@ -33,15 +33,21 @@ export function tryDecode(buf: Buffer): DecodedPacket | undefined {
   }
 }
 
-/** A message's one question as the bytes it came in; empty when it has not exactly one or it cannot be read. */
+/**
+ * A message's one question as the bytes it came in; empty when it has not exactly one, it cannot be read, or
+ * its name holds a compression pointer: only the header precedes it, so a pointer points into the header,
+ * which a reply changes (echoed, it would become another name or none).
+ */
 export function questionSection(raw: Buffer): Buffer {
   if (raw.length < 12 || raw.readUInt16BE(4) !== 1) return Buffer.alloc(0)
   try {
     codecs.question.decode(raw, 12)
-    return raw.subarray(12, 12 + codecs.question.decode.bytes)
   } catch {
     return Buffer.alloc(0)
   }
+  const end = 12 + codecs.question.decode.bytes
+  for (let i = 12; i < end && raw[i] !== 0; i += raw[i]! + 1) if (raw[i]! & 0xc0) return Buffer.alloc(0)
+  return raw.subarray(12, end)
 }
 
 /**

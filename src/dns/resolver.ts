@@ -3,7 +3,18 @@
 // or NOTIMP, or nothing when not even a header can be read; it never throws.
 import type { Logger } from '../logger.js'
 import type { DnsConfig } from './config.js'
-import { clientUdpSize, formErr, rcodeOf, reply, textName, truncateFor, tryDecode, type Answer, type DecodedPacket } from './message.js'
+import {
+  clientUdpSize,
+  formErr,
+  questionSection,
+  rcodeOf,
+  reply,
+  textName,
+  truncateFor,
+  tryDecode,
+  type Answer,
+  type DecodedPacket,
+} from './message.js'
 import type { DnsMetrics } from './metrics.js'
 import { tableTtlSeconds, type NameTable, type TableHit } from './table.js'
 import { Forwarder, label } from './upstream.js'
@@ -39,6 +50,7 @@ export class Resolver {
     if ((query as { opcode?: string }).opcode !== 'QUERY') return this.#done(raw, query, reply(raw, 'NOTIMP'), transport, client, 'notimp')
     const questions = query.questions ?? []
     if (questions.length !== 1) return this.#malformed(raw, transport, client, `${questions.length} questions`)
+    if (questionSection(raw).length === 0) return this.#malformed(raw, transport, client, 'a compression pointer in the question')
     this.#metrics.request()
     const q = questions[0]!
     // A name whose text form is another name (a dot inside a label, non-UTF-8 bytes) is none of the table's.

@@ -87,3 +87,13 @@ t.test('table answers keep the question as sent (case too) and dig takes them', 
     t.equal(r.readUInt16BE(6), 1, `${proto}: one answer`)
   }
 })
+
+t.test('a question whose name points into the header is FORMERR, not echoed into a reply that changed the header', async (t) => {
+  const { port } = await proxy(t)
+  const q = rawQuery(labels('reviews'))
+  // "reviews" then a pointer to offset 3 (the header's flags byte) instead of the root label
+  const packet = Buffer.concat([q.packet.subarray(0, 12 + 8), Buffer.from([0xc0, 3, 0, 1, 0, 1])])
+  const r = await sendRaw('udp', port, packet)
+  t.equal(r.readUInt16BE(2) & 0xf, 1, 'FORMERR')
+  t.equal(r.readUInt16BE(4), 0, 'no question echoed')
+})
