@@ -174,7 +174,8 @@ export class DnsTcpConnection {
 
   /** A reply reached the kernel (or the socket died with it): its slot and its bytes are free. */
   #flushed(n: number): void {
-    if (this.#closed) return
+    // destroyed: the callbacks of its unsent replies come now; read nothing more (close settles the bytes)
+    if (this.#closed || this.socket.destroyed) return
     this.#active()
     this.#pending--
     this.#buffered -= n
