@@ -12,11 +12,17 @@ export interface DnsConfig {
   /** --dns-hosts FILE, /etc/hosts syntax */
   hosts: HostsLine[]
   timeoutMs: number
-  /** TCP: connections at once, idle time before closing one, largest query frame */
+  /**
+   * TCP: connections at once (then the one idle longest gives way), time without a query or reply before
+   * closing one, time a frame may take from its first byte to its last, largest query frame
+   */
   maxTcpConnections: number
   tcpIdleMs: number
+  tcpFrameMs: number
   maxQueryBytes: number
-  /** queries being forwarded at once; more get SERVFAIL at once instead of piling up */
+  /** replies waiting to be written across all TCP connections: over it, no connection is read */
+  maxTcpBufferedBytes: number
+  /** queries being forwarded at once (less when the fd budget's share is smaller); more get SERVFAIL at once */
   maxInflight: number
 }
 
@@ -28,6 +34,8 @@ export const defaultDnsConfig: DnsConfig = {
   timeoutMs: 5000,
   maxTcpConnections: 256,
   tcpIdleMs: 10_000,
+  tcpFrameMs: 2000,
   maxQueryBytes: 4096,
+  maxTcpBufferedBytes: 4 * 1024 * 1024,
   maxInflight: 4096,
 }

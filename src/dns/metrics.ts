@@ -2,7 +2,7 @@
 // which the merged-metrics port (15020) serves with the agent's istio_agent_ prefix; and our breakdown of
 // where each answer came from, in the sidecar's Stats store under dns.*, so /stats and /stats/prometheus
 // (as envoy_dns_*) show it next to the listeners' counters.
-import type { Counter, Histogram, Stats } from '../stats/stats.js'
+import type { Counter, Gauge, Histogram, Stats } from '../stats/stats.js'
 
 /** Istio's buckets for dns_upstream_request_duration_seconds. */
 export const upstreamDurationBuckets = [0.001, 0.005, 0.01, 0.1, 0.5, 1, 5]
@@ -20,10 +20,16 @@ export class DnsMetrics {
   readonly forwarded: Counter
   readonly nxdomain: Counter
   readonly servfail: Counter
+  readonly forwardOverflow: Counter
   readonly malformed: Counter
   readonly unmatchedReplies: Counter
   readonly tcpConnections: Counter
   readonly tcpOverflow: Counter
+  readonly tcpPausedReading: Counter
+  readonly tcpEvicted: Counter
+  readonly tcpIdleTimeout: Counter
+  readonly tcpFrameTimeout: Counter
+  readonly tcpBufferedBytes: Gauge
   readonly total: Counter
   readonly upstreamTime: Histogram
 
@@ -33,10 +39,16 @@ export class DnsMetrics {
     this.forwarded = stats.counter('dns.forwarded')
     this.nxdomain = stats.counter('dns.nxdomain')
     this.servfail = stats.counter('dns.servfail')
+    this.forwardOverflow = stats.counter('dns.forward_overflow')
     this.malformed = stats.counter('dns.malformed')
     this.unmatchedReplies = stats.counter('dns.upstream_unmatched_replies')
     this.tcpConnections = stats.counter('dns.tcp_connections')
     this.tcpOverflow = stats.counter('dns.tcp_overflow')
+    this.tcpPausedReading = stats.counter('dns.tcp_paused_reading')
+    this.tcpEvicted = stats.counter('dns.tcp_evicted')
+    this.tcpIdleTimeout = stats.counter('dns.tcp_idle_timeout')
+    this.tcpFrameTimeout = stats.counter('dns.tcp_frame_timeout')
+    this.tcpBufferedBytes = stats.gauge('dns.tcp_tx_bytes_buffered')
     this.upstreamTime = stats.histogram('dns.upstream_rq_time')
   }
 

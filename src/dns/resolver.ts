@@ -3,7 +3,18 @@
 // or NOTIMP, or nothing when not even a header can be read; it never throws.
 import type { Logger } from '../logger.js'
 import type { DnsConfig } from './config.js'
-import { clientUdpSize, formErr, rcodeOf, reply, truncateFor, tryDecode, type Answer, type DecodedPacket } from './message.js'
+import {
+  clientUdpSize,
+  formErr,
+  questionSection,
+  rcodeOf,
+  reply,
+  textName,
+  truncateFor,
+  tryDecode,
+  type Answer,
+  type DecodedPacket,
+} from './message.js'
 import type { DnsMetrics } from './metrics.js'
 import { tableTtlSeconds, type NameTable, type TableHit } from './table.js'
 import { Forwarder, label } from './upstream.js'
@@ -17,9 +28,12 @@ export class Resolver {
   readonly #log: Logger
   readonly #config: DnsConfig
   #inflight = 0
+  /** queries forwarded at once (each holds a socket); more get SERVFAIL at once: the server sets it from the fd budget */
+  forwardLimit: number
 
   constructor(config: DnsConfig, table: NameTable, metrics: DnsMetrics, log: Logger) {
     this.#config = config
+    this.forwardLimit = config.maxInflight
     this.table = table
     this.#metrics = metrics
     this.#log = log
@@ -33,24 +47,28 @@ export class Resolver {
     const query = raw.length <= this.#config.maxQueryBytes ? tryDecode(raw) : undefined
     if (!query || query.type !== 'query')
       return this.#malformed(raw, transport, client, query ? 'a response, not a query' : 'cannot be decoded')
-    if ((query as { opcode?: string }).opcode !== 'QUERY') return this.#done(query, reply(query, 'NOTIMP'), transport, client, 'notimp')
+    if ((query as { opcode?: string }).opcode !== 'QUERY') return this.#done(raw, query, reply(raw, 'NOTIMP'), transport, client, 'notimp')
     const questions = query.questions ?? []
     if (questions.length !== 1) return this.#malformed(raw, transport, client, `${questions.length} questions`)
+    if (questionSection(raw).length === 0) return this.#malformed(raw, transport, client, 'a compression pointer in the question')
     this.#metrics.request()
     const q = questions[0]!
-    const hit = q.class === 'IN' ? this.table.lookup(q.name) : undefined
+    // A name whose text form is another name (a dot inside a label, non-UTF-8 bytes) is none of the table's.
+    const name = q.class === 'IN' ? textName(raw, q) : undefined
+    const hit = name === undefined ? undefined : this.table.lookup(name)
     if (hit) {
       this.#metrics.answeredFromTable.inc()
-      return this.#done(query, reply(query, 'NOERROR', answersFor(q.name, q.type, hit), true), transport, client, 'table')
+      return this.#done(raw, query, reply(raw, 'NOERROR', answersFor(q.name, q.type, hit), true), transport, client, 'table')
     }
     return this.#forward(raw, query, transport, client)
   }
 
   async #forward(raw: Buffer, query: DecodedPacket, transport: Transport, client: string): Promise<Buffer> {
     this.#metrics.forwarded.inc()
-    if (this.#inflight >= this.#config.maxInflight) {
+    if (this.#inflight >= this.forwardLimit) {
+      this.#metrics.forwardOverflow.inc()
       this.#metrics.servfail.inc()
-      return this.#done(query, reply(query, 'SERVFAIL'), transport, client, 'overloaded')
+      return this.#done(raw, query, reply(raw, 'SERVFAIL'), transport, client, 'overloaded')
     }
     this.#inflight++
     try {
@@ -58,13 +76,13 @@ export class Resolver {
       const rcode = rcodeOf(r.response)
       if (rcode === 3) this.#metrics.nxdomain.inc()
       if (rcode === 2) this.#metrics.servfail.inc()
-      return this.#done(query, r.response, transport, client, 'upstream', {
+      return this.#done(raw, query, r.response, transport, client, 'upstream', {
         upstream: `${r.protocol}:${label(r.server)}`,
         upstreamLocalPort: r.localPort,
       })
     } catch (err) {
       this.#metrics.servfail.inc()
-      return this.#done(query, reply(query, 'SERVFAIL'), transport, client, 'servfail', { err: (err as Error).message })
+      return this.#done(raw, query, reply(raw, 'SERVFAIL'), transport, client, 'servfail', { err: (err as Error).message })
     } finally {
       this.#inflight--
     }
@@ -77,8 +95,16 @@ export class Resolver {
     return out
   }
 
-  #done(query: DecodedPacket, response: Buffer, transport: Transport, client: string, source: string, extra: object = {}): Buffer {
-    const out = transport === 'udp' ? truncateFor(query, response, clientUdpSize(query)) : response
+  #done(
+    raw: Buffer,
+    query: DecodedPacket,
+    response: Buffer,
+    transport: Transport,
+    client: string,
+    source: string,
+    extra: object = {},
+  ): Buffer {
+    const out = transport === 'udp' ? truncateFor(raw, response, clientUdpSize(query)) : response
     const q = query.questions?.[0]
     if (this.#log.isLevelEnabled('debug')) {
       this.#log.debug(

@@ -1,20 +1,19 @@
 // The sidecar's DNS proxy: UDP and TCP on 127.0.0.1 and [::1] only (the capture rules REDIRECT port 53
-// there; on any other address it would be an open resolver). TCP follows RFC 7766: pipelined queries
-// answered as they complete, an idle timeout, a frame-size limit and a connection limit.
+// there; on any other address it would be an open resolver). TCP follows RFC 7766 (tcp-connection.ts):
+// pipelined queries answered as they complete with backpressure, an idle timeout, a frame-size limit and a
+// connection limit.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { createServer, type Server, type Socket } from 'node:net'
 import { ListenError } from '../errors.js'
 import type { Logger } from '../logger.js'
+import type { FdBudget } from '../proxy/fd-budget.js'
 import type { RegistryEntry } from '../proxy/registry.js'
 import type { Stats } from '../stats/stats.js'
 import type { DnsConfig } from './config.js'
 import { DnsMetrics } from './metrics.js'
-import { Resolver, type Transport } from './resolver.js'
+import { Resolver } from './resolver.js'
 import { NameTable, namespaceFromSearch } from './table.js'
-import { frame, readFrames } from './tcp-frames.js'
-
-/** Queries one TCP connection may have in flight before its reading pauses. */
-const tcpPipelineDepth = 64
+import { DnsTcpConnection, TcpBacklog } from './tcp-connection.js'
 
 export class DnsServer {
   readonly metrics: DnsMetrics
@@ -25,14 +24,20 @@ export class DnsServer {
   readonly #log: Logger
   readonly #udp: UdpSocket[] = []
   readonly #tcp: Server[] = []
-  readonly #connections = new Set<Socket>()
+  readonly #connections = new Set<DnsTcpConnection>()
+  readonly #backlog: TcpBacklog
   readonly addresses: string[] = []
 
-  constructor(config: DnsConfig, registry: RegistryEntry[], stats: Stats, log: Logger) {
+  /** the sidecar's descriptor budget, which the forwarder takes its share of; none when run alone (tests) */
+  readonly #fdBudget: FdBudget | undefined
+
+  constructor(config: DnsConfig, registry: RegistryEntry[], stats: Stats, log: Logger, fdBudget?: FdBudget) {
     this.#config = config
+    this.#fdBudget = fdBudget
     this.#log = log
     this.log = log
     this.metrics = new DnsMetrics(stats)
+    this.#backlog = new TcpBacklog(config.maxTcpBufferedBytes, this.metrics.tcpBufferedBytes)
     const table = new NameTable(registry, config.hosts, { ...namespaceFromSearch(config.search), search: config.search })
     this.resolver = new Resolver(config, table, this.metrics, log)
   }
@@ -53,8 +58,19 @@ export class DnsServer {
         throw new ListenError(`DNS proxy cannot listen on ${host} port ${this.#config.port}: ${(err as Error).message}`, err)
       }
     }
+    // A forward holds one socket until its answer or timeout: the forwarder's cap comes out of the same
+    // descriptor budget as the listeners' connections, measured again now that our sockets are bound.
+    if (this.#fdBudget) {
+      this.#fdBudget.measure()
+      this.resolver.forwardLimit = this.#fdBudget.reserve(this.#config.maxInflight)
+    }
     this.#log.info(
-      { listen: this.addresses, upstreams: this.resolver.forwarder.servers, names: this.resolver.table.size },
+      {
+        listen: this.addresses,
+        upstreams: this.resolver.forwarder.servers,
+        names: this.resolver.table.size,
+        forwardLimit: this.resolver.forwardLimit,
+      },
       'dns proxy ready',
     )
   }
@@ -81,8 +97,6 @@ export class DnsServer {
 
   #listenTcp(host: string): Promise<void> {
     const server = createServer((s) => this.#tcpConnection(s))
-    server.maxConnections = this.#config.maxTcpConnections
-    server.on('drop', () => this.metrics.tcpOverflow.inc())
     return new Promise((resolve, reject) => {
       server.once('error', reject)
       server.listen({ port: this.#config.port, host, ...(host.includes(':') ? { ipv6Only: true } : {}) }, () => {
@@ -94,50 +108,39 @@ export class DnsServer {
   }
 
   #tcpConnection(socket: Socket): void {
-    this.metrics.tcpConnections.inc()
-    this.#connections.add(socket)
-    const client = `${socket.remoteAddress}:${socket.remotePort}`
-    let inflight = 0
-    let closing = false
-    // After a bad frame the stream cannot be trusted any more: read nothing else, but the queries already
-    // read still get their answers before the connection ends.
-    const finish = () => {
-      closing = true
-      socket.pause()
-      if (inflight === 0) socket.end()
+    // All slots taken: the connection idle longest gives way (slow senders cannot hold them all); with
+    // every one waiting for answers, the new one is closed.
+    if (this.#connections.size >= this.#config.maxTcpConnections) {
+      const oldest = this.#oldestIdle()
+      if (!oldest) {
+        this.metrics.tcpOverflow.inc()
+        socket.on('error', () => {})
+        return void socket.destroy()
+      }
+      this.#connections.delete(oldest)
+      oldest.evict()
     }
-    socket.setTimeout(this.#config.tcpIdleMs, () => socket.destroy())
-    socket.on('error', () => socket.destroy())
-    socket.on('close', () => this.#connections.delete(socket))
-    readFrames(
-      socket,
-      this.#config.maxQueryBytes,
-      (msg) => {
-        if (closing) return
-        inflight++
-        if (inflight >= tcpPipelineDepth) socket.pause()
-        void this.resolver.resolve(Buffer.from(msg), 'tcp' satisfies Transport, client).then((out) => {
-          inflight--
-          if (socket.destroyed) return
-          if (out) socket.write(frame(out))
-          // A message without even a header gets no reply; the stream is then suspect too.
-          else if (!closing) finish()
-          if (closing) {
-            if (inflight === 0) socket.end()
-          } else if (inflight < tcpPipelineDepth) socket.resume()
-        })
-      },
-      (err) => {
-        this.metrics.malformed.inc()
-        this.#log.debug({ client, err: err.message }, 'dns tcp: bad frame, closing after the answers in flight')
-        finish()
-      },
-    )
+    this.metrics.tcpConnections.inc()
+    const c = new DnsTcpConnection(socket, {
+      config: this.#config,
+      resolver: this.resolver,
+      metrics: this.metrics,
+      log: this.#log,
+      backlog: this.#backlog,
+    })
+    this.#connections.add(c)
+    socket.on('close', () => this.#connections.delete(c))
+  }
+
+  #oldestIdle(): DnsTcpConnection | undefined {
+    let oldest: DnsTcpConnection | undefined
+    for (const c of this.#connections) if (c.idle && (!oldest || c.lastActive < oldest.lastActive)) oldest = c
+    return oldest
   }
 
   async close(): Promise<void> {
     for (const s of this.#udp.splice(0)) s.close()
-    for (const c of this.#connections) c.destroy()
+    for (const c of this.#connections) c.socket.destroy()
     await Promise.all(this.#tcp.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))))
   }
 }

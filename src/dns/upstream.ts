@@ -6,7 +6,7 @@ import { createSocket, type Socket } from 'node:dgram'
 import { connect } from 'node:net'
 import { isIP } from 'node:net'
 import { readFrames, frame } from './tcp-frames.js'
-import { decode, maxMessageSize, sameQuestion, tryDecode, type DecodedPacket } from './message.js'
+import { decode, maxMessageSize, questionSection, sameQuestion, tryDecode, type DecodedPacket } from './message.js'
 import type { Nameserver } from './resolv-conf.js'
 
 export interface UpstreamResult {
@@ -87,7 +87,7 @@ export class Forwarder {
       socket.on('error', (err) => done(err))
       socket.on('message', (msg) => {
         const m = tryDecode(msg)
-        if (!m || m.type !== 'response' || m.id !== query.id || !sameQuestion(m.questions?.[0], query.questions?.[0])) {
+        if (!m || m.type !== 'response' || m.id !== query.id || !sameQuestion(questionSection(msg), questionSection(raw))) {
           this.#hooks.unmatched()
           return
         }
@@ -122,7 +122,7 @@ export class Forwarder {
         maxMessageSize,
         (msg) => {
           const m = tryDecode(msg)
-          if (!m || m.id !== query.id || !sameQuestion(m.questions?.[0], query.questions?.[0])) return this.#hooks.unmatched()
+          if (!m || m.id !== query.id || !sameQuestion(questionSection(msg), questionSection(raw))) return this.#hooks.unmatched()
           clearTimeout(timer)
           socket.removeAllListeners('close')
           socket.destroy()

@@ -47,6 +47,7 @@ export class FdBudget {
   #baseline = 0
   #max = Number.POSITIVE_INFINITY
   #held = 0
+  #reserved = 0
   #burst: { start: number; overflow: number; exhausted: number; timer: NodeJS.Timeout } | undefined
 
   constructor(log: Logger) {
@@ -59,7 +60,20 @@ export class FdBudget {
     const open = openDescriptors()
     if (!this.#limits || open === undefined || !Number.isFinite(this.#limits.soft)) return
     this.#baseline = open - this.#held
-    this.#max = this.#limits.soft - this.#baseline - reserveFor(this.#limits.soft)
+    this.#max = this.#limits.soft - this.#baseline - reserveFor(this.#limits.soft) - this.#reserved
+  }
+
+  /**
+   * Sets aside up to n descriptors for a part of the sidecar that opens sockets of its own (the DNS
+   * forwarder, one per query in flight), so that it and the listeners cannot starve each other. Grants at most
+   * a quarter of what the limit leaves for sockets (n in full when the limit is unknown); the listeners' share
+   * shrinks by what it grants, which it returns. Call it after measure(), before the reservation is in use.
+   */
+  reserve(n: number): number {
+    const granted = Number.isFinite(this.#max) ? Math.max(0, Math.min(n, Math.floor((this.#max + this.#reserved) / 4) - this.#reserved)) : n
+    this.#reserved += granted
+    this.#max -= granted
+    return granted
   }
 
   /** Most sockets the listeners may hold at once. */

@@ -43,13 +43,14 @@ export class Sidecar {
     this.config = config
     this.#log = log
     this.#accessLog = accessLog ?? createAccessLog(config.accessLog, config.accessLogFormat, { stats: this.stats, log })
+    const fdBudget = new FdBudget(log)
     const deps = {
       config,
       stats: this.stats,
       log,
       loopGuard: new LoopGuard(),
       accessLog: this.#accessLog,
-      fdBudget: new FdBudget(log),
+      fdBudget,
       misdirected: new MisdirectedLog(log, this.stats, identityOf(config)),
       router: {
         outboundPort: config.outboundPort,
@@ -59,7 +60,8 @@ export class Sidecar {
       },
     }
     this.listeners = [new VirtualListener('outbound', deps), new VirtualListener('inbound', deps)]
-    this.dns = config.dns.port === 0 ? null : new DnsServer(config.dns, config.registry, this.stats, log.child({ component: 'dns' }))
+    this.dns =
+      config.dns.port === 0 ? null : new DnsServer(config.dns, config.registry, this.stats, log.child({ component: 'dns' }), fdBudget)
   }
 
   get draining(): boolean {

@@ -7,6 +7,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import dnsPacket from 'dns-packet'
 import type { DecodedPacket, Packet } from 'dns-packet'
 import type { Test } from 'tap'
+import { defaultDnsConfig, type DnsConfig } from '../../src/dns/config.js'
+import { DnsServer } from '../../src/dns/server.js'
+import { silentLogger } from '../../src/logger.js'
+import type { RegistryEntry } from '../../src/proxy/registry.js'
+import { Stats } from '../../src/stats/stats.js'
 
 /** A port free for both UDP and TCP on 127.0.0.1 (the kernel picks it for UDP; TCP is checked). */
 export async function freePort(): Promise<number> {
@@ -117,4 +122,38 @@ export function sendRaw(proto: 'udp' | 'tcp', port: number, raw: Buffer, timeout
 
 export function addresses(p: { answers?: { type: string; data?: unknown }[] | undefined }, type = 'A'): string[] {
   return (p.answers ?? []).filter((a) => a.type === type).map((a) => String((a as { data: unknown }).data))
+}
+
+/** The DNS proxy alone on a free port (retrying should another process take the port first), closed at teardown. */
+export async function startDnsServer(
+  t: Test,
+  config: Partial<DnsConfig>,
+  registry: RegistryEntry[] = [],
+): Promise<{ dns: DnsServer; port: number; stats: Stats }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const stats = new Stats()
+    const dns = new DnsServer({ ...defaultDnsConfig, ...config, port }, registry, stats, silentLogger)
+    try {
+      await dns.start()
+    } catch (err) {
+      if (attempt < 5 && (err as { cause?: { code?: string } }).cause?.code === 'EADDRINUSE') continue
+      throw err
+    }
+    t.teardown(() => dns.close())
+    return { dns, port, stats }
+  }
+}
+
+/** Real dig against 127.0.0.1:port, one try; its exit code and output (dig prints mismatches to stdout). */
+export function dig(port: number, args: string[], timeoutS = 2): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('dig', ['@127.0.0.1', '-p', String(port), '+tries=1', `+timeout=${timeoutS}`, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout!.on('data', (d) => (out += d))
+    child.stderr!.on('data', (d) => (out += d))
+    child.on('close', (code) => resolve({ code, out }))
+  })
 }
