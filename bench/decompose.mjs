@@ -16,33 +16,23 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { exec, netns, processes, state as labState } from './lab.mjs'
 import { BenchLab, cpuSeconds, interruptible, root, serverIp } from './harness.mjs'
 import { machine } from './machine.mjs'
+import { benchFlags, flags } from './flags.mjs'
 
-const { values } = parseArgs({
-  options: {
-    seconds: { type: 'string' },
-    rounds: { type: 'string' },
-    lab: { type: 'string' },
-    out: { type: 'string' },
-    help: { type: 'boolean' },
-  },
-  strict: true,
-})
-if (values.help) {
-  process.stdout.write(
-    'usage: node bench/decompose.mjs [--seconds N (default 1.5)] [--rounds N (default 5)] [--lab NAME (default slb-decomp)] [--out DIR]\n',
-  )
-  process.exit(0)
-}
-const seconds = Number(values.seconds ?? 1.5)
-const rounds = Number(values.rounds ?? 5)
-if (!(seconds > 0 && seconds <= 30) || !(Number.isInteger(rounds) && rounds > 0 && rounds <= 10)) {
-  process.stderr.write('decompose: --seconds must be in (0, 30] and --rounds an integer 1-10\n')
-  process.exit(2)
-}
+const usage =
+  'usage: node bench/decompose.mjs [--seconds N (default 1.5)] [--rounds N (default 5)] [--lab NAME (default slb-decomp)] [--out DIR]\n'
+const { seconds, rounds, values } = benchFlags(
+  'decompose',
+  { seconds: { type: 'string' }, rounds: { type: 'string' }, lab: { type: 'string' }, out: { type: 'string' } },
+  usage,
+  (values) => ({
+    seconds: flags.decimal('seconds', values.seconds, 1.5, 0, 30, true),
+    rounds: flags.integer('rounds', values.rounds, 5, 1, 10),
+    values,
+  }),
+)
 if (process.getuid?.() !== 0) {
   process.stderr.write('decompose: needs root (network namespaces and iptables)\n')
   process.exit(1)

@@ -6,19 +6,29 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import { benchFlags, flags } from './flags.mjs'
 import { median } from './stats.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const { values } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '3' },
-    count: { type: 'string', default: '20000' },
-    concurrency: { type: 'string', default: '16' },
-    lab: { type: 'string', default: 'slb-dns' },
-    out: { type: 'string', default: join(root, 'bench/results/dns') },
+const usage = 'usage: node bench/dns.mjs [--rounds 3] [--count 20000] [--concurrency 16] [--lab slb-dns] [--out bench/results/dns]\n'
+const values = benchFlags(
+  'dns',
+  {
+    rounds: { type: 'string' },
+    count: { type: 'string' },
+    concurrency: { type: 'string' },
+    lab: { type: 'string' },
+    out: { type: 'string' },
   },
-})
+  usage,
+  (v) => ({
+    rounds: flags.integer('rounds', v.rounds, 3, 1, 20),
+    count: String(flags.integer('count', v.count, 20000, 1, 10_000_000)),
+    concurrency: String(flags.integer('concurrency', v.concurrency, 16, 1, 1024)),
+    lab: v.lab ?? 'slb-dns',
+    out: v.out ?? join(root, 'bench/results/dns'),
+  }),
+)
 const cli = (/** @type {string[]} */ ...args) =>
   execFileSync('node', [join(root, 'dist/cli.js'), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
 const client = join(root, 'bench/apps/dns-client.mjs')
@@ -37,7 +47,7 @@ cli('lab', 'up', '--lab', values.lab, '--compat', 'legacy')
 /** @type {any[]} */
 const runs = []
 try {
-  for (let round = 1; round <= Number(values.rounds) && !stopping; round++) {
+  for (let round = 1; round <= values.rounds && !stopping; round++) {
     for (const c of cases) {
       const out = cli(
         'lab',

@@ -8,18 +8,24 @@ import { createRequire } from 'node:module'
 import { copyFileSync, mkdirSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { parseArgs } from 'node:util'
 import { BenchLab, interruptible, ports, root, serverIp } from './harness.mjs'
 import { exec, state as labState } from './lab.mjs'
 import { sidecarLab } from './peers.mjs'
+import { benchFlags, flags } from './flags.mjs'
 
-const { values } = parseArgs({
-  options: { pod: { type: 'string' }, seconds: { type: 'string' }, tool: { type: 'string' }, lab: { type: 'string' } },
-  strict: true,
-})
-const pod = values.pod === 'reviews' ? 'reviews' : 'productpage'
-const seconds = Math.min(120, Number(values.seconds ?? 15))
-const tools = (values.tool ?? 'doctor,flame').split(',')
+const usage =
+  'usage: node bench/profile.mjs [--pod productpage|reviews] [--seconds N (1-120, default 15)] [--tool doctor,flame] [--lab NAME]\n'
+const { pod, seconds, tools, values } = benchFlags(
+  'profile',
+  { pod: { type: 'string' }, seconds: { type: 'string' }, tool: { type: 'string' }, lab: { type: 'string' } },
+  usage,
+  (values) => ({
+    pod: flags.oneOf('pod', values.pod ?? 'productpage', /** @type {const} */ (['productpage', 'reviews'])),
+    seconds: flags.integer('seconds', values.seconds, 15, 1, 120),
+    tools: flags.listOf('tool', values.tool ?? 'doctor,flame', ['doctor', 'flame', 'bubbleprof', 'heapprofiler']),
+    values,
+  }),
+)
 const clinic = join(dirname(createRequire(import.meta.url).resolve('clinic/package.json')), 'bin.js')
 const outDir = join(root, 'bench/results/tmp/profile')
 if (process.getuid?.() !== 0) {

@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { benchFlags, flags, InvalidFlag } from './flags.mjs'
 import { BenchLab, interruptible, root } from './harness.mjs'
 import { machine } from './machine.mjs'
 import { checkGoals, checkNodeRelay, goalLines } from './goals.mjs'
@@ -19,8 +19,18 @@ import { renderSvg } from './report-svg.mjs'
 import { scenarios } from './scenarios.mjs'
 import { summarise } from './stats.mjs'
 
-const { values } = parseArgs({
-  options: {
+const usage =
+  'usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME (default slb-bench)] [--out DIR]\n' +
+  '                          [--only SCENARIO,...] [--positions both,outbound,inbound] [--peers direct,sidecar-lab,haproxy]\n' +
+  '                          [--haproxy-nbthread 1|2 (skips the trial)] [--baseline FILE (default bench/results/latest.json)]\n' +
+  `peers: ${peers.map((p) => p.name + (p.optional ? ' (only when named)' : '')).join(', ')}\n` +
+  `scenarios: ${scenarios.map((s) => s.id).join(', ')}\n` +
+  'A run narrowed by --only, --positions or --peers writes its results to bench/results/tmp unless --out says otherwise.\n'
+// The native peer needs the addon's relay engine; without it the peer is left out, and saying so is part of the run.
+const native = nativeRelay()
+const { values, rounds, onlyScenarios, onlyPositions, onlyPeers, fixedThreads } = benchFlags(
+  'bench',
+  {
     quick: { type: 'boolean' },
     rounds: { type: 'string' },
     lab: { type: 'string' },
@@ -30,67 +40,35 @@ const { values } = parseArgs({
     peers: { type: 'string' },
     'haproxy-nbthread': { type: 'string' },
     baseline: { type: 'string' },
-    help: { type: 'boolean' },
   },
-  strict: true,
-})
-if (values.help) {
-  process.stdout.write(
-    'usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME (default slb-bench)] [--out DIR]\n' +
-      '                          [--only SCENARIO,...] [--positions both,outbound,inbound] [--peers direct,sidecar-lab,haproxy]\n' +
-      '                          [--haproxy-nbthread 1|2 (skips the trial)] [--baseline FILE (default bench/results/latest.json)]\n' +
-      `peers: ${peers.map((p) => p.name + (p.optional ? ' (only when named)' : '')).join(', ')}\n` +
-      `scenarios: ${scenarios.map((s) => s.id).join(', ')}\n` +
-      'A run narrowed by --only, --positions or --peers writes its results to bench/results/tmp unless --out says otherwise.\n',
-  )
-  process.exit(0)
-}
-/** @param {string | undefined} text @param {string[]} known @param {string} flag */
-function pick(text, known, flag) {
-  if (text === undefined) return known
-  const chosen = text
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean)
-  const unknown = chosen.filter((x) => !known.includes(x))
-  if (unknown.length || !chosen.length) {
-    process.stderr.write(`bench: ${flag} ${text}: unknown ${unknown.join(', ') || 'empty list'} (one or more of ${known.join(', ')})\n`)
-    process.exit(2)
-  }
-  return chosen
-}
-const onlyScenarios = pick(
-  values.only,
-  scenarios.map((s) => s.id),
-  '--only',
+  usage,
+  (values) => {
+    const scenarioIds = scenarios.map((s) => s.id)
+    const peerNames = peers.map((p) => p.name)
+    const named = values.peers === undefined ? undefined : flags.listOf('peers', values.peers, peerNames)
+    if (named?.includes('sidecar-lab-native') && !native.available)
+      throw new InvalidFlag(`--peers names sidecar-lab-native, but ${native.reason}`)
+    return {
+      values,
+      rounds: flags.integer('rounds', values.rounds, values.quick ? 1 : 3, 1, 20),
+      onlyScenarios: values.only === undefined ? scenarioIds : flags.listOf('only', values.only, scenarioIds),
+      onlyPositions: flags.listOf('positions', values.positions ?? 'both,outbound,inbound', ['both', 'outbound', 'inbound']),
+      onlyPeers: (named ?? peers.filter((p) => !p.optional).map((p) => p.name)).filter(
+        (p) => p !== 'sidecar-lab-native' || native.available,
+      ),
+      fixedThreads:
+        values['haproxy-nbthread'] === undefined
+          ? undefined
+          : Number(flags.oneOf('haproxy-nbthread', values['haproxy-nbthread'], ['1', '2'])),
+    }
+  },
 )
-const onlyPositions = pick(values.positions, ['both', 'outbound', 'inbound'], '--positions')
-// The native peer needs the addon's relay engine; without it the peer is left out, and saying so is part of the run.
-const native = nativeRelay()
-if (!native.available && values.peers?.split(',').some((p) => p.trim() === 'sidecar-lab-native')) {
-  process.stderr.write(`bench: --peers names sidecar-lab-native, but ${native.reason}\n`)
-  process.exit(2)
-}
-const onlyPeers = (
-  values.peers === undefined
-    ? peers.filter((p) => !p.optional).map((p) => p.name)
-    : pick(
-        values.peers,
-        peers.map((p) => p.name),
-        '--peers',
-      )
-).filter((p) => p !== 'sidecar-lab-native' || native.available)
 if (values.peers === undefined)
   console.log(
     native.available
       ? `bench: peer sidecar-lab-native included: ${native.reason}`
       : `bench: peer sidecar-lab-native LEFT OUT: ${native.reason}`,
   )
-const fixedThreads = values['haproxy-nbthread'] === undefined ? undefined : Number(values['haproxy-nbthread'])
-if (fixedThreads !== undefined && fixedThreads !== 1 && fixedThreads !== 2) {
-  process.stderr.write(`bench: --haproxy-nbthread ${values['haproxy-nbthread']}: must be 1 or 2\n`)
-  process.exit(2)
-}
 // Read before the run writes its own latest.json over it.
 const baselineFile = values.baseline ?? join(root, 'bench/results/latest.json')
 const baseline = existsSync(baselineFile) ? JSON.parse(readFileSync(baselineFile, 'utf8')) : undefined
@@ -100,7 +78,6 @@ if (process.getuid?.() !== 0) {
   process.exit(1)
 }
 const quick = !!values.quick
-const rounds = Number(values.rounds ?? (quick ? 1 : 3))
 const outDir = values.out ?? join(root, quick || narrowed ? 'bench/results/tmp' : 'bench/results')
 const host = machine()
 // Every idle connection costs a sidecar two descriptors, and root here cannot raise the hard limit.

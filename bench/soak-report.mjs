@@ -20,15 +20,6 @@ const sides = /** @type {const} */ (['outbound', 'inbound'])
 const podOf = { outbound: 'productpage', inbound: 'reviews' }
 const causedGraceS = 2
 
-/** "10m", "60s", "1h", "90" (seconds) -> milliseconds. @param {string} text */
-export function parseDuration(text) {
-  const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(text.trim())
-  if (!m) throw new Error(`--duration: '${text}' is not a duration (e.g. 10m, 60s, 90)`)
-  const ms = Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[/** @type {'s' | 'm' | 'h'} */ (m[2] ?? 's')]
-  if (ms < 5000) throw new Error(`--duration: '${text}' is shorter than 5 s`)
-  return ms
-}
-
 /** @param {number[]} xs */
 export function median(xs) {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)

@@ -10,37 +10,28 @@ import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { parseArgs } from 'node:util'
 import { BenchLab, interruptible, ports, quiet, root, rssBytes, serverIp } from './harness.mjs'
 import { exec, netns, processes, state as labState } from './lab.mjs'
 import { machine } from './machine.mjs'
-import { checks, parseDuration, renderSoakMarkdown, renderSoakText } from './soak-report.mjs'
+import { checks, renderSoakMarkdown, renderSoakText } from './soak-report.mjs'
+import { benchFlags, flags, InvalidFlag } from './flags.mjs'
 import { renderSoakSvg } from './soak-svg.mjs'
 
-const { values } = parseArgs({
-  options: {
-    duration: { type: 'string' },
-    relay: { type: 'string' },
-    lab: { type: 'string' },
-    out: { type: 'string' },
-    help: { type: 'boolean' },
+const usage = 'usage: node bench/soak.mjs [--duration 10m|60s|SECONDS] [--relay node|native] [--lab NAME] [--out DIR]\n'
+const { durationMs, relay, values } = benchFlags(
+  'soak',
+  { duration: { type: 'string' }, relay: { type: 'string' }, lab: { type: 'string' }, out: { type: 'string' } },
+  usage,
+  (values) => {
+    const durationMs = flags.duration('duration', values.duration, 600_000, false)
+    if (durationMs < 5000) throw new InvalidFlag(`--duration: ${values.duration} is shorter than 5 s`)
+    return { durationMs, relay: flags.oneOf('relay', values.relay ?? 'node', ['node', 'native']), values }
   },
-  strict: true,
-})
-if (values.help) {
-  process.stdout.write('usage: node bench/soak.mjs [--duration 10m|60s|SECONDS] [--relay node|native] [--lab NAME] [--out DIR]\n')
-  process.exit(0)
-}
+)
 if (process.getuid?.() !== 0) {
   process.stderr.write('soak: needs root (network namespaces and iptables)\n')
   process.exit(1)
 }
-const relay = values.relay ?? 'node'
-if (relay !== 'node' && relay !== 'native') {
-  process.stderr.write(`soak: --relay must be node or native, not ${JSON.stringify(relay)}\n`)
-  process.exit(2)
-}
-const durationMs = parseDuration(values.duration ?? '10m')
 const outDir = values.out ?? join(root, 'bench/results/soak')
 // about 100 samples whatever the duration, never more often than every second nor less than every 5 s
 const sampleMs = Math.max(1000, Math.min(5000, Math.round(durationMs / 100)))

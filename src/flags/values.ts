@@ -48,6 +48,31 @@ export function address(flag: string, text: string, family?: 4 | 6): string {
   return text
 }
 
+/** A number with an optional fraction, within [min, max] (min excluded when exclusiveMin). */
+export function decimal(flag: string, text: string | undefined, fallback: number, min: number, max: number, exclusiveMin = false): number {
+  if (text === undefined) return fallback
+  const n = /^-?\d+(?:\.\d+)?$/.test(text.trim()) ? Number(text) : NaN
+  const range = `${exclusiveMin ? 'more than' : 'from'} ${min} ${exclusiveMin ? 'and at most' : 'to'} ${max}`
+  if (Number.isNaN(n)) throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} is not a number (${range})`)
+  if (n > max || n < min || (exclusiveMin && n === min)) throw new InvalidFlagError(`--${flag}: ${n} is out of range (${range})`)
+  return n
+}
+
+/** A comma-separated list of allowed values (at least one), in the order given. */
+export function listOf<T extends string>(flag: string, text: string, allowed: readonly T[]): T[] {
+  const chosen = text
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
+  if (chosen.length === 0) throw new InvalidFlagError(`--${flag}: give one or more of ${allowed.join(', ')}`)
+  const unknown = chosen.filter((x) => !(allowed as readonly string[]).includes(x))
+  if (unknown.length) {
+    const named = unknown.map((x) => quoteInput(x)).join(', ')
+    throw new InvalidFlagError(`--${flag}: ${named} ${unknown.length === 1 ? 'is' : 'are'} not among ${allowed.join(', ')}`)
+  }
+  return chosen as T[]
+}
+
 export function oneOf<T extends string>(flag: string, text: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(text)) {
     throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} is not one of ${allowed.join(', ')}`)

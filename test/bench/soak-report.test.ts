@@ -8,7 +8,6 @@ interface Check {
 }
 const report = (await import('../../bench/soak-report.mjs' as string)) as {
   checks(r: unknown): Check[]
-  parseDuration(text: string): number
 }
 
 /** A clean 30-sample run: flat RSS and descriptors, no errors. */
@@ -65,11 +64,4 @@ t.test('RSS or descriptors rising after warm-up fail; a spike in one sample does
 
 t.test('descriptors not back to the baseline after the load fail', async (t) => {
   t.same(failed(run({ endFds: 40 })), ['fds back outbound'])
-})
-
-t.test('--duration takes 10m, 60s, 90; rejects nonsense', async (t) => {
-  t.equal(report.parseDuration('10m'), 600_000)
-  t.equal(report.parseDuration('60s'), 60_000)
-  t.equal(report.parseDuration('90'), 90_000)
-  t.throws(() => report.parseDuration('soon'), /--duration: 'soon' is not a duration/)
 })
