@@ -5,8 +5,9 @@
 //             reader). {event:'result', received, sha256, error} at the end ('end' = null error, else the code)
 //   upload BYTES   send BYTES (deterministic) with backpressure, then end; {event:'progress', written} every
 //             250 ms, {event:'result', written, sha256, received, error} when the server has closed
-//   hold N    open N connections, each sends one byte and waits for its echo; {event:'held', held, errors};
-//             on SIGUSR1 closes them all and prints {event:'released'}
+//   hold N [unread]   open N connections, each sends one byte and waits for its echo; {event:'held', held,
+//             errors}; on SIGUSR1 closes them all and prints {event:'released'}. unread: after the first bytes
+//             read no more, so what the server sends next waits in the path (the relay's buffers)
 //   garbage N BYTES   N connections one after another, each sends BYTES random bytes and waits (5 s at most) for
 //             the close; {event:'result', ends, resets, timeouts, received}
 // Every mode stops by itself after 120 s.
@@ -73,6 +74,9 @@ if (mode === 'download') {
   socket.on('error', (err) => finish(code(err)))
 } else if (mode === 'hold') {
   const n = Number(rest[0])
+  const unread = rest[1] === 'unread'
+  // a paused socket does not keep node's loop alive: this does, until SIGUSR1
+  const alive = unread ? setInterval(() => {}, 60_000) : undefined
   const sockets = []
   const errors = []
   let held = 0
@@ -96,7 +100,10 @@ if (mode === 'download') {
         open()
       }
       socket.on('connect', () => socket.write('x'))
-      socket.once('data', () => settle(true))
+      socket.once('data', () => {
+        if (unread) socket.pause()
+        settle(true)
+      })
       socket.on('error', (err) => settle(false, code(err)))
       socket.on('close', () => settle(false, 'closed'))
       sockets.push(socket)
@@ -105,6 +112,7 @@ if (mode === 'download') {
   open()
   process.on('SIGUSR1', () => {
     for (const s of sockets) s.destroy()
+    clearInterval(alive)
     out({ event: 'released' })
     setTimeout(() => process.exit(0), 200)
   })
