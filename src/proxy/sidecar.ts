@@ -11,6 +11,7 @@ import { FdBudget } from './fd-budget.js'
 import { VirtualListener } from './listener.js'
 import { LoopGuard } from './loop-guard.js'
 import { startNativeRelay, stopNativeRelay } from './native-connection.js'
+import { relayStats } from '../native/relay.js'
 import { Registry } from './registry.js'
 import { Stats } from '../stats/stats.js'
 
@@ -48,7 +49,7 @@ export class Sidecar {
       log,
       loopGuard: new LoopGuard(),
       accessLog: this.#accessLog,
-      fdBudget: new FdBudget(log),
+      fdBudget: new FdBudget(log, { relayPipes: config.relay === 'native' }),
       router: {
         outboundPort: config.outboundPort,
         inboundPort: config.inboundPort,
@@ -94,7 +95,13 @@ export class Sidecar {
     ensureAddon()
     // Its thread, epoll fd and eventfd now: a missing engine fails the start, and the descriptors the sidecar
     // holds once ready are its baseline.
-    if (this.config.relay === 'native') startNativeRelay(this.config)
+    if (this.config.relay === 'native') {
+      startNativeRelay(this.config)
+      // the most pipes it holds at once, set aside in the descriptor budget (fd-budget.ts)
+      const pipes = this.stats.gauge('sidecar.relay_pipes_max')
+      pipes.value = relayStats().pipesMax
+      pipes.used = true
+    }
     if (this.config.interceptionMode === 'TPROXY') checkTransparentCapability()
     try {
       for (const l of this.listeners) await l.listen()

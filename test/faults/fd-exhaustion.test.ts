@@ -6,7 +6,7 @@ import t from 'tap'
 import { join } from 'node:path'
 import { rootOnly } from '../helpers/root.js'
 import { adminStats, eventually, podPair, repoRoot, spawnIn, startSidecar, type Pod } from '../helpers/pods.js'
-import { engineFlags } from '../helpers/engine.js'
+import { engineFlags, testEngine } from '../helpers/engine.js'
 import { event, faultClient, faultServer, fdCount, fdsBackTo, mesh, pidOf, running, startWrappedSidecar, until } from '../helpers/faults.js'
 
 const app = join(repoRoot, 'test/helpers/apps/nat-clash.mjs')
@@ -115,6 +115,7 @@ t.test(
     t.ok(b.errorCount > 0, `the burst went over the budget (${b.errorCount} of 300 closed)`)
     const stats = await adminStats(m.client)
     t.equal(stats['sidecar.fd_exhausted'] ?? 0, 0, 'no socket hit EMFILE (sidecar.fd_exhausted)')
+    if (testEngine() === 'native') t.equal(stats['sidecar.relay_pipes_max'], 16, 'the relay holds 16 pipes at most (a sixteenth of 256)')
     t.equal(
       stats['listener.[__]_15001.downstream_global_cx_overflow'] ?? 0,
       b.errorCount,
