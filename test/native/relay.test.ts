@@ -3,10 +3,12 @@
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { spawn } from 'node:child_process'
 import t from 'tap'
 import { relayAbort, relayAdd, relayStart, relayStats, relayStop, type RelayEvent } from '../../src/native/relay.js'
 import { drain, listen, relayed, sha, start } from '../helpers/relay-harness.js'
+import { TCP_CLOSE, tcpInfoOf } from '../../src/native/sockopt.js'
 
 start()
 t.teardown(() => relayStop())
@@ -146,6 +148,24 @@ t.test('reading pauses at the buffer limit while the upstream does not read, and
   up.end()
   await r.closed
   t.ok(flow().reduce((n, e) => n + e.resumed, 0) >= 1, 'resumed')
+})
+
+t.test('a client reset while reading from it is paused reaches the upstream as a reset', async (t) => {
+  const r = await relayed(t)
+  const up = await r.upstream
+  up.pause()
+  r.client.write(randomBytes(32 * 1024 * 1024))
+  const paused = () => r.events.some((e) => e.type === 'flow' && e.paused > 0)
+  for (const end = Date.now() + 10_000; !paused(); await sleep(20)) {
+    if (Date.now() > end) throw new Error('reading never paused')
+  }
+  r.client.resetAndDestroy()
+  // unfixed, nothing reads the paused client, so the connection waits for the idle timeout (none here)
+  const closed = await Promise.race([r.closed, sleep(10_000, undefined)])
+  t.equal(closed?.termination, 'downstream_econnreset', 'closed with the downstream reset, not left open')
+  // read by nobody, the upstream's socket shows the RST as its state: CLOSE (a FIN would leave CLOSE_WAIT)
+  for (const end = Date.now() + 5000; tcpInfoOf(up)?.state !== TCP_CLOSE && Date.now() < end;) await sleep(20)
+  t.equal(tcpInfoOf(up)?.state, TCP_CLOSE, 'the upstream is reset')
 })
 
 t.test('idle timeout closes both sides with idle_timeout', async (t) => {

@@ -8,6 +8,9 @@
 //   hold N [unread]   open N connections, each sends one byte and waits for its echo; {event:'held', held,
 //             errors}; on SIGUSR1 closes them all and prints {event:'released'}. unread: after the first bytes
 //             read no more, so what the server sends next waits in the path (the relay's buffers)
+//   push-reset N   open N connections, each writes (with backpressure) until its writes have stalled for a
+//             second (a peer that does not read); then resets them all (SO_LINGER 0 close) and prints
+//             {event:'reset', connections, written}
 //   garbage N BYTES   N connections one after another, each sends BYTES random bytes and waits (5 s at most) for
 //             the close; {event:'result', ends, resets, timeouts, received}
 // Every mode stops by itself after 120 s.
@@ -116,6 +119,31 @@ if (mode === 'download') {
     out({ event: 'released' })
     setTimeout(() => process.exit(0), 200)
   })
+} else if (mode === 'push-reset') {
+  const n = Number(rest[0])
+  const block = Buffer.alloc(64 * 1024, 0x62)
+  let written = 0
+  const stalled = new Set()
+  const sockets = Array.from({ length: n }, () => {
+    const socket = connect({ host, port })
+    socket.on('error', () => {})
+    let timer
+    const push = () => {
+      clearTimeout(timer)
+      stalled.delete(socket)
+      while (socket.write(block)) written += block.length
+      written += block.length
+      // no 'drain' for a second: the path stopped taking bytes
+      timer = setTimeout(() => stalled.add(socket) && stalled.size === n && resetAll(), 1000)
+      socket.once('drain', push)
+    }
+    socket.on('connect', push)
+    return socket
+  })
+  const resetAll = () => {
+    for (const s of sockets) s.resetAndDestroy()
+    out({ event: 'reset', connections: n, written })
+  }
 } else if (mode === 'garbage') {
   const [n = 0, bytes = 0] = rest.map(Number)
   const r = { ends: 0, resets: 0, timeouts: 0, received: 0 }
