@@ -272,6 +272,14 @@ static void on_event(side* s, uint32_t events) {
     return;
   }
   relay_pump(c);
+  // EPOLLERR comes with an RST whatever the interest. A side the pump did not read to its end (its direction
+  // paused at the buffer limit, or its pipe full) still holds the error, and only a read would see it: take it
+  // here, or the other side would wait for the idle timeout. A side that was read has had its error taken.
+  if ((events & EPOLLERR) && c->state == RELAYING) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) relay_fail_side(c, s->index, err);
+  }
 }
 
 // ---- commands from the JS thread
