@@ -65,13 +65,12 @@ t.test('a direction that went by read/write for want of a pipe takes one again o
   const dataB = randomBytes(32 * MiB)
   b.client.end(dataB)
   await pausedMore(b, 0)
-  t.equal(relayStats().pipesInUse, 1, "the first connection's direction holds the only pipe; the second's reads into a buffer")
+  t.equal(relayStats().pipesInUse, 1, 'the one pipe there may be is in use: the second connection reads into a buffer')
   const atA = drain(upA)
   upA.resume()
   await atA
   upA.end()
   await a.closed
-  t.equal(relayStats().pipesInUse, 0, 'the first connection gave its pipe back')
   // The second upstream reads a little, so the buffer empties, and stops again: the direction stalls anew
   // (32 MiB: more than the path's socket buffers hold once the upstream's has grown from reading).
   const chunks: Buffer[] = []
