@@ -33,7 +33,8 @@ typedef struct dir {
   size_t in_pipe;
   char* buf;  // the read/write fallback's buffer, held only while bytes are in it
   size_t buf_len, buf_off;
-  bool rw;      // splice failed on this direction: read/write from now on
+  bool rw;      // the bytes go through buf (read/write) until it is empty
+  bool no_splice;  // splice refused this socket (EINVAL): read/write from now on
   bool eof;     // the source sent its FIN
   bool shut;    // the FIN was passed on (shutdown(SHUT_WR) on the destination)
   bool paused;  // reading stopped at the buffer limit
@@ -64,13 +65,14 @@ typedef struct conn {
 // Moves what can move both ways without blocking; returns false when the connection was closed (an error on
 // one side, or both FINs passed on).
 bool relay_pump(conn* c);
-void relay_pipes_init(size_t buffer_limit);
+void relay_pipes_init(size_t buffer_limit, size_t max_pipes);
 void relay_pipes_free(void);
 void relay_dir_release(dir* d);
 int64_t relay_pipes_trim_at(void);
 void relay_pipes_trim(int64_t now);
 size_t relay_pipes_in_use(void);
 size_t relay_pipes_pooled(void);
+size_t relay_pipes_max(void);
 
 // relay.c, for relay-pump.c
 void relay_touch(conn* c);

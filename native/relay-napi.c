@@ -7,7 +7,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +120,7 @@ static bool number_property(napi_env env, napi_value obj, const char* key, doubl
   return true;
 }
 
-// relayStart(onEvents, { bufferLimitBytes, connectTimeoutMs, idleTimeoutMs })
+// relayStart(onEvents, { bufferLimitBytes, connectTimeoutMs, idleTimeoutMs, maxPipes? }); no maxPipes: no limit
 static napi_value relay_start(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], name;
@@ -129,17 +131,20 @@ static napi_value relay_start(napi_env env, napi_callback_info info) {
     NAPI_CALL(env, napi_typeof(env, argv[1], &t1));
   }
   if (t0 != napi_function || t1 != napi_object) return throw_type(env, "ERR_INVALID_ARG_TYPE", "relayStart(onEvents, options)");
-  double limit, connect_ms, idle_ms;
+  double limit, connect_ms, idle_ms, max_pipes = -1;
+  napi_value v;
+  napi_valuetype type;
   if (!number_property(env, argv[1], "bufferLimitBytes", 1, 1 << 30, &limit) ||
       !number_property(env, argv[1], "connectTimeoutMs", 1, 1e12, &connect_ms) ||
-      !number_property(env, argv[1], "idleTimeoutMs", 0, 1e12, &idle_ms)) {
+      !number_property(env, argv[1], "idleTimeoutMs", 0, 1e12, &idle_ms) || !get_property(env, argv[1], "maxPipes", &v, &type) ||
+      (type != napi_undefined && !number_property(env, argv[1], "maxPipes", 0, 1 << 30, &max_pipes))) {
     return NULL;
   }
   if (relay_engine_running()) return throw_errno(env, "relayStart", EALREADY);
   NAPI_CALL(env, napi_create_string_utf8(env, "sidecar-relay", NAPI_AUTO_LENGTH, &name));
   NAPI_CALL(env, napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &tsfn));
   NAPI_CALL(env, napi_unref_threadsafe_function(env, tsfn));
-  relay_options opts = {(size_t)limit, (int64_t)connect_ms, (int64_t)idle_ms};
+  relay_options opts = {(size_t)limit, (int64_t)connect_ms, (int64_t)idle_ms, max_pipes < 0 ? SIZE_MAX : (size_t)max_pipes};
   int err = relay_engine_start(&opts, emit, NULL);
   if (err) {
     napi_release_threadsafe_function(tsfn, napi_tsfn_release);
@@ -276,12 +281,13 @@ static napi_value relay_stop(napi_env env, napi_callback_info info) {
 
 static napi_value relay_stats(napi_env env, napi_callback_info info) {
   (void)info;
-  size_t conns = 0, in_use = 0, pooled = 0;
-  relay_engine_stats(&conns, &in_use, &pooled);
+  size_t conns = 0, in_use = 0, pooled = 0, max = 0;
+  relay_engine_stats(&conns, &in_use, &pooled, &max);
   napi_value obj;
   NAPI_CALL(env, napi_create_object(env, &obj));
   if (!set_number(env, obj, "connections", (double)conns) || !set_number(env, obj, "pipesInUse", (double)in_use) ||
-      !set_number(env, obj, "pipesPooled", (double)pooled)) {
+      !set_number(env, obj, "pipesPooled", (double)pooled) ||
+      !set_number(env, obj, "pipesMax", max == SIZE_MAX ? (double)INFINITY : (double)max)) {
     return NULL;
   }
   return obj;

@@ -1,8 +1,11 @@
 // Moving bytes for the relay engine: splice(2) from one socket into a pipe and from the pipe into the other
 // socket, so the bytes never enter user space. A pipe is taken from the shared pool when a direction has
 // bytes to move and goes back as soon as it is empty: an idle connection holds no pipe (10,000 idle
-// connections cost their 20,000 sockets, not 40,000 more pipe fds). Where a pipe cannot be had (EMFILE) or
-// splice refuses the socket (EINVAL), the direction falls back to read/write through a heap buffer, also
+// connections cost their 20,000 sockets, not 40,000 more pipe fds). The pipes in use and pooled are at most
+// max_pipes, whose descriptors the sidecar sets aside in its budget (src/proxy/fd-budget.ts): a pipe never
+// takes the descriptor an accepted connection was promised. Where no pipe can be had (that limit, or
+// EMFILE) the direction's bytes go by read/write through a heap buffer until it is empty, then a pipe is
+// tried again; where splice refuses the socket (EINVAL), by read/write from then on. The buffer, too, is
 // held only while bytes are in it. Sockets are non-blocking and registered edge-triggered, so each pass
 // reads until EAGAIN (or the buffer limit) and writes until EAGAIN.
 #define _GNU_SOURCE
@@ -11,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,12 +25,13 @@
 #define POOL_IDLE_MS 1000
 
 static relay_pipe* pool;
-static size_t pooled, in_use, wanted_size;
+static size_t pooled, in_use, wanted_size, max_pipes;
 static int64_t last_use;  // relay_now() when a pipe was last taken or given back
 
-void relay_pipes_init(size_t buffer_limit) {
+void relay_pipes_init(size_t buffer_limit, size_t max) {
   // The kernel rounds F_SETPIPE_SZ up to a power-of-two number of pages.
   wanted_size = buffer_limit < 4096 ? 4096 : buffer_limit;
+  max_pipes = max;
 }
 
 void relay_pipes_free(void) {
@@ -50,10 +55,13 @@ void relay_pipes_trim(int64_t now) {
 
 size_t relay_pipes_in_use(void) { return __atomic_load_n(&in_use, __ATOMIC_RELAXED); }
 size_t relay_pipes_pooled(void) { return __atomic_load_n(&pooled, __ATOMIC_RELAXED); }
+size_t relay_pipes_max(void) { return max_pipes; }
 
 static relay_pipe* pipe_take(void) {
   last_use = relay_now();
   relay_pipe* p = pool;
+  // The pool is empty here, so every pipe there is is in use.
+  if (!p && in_use >= max_pipes) return NULL;
   if (p) {
     pool = p->next;
     __atomic_store_n(&pooled, pooled - 1, __ATOMIC_RELAXED);
@@ -114,6 +122,7 @@ static size_t limit_of(const dir* d) {
 // Switches a direction to read/write, moving what its pipe holds into the buffer; false on failure (errno set).
 static bool to_rw(dir* d) {
   d->rw = true;
+  d->no_splice = true;
   if (!d->pipe) return true;
   size_t n = d->in_pipe;
   if (n > 0) {
@@ -157,7 +166,7 @@ static ssize_t read_in(dir* d, int fd, size_t room) {
   for (;;) {
     if (!d->rw && !d->pipe) {
       d->pipe = pipe_take();
-      if (!d->pipe) d->rw = true;  // no pipe to be had (EMFILE): read/write serves
+      if (!d->pipe) d->rw = true;  // no pipe to be had (max_pipes, EMFILE): read/write until the buffer is empty
       else if (d->pipe->cap < room) room = d->pipe->cap;
     }
     ssize_t n;
@@ -194,6 +203,7 @@ static void settle(dir* d) {
     d->buf = NULL;
     d->buf_len = d->buf_off = 0;
   }
+  if (!d->no_splice) d->rw = false;
 }
 
 // One direction, as far as it goes now; false when the connection was closed.
@@ -218,6 +228,9 @@ static bool pump_dir(conn* c, int i) {
         progress = true;
       }
     }
+    // A direction on read/write for want of a pipe takes one again as soon as its buffer is empty, also
+    // mid-stream (settle() below only sees it empty when the source has nothing more).
+    if (d->rw && !d->no_splice && buffered(d) == 0 && (pool || in_use < max_pipes)) settle(d);
     if (!d->eof) {
       size_t have = buffered(d), limit = limit_of(d);
       if (have >= limit) {
@@ -226,7 +239,13 @@ static bool pump_dir(conn* c, int i) {
       } else {
         if (d->paused) relay_flow(c, false);
         d->paused = false;
-        if (d->rw && d->buf && d->buf_off > 0 && d->buf_off == d->buf_len) d->buf_off = d->buf_len = 0;
+        // What is left goes to the front: a buffer whose tail is full would stop reading short of the limit,
+        // unseen by the flow counters.
+        if (d->rw && d->buf && d->buf_off > 0 && (d->buf_off == d->buf_len || d->buf_len == relay_buffer_limit())) {
+          memmove(d->buf, d->buf + d->buf_off, d->buf_len - d->buf_off);
+          d->buf_len -= d->buf_off;
+          d->buf_off = 0;
+        }
         size_t room = limit - have;
         if (d->rw && d->buf && relay_buffer_limit() - d->buf_len < room) room = relay_buffer_limit() - d->buf_len;
         ssize_t n = room > 0 ? read_in(d, src, room) : -2;

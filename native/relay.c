@@ -272,6 +272,14 @@ static void on_event(side* s, uint32_t events) {
     return;
   }
   relay_pump(c);
+  // EPOLLERR comes with an RST whatever the interest. A side the pump did not read to its end (its direction
+  // paused at the buffer limit, or its pipe full) still holds the error, and only a read would see it: take it
+  // here, or the other side would wait for the idle timeout. A side that was read has had its error taken.
+  if ((events & EPOLLERR) && c->state == RELAYING) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) relay_fail_side(c, s->index, err);
+  }
 }
 
 // ---- commands from the JS thread
@@ -428,7 +436,7 @@ int relay_engine_start(const relay_options* opts, relay_emit_fn emit, void* ctx)
   R.connect_list = (dlink){NULL, NULL};
   R.idle_list = (dlink){NULL, NULL};
   R.dirty = R.dead = NULL;
-  relay_pipes_init(opts->buffer_limit);
+  relay_pipes_init(opts->buffer_limit, opts->max_pipes);
   R.epfd = epoll_create1(EPOLL_CLOEXEC);
   if (R.epfd < 0) return errno;
   R.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -560,10 +568,11 @@ bool relay_engine_tcp_info(int64_t id, uint32_t* state, uint32_t* last_ack_recv_
   return found;
 }
 
-void relay_engine_stats(size_t* connections, size_t* pipes_in_use, size_t* pipes_pooled) {
+void relay_engine_stats(size_t* connections, size_t* pipes_in_use, size_t* pipes_pooled, size_t* pipes_max) {
   pthread_mutex_lock(&R.mu);
   *connections = R.count;
   pthread_mutex_unlock(&R.mu);
   *pipes_in_use = relay_pipes_in_use();
   *pipes_pooled = relay_pipes_pooled();
+  *pipes_max = relay_pipes_max();
 }

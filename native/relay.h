@@ -29,6 +29,7 @@ typedef struct relay_options {
   size_t buffer_limit;
   int64_t connect_timeout_ms;
   int64_t idle_timeout_ms;  // 0: no idle timeout
+  size_t max_pipes;  // pipes held at once, pooled ones included; beyond them a direction uses read/write
 } relay_options;
 
 typedef struct relay_bind {
@@ -49,6 +50,6 @@ int relay_engine_add(int64_t id, int downstream_fd, const struct sockaddr* dst, 
 int relay_engine_abort(int64_t id, enum relay_abort_how how);
 // TCP_INFO of the upstream socket (the loop guard's probe): false when the connection is gone.
 bool relay_engine_tcp_info(int64_t id, uint32_t* state, uint32_t* last_ack_recv_ms);
-void relay_engine_stats(size_t* connections, size_t* pipes_in_use, size_t* pipes_pooled);
+void relay_engine_stats(size_t* connections, size_t* pipes_in_use, size_t* pipes_pooled, size_t* pipes_max);
 
 #endif

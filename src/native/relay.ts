@@ -9,6 +9,8 @@ export interface RelayOptions {
   connectTimeoutMs: number
   /** 0: no idle timeout */
   idleTimeoutMs: number
+  /** pipes held at once, pooled ones included (two descriptors each); beyond them read/write. None: no limit */
+  maxPipes?: number
 }
 
 export interface RelayBind {
@@ -43,6 +45,8 @@ export interface RelayStats {
   connections: number
   pipesInUse: number
   pipesPooled: number
+  /** relayStart's maxPipes (Infinity without one) */
+  pipesMax: number
 }
 
 interface RelayAddon {

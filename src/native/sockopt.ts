@@ -21,6 +21,7 @@ export interface TcpInfo {
 
 export const TCP_ESTABLISHED = 1
 export const TCP_SYN_SENT = 2
+export const TCP_CLOSE = 7
 
 interface Addon {
   originalDst(fd: number, family: number): SocketAddress | undefined

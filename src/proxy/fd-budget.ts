@@ -9,13 +9,22 @@
 // headroom turns both into one visible event: once the budget (soft RLIMIT_NOFILE, minus what the process
 // held when the listeners were bound, minus a reserve for the admin ports and the accept of a connection over
 // budget) is used up, further connections are accepted and closed at once and counted as Envoy counts
-// connections over its global connection limit (listener.*.downstream_global_cx_overflow).
+// connections over its global connection limit (listener.*.downstream_global_cx_overflow). The native relay
+// also holds pipes (two descriptors each) while bytes are in flight: their most is set aside too.
 import { readdirSync, readFileSync } from 'node:fs'
 import type { Logger } from '../logger.js'
 
 /** Descriptors kept free beyond the budget: admin connections, log reopen, the accept of a refused connection. */
 export function reserveFor(limit: number): number {
   return Math.max(16, Math.ceil(limit * 0.02))
+}
+
+/**
+ * Most pipes the native relay may hold at once (relay-pump.c's max_pipes): a sixteenth of the limit, at most
+ * 4096. More directions with bytes in flight use read/write, so this bounds descriptors, not connections.
+ */
+export function relayPipesFor(limit: number): number {
+  return Number.isFinite(limit) ? Math.min(4096, Math.floor(limit / 16)) : 4096
 }
 
 /** RLIMIT_NOFILE from /proc/self/limits ('Max open files  1024  4096  files'); undefined when unreadable. */
@@ -43,15 +52,19 @@ const burstQuietMs = 1000
 
 export class FdBudget {
   readonly #log: Logger
+  readonly #relayPipes: boolean
   #limits: { soft: number; hard: number } | undefined
   #baseline = 0
+  #pipeFds = 0
   #max = Number.POSITIVE_INFINITY
   #held = 0
   #reserved = 0
   #burst: { start: number; overflow: number; exhausted: number; timer: NodeJS.Timeout } | undefined
 
-  constructor(log: Logger) {
+  /** relayPipes: the native relay runs in this process; its pipes' descriptors are set aside (relayPipesFor). */
+  constructor(log: Logger, { relayPipes = false }: { relayPipes?: boolean } = {}) {
     this.#log = log
+    this.#relayPipes = relayPipes
   }
 
   /** Reads the limit and the descriptors in use; called once the listeners are bound. */
@@ -60,7 +73,8 @@ export class FdBudget {
     const open = openDescriptors()
     if (!this.#limits || open === undefined || !Number.isFinite(this.#limits.soft)) return
     this.#baseline = open - this.#held
-    this.#max = this.#limits.soft - this.#baseline - reserveFor(this.#limits.soft) - this.#reserved
+    this.#pipeFds = this.#relayPipes ? 2 * relayPipesFor(this.#limits.soft) : 0
+    this.#max = this.#limits.soft - this.#baseline - reserveFor(this.#limits.soft) - this.#pipeFds - this.#reserved
   }
 
   /**
@@ -129,7 +143,8 @@ export class FdBudget {
     const what =
       kind === 'overflow'
         ? `all ${this.#max} sockets the limit leaves for connections are in use (${this.#held}, ${this.#baseline} ` +
-          `held by the process at start, ${soft === undefined ? 0 : reserveFor(soft)} in reserve); new connections ` +
+          `held by the process at start, ${soft === undefined ? 0 : reserveFor(soft)} in reserve` +
+          `${this.#pipeFds ? `, ${this.#pipeFds} for the relay's pipes` : ''}); new connections ` +
           `are closed at once and counted in listener.*.downstream_global_cx_overflow`
         : `a socket could not be created (${code}); its connection fails and is counted in sidecar.fd_exhausted`
     this.#log.warn(

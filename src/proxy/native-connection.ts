@@ -12,6 +12,7 @@ import type { ProxyConfig } from './config.js'
 import type { ConnectionContext } from './connection.js'
 import { nextConnectionId, proxiedRecord, type ByteCounts, type ConnectionRecord } from './connection-record.js'
 import { formatEndpoint, type Endpoint } from './endpoint.js'
+import { fileLimits, relayPipesFor } from './fd-budget.js'
 import type { LoopOwner, TrackedUpstream } from './loop-guard.js'
 import { ResponseFlag, upstreamConnectFailed } from './response-flags.js'
 import { TPROXY_MARK } from './transparent.js'
@@ -32,7 +33,13 @@ export function startNativeRelay(config: Pick<ProxyConfig, 'bufferLimitBytes' | 
     (events) => {
       for (const e of events) owners.get(e.id)?.onRelayEvent(e)
     },
-    { bufferLimitBytes: config.bufferLimitBytes, connectTimeoutMs: config.connectTimeoutMs, idleTimeoutMs: config.idleTimeoutMs },
+    {
+      bufferLimitBytes: config.bufferLimitBytes,
+      connectTimeoutMs: config.connectTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      // the descriptors the budget sets aside for them (fd-budget.ts)
+      maxPipes: relayPipesFor(fileLimits()?.soft ?? Number.POSITIVE_INFINITY),
+    },
   )
   started = true
 }

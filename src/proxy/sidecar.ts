@@ -12,6 +12,7 @@ import { identityOf, VirtualListener } from './listener.js'
 import { LoopGuard } from './loop-guard.js'
 import { MisdirectedLog } from './misdirected.js'
 import { startNativeRelay, stopNativeRelay } from './native-connection.js'
+import { relayStats } from '../native/relay.js'
 import { Registry } from './registry.js'
 import { Stats } from '../stats/stats.js'
 
@@ -43,7 +44,7 @@ export class Sidecar {
     this.config = config
     this.#log = log
     this.#accessLog = accessLog ?? createAccessLog(config.accessLog, config.accessLogFormat, { stats: this.stats, log })
-    const fdBudget = new FdBudget(log)
+    const fdBudget = new FdBudget(log, { relayPipes: config.relay === 'native' })
     const deps = {
       config,
       stats: this.stats,
@@ -98,7 +99,13 @@ export class Sidecar {
     ensureAddon()
     // Its thread, epoll fd and eventfd now: a missing engine fails the start, and the descriptors the sidecar
     // holds once ready are its baseline.
-    if (this.config.relay === 'native') startNativeRelay(this.config)
+    if (this.config.relay === 'native') {
+      startNativeRelay(this.config)
+      // the most pipes it holds at once, set aside in the descriptor budget (fd-budget.ts)
+      const pipes = this.stats.gauge('sidecar.relay_pipes_max')
+      pipes.value = relayStats().pipesMax
+      pipes.used = true
+    }
     if (this.config.interceptionMode === 'TPROXY') checkTransparentCapability()
     try {
       for (const l of this.listeners) await l.listen()

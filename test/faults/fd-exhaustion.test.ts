@@ -6,7 +6,8 @@ import t from 'tap'
 import { join } from 'node:path'
 import { rootOnly } from '../helpers/root.js'
 import { adminStats, eventually, podPair, repoRoot, spawnIn, startSidecar, type Pod } from '../helpers/pods.js'
-import { engineFlags } from '../helpers/engine.js'
+import { engineFlags, testEngine } from '../helpers/engine.js'
+import { event, faultClient, faultServer, fdCount, fdsBackTo, mesh, pidOf, running, startWrappedSidecar, until } from '../helpers/faults.js'
 
 const app = join(repoRoot, 'test/helpers/apps/nat-clash.mjs')
 const LIMIT = 128
@@ -75,3 +76,56 @@ t.test(`a sidecar with ${LIMIT} file descriptors under more connections than tha
   t.equal(stats['sidecar.fd_exhausted'] ?? 0, 0, 'no socket hit EMFILE: the budget kept the headroom')
   t.equal(outbound.child.exitCode, null, 'the sidecar is still running')
 })
+
+// Connections whose bytes wait in the sidecar (each client reads its first bytes and no more): the native
+// engine holds a pipe (two descriptors) for each such direction beside the two sockets. Those must fit the
+// budget too: a burst on top of them is refused at accept and counted, none fails with EMFILE (reason 24).
+t.test(
+  'a burst on top of connections with bytes waiting in the relay, 256 file descriptors: refused at accept, none fails with EMFILE',
+  rootOnly(),
+  async (t) => {
+    const m = await mesh(t)
+    await faultServer(t, m.server, 9080, 'source', 8_000_000)
+    m.outbound.child.kill('SIGKILL')
+    await m.outbound.exited
+    const limited = await startWrappedSidecar(t, m.client, ['prlimit', '--nofile=256:256'], ['--buffer-limit', '64Ki'])
+    const pid = pidOf(limited)
+    const baseline = fdCount(pid)
+    const first = faultClient(t, m.client, m.server.ip, 9080, 'hold', [40, 'unread'])
+    const held = await event<{ held: number; errorCount: number }>(first, 'held', 60_000)
+    t.equal(held.held, 40, 'the first 40 connections were served')
+    // their bytes fill the path up to the sidecar: its descriptors stop changing (a second unchanged)
+    let last = -1
+    let steady = 0
+    await until(
+      'the first connections stall',
+      () => {
+        const n = fdCount(pid)
+        steady = n === last ? steady + 1 : 0
+        last = n
+        return steady >= 10
+      },
+      30_000,
+      () => last,
+    )
+    t.comment(`40 stalled connections: ${last} descriptors (${baseline} before)`)
+    const burst = faultClient(t, m.client, m.server.ip, 9080, 'hold', [300, 'unread'])
+    const b = await event<{ held: number; errorCount: number; errors: string[] }>(burst, 'held', 60_000)
+    t.comment(`burst: ${b.held} served, ${b.errorCount} closed (${b.errors.join(', ')}), ${fdCount(pid)} descriptors`)
+    t.ok(b.errorCount > 0, `the burst went over the budget (${b.errorCount} of 300 closed)`)
+    const stats = await adminStats(m.client)
+    t.equal(stats['sidecar.fd_exhausted'] ?? 0, 0, 'no socket hit EMFILE (sidecar.fd_exhausted)')
+    if (testEngine() === 'native') t.equal(stats['sidecar.relay_pipes_max'], 16, 'the relay holds 16 pipes at most (a sixteenth of 256)')
+    t.equal(
+      stats['listener.[__]_15001.downstream_global_cx_overflow'] ?? 0,
+      b.errorCount,
+      'every closed connection was refused at accept (downstream_global_cx_overflow)',
+    )
+    for (const c of [first, burst]) {
+      c.child.kill('SIGUSR1')
+      await event(c, 'released')
+    }
+    await fdsBackTo(pid, baseline, 30_000)
+    t.ok(running(limited), 'the sidecar is still running')
+  },
+)

@@ -4,7 +4,8 @@
 import t, { type Test } from 'tap'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { eventually, repoRoot, runClient, spawnIn, type SidecarProc } from '../helpers/pods.js'
+import { adminStats, eventually, repoRoot, runClient, spawnIn, type Pod, type SidecarProc } from '../helpers/pods.js'
+import { execIn } from '../../src/sys/netns.js'
 import { rootOnly } from '../helpers/root.js'
 import { event, faultClient, faultServer, fdCount, fdsBackTo, mesh, pidOf, rssKiB, running, until } from '../helpers/faults.js'
 
@@ -147,3 +148,45 @@ t.test('a slow reader gets every byte intact (sha256)', rootOnly(), async (t) =>
   t.equal(r.received, 8 * MB, 'all 8 MB arrived')
   t.equal(r.sha256, sent.sha256, 'the bytes the server sent (sha256)')
 })
+
+/** Established TCP connections in the pod with the given local port. */
+async function established(pod: Pod, port: number): Promise<number> {
+  const r = await execIn(pod.ns, ['ss', '-Htn', 'state', 'established', `( sport = :${port} )`])
+  return r.stdout.split('\n').filter((l) => l.trim()).length
+}
+
+// A reset from the client while the sidecars have stopped reading it (the peer does not read, so every hop
+// paused at its buffer limit): nothing is read from the paused socket, yet its reset must reach the other
+// side, and the connection must close, not wait for the idle timeout (1 h).
+t.test(
+  "a client's reset while its direction is paused reaches the upstream, and the sidecars close the connection",
+  rootOnly(),
+  async (t) => {
+    const { client, server, outbound, inbound } = await mesh(t)
+    await faultServer(t, server, 9080, 'stall')
+    const push = faultClient(t, client, server.ip, 9080, 'push-reset', [10])
+    await until('the server holds the 10 connections', async () => (await established(server, 9080)) === 10)
+    const reset = await event<{ connections: number; written: number }>(push, 'reset', 60_000)
+    t.comment(`10 clients wrote ${(reset.written / MB).toFixed(1)} MB before the path stopped taking bytes, then reset`)
+    const paused = async (pod: Pod) =>
+      Object.entries(await adminStats(pod))
+        .filter(([name]) => name.endsWith('.downstream_flow_control_paused_reading_total'))
+        .reduce((n, [, v]) => n + v, 0)
+    await until('the upstream sees its 10 connections reset', async () => (await established(server, 9080)) === 0, 30_000)
+    t.pass('the upstream holds no established connection')
+    for (const [pod, port] of [
+      [client, 15001],
+      [server, 15006],
+    ] as const) {
+      await until(
+        `downstream_cx_active on ${port} back to 0`,
+        async () => (await adminStats(pod))[`listener.[__]_${port}.downstream_cx_active`] === 0,
+      )
+      t.pass(`${port}: downstream_cx_active is 0`)
+    }
+    t.ok((await paused(client)) > 0, 'the outbound sidecar had paused reading the clients')
+    const lines = await eventually(() => outbound.accessLines().length >= 10 && outbound.accessLines())
+    t.equal(lines.filter((l) => /downstream_econnreset/.test(l)).length, 10, "the outbound sidecar logs the clients' resets")
+    t.ok(inbound.accessLines().length >= 10, 'the inbound sidecar logged its 10 connections')
+  },
+)

@@ -144,10 +144,14 @@ export function normalizeAccessLine(line: string): string {
 const volatileStat =
   /uptime|memory|heap|event_loop|_ms$|_ms\.|flow_control|filesystem\.|concurrency|server\.(live|state|version)|http\.admin/
 
+// The native engine's own (its pipes, sidecar.relay_pipes_max): the node engine has no counterpart.
+const nativeOnlyStat = /^sidecar\.relay_/
+
 /** Counters by name; the volatile ones by name only (both engines must have them, at whatever value). */
 export function normalizeStats(stats: Record<string, number>): Record<string, number | 'any'> {
   return Object.fromEntries(
     Object.entries(stats)
+      .filter(([name]) => !nativeOnlyStat.test(name))
       .map(([name, value]): [string, number | 'any'] => [name, volatileStat.test(name) ? 'any' : value])
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
   )

@@ -66,7 +66,7 @@ export function faultClient(
   pod: Pod,
   host: string,
   port: number,
-  mode: 'download' | 'upload' | 'hold' | 'garbage',
+  mode: 'download' | 'upload' | 'hold' | 'push-reset' | 'garbage',
   args: (string | number)[],
 ): Proc {
   return spawnIn(t, pod.ns, ['node', join(apps, 'fault-client.mjs'), host, String(port), mode, ...args.map(String)], appUser)

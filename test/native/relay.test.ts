@@ -1,100 +1,17 @@
 // The addon's relay engine on real loopback sockets, without the sidecar: a front server hands each accepted
 // socket's fd to relayAdd (as the listener does), and the engine relays it to an upstream server.
-import { createHash, randomBytes } from 'node:crypto'
-import { connect, createServer, type Server, type Socket } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:net'
 import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { spawn } from 'node:child_process'
-import t, { type Test } from 'tap'
-import { relayAbort, relayAdd, relayStart, relayStats, relayStop, type RelayEvent, type RelayOptions } from '../../src/native/relay.js'
-import { socketFd } from '../../src/native/sockopt.js'
-
-type Closed = Extract<RelayEvent, { type: 'closed' }>
-
-const listeners = new Map<number, (e: RelayEvent) => void>()
-let lastId = 0
-
-function start(opts: Partial<RelayOptions> = {}): void {
-  relayStart((events) => events.forEach((e) => listeners.get(e.id)?.(e)), {
-    bufferLimitBytes: 256 * 1024,
-    connectTimeoutMs: 5000,
-    idleTimeoutMs: 0,
-    ...opts,
-  })
-}
+import t from 'tap'
+import { relayAbort, relayAdd, relayStart, relayStats, relayStop, type RelayEvent } from '../../src/native/relay.js'
+import { drain, listen, relayed, sha, start } from '../helpers/relay-harness.js'
+import { TCP_CLOSE, tcpInfoOf } from '../../src/native/sockopt.js'
 
 start()
 t.teardown(() => relayStop())
-
-async function listen(t: Test, server: Server): Promise<number> {
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  t.teardown(() => server.close())
-  return (server.address() as { port: number }).port
-}
-
-interface Relayed {
-  id: number
-  client: Socket
-  events: RelayEvent[]
-  closed: Promise<Closed>
-  /** the upstream server's side of the connection */
-  upstream: Promise<Socket>
-}
-
-/** A client connection relayed by the engine to a fresh upstream server (or to upstreamPort). */
-async function relayed(t: Test, upstreamPort?: number, bindAddress?: string): Promise<Relayed> {
-  let upstream: Promise<Socket> = new Promise(() => {})
-  if (upstreamPort === undefined) {
-    const server = createServer({ allowHalfOpen: true })
-    upstream = new Promise((r) => server.once('connection', r))
-    upstreamPort = await listen(t, server)
-  }
-  const id = ++lastId
-  const events: RelayEvent[] = []
-  const closed = new Promise<Closed>((resolve) => {
-    listeners.set(id, (e) => {
-      events.push(e)
-      if (e.type === 'closed') resolve(e)
-    })
-  })
-  const front = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => {
-    relayAdd(id, socketFd(s), { address: '127.0.0.1', port: upstreamPort, family: 4 }, bindAddress ? { address: bindAddress } : {})
-    s.destroy()
-  })
-  const client = connect({ port: await listen(t, front), host: '127.0.0.1', allowHalfOpen: true })
-  client.on('error', () => {})
-  t.teardown(() => {
-    client.destroy()
-    listeners.delete(id)
-  })
-  upstream.then((s) => {
-    s.on('error', () => {})
-    t.teardown(() => s.destroy())
-  })
-  return { id, client, events, closed, upstream }
-}
-
-/** Everything a socket receives until its end (or error), hashed. */
-function drain(s: Socket): Promise<{ bytes: number; sha: string; error: string | null }> {
-  const hash = createHash('sha256')
-  let bytes = 0
-  s.on('data', (c: Buffer) => {
-    bytes += c.length
-    hash.update(c)
-  })
-  return new Promise((resolve) => {
-    let done = false
-    const finish = (error: string | null) => {
-      if (done) return
-      done = true
-      resolve({ bytes, sha: hash.digest('hex'), error })
-    }
-    s.on('end', () => finish(null))
-    s.on('error', (err: NodeJS.ErrnoException) => finish(err.code ?? 'error'))
-    s.on('close', () => finish(null))
-  })
-}
-
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
 t.test('bytes both ways arrive whole, counted in the closed event; the upstream leaves from the bind address', async (t) => {
   const r = await relayed(t, undefined, '127.0.0.6')
@@ -231,6 +148,24 @@ t.test('reading pauses at the buffer limit while the upstream does not read, and
   up.end()
   await r.closed
   t.ok(flow().reduce((n, e) => n + e.resumed, 0) >= 1, 'resumed')
+})
+
+t.test('a client reset while reading from it is paused reaches the upstream as a reset', async (t) => {
+  const r = await relayed(t)
+  const up = await r.upstream
+  up.pause()
+  r.client.write(randomBytes(32 * 1024 * 1024))
+  const paused = () => r.events.some((e) => e.type === 'flow' && e.paused > 0)
+  for (const end = Date.now() + 10_000; !paused(); await sleep(20)) {
+    if (Date.now() > end) throw new Error('reading never paused')
+  }
+  r.client.resetAndDestroy()
+  // unfixed, nothing reads the paused client, so the connection waits for the idle timeout (none here)
+  const closed = await Promise.race([r.closed, sleep(10_000, undefined)])
+  t.equal(closed?.termination, 'downstream_econnreset', 'closed with the downstream reset, not left open')
+  // read by nobody, the upstream's socket shows the RST as its state: CLOSE (a FIN would leave CLOSE_WAIT)
+  for (const end = Date.now() + 5000; tcpInfoOf(up)?.state !== TCP_CLOSE && Date.now() < end;) await sleep(20)
+  t.equal(tcpInfoOf(up)?.state, TCP_CLOSE, 'the upstream is reset')
 })
 
 t.test('idle timeout closes both sides with idle_timeout', async (t) => {

@@ -1,7 +1,7 @@
 // The descriptor budget: its size from RLIMIT_NOFILE, and one warning per burst of shortages.
 import t from 'tap'
 import { pino } from 'pino'
-import { FdBudget, fileLimits, reserveFor } from '../../src/proxy/fd-budget.js'
+import { FdBudget, fileLimits, relayPipesFor, reserveFor } from '../../src/proxy/fd-budget.js'
 import { eventually } from '../helpers/wait.js'
 
 function capture(): { log: pino.Logger; lines: Record<string, unknown>[] } {
@@ -24,6 +24,29 @@ t.test('the budget is the soft limit minus the descriptors open at start minus t
   t.notOk(budget.take(1), 'one more cannot')
   budget.release(2)
   t.ok(budget.take(2), 'released descriptors can be taken again')
+})
+
+t.test("with the native relay, its pipes' descriptors are set aside too: a sixteenth of the limit, at most 4096 pipes", async (t) => {
+  t.same(
+    [64, 256, 1024, 1_048_576, Number.POSITIVE_INFINITY].map(relayPipesFor),
+    [4, 16, 64, 4096, 4096],
+    'pipes for 64, 256, 1024, 1048576 descriptors and no limit',
+  )
+  const soft = fileLimits()!.soft
+  const plain = new FdBudget(capture().log)
+  const native = new FdBudget(capture().log, { relayPipes: true })
+  plain.measure()
+  native.measure()
+  t.equal(plain.max - native.max, 2 * relayPipesFor(soft), `${2 * relayPipesFor(soft)} fewer for connections`)
+  const { log, lines } = capture()
+  const warned = new FdBudget(log, { relayPipes: true })
+  warned.measure()
+  warned.overflow('virtualOutbound')
+  t.match(
+    String(lines.find((l) => l.level === 40)?.msg),
+    new RegExp(`, ${2 * relayPipesFor(soft)} for the relay's pipes\\)`),
+    'the warning names them',
+  )
 })
 
 t.test('one warning per burst; the end of a burst is logged with its counts', async (t) => {

@@ -5,8 +5,12 @@
 //             reader). {event:'result', received, sha256, error} at the end ('end' = null error, else the code)
 //   upload BYTES   send BYTES (deterministic) with backpressure, then end; {event:'progress', written} every
 //             250 ms, {event:'result', written, sha256, received, error} when the server has closed
-//   hold N    open N connections, each sends one byte and waits for its echo; {event:'held', held, errors};
-//             on SIGUSR1 closes them all and prints {event:'released'}
+//   hold N [unread]   open N connections, each sends one byte and waits for its echo; {event:'held', held,
+//             errors}; on SIGUSR1 closes them all and prints {event:'released'}. unread: after the first bytes
+//             read no more, so what the server sends next waits in the path (the relay's buffers)
+//   push-reset N   open N connections, each writes (with backpressure) until its writes have stalled for a
+//             second (a peer that does not read); then resets them all (SO_LINGER 0 close) and prints
+//             {event:'reset', connections, written}
 //   garbage N BYTES   N connections one after another, each sends BYTES random bytes and waits (5 s at most) for
 //             the close; {event:'result', ends, resets, timeouts, received}
 // Every mode stops by itself after 120 s.
@@ -73,6 +77,9 @@ if (mode === 'download') {
   socket.on('error', (err) => finish(code(err)))
 } else if (mode === 'hold') {
   const n = Number(rest[0])
+  const unread = rest[1] === 'unread'
+  // a paused socket does not keep node's loop alive: this does, until SIGUSR1
+  const alive = unread ? setInterval(() => {}, 60_000) : undefined
   const sockets = []
   const errors = []
   let held = 0
@@ -96,7 +103,10 @@ if (mode === 'download') {
         open()
       }
       socket.on('connect', () => socket.write('x'))
-      socket.once('data', () => settle(true))
+      socket.once('data', () => {
+        if (unread) socket.pause()
+        settle(true)
+      })
       socket.on('error', (err) => settle(false, code(err)))
       socket.on('close', () => settle(false, 'closed'))
       sockets.push(socket)
@@ -105,9 +115,35 @@ if (mode === 'download') {
   open()
   process.on('SIGUSR1', () => {
     for (const s of sockets) s.destroy()
+    clearInterval(alive)
     out({ event: 'released' })
     setTimeout(() => process.exit(0), 200)
   })
+} else if (mode === 'push-reset') {
+  const n = Number(rest[0])
+  const block = Buffer.alloc(64 * 1024, 0x62)
+  let written = 0
+  const stalled = new Set()
+  const sockets = Array.from({ length: n }, () => {
+    const socket = connect({ host, port })
+    socket.on('error', () => {})
+    let timer
+    const push = () => {
+      clearTimeout(timer)
+      stalled.delete(socket)
+      while (socket.write(block)) written += block.length
+      written += block.length
+      // no 'drain' for a second: the path stopped taking bytes
+      timer = setTimeout(() => stalled.add(socket) && stalled.size === n && resetAll(), 1000)
+      socket.once('drain', push)
+    }
+    socket.on('connect', push)
+    return socket
+  })
+  const resetAll = () => {
+    for (const s of sockets) s.resetAndDestroy()
+    out({ event: 'reset', connections: n, written })
+  }
 } else if (mode === 'garbage') {
   const [n = 0, bytes = 0] = rest.map(Number)
   const r = { ends: 0, resets: 0, timeouts: 0, received: 0 }

@@ -1,0 +1,93 @@
+// The addon's relay engine on real loopback sockets, without the sidecar, for test/native/relay*.test.ts: a
+// front server hands each accepted socket's fd to relayAdd (as the listener does), and the engine relays it to
+// an upstream server. One engine per process: start() (re)starts it with the tests' defaults.
+import { createHash } from 'node:crypto'
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import type { Test } from 'tap'
+import { relayAdd, relayStart, type RelayEvent, type RelayOptions } from '../../src/native/relay.js'
+import { socketFd } from '../../src/native/sockopt.js'
+
+export type Closed = Extract<RelayEvent, { type: 'closed' }>
+
+const listeners = new Map<number, (e: RelayEvent) => void>()
+let lastId = 0
+
+export function start(opts: Partial<RelayOptions> = {}): void {
+  relayStart((events) => events.forEach((e) => listeners.get(e.id)?.(e)), {
+    bufferLimitBytes: 256 * 1024,
+    connectTimeoutMs: 5000,
+    idleTimeoutMs: 0,
+    ...opts,
+  })
+}
+
+export async function listen(t: Test, server: Server): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => server.close())
+  return (server.address() as { port: number }).port
+}
+
+export interface Relayed {
+  id: number
+  client: Socket
+  events: RelayEvent[]
+  closed: Promise<Closed>
+  /** the upstream server's side of the connection */
+  upstream: Promise<Socket>
+}
+
+/** A client connection relayed by the engine to a fresh upstream server (or to upstreamPort). */
+export async function relayed(t: Test, upstreamPort?: number, bindAddress?: string): Promise<Relayed> {
+  let upstream: Promise<Socket> = new Promise(() => {})
+  if (upstreamPort === undefined) {
+    const server = createServer({ allowHalfOpen: true })
+    upstream = new Promise((r) => server.once('connection', r))
+    upstreamPort = await listen(t, server)
+  }
+  const id = ++lastId
+  const events: RelayEvent[] = []
+  const closed = new Promise<Closed>((resolve) => {
+    listeners.set(id, (e) => {
+      events.push(e)
+      if (e.type === 'closed') resolve(e)
+    })
+  })
+  const front = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => {
+    relayAdd(id, socketFd(s), { address: '127.0.0.1', port: upstreamPort, family: 4 }, bindAddress ? { address: bindAddress } : {})
+    s.destroy()
+  })
+  const client = connect({ port: await listen(t, front), host: '127.0.0.1', allowHalfOpen: true })
+  client.on('error', () => {})
+  t.teardown(() => {
+    client.destroy()
+    listeners.delete(id)
+  })
+  upstream.then((s) => {
+    s.on('error', () => {})
+    t.teardown(() => s.destroy())
+  })
+  return { id, client, events, closed, upstream }
+}
+
+/** Everything a socket receives until its end (or error), hashed. */
+export function drain(s: Socket): Promise<{ bytes: number; sha: string; error: string | null }> {
+  const hash = createHash('sha256')
+  let bytes = 0
+  s.on('data', (c: Buffer) => {
+    bytes += c.length
+    hash.update(c)
+  })
+  return new Promise((resolve) => {
+    let done = false
+    const finish = (error: string | null) => {
+      if (done) return
+      done = true
+      resolve({ bytes, sha: hash.digest('hex'), error })
+    }
+    s.on('end', () => finish(null))
+    s.on('error', (err: NodeJS.ErrnoException) => finish(err.code ?? 'error'))
+    s.on('close', () => finish(null))
+  })
+}
+
+export const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')

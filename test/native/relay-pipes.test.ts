@@ -1,0 +1,99 @@
+// The relay engine's pipes under its limit (relayStart's maxPipes, which the sidecar sets from its descriptor
+// budget, src/proxy/fd-budget.ts): never more pipes than that; directions beyond it move their bytes by
+// read/write, whole, and take a pipe again once their buffer is empty.
+import { randomBytes } from 'node:crypto'
+import { setTimeout } from 'node:timers/promises'
+import t, { type Test } from 'tap'
+import { relayStart, relayStats, relayStop, type RelayEvent } from '../../src/native/relay.js'
+import { drain, relayed, sha, start, type Relayed } from '../helpers/relay-harness.js'
+
+const MiB = 1024 * 1024
+
+/** Resolves once the relay has paused reading this connection more than `after` times; fails after 10 s. */
+async function pausedMore(r: Relayed, after: number): Promise<number> {
+  const count = () =>
+    r.events.filter((e): e is Extract<RelayEvent, { type: 'flow' }> => e.type === 'flow').reduce((n, e) => n + e.paused, 0)
+  for (const end = Date.now() + 10_000; count() <= after; await setTimeout(20)) {
+    if (Date.now() > end) throw new Error(`connection ${r.id}: reading paused ${count()} times, not more than ${after}`)
+  }
+  return count()
+}
+
+function restart(t: Test, maxPipes: number): void {
+  relayStop()
+  start({ bufferLimitBytes: 64 * 1024, maxPipes })
+  t.teardown(() => relayStop())
+}
+
+t.test('bad maxPipes is a TypeError naming it', async (t) => {
+  const opts = { bufferLimitBytes: 1, connectTimeoutMs: 1, idleTimeoutMs: 0 }
+  t.throws(() => relayStart(() => {}, { ...opts, maxPipes: -1 }), { name: 'TypeError', message: /^maxPipes must be an integer/ })
+  t.throws(() => relayStart(() => {}, { ...opts, maxPipes: 1.5 }), { name: 'TypeError', message: /^maxPipes must be an integer/ })
+})
+
+t.test('six stalled directions and maxPipes 2: two hold a pipe, the rest read/write, every byte arrives', async (t) => {
+  restart(t, 2)
+  t.equal(relayStats().pipesMax, 2, 'the limit is the one given')
+  const open = await Promise.all(Array.from({ length: 6 }, () => relayed(t)))
+  const data = open.map(() => randomBytes(8 * MiB))
+  const ups = await Promise.all(open.map((r) => r.upstream))
+  ups.forEach((up) => up.pause())
+  open.forEach((r, i) => r.client.end(data[i]!))
+  await Promise.all(open.map((r) => pausedMore(r, 0)))
+  const s = relayStats()
+  t.equal(s.pipesInUse + s.pipesPooled, 2, `six directions paused, two pipes in all (${s.pipesInUse} in use)`)
+  const got = await Promise.all(
+    ups.map((up) => {
+      const d = drain(up)
+      up.resume()
+      return d
+    }),
+  )
+  got.forEach((g, i) => t.same(g, { bytes: 8 * MiB, sha: sha(data[i]!), error: null }, `connection ${i + 1}: 8 MiB whole`))
+  ups.forEach((up) => up.end())
+  for (const r of open) t.equal((await r.closed).termination, '', `connection ${r.id} closed cleanly`)
+})
+
+t.test('a direction that went by read/write for want of a pipe takes one again once its buffer is empty', async (t) => {
+  restart(t, 1)
+  const [a, b] = [await relayed(t), await relayed(t)]
+  const [upA, upB] = [await a.upstream, await b.upstream]
+  upA.pause()
+  upB.pause()
+  a.client.end(randomBytes(8 * MiB))
+  await pausedMore(a, 0)
+  const dataB = randomBytes(32 * MiB)
+  b.client.end(dataB)
+  await pausedMore(b, 0)
+  t.equal(relayStats().pipesInUse, 1, 'the one pipe there may be is in use: the second connection reads into a buffer')
+  const atA = drain(upA)
+  upA.resume()
+  await atA
+  upA.end()
+  await a.closed
+  // The second upstream reads a little, so the buffer empties, and stops again: the direction stalls anew
+  // (32 MiB: more than the path's socket buffers hold once the upstream's has grown from reading).
+  const chunks: Buffer[] = []
+  let bytes = 0
+  const ended = new Promise((resolve) => upB.once('end', resolve))
+  const pausedBefore = await pausedMore(b, 0)
+  const readSome = new Promise<void>((resolve) => {
+    upB.on('data', (c: Buffer) => {
+      chunks.push(c)
+      bytes += c.length
+      if (bytes >= 1 * MiB && bytes - c.length < 1 * MiB) {
+        upB.pause()
+        resolve()
+      }
+    })
+  })
+  upB.resume()
+  await readSome
+  await pausedMore(b, pausedBefore)
+  t.equal(relayStats().pipesInUse, 1, 'stalled again, the second direction holds the pipe now')
+  upB.resume()
+  await ended
+  t.equal(sha(Buffer.concat(chunks)), sha(dataB), 'all 32 MiB arrived whole (sha256)')
+  upB.end()
+  t.equal((await b.closed).termination, '', 'closed cleanly')
+})
