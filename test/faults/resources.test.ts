@@ -76,9 +76,15 @@ t.test(
     t.ok(held.held > 0, `${held.held} of 60 connections were proxied`)
     t.ok(held.errorCount > 0, `${held.errorCount} were closed: the limit was reached`)
     // The fd budget (src/proxy/fd-budget.ts) keeps a reserve of 16, sets the native relay's pipes aside (they
-    // are not in use here: an echoed byte holds none), and refuses connections beyond the rest.
+    // are not in use here: an echoed byte holds none) and the DNS forwarder's share (its ready line names it:
+    // none are in use here either), and refuses connections beyond the rest.
     const pipeFds = testEngine() === 'native' ? 2 * relayPipesFor(64) : 0
-    t.ok(fdCount(pid) >= 64 - 16 - pipeFds - 2, `the sidecar holds ${fdCount(pid)} descriptors, at its budget below the limit`)
+    const dnsReady = limited.stderr.find((l) => l.includes('dns proxy ready'))
+    const dnsShare = dnsReady ? (JSON.parse(dnsReady) as { forwardLimit: number }).forwardLimit : 0
+    t.ok(
+      fdCount(pid) >= 64 - 16 - pipeFds - dnsShare - 2,
+      `the sidecar holds ${fdCount(pid)} descriptors, at its budget below the limit (${pipeFds} for pipes, ${dnsShare} for DNS set aside)`,
+    )
     const overflow = (await adminStats(m.client))['listener.[__]_15001.downstream_global_cx_overflow'] ?? 0
     t.ok(overflow > 0, `the refused ones are counted in downstream_global_cx_overflow (${overflow})`)
     t.ok(running(limited), 'the sidecar is still up at its limit')
