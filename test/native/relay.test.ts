@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process'
 import t from 'tap'
 import { relayAbort, relayAdd, relayStart, relayStats, relayStop, type RelayEvent } from '../../src/native/relay.js'
 import { drain, listen, relayed, sha, start } from '../helpers/relay-harness.js'
+import { eventually } from '../helpers/wait.js'
 import { TCP_CLOSE, tcpInfoOf } from '../../src/native/sockopt.js'
 
 start()
@@ -139,8 +140,9 @@ t.test('reading pauses at the buffer limit while the upstream does not read, and
   up.pause()
   const data = randomBytes(8 * 1024 * 1024)
   r.client.end(data)
-  await new Promise((resolve) => setTimeout(resolve, 300))
   const flow = () => r.events.filter((e) => e.type === 'flow') as Extract<RelayEvent, { type: 'flow' }>[]
+  // the relay reports a pause in a flow event: wait for it
+  await eventually(() => flow().reduce((n, e) => n + e.paused, 0) >= 1, 10_000)
   t.ok(flow().reduce((n, e) => n + e.paused, 0) >= 1, 'paused at least once')
   const atUp = drain(up)
   up.resume()
@@ -232,7 +234,7 @@ t.test('no pipe to be had (EMFILE): the read/write fallback relays the bytes who
     const client = connect(await listen(front), '127.0.0.1')
     await ready
     // the first pump of the new connection took a pipe from the pool (and gave it back): wait for the pool to close
-    await new Promise((r) => setTimeout(r, 1300))
+    for (const end = Date.now() + 10000; relayStats().pipesPooled > 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50))
     const pooledBefore = relayStats().pipesPooled
     const held = []
     try { for (;;) held.push(openSync('/dev/null', 'r')) } catch (err) { if (err.code !== 'EMFILE') throw err }
@@ -246,7 +248,7 @@ t.test('no pipe to be had (EMFILE): the read/write fallback relays the bytes who
     const stats = relayStats()
     client.end()
     await new Promise((r) => client.on('end', r))
-    await new Promise((r) => setTimeout(r, 100))
+    for (const end = Date.now() + 5000; !closed && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10))
     console.log(JSON.stringify({ held: held.length, bytes, same: hash.digest('hex') === createHash('sha256').update(data).digest('hex'),
       termination: closed?.termination, stats, pooledBefore }))
     process.exit(0)
@@ -276,13 +278,12 @@ t.test('no pipe to be had (EMFILE): the read/write fallback relays the bytes who
 })
 
 t.test('every connection closed: no entry and no pipe left in use', async (t) => {
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await eventually(() => relayStats().connections === 0)
   const s = relayStats()
   t.equal(s.connections, 0)
   t.equal(s.pipesInUse, 0)
   // the pool is closed after a second without use: an idle sidecar holds no pipe
-  await new Promise((resolve) => setTimeout(resolve, 1300))
-  t.equal(relayStats().pipesPooled, 0)
+  t.equal(await eventually(() => relayStats().pipesPooled === 0 && 'empty', 5000), 'empty', 'the pool is empty')
 })
 
 t.test('bad arguments are TypeErrors naming them', async (t) => {
