@@ -4,9 +4,11 @@
 // splicing for bulk), and the Node floor. Each sidecar peer gives the argv that starts it in a pod as root;
 // all end up as uid/gid 1337, which the capture rules exempt.
 import { writeFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { root } from './harness.mjs'
+
+/** @type {typeof import('../src/native/addon.js')} */
+const addon = await import(new URL('../dist/native/addon.js', import.meta.url).href)
 
 /** @typedef {import('./harness.mjs').SidecarPeer} SidecarPeer */
 /** @typedef {'both' | 'outbound' | 'inbound' | 'none'} Position */
@@ -33,15 +35,15 @@ export const sidecarLabNative = {
  * @returns {{ available: boolean, reason: string }}
  */
 export function nativeRelay() {
-  const path = process.env.SIDECAR_LAB_ADDON || join(root, 'build/Release/sockopt.node')
+  const path = addon.addonPath()
   try {
-    const addon = /** @type {Record<string, unknown>} */ (createRequire(import.meta.url)(path))
-    return typeof addon.relayStart === 'function'
-      ? { available: true, reason: `${path} exports relayStart` }
-      : { available: false, reason: `${path} does not export relayStart (the addon was built without the native relay engine)` }
+    addon.loadAddon()
   } catch (err) {
     return { available: false, reason: `${path} could not be loaded: ${/** @type {Error} */ (err).message.split('\n')[0]}` }
   }
+  return addon.addonHasRelay()
+    ? { available: true, reason: `${path} exports relayStart` }
+    : { available: false, reason: `${path} does not export relayStart (the addon was built without the native relay engine)` }
 }
 
 /**

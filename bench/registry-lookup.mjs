@@ -50,22 +50,21 @@ async function measure(size) {
   globalThis.gc?.()
   const rssMB = process.memoryUsage().rss / 1024 ** 2
   // Half the destinations are in the registry, half are not (the blackhole path scans everything).
-  /** @type {import('../src/proxy/endpoint.js').Endpoint[]} */
+  /** @type {import('../src/net/address.js').Endpoint[]} */
   const dsts = Array.from({ length: 4096 }, (_, i) => {
-    const e = /** @type {import('../src/proxy/endpoint.js').Endpoint} */ (entries[Math.floor(r() * entries.length)])
+    const e = /** @type {import('../src/net/address.js').Endpoint} */ (entries[Math.floor(r() * entries.length)])
     if (i % 2) return { address: '198.19.254.' + (i & 255), port: 80, family: /** @type {4} */ (4) }
     return { address: e.address, port: e.port || 80, family: e.family }
   })
   let hits = 0
-  for (let i = 0; i < 64; i++)
-    if (registry.lookup(/** @type {import('../src/proxy/endpoint.js').Endpoint} */ (dsts[i % dsts.length]))) hits++ // warm up
+  for (let i = 0; i < 64; i++) if (registry.lookup(/** @type {import('../src/net/address.js').Endpoint} */ (dsts[i % dsts.length]))) hits++ // warm up
   // Bounded in count and time: at most 2 000 000 lookups or about 2 s.
   let n = 0
   const start = process.hrtime.bigint()
   let elapsed = 0n
   while (n < 2_000_000 && elapsed < 2_000_000_000n) {
     for (let i = 0; i < 16; i++, n++)
-      if (registry.lookup(/** @type {import('../src/proxy/endpoint.js').Endpoint} */ (dsts[n % dsts.length]))) hits++
+      if (registry.lookup(/** @type {import('../src/net/address.js').Endpoint} */ (dsts[n % dsts.length]))) hits++
     elapsed = process.hrtime.bigint() - start
   }
   return { size, rssMB: Number(rssMB.toFixed(1)), nsPerLookup: Math.round(Number(elapsed) / n), lookups: n, hits }

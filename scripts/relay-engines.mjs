@@ -1,9 +1,8 @@
 // The test files both relay engines must pass (issue 13), in one place. scripts/test.mjs runs them a second time
 // with SIDECAR_LAB_TEST_RELAY=native, which makes every helper that starts `sidecar-lab proxy` add
 // `--relay native` (test/helpers/engine.ts).
-import { existsSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 
 // A file is here when it starts real sidecars AND pushes bytes or connections through them, so the relay engine
 // decides what it observes (bytes, FIN/RST, counters, access-log lines, descriptors).
@@ -37,17 +36,8 @@ export const engineFiles = [
 // by `lab up` and bench/peers.mjs, which have no engine switch yet), and relay-differential (runs both engines
 // itself). test/proxy/ unit tests drive src/proxy/connection.ts in-process: node engine only.
 
-/** Whether the addon at build/Release (or SIDECAR_LAB_ADDON) exports the native engine's entry point. */
-export function addonHasRelay(root) {
-  const path = process.env.SIDECAR_LAB_ADDON || join(root, 'build/Release/sockopt.node')
-  try {
-    return typeof createRequire(import.meta.url)(path).relayStart === 'function'
-  } catch {
-    return false
-  }
-}
-
-/** Whether the tree holds the native engine's sources (then a missing relayStart is a broken build). */
-export function engineInTree(root) {
-  return existsSync(join(root, 'native/relay.c')) || existsSync(join(root, 'src/native/relay.ts'))
+/** Whether the built addon (build/Release, or SIDECAR_LAB_ADDON) exports the native engine: src/native/addon.ts. */
+export async function addonHasRelay(root) {
+  const addon = await import(pathToFileURL(join(root, 'dist/native/addon.js')).href)
+  return addon.addonHasRelay()
 }

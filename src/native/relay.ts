@@ -1,7 +1,7 @@
 // The only importer of the addon's relay engine (native/relay.c): typed calls, errors as node-style errno
 // exceptions (code, errno, syscall) as in sockopt.ts.
-import { createRequire } from 'node:module'
 import { AddonLoadError } from '../errors.js'
+import { addonPath, loadAddon } from './addon.js'
 import type { SocketAddress, TcpInfo } from './sockopt.js'
 
 export interface RelayOptions {
@@ -58,26 +58,12 @@ interface RelayAddon {
   relayStats(): RelayStats
 }
 
-let addon: RelayAddon | undefined
-
 function load(): RelayAddon {
-  if (addon) return addon
-  const require = createRequire(import.meta.url)
-  const path = process.env.SIDECAR_LAB_ADDON || '../../build/Release/sockopt.node'
-  try {
-    addon = require(path) as RelayAddon
-  } catch (err) {
-    throw new AddonLoadError(`the sockopt addon could not be loaded from ${path} (${(err as Error).message.split('\n')[0]})`, err)
-  }
+  const addon = loadAddon<RelayAddon>()
   if (typeof addon.relayStart !== 'function') {
-    throw new AddonLoadError(`the sockopt addon at ${path} has no relay engine: rebuild it (npm run build:addon)`)
+    throw new AddonLoadError(`the sockopt addon at ${addonPath()} has no relay engine: rebuild it (npm run build:addon)`)
   }
   return addon
-}
-
-/** Throws AddonLoadError now rather than on the first connection. */
-export function ensureRelayAddon(): void {
-  load()
 }
 
 /** Starts the relay thread; events arrive in batches, one per epoll round. Throws EALREADY when running. */

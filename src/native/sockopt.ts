@@ -1,8 +1,7 @@
-// The only importer of the compiled addon. Turns its integer/fd interface into typed calls on sockets.
-import { createRequire } from 'node:module'
+// The addon's socket options (native/sockopt.c; loaded by addon.ts): its integer/fd interface as typed calls on sockets.
 import type { Socket } from 'node:net'
 import { getSystemErrorName } from 'node:util'
-import { AddonLoadError } from '../errors.js'
+import { loadAddon } from './addon.js'
 import { addressFamily } from '../net/address.js'
 
 export interface SocketAddress {
@@ -33,27 +32,7 @@ interface Addon {
   transparentSocket(address: string, port: number, mark: number): number
 }
 
-let addon: Addon | undefined
-
-function load(): Addon {
-  if (addon) return addon
-  if (process.platform !== 'linux') {
-    throw new AddonLoadError(`the sockopt addon needs Linux (SO_ORIGINAL_DST is a netfilter option); this is ${process.platform}`)
-  }
-  const require = createRequire(import.meta.url)
-  // SIDECAR_LAB_ADDON points at another build of the addon (a debug build, or one for another Node ABI).
-  const path = process.env.SIDECAR_LAB_ADDON || '../../build/Release/sockopt.node'
-  try {
-    addon = require(path) as Addon
-  } catch (err) {
-    throw new AddonLoadError(
-      `the sockopt addon could not be loaded from ${path} (${(err as Error).message.split('\n')[0]}): ` +
-        'run `npm ci` or `npx node-gyp rebuild` in the sidecar-lab folder (needs python3, make and g++)',
-      err,
-    )
-  }
-  return addon
-}
+const load = (): Addon => loadAddon<Addon>()
 
 /** Throws AddonLoadError now rather than on the first connection. */
 export function ensureAddon(): void {

@@ -1,6 +1,6 @@
 // Where a captured connection goes: Istio's clusters and filter chains for the two virtual listeners.
 import type { OutboundTrafficPolicy } from './config.js'
-import type { Endpoint } from './endpoint.js'
+import type { Endpoint } from '../net/address.js'
 import type { Registry } from './registry.js'
 import { ResponseFlag } from './response-flags.js'
 

@@ -3,7 +3,7 @@
 // the model: producers publish, consumers subscribe, neither imports the other). Nothing here holds a
 // node:net object, so the native relay engine can produce the same records.
 import type { AccessLogEntry } from './access-log.js'
-import { formatEndpoint, type Endpoint } from './endpoint.js'
+import { formatEndpoint, type Endpoint } from '../net/address.js'
 import { formatResponseFlags, type ResponseFlag } from './response-flags.js'
 
 /** How the listener disposed of an accepted connection. */

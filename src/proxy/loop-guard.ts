@@ -27,7 +27,7 @@
 import type { Socket } from 'node:net'
 import { TCP_SYN_SENT, tcpInfoOf, type TcpInfo } from '../native/sockopt.js'
 import type { ListenerKind } from './clusters.js'
-import { endpointKey, type Endpoint } from './endpoint.js'
+import { endpointKey, type Endpoint } from '../net/address.js'
 
 /** Rule 5's tolerance: a few scheduler ticks (a jiffy is 1-10 ms), far below the seconds a NAT coincidence spans. */
 export const SAME_MOMENT_MS = 20

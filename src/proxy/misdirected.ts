@@ -10,7 +10,7 @@ import type { Logger } from '../logger.js'
 import { BurstLog } from './burst-log.js'
 import type { ListenerKind } from './clusters.js'
 import type { InterceptionMode } from './config.js'
-import { formatEndpoint, type Endpoint } from './endpoint.js'
+import { formatEndpoint, type Endpoint } from '../net/address.js'
 import type { Counter, Stats } from '../stats/stats.js'
 
 export interface DirectHit {

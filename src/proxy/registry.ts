@@ -9,7 +9,7 @@
 // 198.18.0.0/16 holds ::ffff:198.18.0.9. Every address is therefore keyed as 128 bits, IPv4 as mapped
 // and its prefix length plus 96. test/proxy/registry-index.test.ts checks this against the old matcher.
 import { isIP } from 'node:net'
-import type { Endpoint } from './endpoint.js'
+import type { Endpoint } from '../net/address.js'
 import type { RegistryEntry } from './registry-entry.js'
 
 export { parseRegistryEntry, parseRegistryText, type RegistryEntry } from './registry-entry.js'

@@ -10,7 +10,7 @@ import { closeSync, readFileSync } from 'node:fs'
 import { Socket, type Server } from 'node:net'
 import { CapabilityError } from '../errors.js'
 import { transparentSocket } from '../native/sockopt.js'
-import type { Endpoint } from './endpoint.js'
+import type { Endpoint } from '../net/address.js'
 
 /** Istio's --tproxy-mark default: marks the sidecar's upstream packets and routes the app's replies back. */
 export const TPROXY_MARK = 1337

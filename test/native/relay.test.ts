@@ -233,8 +233,9 @@ t.test('no pipe to be had (EMFILE): the read/write fallback relays the bytes who
     })
     const client = connect(await listen(front), '127.0.0.1')
     await ready
-    // the first pump of the new connection took a pipe from the pool (and gave it back): wait for the pool to close
-    for (const end = Date.now() + 10000; relayStats().pipesPooled > 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50))
+    // the first pump of the new connection took a pipe (and gave it back to the pool): wait until none is in use
+    // and the pool has closed
+    for (const end = Date.now() + 10000; (relayStats().pipesInUse > 0 || relayStats().pipesPooled > 0) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50))
     const pooledBefore = relayStats().pipesPooled
     const held = []
     try { for (;;) held.push(openSync('/dev/null', 'r')) } catch (err) { if (err.code !== 'EMFILE') throw err }

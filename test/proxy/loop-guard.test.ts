@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import t from 'tap'
 import { LoopGuard, SAME_MOMENT_MS } from '../../src/proxy/loop-guard.js'
 import { TCP_ESTABLISHED, TCP_SYN_SENT, tcpInfoOf } from '../../src/native/sockopt.js'
-import type { Endpoint } from '../../src/proxy/endpoint.js'
+import type { Endpoint } from '../../src/net/address.js'
 
 t.test('a tracked upstream is found by its local endpoint and destination, and forgotten at close', async (t) => {
   const server = createServer((s) => s.on('error', () => {}))

@@ -1,7 +1,7 @@
 // The registry's index against the linear matcher it replaced: same entry for every destination.
 import { BlockList } from 'node:net'
 import t from 'tap'
-import type { Endpoint } from '../../src/proxy/endpoint.js'
+import type { Endpoint } from '../../src/net/address.js'
 import { Registry, parseRegistryEntry, type RegistryEntry } from '../../src/proxy/registry.js'
 
 /** The old matcher (src/proxy/registry.ts before the index): one BlockList per entry, first match wins. */
