@@ -1,7 +1,8 @@
 // The two tiers of the suite (issue 21). `npm test` runs the fast tier: every unit, loopback and namespace test
-// that takes well under a minute, so a change is checked in minutes. `npm run test:slow` runs the rest: the
-// benchmark and decomposition runs, the soak, the Docker lab (its first run builds the images), the NAT-clash
-// batches and the full-size relay differential. CI runs both; nothing is dropped.
+// but those below, with the default relay engine, so a change is checked in minutes. `npm run test:slow` runs
+// the rest: the benchmark, demo and decomposition runs, the soak, the Docker lab (its first run builds the
+// images), the NAT-clash batches, the relay differential, and the native engine's pass of the files both
+// engines run (scripts/relay-engines.mjs). CI runs both; nothing is dropped.
 import { readdirSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
@@ -9,6 +10,8 @@ export const slowFiles = [
   // bench/run.mjs --quick against every peer (HAProxy, wrk, the floor relay): minutes
   'test/integration/bench.test.ts',
   'test/integration/bench-tproxy.test.ts',
+  // the demo end to end: a lab, a trace and two autocannon runs
+  'test/integration/demo.test.ts',
   // bench/decompose.mjs and bench/soak.mjs in a lab
   'test/integration/decompose.test.ts',
   'test/integration/soak.test.ts',

@@ -4,7 +4,8 @@
 // The files both relay engines must pass (scripts/relay-engines.mjs) run a second time with
 // SIDECAR_LAB_TEST_RELAY=native; the counts sum both runs and each failure names its engine.
 //
-// Tiers (scripts/test-tiers.mjs): `npm test` runs the fast tier, `npm run test:slow` the slow one, CI both.
+// Tiers (scripts/test-tiers.mjs): `npm test` runs the fast tier with the default engine, `npm run test:slow`
+// the slow tier and the native engine's pass of the relay-engine files; CI runs both.
 // With SIDECAR_LAB_TEST_TOTALS=FILE each run adds its counts to FILE and ends with one more line,
 // "total: N passed, N failed, N skipped", over every run that wrote there (CI's last line).
 //
@@ -158,7 +159,10 @@ setInterval(() => process.ppid !== parent && void stop('SIGHUP'), 500).unref()
 const files = positionals.length ? positionals.map((f) => relative(root, resolve(f))) : tierFiles(root, values.tier)
 
 let code = await tap('node', files)
-const second = engineFiles.filter((f) => files.includes(f))
+// The second engine's pass: with named files, those among them both engines run; by tier, the slow tier's
+// (npm test stays with the default engine, so it finishes in minutes; CI runs both tiers).
+const second =
+  positionals.length || values.tier === 'all' ? engineFiles.filter((f) => files.includes(f)) : values.tier === 'slow' ? engineFiles : []
 if (!interrupted && second.length > 0 && (await addonHasRelay(root))) {
   process.stdout.write(
     `\n# relay engine native (SIDECAR_LAB_TEST_RELAY=native): ${second.length} files, listed in scripts/relay-engines.mjs\n`,

@@ -137,16 +137,3 @@ t.test('lab errors name the problem', rootOnly(), async (t) => {
   t.equal(sub.code, 2)
   t.match(sub.stderr, "unknown lab subcommand 'frob'")
 })
-
-t.test('the demo runs to the end and leaves nothing behind', rootOnly(), async (t) => {
-  const lab = `slt-demo-${process.pid % 10000}`
-  t.teardown(() => cli(['lab', 'down', '--lab', lab]))
-  const r = await cli(['demo', '--lab', lab, '--duration', '1', '--connections', '2'], 300_000)
-  t.equal(r.code, 0, r.stderr)
-  t.match(r.stdout, /== 1\. lab up/)
-  t.match(r.stdout, /"service":"reviews"|ISTIO_REDIRECT/, 'the traced request reached reviews')
-  t.match(r.stdout, /requests\/s\s+\d+\s+\d+/, 'both load runs report requests per second')
-  t.match(r.stdout, /errors \/ non-2xx\s+0 \/ 0\s+0 \/ 0/, 'and no errors')
-  t.match(r.stdout, /== 4\. lab down\nremoved/)
-  t.same(await listNetns(`${lab}-`), [])
-})
