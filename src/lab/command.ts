@@ -30,7 +30,7 @@ subcommands:
                                  the sidecar (uid 1337) and the app (uid 1000) join it (image: scripts/docker-image.sh)
      [--dns-capture]             the injector's DNS capture (ISTIO_META_DNS_CAPTURE=true: --redirect-dns to 15053)
   down [--all]                   remove namespaces, links, processes, rules and state, whatever state it is in;
-                                 --all: every lab, and whatever an interrupted \`npm test\` left behind
+                                 --all: every lab, and what an interrupted \`npm test\` left
   status                         pods, addresses, processes and the packets each capture rule caught
   exec POD [--uid N] -- CMD...   run a command in a pod's namespace with the host's programs (as uid ${appUser.uid}, unless --uid)
   logs POD                       the pod's sidecar log, access log and app log

@@ -148,8 +148,8 @@ function names(list: string[]): string {
 export function describeSweep(r: SweepReport): string {
   const parts = [
     r.processes ? `${r.processes} process${r.processes === 1 ? '' : 'es'}` : '',
-    r.labs.length ? `lab${r.labs.length === 1 ? '' : 's'} ${r.labs.join(', ')}` : '',
-    r.namespaces.length ? `namespace${r.namespaces.length === 1 ? '' : 's'} ${r.namespaces.join(', ')}` : '',
+    r.labs.length ? `lab${r.labs.length === 1 ? '' : 's'} ${names(r.labs)}` : '',
+    r.namespaces.length ? `namespace${r.namespaces.length === 1 ? '' : 's'} ${names(r.namespaces)}` : '',
     r.mounts.length ? `${r.mounts.length} mount${r.mounts.length === 1 ? '' : 's'}` : '',
     r.tempEntries.length
       ? `${r.tempEntries.length} temporary folder${r.tempEntries.length === 1 ? '' : 's'} (${names(r.tempEntries)})`

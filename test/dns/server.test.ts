@@ -6,10 +6,9 @@ import dnsPacket from 'dns-packet'
 import t, { type Test } from 'tap'
 import { defaultDnsConfig, type DnsConfig } from '../../src/dns/config.js'
 import { DnsServer } from '../../src/dns/server.js'
-import { silentLogger } from '../../src/logger.js'
 import { parseRegistryEntry } from '../../src/proxy/registry.js'
 import { Stats } from '../../src/stats/stats.js'
-import { addresses, freePort, query, queryPacket, sendRaw, startDnsmasq } from '../helpers/dns.js'
+import { addresses, freePort, query, queryPacket, sendRaw, startDnsServer, startDnsmasq } from '../helpers/dns.js'
 
 const search = ['default.svc.cluster.local', 'svc.cluster.local', 'cluster.local']
 const registry = [
@@ -20,21 +19,8 @@ const registry = [
   '198.18.0.0/24',
 ].map((e) => parseRegistryEntry(e, 'test'))
 
-async function server(t: Test, config: Partial<DnsConfig>): Promise<{ dns: DnsServer; port: number; stats: Stats }> {
-  // freePort only probes: another process may take the port before we bind it, so try a new one then.
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort()
-    const stats = new Stats()
-    const dns = new DnsServer({ ...defaultDnsConfig, search, ...config, port }, registry, stats, silentLogger)
-    try {
-      await dns.start()
-    } catch (err) {
-      if (attempt < 5 && (err as { cause?: { code?: string } }).cause?.code === 'EADDRINUSE') continue
-      throw err
-    }
-    t.teardown(() => dns.close())
-    return { dns, port, stats }
-  }
+function server(t: Test, config: Partial<DnsConfig>): Promise<{ dns: DnsServer; port: number; stats: Stats }> {
+  return startDnsServer(t, { search, ...config }, registry)
 }
 
 async function withDnsmasq(t: Test, extra: Partial<DnsConfig> = {}) {
