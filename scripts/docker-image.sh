@@ -45,7 +45,10 @@ fi
 if ! docker info >/dev/null 2>&1; then
   step "starting dockerd (log: $dockerd_log)"
   if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then rm -f /var/run/docker.pid; fi
-  setsid dockerd --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false --bridge=none \
+  # Started from a test run, the daemon is not one of the run's processes (scripts/test.mjs stops it, gracefully,
+  # after the run): without the run's variables the run's sweep does not kill it, and its TMPDIR outlives the run.
+  setsid env -u SIDECAR_LAB_RUN -u SIDECAR_LAB_LEDGER -u TMPDIR \
+    dockerd --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false --bridge=none \
     >>"$dockerd_log" 2>&1 </dev/null &
   # Ours to stop: scripts/docker-daemon.sh stop ends only a dockerd whose pid is recorded here.
   mkdir -p "$(dirname "$started_by_us")" && echo $! >"$started_by_us"
