@@ -72,7 +72,7 @@ status=0
 env PATH="$shims:$PATH" SIDECAR_LAB_ADDON="$addon" LD_PRELOAD="$libasan" \
   ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:log_path=$logs/asan" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan" \
-  node scripts/test.mjs --no-setup "${files[@]}" 2>&1 | tee "$logs/tests.log" || status=$?
+  SIDECAR_LAB_TEST_LABEL=asan node scripts/test.mjs --no-setup "${files[@]}" 2>&1 | tee "$logs/tests.log" || status=$?
 
 reports=$(grep -lE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer|SUMMARY: UndefinedBehaviorSanitizer' "$logs"/* 2>/dev/null || true)
 minutes=$(( ($(date +%s) - start + 59) / 60 ))

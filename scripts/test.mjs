@@ -193,13 +193,20 @@ if (failures.length) process.stdout.write('\nFailed:\n' + failures.map((f) => ` 
 const summary = (t) => `${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped`
 process.stdout.write(`\n${summary(totals)}\n`)
 const totalsFile = process.env.SIDECAR_LAB_TEST_TOTALS
+// what the run is called in the closing list of failures (test:asan names itself)
+const runName = process.env.SIDECAR_LAB_TEST_LABEL ?? (positionals.length ? 'named files' : `${values.tier} tier`)
 if (totalsFile) {
-  appendFileSync(totalsFile, JSON.stringify(totals) + '\n')
+  appendFileSync(totalsFile, JSON.stringify({ ...totals, failures, run: runName }) + '\n')
   const all = { passed: 0, failed: 0, skipped: 0 }
+  const allFailures = []
   for (const line of readFileSync(totalsFile, 'utf8').split('\n').filter(Boolean)) {
     const t = JSON.parse(line)
     for (const k of Object.keys(all)) all[k] += t[k]
+    allFailures.push(...(t.failures ?? []).map((f) => `${t.run ?? 'run'}: ${f}`))
   }
+  // CI shows only the output's tail: every run's failures are named again here, above the last line.
+  if (allFailures.length && allFailures.length !== failures.length)
+    process.stdout.write('\nFailed in all runs:\n' + allFailures.map((f) => `  ${f}`).join('\n') + '\n')
   process.stdout.write(`total: ${summary(all)}\n`)
 }
 process.exit(code === 0 && totals.failed === 0 ? 0 : 1)
