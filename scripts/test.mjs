@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Runs the tap suite with the raw TAP reporter, passes its output through, and ends with the one line CI
-// reads: "N passed, N failed, N skipped", counting each named test (a file's top-level subtests).
+// Runs the tap suite with the raw TAP reporter, prints a line a file, and ends with the one line CI reads:
+// "N passed, N failed, N skipped", counting each named test (a file's top-level subtests).
 // The files both relay engines must pass (scripts/relay-engines.mjs) run a second time with
 // SIDECAR_LAB_TEST_RELAY=native; the counts sum both runs and each failure names its engine.
 //
@@ -13,11 +13,14 @@
 // (src/lab/sweep.ts): on SIGINT, SIGTERM or SIGHUP the tests are stopped and everything the run made is
 // removed before the runner exits non-zero, saying what it removed; a run that starts removes what an
 // interrupted one left.
-// usage: node scripts/test.mjs [--no-setup] [--tier fast|slow|all] [--jobs N] [FILE...]
+// Output: a line a file (time, counts), a failed file's TAP in full below its line, the whole TAP stream in
+// .tap/test.tap (.tap/asan.tap for test:asan).
+// usage: node scripts/test.mjs [--no-setup] [--tap] [--tier fast|slow|all] [--jobs N] [FILE...]
 //   --no-setup: the caller installed and built (scripts/test-asan.sh)
+//   --tap: print the whole TAP stream instead of a line a file
 //   FILE...: just these files, whatever their tier
 import { spawn, spawnSync } from 'node:child_process'
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { createInterface } from 'node:readline'
 import { dirname, join, relative, resolve } from 'node:path'
@@ -29,7 +32,12 @@ import { tierFiles } from './test-tiers.mjs'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const run = (program, args) => spawnSync(program, args, { stdio: ['ignore', 'inherit', 'inherit'], cwd: root }).status
 const { values, positionals } = parseArgs({
-  options: { 'no-setup': { type: 'boolean' }, tier: { type: 'string', default: 'fast' }, jobs: { type: 'string' } },
+  options: {
+    'no-setup': { type: 'boolean' },
+    tap: { type: 'boolean' },
+    tier: { type: 'string', default: 'fast' },
+    jobs: { type: 'string' },
+  },
   allowPositionals: true,
 })
 if (!['fast', 'slow', 'all'].includes(values.tier)) {
@@ -82,6 +90,10 @@ const runEnv = sweep.runEnvironment(runDir)
 const dockerdBefore = run('bash', [join(root, 'scripts/docker-daemon.sh'), 'ours']) === 0
 
 const totals = { passed: 0, failed: 0, skipped: 0 }
+// The whole TAP stream of the run, for when a line per file is not enough (--tap prints it instead).
+const tapPath = join(root, '.tap', `${(process.env.SIDECAR_LAB_TEST_LABEL ?? 'test').replace(/\W/g, '-')}.tap`)
+mkdirSync(dirname(tapPath), { recursive: true })
+const tapLog = openSync(tapPath, 'w')
 const failures = []
 /** file -> milliseconds, per engine run */
 const times = []
@@ -95,34 +107,47 @@ function tap(engine, tapFiles) {
     cwd: root,
     env: { ...process.env, ...runEnv, SIDECAR_LAB_TEST_RELAY: engine },
   })
-  let failuresInFile = 0
-  let currentFile = ''
+  // tap prints each file as one block (jobs > 1 too): "# Subtest: FILE", its indented lines, "ok N - FILE".
+  const file = { name: '', lines: [], passed: 0, failed: 0, skipped: 0 }
   const lines = createInterface({ input: child.stdout })
   lines.on('line', (line) => {
-    process.stdout.write(line + '\n')
+    writeSync(tapLog, line + '\n')
+    if (values.tap) process.stdout.write(line + '\n')
     const sub = /^ {4}(not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\b.*| # time=.*)?$/.exec(line)
     if (sub) {
-      if (sub[3]) totals.skipped++
-      else if (sub[1]) {
-        totals.failed++
-        failuresInFile++
-        failures.push(`[${engine}] ${currentFile}: ${sub[2]}`)
-      } else totals.passed++
-      return
+      const outcome = sub[3] ? 'skipped' : sub[1] ? 'failed' : 'passed'
+      totals[outcome]++
+      file[outcome]++
+      if (outcome === 'failed') failures.push(`[${engine}] ${file.name}: ${sub[2]}`)
     }
     const start = /^# Subtest: (.*)$/.exec(line)
     if (start) {
-      currentFile = start[1]
-      failuresInFile = 0
+      Object.assign(file, { name: start[1], lines: [], passed: 0, failed: 0, skipped: 0 })
+    }
+    // (a failed file's own YAML after its result, tap's command line, is in the .tap file only)
+    if (/^\s/.test(line) || start) {
+      file.lines.push(line)
       return
     }
     const top = /^(not )?ok \d+ - (\S+)(?:.* # time=([\d.]+)ms)?/.exec(line)
-    if (top?.[3]) times.push({ file: top[2], engine, ms: Number(top[3]) })
-    if (top && top[1] && failuresInFile === 0) {
+    if (!top) {
+      if (/^Bail out!/.test(line) && !values.tap) process.stdout.write(line + '\n')
+      return
+    }
+    if (top[3]) times.push({ file: top[2], engine, ms: Number(top[3]) })
+    if (top[1] && file.failed === 0) {
       // A file that crashed or timed out before any of its tests reported still counts as a failure.
       totals.failed++
+      file.failed++
       failures.push(`[${engine}] ${top[2]}: file failed outside its tests`)
     }
+    if (values.tap) return
+    // One line a file; a failed file's whole TAP block follows its line.
+    const seconds = top[3] ? `${(Number(top[3]) / 1000).toFixed(1)} s` : ''
+    const counts = [`${file.passed} passed`, file.failed && `${file.failed} failed`, file.skipped && `${file.skipped} skipped`]
+    const label = `${top[1] ? 'FAIL' : 'ok  '} ${seconds.padStart(7)}  ${top[2]}${engine === 'native' ? ' (native)' : ''}`
+    process.stdout.write(`${label}  ${counts.filter(Boolean).join(', ')}\n`)
+    if (top[1]) process.stdout.write(file.lines.join('\n') + '\n' + line + '\n')
   })
   return new Promise((res) =>
     child.on('close', (code) => {
