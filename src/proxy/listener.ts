@@ -202,11 +202,12 @@ export class VirtualListener implements ConnectionContext {
         this.log.debug({ src: formatEndpoint(remote), dst: formatEndpoint(dst), reason: r.reason }, 'connection sent to BlackHoleCluster')
       return this.#closeUnproxied(socket, { disposition: 'blackholed', remote, dst, flags: [r.flags], details: r.reason, reset: false })
     }
-    const looped = this.loopGuard.ownerOf(socket.remoteAddress, socket.remotePort, dst, () => tcpInfoOf(socket))
-    if (looped) return this.#refuseLoop(socket, remote, looped)
+    const loop = this.loopGuard.verdict(socket.remoteAddress, socket.remotePort, dst, () => tcpInfoOf(socket))
+    if (loop.kind === 'loop') return this.#refuseLoop(socket, remote, loop.chain)
     // The native engine takes the socket's fd: node:net never read it (pauseOnConnect).
     const conn = native ? new NativeConnection(this, socket, r, remote) : new ProxiedConnection(this, socket, r, remote)
     this.#active.set(conn.id, conn)
+    if (loop.kind === 'suspect') this.loopGuard.suspected(conn, loop.of)
   }
 
   #refuseOverBudget(socket: Socket): void {
@@ -229,9 +230,10 @@ export class VirtualListener implements ConnectionContext {
     this.#deps.fdBudget.exhausted(this.name, err)
   }
 
-  #refuseLoop(socket: Socket, remote: Endpoint | undefined, owner: LoopOwner): void {
-    this.#misdirected.loop({ listener: this.name, port: this.#port, remote, from: owner.listenerKind })
-    owner.onUpstreamLooped()
+  /** chain: the connection that opened the loop (whose listener the advice names), then the suspect. */
+  #refuseLoop(socket: Socket, remote: Endpoint | undefined, chain: readonly LoopOwner[]): void {
+    this.#misdirected.loop({ listener: this.name, port: this.#port, remote, from: chain[0]!.listenerKind })
+    for (const owner of chain) owner.onUpstreamLooped()
     const flags = [ResponseFlag.NoRouteFound]
     this.#closeUnproxied(socket, { disposition: 'looped', remote, dst: undefined, flags, details: 'upstream_loop', reset: true })
   }

@@ -24,6 +24,11 @@
 // Such an upstream connected to the real destination at its own time; its accepted namesake is an unrelated
 // application connection and must be proxied like any other. A true loop missed by rule 5 (a softirq delayed
 // past SAME_MOMENT_MS) costs one hop: the next hop loops the same way and is caught.
+//  6. a first match is a suspect, not yet a loop: it is proxied like any other connection and remembered.
+//     In a burst, rules 3-5 cannot tell a NAT coincidence from a loop (hundreds of handshakes complete in the
+//     same turn and the same millisecond: seen, 2 app connections of 1,500 refused in the NAT-clash test on a
+//     loaded machine). A true loop repeats: the suspect's own upstream comes back too, and that second match
+//     is the loop, refused along with the whole chain. A coincidence would have to happen twice in a row.
 import type { Socket } from 'node:net'
 import { TCP_SYN_SENT, tcpInfoOf, type TcpInfo } from '../native/sockopt.js'
 import type { ListenerKind } from './clusters.js'
@@ -64,8 +69,21 @@ function connectionKey(localAddress: string | undefined, localPort: number | und
   return `${endpointKey(localAddress, localPort)}>${endpointKey(dst.address, dst.port)}`
 }
 
+/** What the guard says of an accepted connection (rule 6). */
+export type LoopVerdict =
+  | { kind: 'none' }
+  /** matched owner's upstream once: proxy it, and call admitted() with the connection made for it */
+  | { kind: 'suspect'; of: LoopOwner }
+  /**
+   * matched the upstream of a suspect: refuse it; every owner in chain looped. The origin comes first: told
+   * first, the native engine ends it before the suspect's reset (closing the origin's upstream) reaches it.
+   */
+  | { kind: 'loop'; chain: readonly LoopOwner[] }
+
 export class LoopGuard {
   readonly #upstreams = new Map<string, Tracked>()
+  /** suspect connection -> the owner whose upstream it matched */
+  readonly #suspects = new WeakMap<LoopOwner, LoopOwner>()
   #justConnected: Tracked[] = []
 
   /**
@@ -132,6 +150,24 @@ export class LoopGuard {
     const ours = accepted?.()
     if (ours && Math.abs(upstream.lastAckRecvMs - ours.lastAckRecvMs) > SAME_MOMENT_MS) return undefined
     return entry.owner
+  }
+
+  /** Rules 1-6 for an accepted connection; for a suspect, call suspected() with the connection made for it. */
+  verdict(
+    remoteAddress: string | undefined,
+    remotePort: number | undefined,
+    dst: Endpoint | undefined,
+    accepted?: () => TcpInfo | undefined,
+  ): LoopVerdict {
+    const owner = this.ownerOf(remoteAddress, remotePort, dst, accepted)
+    if (!owner) return { kind: 'none' }
+    const origin = this.#suspects.get(owner)
+    return origin ? { kind: 'loop', chain: [origin, owner] } : { kind: 'suspect', of: owner }
+  }
+
+  /** conn was accepted as a suspect of owner's upstream (a 'suspect' verdict). */
+  suspected(conn: LoopOwner, owner: LoopOwner): void {
+    this.#suspects.set(conn, owner)
   }
 
   get tracked(): number {

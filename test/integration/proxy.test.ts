@@ -116,7 +116,7 @@ t.test('loop guard: connections to the proxy itself go to BlackHoleCluster', roo
   )
 })
 
-t.test('loop guard: a proxy whose uid the rules do not exempt refuses the loop on the first hop', rootOnly(), async (t) => {
+t.test('loop guard: a proxy whose uid the rules do not exempt refuses the loop on the second hop', rootOnly(), async (t) => {
   const { client, server } = await podPair(t)
   const app = await startServerApp(t, server, 9080)
   const outbound = await startSidecar(t, client, ['--uid', '2000', '--gid', '2000'])
@@ -126,19 +126,21 @@ t.test('loop guard: a proxy whose uid the rules do not exempt refuses the loop o
   t.match(error, /"level":50/, 'logged at error level')
   t.match(error, /uid 2000/, 'the error names the uid that is not exempt')
   t.match(error, /--uid 1337|-u\/--proxy-uid/, 'the error says how to fix it')
-  // Bounded: once every connection the outbound listener accepted is closed, it accepted exactly two.
+  // Bounded: once every connection the outbound listener accepted is closed, it accepted exactly three (the
+  // first looped hop is proxied as a suspect, its own upstream coming back is the loop: loop-guard.ts rule 6).
   await waitForStat(client, 'listener.[__]_15001.downstream_cx_active', (n) => n === 0)
   t.equal(
     (await adminStats(client))['listener.[__]_15001.downstream_cx_total'],
-    2,
-    "the listener accepted two connections: the app's and the looped hop (the loop is bounded)",
+    3,
+    "the listener accepted three connections: the app's and two looped hops (the loop is bounded)",
   )
   t.equal((await adminStats(client))['sidecar.upstream_loop'], 1, 'the loop is counted once')
-  const lines = await eventually(() => (outbound.accessLines().length >= 2 ? outbound.accessLines() : undefined))
-  t.equal(lines.length, 2, 'exactly two access-log lines')
-  t.ok(
-    lines.some((l) => /UF - upstream_loop .* PassthroughCluster/.test(l)),
-    "the app's connection is logged UF upstream_loop",
+  const lines = await eventually(() => (outbound.accessLines().length >= 3 ? outbound.accessLines() : undefined))
+  t.equal(lines.length, 3, 'exactly three access-log lines')
+  t.equal(
+    lines.filter((l) => /UF - upstream_loop .* PassthroughCluster/.test(l)).length,
+    2,
+    "the app's connection and the suspect hop are logged UF upstream_loop",
   )
   t.ok(
     lines.some((l) => /NR - upstream_loop .* BlackHoleCluster/.test(l)),

@@ -126,3 +126,28 @@ t.test('an upstream that node calls connecting but whose SYN is unanswered (SYN_
     t.equal(guard.ownerOf('127.0.0.1', upstream.localPort, dst), undefined, 'its namesake is no loop')
   }
 })
+
+t.test('rule 6: a first match is a suspect; the loop is the suspect upstream coming back too', async (t) => {
+  // Two handshakes in the same moment pass rules 1-5 whether they are a loop or a NAT coincidence in a burst.
+  const dst: Endpoint = { address: '198.18.0.2', port: 9080, family: 4 }
+  const probe = { connecting: true, tcpInfo: () => ({ state: TCP_ESTABLISHED, lastAckRecvMs: 5 }) }
+  const accepted = () => ({ state: TCP_ESTABLISHED, lastAckRecvMs: 5 })
+  const looped: string[] = []
+  const ownerNamed = (name: string, listenerKind: 'inbound' | 'outbound') => ({ listenerKind, onUpstreamLooped: () => looped.push(name) })
+  const guard = new LoopGuard()
+  const app = ownerNamed('app connection', 'inbound')
+  guard.trackUpstream({ address: '198.18.0.1', port: 40000, family: 4 }, dst, probe, app)
+  const first = guard.verdict('198.18.0.1', 40000, dst, accepted)
+  t.same(first, { kind: 'suspect', of: app }, 'the first match is proxied as a suspect, not refused')
+  t.same(looped, [], 'nobody is told of a loop yet')
+  // A NAT coincidence ends here: the suspect's own upstream goes to its real destination and never returns.
+  const hop = ownerNamed('first hop', 'outbound')
+  guard.suspected(hop, app)
+  guard.trackUpstream({ address: '198.18.0.1', port: 40001, family: 4 }, dst, probe, hop)
+  t.same(guard.verdict('198.18.0.1', 40002, dst, accepted), { kind: 'none' }, 'an unrelated connection is no suspect')
+  const second = guard.verdict('198.18.0.1', 40001, dst, accepted)
+  t.same(second, { kind: 'loop', chain: [app, hop] }, "the suspect's upstream came back: a loop, its origin first, then the suspect")
+  const other = ownerNamed('another app connection', 'outbound')
+  guard.trackUpstream({ address: '198.18.0.1', port: 40003, family: 4 }, dst, probe, other)
+  t.same(guard.verdict('198.18.0.1', 40003, dst, accepted), { kind: 'suspect', of: other }, 'a match of a non-suspect is a suspect again')
+})
