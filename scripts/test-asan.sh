@@ -67,12 +67,13 @@ mkdir -p "$logs"
 chmod 1777 "$logs" # sidecars drop to uid 1337 and apps run as 1000: they write their reports here too
 echo "test:asan: $addon, LD_PRELOAD=$libasan, ${#files[@]} test files; reports in $logs" >&2
 status=0
+# Two files at once (26 min one at a time on 2 cores): most of these wait on namespaces, peers and timers.
 # detect_leaks=0: node's own allocations at exit are not ours. log_path: a report from a process whose stderr a
 # test swallows (a sidecar's) still lands where this script looks.
 env PATH="$shims:$PATH" SIDECAR_LAB_ADDON="$addon" LD_PRELOAD="$libasan" \
   ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:log_path=$logs/asan" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan" \
-  SIDECAR_LAB_TEST_LABEL=asan node scripts/test.mjs --no-setup "${files[@]}" 2>&1 | tee "$logs/tests.log" || status=$?
+  SIDECAR_LAB_TEST_LABEL=asan node scripts/test.mjs --no-setup --jobs 2 "${files[@]}" 2>&1 | tee "$logs/tests.log" || status=$?
 
 reports=$(grep -lE 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer|SUMMARY: UndefinedBehaviorSanitizer' "$logs"/* 2>/dev/null || true)
 minutes=$(( ($(date +%s) - start + 59) / 60 ))
