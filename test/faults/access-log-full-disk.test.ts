@@ -6,7 +6,18 @@ import { readFileSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { rootOnly } from '../helpers/root.js'
 import { fill, smallTmpfs } from '../helpers/tmpfs.js'
-import { adminStats, eventually, podPair, repoRoot, spawnIn, startServerApp, startSidecar, type Pod, type Proc } from '../helpers/pods.js'
+import {
+  adminStats,
+  eventually,
+  podPair,
+  repoRoot,
+  SIDECAR_READY_MS,
+  spawnIn,
+  startServerApp,
+  startSidecar,
+  type Pod,
+  type Proc,
+} from '../helpers/pods.js'
 import { engineFlags } from '../helpers/engine.js'
 
 const cli = join(repoRoot, 'dist/cli.js')
@@ -51,7 +62,7 @@ t.test(
     await startSidecar(t, server)
     const accessLog = join(disk, 'access.log')
     const sidecar = spawnIn(t, client.ns, [...node, cli, 'proxy', ...engineFlags(), '--access-log', accessLog, '--drain-duration', '1s'])
-    await sidecar.waitFor(/sidecar ready/, 'stderr')
+    await sidecar.waitFor(/sidecar ready/, 'stderr', SIDECAR_READY_MS)
 
     // Phase 1: no space at all. 150 connections' lines (about 40 KB) cannot be written.
     let filler = fill(disk)

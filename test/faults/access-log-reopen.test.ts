@@ -5,7 +5,7 @@ import t from 'tap'
 import { chmodSync, mkdirSync, readFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { rootOnly } from '../helpers/root.js'
-import { adminStats, podPair, repoRoot, runClient, spawnIn, startServerApp, startSidecar } from '../helpers/pods.js'
+import { adminStats, podPair, repoRoot, SIDECAR_READY_MS, runClient, spawnIn, startServerApp, startSidecar } from '../helpers/pods.js'
 import { engineFlags } from '../helpers/engine.js'
 
 const cli = join(repoRoot, 'dist/cli.js')
@@ -25,7 +25,7 @@ t.test(
     chmodSync(dir, 0o777)
     const accessLog = join(dir, 'access.log')
     const sidecar = spawnIn(t, client.ns, [...node, cli, 'proxy', ...engineFlags(), '--access-log', accessLog])
-    await sidecar.waitFor(/sidecar ready/, 'stderr')
+    await sidecar.waitFor(/sidecar ready/, 'stderr', SIDECAR_READY_MS)
 
     const held = spawnIn(t, client.ns, ['node', join(repoRoot, 'test/helpers/apps/hold-echo.mjs'), server.ip, '9080'], {
       uid: 1000,

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { join } from 'node:path'
 import { rootOnly } from '../helpers/root.js'
-import { adminStats, eventually, podPair, repoRoot, spawnIn, startSidecar, type Pod } from '../helpers/pods.js'
+import { adminStats, eventually, podPair, repoRoot, SIDECAR_READY_MS, spawnIn, startSidecar, type Pod } from '../helpers/pods.js'
 import { engineFlags, testEngine } from '../helpers/engine.js'
 import { event, faultClient, faultServer, fdCount, fdsBackTo, mesh, pidOf, running, startWrappedSidecar, until } from '../helpers/faults.js'
 
@@ -39,7 +39,7 @@ t.test(`a sidecar with ${LIMIT} file descriptors under more connections than tha
     '--access-log',
     accessLog,
   ])
-  await outbound.waitFor(/sidecar ready/, 'stderr')
+  await outbound.waitFor(/sidecar ready/, 'stderr', SIDECAR_READY_MS)
   await startSidecar(t, server)
   const warnings = () => outbound.stderr.filter((l) => l.includes('out of file descriptors'))
 

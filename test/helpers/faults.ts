@@ -2,7 +2,7 @@
 // (apps/fault-server.mjs, apps/fault-client.mjs), and what the suite reads from /proc about a sidecar.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { podPair, repoRoot, spawnIn, startSidecar, type Pod, type Proc, type SidecarProc } from './pods.js'
+import { podPair, repoRoot, SIDECAR_READY_MS, spawnIn, startSidecar, type Pod, type Proc, type SidecarProc } from './pods.js'
 import { engineFlags } from './engine.js'
 
 const cli = join(repoRoot, 'dist/cli.js')
@@ -108,6 +108,6 @@ export async function fdsBackTo(pid: number, baseline: number, timeoutMs = 15_00
  */
 export async function startWrappedSidecar(t: Teardown, pod: Pod, wrapper: string[], flags: string[] = []): Promise<Proc> {
   const proc = spawnIn(t, pod.ns, [...wrapper, 'node', cli, 'proxy', ...engineFlags(), '--access-log', 'off', ...flags])
-  await proc.waitFor(/sidecar ready/, 'stderr')
+  await proc.waitFor(/sidecar ready/, 'stderr', SIDECAR_READY_MS)
   return proc
 }

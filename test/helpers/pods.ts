@@ -10,6 +10,11 @@ import { addNetns, addVeth, deleteNetns, execIn, inNetns } from '../../src/sys/n
 import { engineFlags, testEngine, type RelayEngine } from './engine.js'
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+/**
+ * How long a sidecar may take to say it is ready. Its start is no test's subject: on a loaded 2-core machine
+ * (CI's fast tier runs three files at once) node took over 10 s to load the CLI once.
+ */
+export const SIDECAR_READY_MS = 30_000
 const cli = join(repoRoot, 'dist/cli.js')
 const apps = join(repoRoot, 'test/helpers/apps')
 
@@ -161,7 +166,7 @@ export async function startSidecar(t: Teardown, pod: Pod, flags: string[] = [], 
   const accessLog = join(pod.dir, `access-${serial++}.log`)
   const relay = flags.includes('--relay') ? [] : engineFlags(engine)
   const proc = spawnIn(t, pod.ns, ['node', cli, 'proxy', ...relay, '--access-log', accessLog, ...flags])
-  await proc.waitFor(/sidecar ready/, 'stderr')
+  await proc.waitFor(/sidecar ready/, 'stderr', SIDECAR_READY_MS)
   return {
     ...proc,
     accessLog,
