@@ -7,7 +7,7 @@ import { ownTable, sidecarPorts } from './nft-table.js'
 import { parseTrace, traversals } from './parse.js'
 import { assembleSteps, relevantConntrack, type Connection, type Step } from './steps.js'
 import type { TraceMode } from './tproxy.js'
-import { walkStepOf } from '../walkthrough/claims.js'
+import { walkStepOf } from './walk-step.js'
 
 export interface Captured {
   lab: string

@@ -4,7 +4,7 @@ import { formatEndpoint as fmt, sameEndpoint } from '../../net/address.js'
 import type { TraceReport } from '../capture/report.js'
 import { sidecarPorts } from '../capture/nft-table.js'
 import type { Connection, Step } from '../capture/steps.js'
-import { ranges } from '../walkthrough/claims.js'
+import { ranges } from './ranges.js'
 
 export interface Hop {
   kind: 'packet' | 'sidecar'

@@ -2,7 +2,7 @@
 // a coloured verdict badge (two for steps 9-15: as written, as the figure meant it), the finding, and the
 // trace steps that belong to it.
 import { wrap } from '../render/svg.js'
-import { ranges } from './claims.js'
+import { ranges } from '../render/ranges.js'
 import type { Reading, WalkthroughReport } from './verdicts.js'
 
 const colors = { confirmed: '#2b8a3e', corrected: '#d9480f', 'not observable': '#868e96' } as const

@@ -2,7 +2,7 @@
 // and a verdict, then which trace step belongs to which walkthrough step, the rules and who hit them, and
 // the two open questions. The JSON's shape is docs/walkthrough.schema.json.
 import type { HopEvidence, Reading, WalkthroughReport } from './verdicts.js'
-import { ranges } from './claims.js'
+import { ranges } from '../render/ranges.js'
 
 function hopLine(h: HopEvidence): string {
   if (h.kind === 'sidecar') return `step ${h.step}  ${h.pod} sidecar: ${h.note ?? ''}`

@@ -6,7 +6,9 @@ import type { Answers } from '../capture/answers.js'
 import type { ConntrackEntry } from '../capture/evidence.js'
 import type { TraceReport } from '../capture/report.js'
 import { originalSrc, type Connection, type Endpoints, type Step } from '../capture/steps.js'
-import { assignSteps, isReplyStep, partOf, ranges, walkClaims, walkthroughSource, type Part } from './claims.js'
+import { isReplyStep, partOf, type Part } from '../capture/walk-step.js'
+import { ranges } from '../render/ranges.js'
+import { assignSteps, walkClaims, walkthroughSource } from './claims.js'
 
 export type Verdict = 'confirmed' | 'corrected' | 'not observable'
 
