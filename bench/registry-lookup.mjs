@@ -41,8 +41,8 @@ function entryText(i, r) {
 /** @param {number} size */
 async function measure(size) {
   // A path in a variable, so the type check reads the types from src/ instead of checking dist/'s JS.
-  const built = '../dist/proxy/registry.js'
-  /** @type {typeof import('../src/proxy/registry.js')} */
+  const built = '../dist/registry/registry.js'
+  /** @type {typeof import('../src/registry/registry.js')} */
   const { Registry, parseRegistryEntry } = await import(built)
   const r = rng(size)
   const entries = Array.from({ length: size }, (_, i) => parseRegistryEntry(entryText(i, r), 'bench'))

@@ -72,9 +72,14 @@ if (process.getuid?.() !== 0) {
 const dist = (/** @type {string} */ f) => import(new URL(`../dist/trace/${f}`, import.meta.url).href)
 const [{ runTrace }, { renderText }, { renderSvg }, { walkthrough }, { renderWalkthroughJson }, { renderWalkthroughSvg }] =
   await Promise.all(
-    ['run.js', 'render-text.js', 'render-svg.js', 'walkthrough-verdicts.js', 'render-walkthrough.js', 'render-walkthrough-svg.js'].map(
-      dist,
-    ),
+    [
+      'capture/run.js',
+      'render/text.js',
+      'render/svg.js',
+      'walkthrough/verdicts.js',
+      'walkthrough/render.js',
+      'walkthrough/render-svg.js',
+    ].map(dist),
   )
 cli(['lab', 'up', '--lab', lab])
 try {

@@ -6,14 +6,24 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import { createServer, type Server, type Socket } from 'node:net'
 import { ListenError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import type { FdBudget } from '../proxy/fd-budget.js'
-import type { RegistryEntry } from '../proxy/registry.js'
+import type { RegistryEntry } from '../registry/registry.js'
 import type { Stats } from '../stats/stats.js'
 import type { DnsConfig } from './config.js'
 import { DnsMetrics } from './metrics.js'
 import { Resolver } from './resolver.js'
 import { NameTable, namespaceFromSearch } from './table.js'
 import { DnsTcpConnection, TcpBacklog } from './tcp-connection.js'
+
+/**
+ * The part of the sidecar's descriptor budget (src/proxy/fd-budget.ts) the server uses, declared here so that
+ * src/dns imports nothing from src/proxy, which imports src/dns.
+ */
+export interface DescriptorBudget {
+  /** reads the limit and the descriptors in use again, now with the server's own sockets bound */
+  measure(): void
+  /** sets aside up to n descriptors for the caller, returns how many it got */
+  reserve(n: number): number
+}
 
 export class DnsServer {
   readonly metrics: DnsMetrics
@@ -29,9 +39,9 @@ export class DnsServer {
   readonly addresses: string[] = []
 
   /** the sidecar's descriptor budget, which the forwarder takes its share of; none when run alone (tests) */
-  readonly #fdBudget: FdBudget | undefined
+  readonly #fdBudget: DescriptorBudget | undefined
 
-  constructor(config: DnsConfig, registry: RegistryEntry[], stats: Stats, log: Logger, fdBudget?: FdBudget) {
+  constructor(config: DnsConfig, registry: RegistryEntry[], stats: Stats, log: Logger, fdBudget?: DescriptorBudget) {
     this.#config = config
     this.#fdBudget = fdBudget
     this.#log = log

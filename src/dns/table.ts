@@ -3,7 +3,7 @@
 // A host that is known but has no address of the asked type gets NOERROR with no data (NXDOMAIN would tell
 // the resolver the name does not exist at all, and it would stop trying AAAA/A).
 import { isIP } from 'node:net'
-import type { RegistryEntry } from '../proxy/registry.js'
+import type { RegistryEntry } from '../registry/registry.js'
 import { normalizeName } from './resolv-conf.js'
 
 /** Istio's DNS proxy answers from its table with this TTL (pkg/dns: defaultTTLInSeconds). */

@@ -1,7 +1,7 @@
 // Where a captured connection goes: Istio's clusters and filter chains for the two virtual listeners.
 import type { OutboundTrafficPolicy } from './config.js'
 import type { Endpoint } from '../net/address.js'
-import type { Registry } from './registry.js'
+import type { Registry } from '../registry/registry.js'
 import { ResponseFlag } from './response-flags.js'
 
 export type ListenerKind = 'outbound' | 'inbound'

@@ -1,6 +1,6 @@
 // The sidecar's effective configuration, with Istio's and Envoy's defaults.
 import { defaultDnsConfig, type DnsConfig } from '../dns/config.js'
-import type { RegistryEntry } from './registry.js'
+import type { RegistryEntry } from '../registry/registry.js'
 
 export type OutboundTrafficPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY'
 export type AccessLogFormat = 'text' | 'json'

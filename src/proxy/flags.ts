@@ -5,7 +5,7 @@ import { parseCommandArgs } from '../flags/args.js'
 import { address, bytes, duration, httpUrl, integer, oneOf, port } from '../flags/values.js'
 import { defaultProxyConfig, type ProxyConfig } from './config.js'
 import { quoteInput } from '../quote.js'
-import { parseRegistryEntry, parseRegistryText, type RegistryEntry } from './registry-entry.js'
+import { parseRegistryEntry, parseRegistryText, type RegistryEntry } from '../registry/entry.js'
 import { dnsFlags, parseDnsFlags } from '../dns/flags.js'
 
 interface FlagSpec {

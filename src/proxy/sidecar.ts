@@ -13,7 +13,7 @@ import { LoopGuard } from './loop-guard.js'
 import { MisdirectedLog } from './misdirected.js'
 import { startNativeRelay, stopNativeRelay } from './native-connection.js'
 import { relayStats } from '../native/relay.js'
-import { Registry } from './registry.js'
+import { Registry } from '../registry/registry.js'
 import { Stats } from '../stats/stats.js'
 
 /** Envoy's server states as /ready and /server_info name them. */

@@ -7,7 +7,7 @@ import t from 'tap'
 import { parseResolvConf } from '../../src/dns/resolv-conf.js'
 import { NameTable, namespaceFromSearch } from '../../src/dns/table.js'
 import { parseProxyFlags } from '../../src/proxy/flags.js'
-import { parseRegistryEntry } from '../../src/proxy/registry.js'
+import { parseRegistryEntry } from '../../src/registry/registry.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'slt-dns-flags-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))

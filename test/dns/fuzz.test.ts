@@ -10,7 +10,7 @@ import t from 'tap'
 import { defaultDnsConfig } from '../../src/dns/config.js'
 import { DnsServer } from '../../src/dns/server.js'
 import { silentLogger } from '../../src/logger.js'
-import { parseRegistryEntry } from '../../src/proxy/registry.js'
+import { parseRegistryEntry } from '../../src/registry/registry.js'
 import { Stats } from '../../src/stats/stats.js'
 import { addresses, freePort, query, queryPacket, startDnsmasq } from '../helpers/dns.js'
 

@@ -3,7 +3,7 @@
 // "Question section mismatch" and waits for an answer that never comes. Names are bytes (RFC 2181 11): a
 // label may hold any octet, a dot included, so decoding to text and encoding again changes the question.
 import t from 'tap'
-import { parseRegistryEntry } from '../../src/proxy/registry.js'
+import { parseRegistryEntry } from '../../src/registry/registry.js'
 import { dig, freePort, sendRaw, startDnsServer } from '../helpers/dns.js'
 
 const search = ['default.svc.cluster.local', 'svc.cluster.local', 'cluster.local']

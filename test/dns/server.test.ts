@@ -6,7 +6,7 @@ import dnsPacket from 'dns-packet'
 import t, { type Test } from 'tap'
 import { defaultDnsConfig, type DnsConfig } from '../../src/dns/config.js'
 import { DnsServer } from '../../src/dns/server.js'
-import { parseRegistryEntry } from '../../src/proxy/registry.js'
+import { parseRegistryEntry } from '../../src/registry/registry.js'
 import { Stats } from '../../src/stats/stats.js'
 import { addresses, freePort, query, queryPacket, sendRaw, startDnsServer, startDnsmasq } from '../helpers/dns.js'
 

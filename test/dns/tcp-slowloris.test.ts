@@ -6,7 +6,7 @@
 import { createSocket } from 'node:dgram'
 import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
-import { parseRegistryEntry } from '../../src/proxy/registry.js'
+import { parseRegistryEntry } from '../../src/registry/registry.js'
 import type { Stats } from '../../src/stats/stats.js'
 import { addresses, dig, query, sendRaw, queryPacket, startDnsServer } from '../helpers/dns.js'
 import { until } from '../helpers/faults.js'

@@ -10,7 +10,7 @@ import type { Test } from 'tap'
 import { defaultDnsConfig, type DnsConfig } from '../../src/dns/config.js'
 import { DnsServer } from '../../src/dns/server.js'
 import { silentLogger } from '../../src/logger.js'
-import type { RegistryEntry } from '../../src/proxy/registry.js'
+import type { RegistryEntry } from '../../src/registry/registry.js'
 import { Stats } from '../../src/stats/stats.js'
 
 /** A port free for both UDP and TCP on 127.0.0.1 (the kernel picks it for UDP; TCP is checked). */

@@ -10,7 +10,7 @@ import type { Endpoint } from '../../src/net/address.js'
 import { FdBudget } from '../../src/proxy/fd-budget.js'
 import { VirtualListener } from '../../src/proxy/listener.js'
 import { LoopGuard } from '../../src/proxy/loop-guard.js'
-import { Registry } from '../../src/proxy/registry.js'
+import { Registry } from '../../src/registry/registry.js'
 import { Stats } from '../../src/stats/stats.js'
 
 export const silent = pino({ level: 'silent' })

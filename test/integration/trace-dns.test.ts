@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { listNetns } from '../../src/sys/netns.js'
-import type { DnsTraceReport } from '../../src/trace/dns-report.js'
+import type { DnsTraceReport } from '../../src/trace/dns/report.js'
 import { repoRoot } from '../helpers/pods.js'
 import { rootOnly } from '../helpers/root.js'
 

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { route } from '../../src/proxy/clusters.js'
-import { Registry, parseRegistryEntry } from '../../src/proxy/registry.js'
+import { Registry, parseRegistryEntry } from '../../src/registry/registry.js'
 
 const base = { outboundPort: 15001, inboundPort: 15006, policy: 'ALLOW_ANY' as const, registry: new Registry([]) }
 const dst = (address: string, port: number) => ({ address, port, family: (address.includes(':') ? 6 : 4) as 4 | 6 })

@@ -2,8 +2,8 @@
 // the pods' `nft -a monitor` text, access log lines, nat listings and conntrack tables.
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { iptablesByHandle, parseAccessLine, parseConntrack } from '../../src/trace/evidence.js'
-import { buildReport, type TraceReport } from '../../src/trace/report.js'
+import { iptablesByHandle, parseAccessLine, parseConntrack } from '../../src/trace/capture/evidence.js'
+import { buildReport, type TraceReport } from '../../src/trace/capture/report.js'
 
 const base = fileURLToPath(new URL('../fixtures/', import.meta.url))
 /**

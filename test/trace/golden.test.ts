@@ -5,12 +5,12 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { renderJson } from '../../src/trace/render-json.js'
-import { renderSvg } from '../../src/trace/render-svg.js'
-import { renderText } from '../../src/trace/render-text.js'
-import { renderWalkthroughJson, renderWalkthroughText } from '../../src/trace/render-walkthrough.js'
-import { renderWalkthroughSvg } from '../../src/trace/render-walkthrough-svg.js'
-import { walkthrough } from '../../src/trace/walkthrough-verdicts.js'
+import { renderJson } from '../../src/trace/render/json.js'
+import { renderSvg } from '../../src/trace/render/svg.js'
+import { renderText } from '../../src/trace/render/text.js'
+import { renderWalkthroughJson, renderWalkthroughText } from '../../src/trace/walkthrough/render.js'
+import { renderWalkthroughSvg } from '../../src/trace/walkthrough/render-svg.js'
+import { walkthrough } from '../../src/trace/walkthrough/verdicts.js'
 import { fixtureReport, type FixtureSet } from './fixture.js'
 
 const dir = fileURLToPath(new URL('../fixtures/trace-golden/', import.meta.url))
