@@ -50,7 +50,7 @@ export function memoryFigures(m, idle) {
 
 /** What a quick run says instead of verdicts. */
 export const smokeTestLine =
-  'bench: a quick run is a smoke test (1 round of 1-2 s runs): every peer and scenario ran; it gives no verdicts (npm run bench measures)'
+  'bench: a quick run is a smoke test (1 round of 1-2 s runs) that every peer and scenario runs; it gives no verdicts (npm run bench measures)'
 
 /**
  * The closing lines: issue 13's goals and the node relay against its baseline, or for a quick run only that it is a smoke test.
