@@ -12,24 +12,26 @@
 //   sidecars  Istio's rules as installed, the client as the app (uid 1000): both sidecars on the path
 // Differences between neighbours give the rules' cost, the NAT's, and the sidecars'. CPU counts the client,
 // the server and the sidecars (user + system, where the kernel's netfilter work on a send mostly lands).
-// usage: node bench/decompose.mjs [--seconds N] [--rounds N] [--lab NAME] [--out DIR]
+// usage: node bench/decompose.mjs [--seconds N] [--rounds N] [--lab NAME] [--record | --out DIR]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { exec, netns, processes, state as labState } from './lab.mjs'
 import { BenchLab, cpuSeconds, interruptible, root, serverIp } from './harness.mjs'
 import { machine } from './machine.mjs'
-import { benchFlags, flags } from './flags.mjs'
+import { benchFlags, flags, resultFlags, resultsDir } from './flags.mjs'
 
 const usage =
-  'usage: node bench/decompose.mjs [--seconds N (default 1.5)] [--rounds N (default 5)] [--lab NAME (default slb-decomp)] [--out DIR]\n'
-const { seconds, rounds, values } = benchFlags(
+  'usage: node bench/decompose.mjs [--seconds N (default 1.5)] [--rounds N (default 5)] [--lab NAME (default slb-decomp)] [--record | --out DIR]\n' +
+  'Results go to bench/results/tmp/decompose (not committed); --record writes the committed bench/results/decompose.\n'
+const { seconds, rounds, outDir, values } = benchFlags(
   'decompose',
-  { seconds: { type: 'string' }, rounds: { type: 'string' }, lab: { type: 'string' }, out: { type: 'string' } },
+  { seconds: { type: 'string' }, rounds: { type: 'string' }, lab: { type: 'string' }, ...resultFlags },
   usage,
   (values) => ({
     seconds: flags.decimal('seconds', values.seconds, 1.5, 0, 30, true),
     rounds: flags.integer('rounds', values.rounds, 5, 1, 10),
+    outDir: resultsDir(values, 'bench/results/decompose', 'bench/results/tmp/decompose'),
     values,
   }),
 )
@@ -263,7 +265,6 @@ const result = {
   summary,
   parts,
 }
-const outDir = values.out ?? join(root, 'bench/results/decompose')
 mkdirSync(outDir, { recursive: true })
 const json = JSON.stringify(result, null, 2) + '\n'
 writeFileSync(join(outDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`), json)

@@ -1,16 +1,18 @@
 // DNS benchmark: queries/s and latency (p50/p90/p99) of the sidecar's DNS proxy answering from its table
 // and forwarding, against the lab's DNS server (dnsmasq) queried directly. Builds its own lab with DNS
 // capture (the seed listing's rules), runs each case ROUNDS times interleaved, removes the lab.
-// usage: node bench/dns.mjs [--rounds 3] [--count 20000] [--concurrency 16] [--lab slb-dns] [--out bench/results/dns]
+// usage: node bench/dns.mjs [--rounds 3] [--count 20000] [--concurrency 16] [--lab slb-dns] [--record | --out DIR]
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { benchFlags, flags } from './flags.mjs'
+import { benchFlags, flags, resultFlags, resultsDir } from './flags.mjs'
 import { median } from './stats.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const usage = 'usage: node bench/dns.mjs [--rounds 3] [--count 20000] [--concurrency 16] [--lab slb-dns] [--out bench/results/dns]\n'
+const usage =
+  'usage: node bench/dns.mjs [--rounds 3] [--count 20000] [--concurrency 16] [--lab slb-dns] [--record | --out DIR]\n' +
+  'Results go to bench/results/tmp/dns (not committed); --record writes the committed bench/results/dns.\n'
 const values = benchFlags(
   'dns',
   {
@@ -18,7 +20,7 @@ const values = benchFlags(
     count: { type: 'string' },
     concurrency: { type: 'string' },
     lab: { type: 'string' },
-    out: { type: 'string' },
+    ...resultFlags,
   },
   usage,
   (v) => ({
@@ -26,7 +28,7 @@ const values = benchFlags(
     count: String(flags.integer('count', v.count, 20000, 1, 10_000_000)),
     concurrency: String(flags.integer('concurrency', v.concurrency, 16, 1, 1024)),
     lab: v.lab ?? 'slb-dns',
-    out: v.out ?? join(root, 'bench/results/dns'),
+    out: resultsDir(v, 'bench/results/dns', 'bench/results/tmp/dns'),
   }),
 )
 const cli = (/** @type {string[]} */ ...args) =>

@@ -3,38 +3,40 @@
 // npm run bench: sidecar-lab's sidecar (node and native relay) against a direct connection, HAProxy and the
 // Node floor, in the same pods with the same capture rules, interleaved round by round (direct, sidecar-lab,
 // ..., direct, ...). Before the rounds, a short trial picks HAProxy's better thread count. Needs root.
-// usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME] [--out DIR] [--only IDS] [--positions LIST] [--peers LIST]
+// usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME] [--record | --out DIR] [--only IDS] [--positions LIST] [--peers LIST]
 //                           [--haproxy-nbthread 1|2] [--baseline FILE]
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
-import { benchFlags, flags, InvalidFlag } from './flags.mjs'
+import { benchFlags, flags, InvalidFlag, resultFlags, resultsDir } from './flags.mjs'
 import { BenchLab, interruptible, root } from './harness.mjs'
 import { machine } from './machine.mjs'
-import { checkGoals, checkNodeRelay, goalLines } from './goals.mjs'
+import { checkGoals, checkNodeRelay } from './goals.mjs'
 import { describeChoice, haproxyTrial } from './haproxy-best.mjs'
 import { nativeRelay, peerList, peers } from './peers.mjs'
 import { renderMarkdown } from './report-md.mjs'
 import { renderSvg } from './report-svg.mjs'
 import { scenarios } from './scenarios.mjs'
 import { summarise } from './stats.mjs'
+import { memoryFigures, verdictLines } from './verdicts.mjs'
 
 const usage =
-  'usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME (default slb-bench)] [--out DIR]\n' +
+  'usage: node bench/run.mjs [--quick] [--rounds N] [--lab NAME (default slb-bench)] [--record | --out DIR]\n' +
   '                          [--only SCENARIO,...] [--positions both,outbound,inbound] [--peers direct,sidecar-lab,haproxy]\n' +
   '                          [--haproxy-nbthread 1|2 (skips the trial)] [--baseline FILE (default bench/results/latest.json)]\n' +
   `peers: ${peers.map((p) => p.name + (p.optional ? ' (only when named)' : '')).join(', ')}\n` +
   `scenarios: ${scenarios.map((s) => s.id).join(', ')}\n` +
-  'A run narrowed by --only, --positions or --peers writes its results to bench/results/tmp unless --out says otherwise.\n'
+  'Results go to bench/results/tmp (not committed); --record writes the committed bench/results (a full run only: not\n' +
+  '--quick, --only, --positions or --peers); --out DIR writes there.\n'
 // The native peer needs the addon's relay engine; without it the peer is left out, and saying so is part of the run.
 const native = nativeRelay()
-const { values, rounds, onlyScenarios, onlyPositions, onlyPeers, fixedThreads } = benchFlags(
+const { values, rounds, onlyScenarios, onlyPositions, onlyPeers, fixedThreads, outDir } = benchFlags(
   'bench',
   {
     quick: { type: 'boolean' },
     rounds: { type: 'string' },
     lab: { type: 'string' },
-    out: { type: 'string' },
+    ...resultFlags,
     only: { type: 'string' },
     positions: { type: 'string' },
     peers: { type: 'string' },
@@ -48,6 +50,11 @@ const { values, rounds, onlyScenarios, onlyPositions, onlyPeers, fixedThreads } 
     const named = values.peers === undefined ? undefined : flags.listOf('peers', values.peers, peerNames)
     if (named?.includes('sidecar-lab-native') && !native.available)
       throw new InvalidFlag(`--peers names sidecar-lab-native, but ${native.reason}`)
+    // The recorded run is what the README and the goals cite: a short or partial run must not replace it.
+    const partial = [values.quick && '--quick', values.only && '--only', values.positions && '--positions', values.peers && '--peers'].find(
+      Boolean,
+    )
+    if (values.record && partial) throw new InvalidFlag(`--record records a full run; ${partial} makes a partial one (--out DIR keeps it)`)
     return {
       values,
       rounds: flags.integer('rounds', values.rounds, values.quick ? 1 : 3, 1, 20),
@@ -60,6 +67,7 @@ const { values, rounds, onlyScenarios, onlyPositions, onlyPeers, fixedThreads } 
         values['haproxy-nbthread'] === undefined
           ? undefined
           : Number(flags.oneOf('haproxy-nbthread', values['haproxy-nbthread'], ['1', '2'])),
+      outDir: resultsDir(values, 'bench/results', 'bench/results/tmp'),
     }
   },
 )
@@ -72,13 +80,11 @@ if (values.peers === undefined)
 // Read before the run writes its own latest.json over it.
 const baselineFile = values.baseline ?? join(root, 'bench/results/latest.json')
 const baseline = existsSync(baselineFile) ? JSON.parse(readFileSync(baselineFile, 'utf8')) : undefined
-const narrowed = values.only !== undefined || values.positions !== undefined || values.peers !== undefined
 if (process.getuid?.() !== 0) {
   process.stderr.write('bench: needs root (network namespaces and iptables)\n')
   process.exit(1)
 }
 const quick = !!values.quick
-const outDir = values.out ?? join(root, quick || narrowed ? 'bench/results/tmp' : 'bench/results')
 const host = machine()
 // Every idle connection costs a sidecar two descriptors, and root here cannot raise the hard limit.
 const maxIdle = Math.min(10_000, Math.floor((host.fdLimit - 1000) / 2 / 1000) * 1000)
@@ -125,6 +131,7 @@ try {
             const metrics = await scenario.run({ lab, sizes, position, sidecar: !!peer.sidecar })
             samples.push({ ...sample, metrics })
             console.log(`round ${round} ${peer.name.padEnd(18)} ${position.padEnd(8)} ${scenario.id.padEnd(8)} ${brief(metrics)}`)
+            if (scenario.id === 'memory') for (const note of memoryFigures(metrics, sizes.idle).notes) console.log(`        ${note}`)
           } catch (err) {
             samples.push({ ...sample, error: String(/** @type {Error} */ (err).message ?? err) })
             console.log(
@@ -170,17 +177,22 @@ const result = {
   },
   samples,
   summary,
-  goals: checkGoals(summary),
-  nodeRelay: baseline && {
-    baseline: {
-      file: baselineFile,
-      commit: baseline.machine?.commit,
-      startedAt: baseline.startedAt,
-      cpu: baseline.machine?.cpu,
-      sameMachine,
-    },
-    figures: checkNodeRelay(summary, baseline.summary ?? {}, { sameMachine }),
-  },
+  // A quick run is a smoke test: no verdicts, in the console or the files.
+  ...(quick
+    ? {}
+    : {
+        goals: checkGoals(summary),
+        nodeRelay: baseline && {
+          baseline: {
+            file: baselineFile,
+            commit: baseline.machine?.commit,
+            startedAt: baseline.startedAt,
+            cpu: baseline.machine?.cpu,
+            sameMachine,
+          },
+          figures: checkNodeRelay(summary, baseline.summary ?? {}, { sameMachine }),
+        },
+      }),
 }
 mkdirSync(outDir, { recursive: true })
 const json = JSON.stringify(result, null, 2) + '\n'
@@ -188,20 +200,8 @@ writeFileSync(join(outDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`
 writeFileSync(join(outDir, 'latest.json'), json)
 writeFileSync(join(outDir, 'latest.md'), renderMarkdown(result))
 writeFileSync(join(outDir, 'latest.svg'), renderSvg(result))
-console.log(`bench: issue 13's goals, sidecar-lab-native against HAProxy (nbthread ${nbthread}), both sidecars, medians:`)
-if (!onlyPeers.includes('sidecar-lab-native'))
-  console.log(`  (no native peer in this run: ${native.available ? 'not in --peers' : native.reason})`)
-for (const line of goalLines(result.goals)) console.log(`  ${line}`)
-if (result.nodeRelay) {
-  const b = result.nodeRelay.baseline
-  console.log(
-    `bench: the node relay against ${b.file} (${b.commit}, ${b.startedAt}${sameMachine ? '' : `; another machine: ${b.cpu}, not comparable`}):`,
-  )
-  for (const f of result.nodeRelay.figures)
-    console.log(
-      `  ${f.met === null ? 'n/a   ' : f.met ? 'met   ' : 'MISSED'} ${f.id}: ${f.value.toFixed(3)} (baseline ${f.baseline.median.toFixed(3)}, ${f.baseline.min.toFixed(3)}-${f.baseline.max.toFixed(3)})`,
-    )
-}
+const nativeNote = onlyPeers.includes('sidecar-lab-native') ? undefined : native.available ? 'not in --peers' : native.reason
+for (const line of verdictLines(result, { nbthread, ...(nativeNote ? { nativeNote } : {}) })) console.log(line)
 const failed = samples.filter((s) => s.error).length
 console.log(`bench: ${samples.length} runs, ${failed} failed, ${result.seconds} s; results in ${outDir}/latest.{json,md,svg}`)
 process.exit(failed ? 1 : 0)

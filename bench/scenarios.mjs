@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { cpuSeconds, ports, quiet, root, rssBytes, serverIp } from './harness.mjs'
+import { memoryFigures } from './verdicts.mjs'
 import { parseWrk, wrkArgv } from './wrk.mjs'
 
 /** @typedef {{ bulkSeconds: number, httpSeconds: number, fixedSeconds: number, cpsSeconds: number, idle: number[] }} Sizes */
@@ -122,12 +123,8 @@ export const scenarios = [
           m[`rssOutMB@${n}`] = rssBytes(pids.out) / 2 ** 20
           m[`rssInMB@${n}`] = rssBytes(pids.in) / 2 ** 20
         }
-        const lo = ctx.sizes.idle[0] ?? 0
-        const hi = ctx.sizes.idle[ctx.sizes.idle.length - 1] ?? 0
-        const mb = (/** @type {string} */ key) => m[key] ?? NaN
-        m.kbPerConnOut = ((mb(`rssOutMB@${hi}`) - mb(`rssOutMB@${lo}`)) * 1024) / (hi - lo)
-        m.kbPerConnIn = ((mb(`rssInMB@${hi}`) - mb(`rssInMB@${lo}`)) * 1024) / (hi - lo)
-        return m
+        // kbPerConnOut / kbPerConnIn only when the slope holds; run.mjs prints why not otherwise.
+        return { ...m, ...memoryFigures(m, ctx.sizes.idle).metrics }
       } finally {
         child.stdin?.end()
         await Promise.race([once(child, 'exit'), sleep(10_000)])

@@ -4,7 +4,7 @@
 // lab's app in reviews killed and restarted now and then, while each sidecar's RSS, descriptors and event-loop
 // delay are sampled. Ends with a table (stdout and soak.md), a plot (soak.svg) and soak.json in --out, and
 // exits 1 when a check fails (bench/soak-report.mjs states them). The lab is removed at the end, also on
-// failure or Ctrl-C. Needs root. usage: node bench/soak.mjs [--duration 10m] [--relay node|native] [--lab NAME] [--out DIR]
+// failure or Ctrl-C. Needs root. usage: node bench/soak.mjs [--duration 10m] [--relay node|native] [--lab NAME] [--record | --out DIR]
 import { readdirSync, mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
@@ -14,25 +14,28 @@ import { BenchLab, interruptible, ports, quiet, root, rssBytes, serverIp } from 
 import { exec, netns, processes, state as labState } from './lab.mjs'
 import { machine } from './machine.mjs'
 import { checks, renderSoakMarkdown, renderSoakText } from './soak-report.mjs'
-import { benchFlags, flags, InvalidFlag } from './flags.mjs'
+import { benchFlags, flags, InvalidFlag, resultFlags, resultsDir } from './flags.mjs'
 import { renderSoakSvg } from './soak-svg.mjs'
 
-const usage = 'usage: node bench/soak.mjs [--duration 10m|60s|SECONDS] [--relay node|native] [--lab NAME] [--out DIR]\n'
-const { durationMs, relay, values } = benchFlags(
+const usage =
+  'usage: node bench/soak.mjs [--duration 10m|60s|SECONDS] [--relay node|native] [--lab NAME] [--record | --out DIR]\n' +
+  'Results go to bench/results/tmp/soak (not committed); --record writes the committed bench/results/soak (soak-native with --relay native).\n'
+const { durationMs, relay, outDir, values } = benchFlags(
   'soak',
-  { duration: { type: 'string' }, relay: { type: 'string' }, lab: { type: 'string' }, out: { type: 'string' } },
+  { duration: { type: 'string' }, relay: { type: 'string' }, lab: { type: 'string' }, ...resultFlags },
   usage,
   (values) => {
     const durationMs = flags.duration('duration', values.duration, 600_000, false)
     if (durationMs < 5000) throw new InvalidFlag(`--duration: ${values.duration} is shorter than 5 s`)
-    return { durationMs, relay: flags.oneOf('relay', values.relay ?? 'node', ['node', 'native']), values }
+    const relay = flags.oneOf('relay', values.relay ?? 'node', ['node', 'native'])
+    const recorded = relay === 'native' ? 'bench/results/soak-native' : 'bench/results/soak'
+    return { durationMs, relay, outDir: resultsDir(values, recorded, 'bench/results/tmp/soak'), values }
   },
 )
 if (process.getuid?.() !== 0) {
   process.stderr.write('soak: needs root (network namespaces and iptables)\n')
   process.exit(1)
 }
-const outDir = values.out ?? join(root, 'bench/results/soak')
 // about 100 samples whatever the duration, never more often than every second nor less than every 5 s
 const sampleMs = Math.max(1000, Math.min(5000, Math.round(durationMs / 100)))
 // the peer is killed about every minute (three times in a short run), never in the last tenth

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what sidecar-lab needs and is missing: Debian packages (when root; python3, make and g++ are for
-# node-gyp) and the npm dependencies, which also build the addon (node-gyp) and the TypeScript (dist/). Safe to
-# run again; does nothing when all is there.
+# node-gyp) and the npm dependencies, which also build the addon (node-gyp) and the TypeScript (dist/), quietly:
+# the build's output goes to setup.log, shown when it fails. Safe to run again; does nothing when all is there.
 # usage: scripts/setup.sh [--ci]   (--ci: always a clean `npm ci`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,13 @@ fi
 
 if [ "${1:-}" = "--ci" ] || [ ! -x node_modules/.bin/tap ] || [ ! -f build/Release/sockopt.node ] \
    || [ ! -f dist/cli.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm ci (builds the addon and dist/)" >&2
-  npm ci --no-audit --no-fund >&2
+  # node-gyp's and tsc's output is for when the build fails: kept in setup.log, shown then.
+  echo "setup: npm ci (builds the addon and dist/; its output in setup.log)" >&2
+  status=0
+  npm ci --no-audit --no-fund >setup.log 2>&1 || status=$?
+  if [ "$status" != 0 ]; then
+    cat setup.log >&2
+    echo "setup: npm ci failed (exit $status); its output above is in $PWD/setup.log" >&2
+    exit "$status"
+  fi
 fi

@@ -2,6 +2,7 @@
 // argv -> command. The only place that calls process.exit.
 import type { Command, CommandIO } from './command.js'
 import { SidecarError } from './errors.js'
+import { cliCommand, recordInvocation } from './invocation.js'
 import { flushLogs } from './logger.js'
 import { iptablesCommand } from './iptables/command.js'
 import { labCommand } from './lab/command.js'
@@ -14,17 +15,18 @@ const commands: Command[] = [proxyCommand, iptablesCommand, labCommand, demoComm
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length))
   return [
-    'usage: sidecar-lab <command> [flags]',
+    `usage: ${cliCommand('<command> [flags]')}`,
     '',
     'commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    "Run 'sidecar-lab <command> --help' for a command's flags.",
+    `Run '${cliCommand('<command> --help')}' for a command's flags.`,
     '',
   ].join('\n')
 }
 
 async function main(argv: string[]): Promise<number> {
+  recordInvocation(process.argv[1])
   const [name, ...rest] = argv
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage())

@@ -1,6 +1,8 @@
 // Every error sidecar-lab raises on purpose, each with a stable code so callers and tests match on the
 // code rather than on the wording of the message.
 
+import { cliCommand, runnable } from './invocation.js'
+
 export class SidecarError extends Error {
   readonly code: string
   constructor(code: string, message: string, options?: { cause?: unknown }) {
@@ -20,7 +22,7 @@ export class InvalidFlagError extends SidecarError {
 /** A flag that the command does not know. */
 export class UnknownFlagError extends SidecarError {
   constructor(flag: string, command: string) {
-    super('SIDECAR_ERR_UNKNOWN_FLAG', `unknown flag ${flag} for '${command}' (see '${command} --help')`)
+    super('SIDECAR_ERR_UNKNOWN_FLAG', `unknown flag ${flag} for '${command}' (see '${runnable(command)} --help')`)
   }
 }
 
@@ -90,7 +92,7 @@ export class DockerError extends SidecarError {
 /** A lab command needs the lab up, and it is not (or its `up` never finished). */
 export class LabNotUpError extends SidecarError {
   constructor(lab: string) {
-    super('SIDECAR_ERR_LAB_NOT_UP', `lab ${lab} is not up: run 'sidecar-lab lab up --lab ${lab}' first`)
+    super('SIDECAR_ERR_LAB_NOT_UP', `lab ${lab} is not up: run '${cliCommand('lab up', lab)}' first`)
   }
 }
 

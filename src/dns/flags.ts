@@ -14,8 +14,9 @@ export const dnsFlags = [
   {
     name: 'dns-upstream',
     value: 'LIST',
-    help: "where unknown names go, ADDRESS[:PORT],... (default: the resolv.conf's nameservers)",
+    help: 'where unknown names go, ADDRESS[:PORT],...',
     fallback: '',
+    shownDefault: "the --dns-resolv-conf file's nameservers",
   },
   { name: 'dns-resolv-conf', value: 'FILE', help: 'nameservers and search list to use', fallback: '/etc/resolv.conf' },
   { name: 'dns-timeout', value: 'DURATION', help: 'upstream answer timeout; then SERVFAIL', fallback: '5s' },

@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util'
 import { InvalidFlagError, UnknownFlagError } from '../errors.js'
 import { quoteInput } from '../quote.js'
+import { runnable } from '../invocation.js'
 
 export interface FlagOption {
   type: 'string' | 'boolean'
@@ -66,7 +67,7 @@ export function joinDashValues(argv: readonly string[], options: FlagOptions): s
 
 /** The error for a parseArgs failure, the offending argument found by a second, lenient pass. */
 function explain(code: string | undefined, args: string[], options: FlagOptions, command: string): Error {
-  const see = `(see '${command} --help')`
+  const see = `(see '${runnable(command)} --help')`
   const { tokens } = parseArgs({ args, options: toParseArgs(options), strict: false, allowPositionals: true, tokens: true })
   switch (code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {

@@ -9,6 +9,7 @@ import type { ApplyOutcome } from './apply.js'
 import { buildPlan, planText } from './build.js'
 import { cleanupText } from './cleanup.js'
 import { helpText, parseFlags } from './flags.js'
+import { setupCommands } from './routing.js'
 
 const outcomeLine: Record<ApplyOutcome, string> = {
   applied: 'applied',
@@ -38,7 +39,9 @@ export const iptablesCommand: Command = {
       return 0
     }
     if (run.dryRun || run.explain) {
-      io.stdout.write(planText(plan))
+      // TPROXY's policy routing is not restore input: shown as comments, so the output still feeds iptables-restore.
+      const routing = plan.tproxy ? setupCommands(plan.tproxy).map((c) => `# ${c}\n`) : []
+      io.stdout.write(planText(plan) + routing.join(''))
       return 0
     }
     const logger = createLogger().child({ component: 'iptables' })

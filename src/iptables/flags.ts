@@ -6,6 +6,7 @@ import { readAddress, readInteger, readPort } from '../flags/values.js'
 import { defaultRuleConfig, defaultRunOptions, ruleConfig, splitList } from './config.js'
 import type { IptablesSettings, RuleConfig, RunOptions } from './config.js'
 import { splitServers } from './ranges.js'
+import { runnable } from '../invocation.js'
 
 export interface FlagSpec {
   long: string
@@ -297,7 +298,7 @@ function parseArgv(argv: readonly string[], s: IptablesSettings, given: Set<stri
     const arg = argv[i] ?? ''
     const m = /^(?:--([a-z0-9-]+)|-([a-zA-Z]))(?:=(.*)|(.+))?$/s.exec(arg)
     if (!m && arg.startsWith('-')) throw new UnknownFlagError(arg.split('=')[0] ?? arg, COMMAND)
-    if (!m) throw new InvalidFlagError(`unexpected argument "${arg}" (flags start with - or --; see '${COMMAND} --help')`)
+    if (!m) throw new InvalidFlagError(`unexpected argument "${arg}" (flags start with - or --; see '${runnable(COMMAND)} --help')`)
     const [, long, short, eqValue, glued] = m
     if (long && glued !== undefined) throw new UnknownFlagError(arg, COMMAND)
     const f = flagSpecs.find((x) => (long ? x.long === long : x.short === short))

@@ -46,6 +46,14 @@ export async function setupRouting(target: Target, r: TproxyRouting): Promise<bo
   return changed
 }
 
+/** The commands setupRouting runs when neither the rule nor the route is there (for --dry-run). */
+export function setupCommands(r: TproxyRouting): string[] {
+  return families(r).flatMap((family) => [
+    ['ip', family, 'rule', 'add', ...ruleArgs(r)].join(' '),
+    ['ip', family, 'route', 'replace', ...routeArgs(r)].join(' '),
+  ])
+}
+
 /** The commands removeRouting runs when the rule and the route are there once each (for --dry-run). */
 export function removalCommands(r: TproxyRouting): string[] {
   return families(r).flatMap((family) => [

@@ -23,6 +23,7 @@ import {
 } from './scene.js'
 import { recordCreated } from '../sys/ledger.js'
 import { ensurePodDir, readState, removeState, writeState, type LabState } from './state.js'
+import { cliCommand } from '../invocation.js'
 
 export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url))
 const appServer = fileURLToPath(new URL('./app-server.js', import.meta.url))
@@ -89,7 +90,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     const want = labForm({ rules: options.rules, docker: options.docker === true, mode, dnsCapture: options.dnsCapture === true })
     if (have === want) return { state: existing!, already: true }
     // Rebuilding silently would cut whatever runs in the lab now; the user says so by taking it down first.
-    throw new InvalidFlagError(`lab ${lab} is up as ${have}; this 'lab up' asks for ${want}: run 'sidecar-lab lab down --lab ${lab}' first`)
+    throw new InvalidFlagError(`lab ${lab} is up as ${have}; this 'lab up' asks for ${want}: run '${cliCommand('lab down', lab)}' first`)
   }
   if (options.docker) await requireImage()
   await down(lab, log)

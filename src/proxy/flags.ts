@@ -13,6 +13,8 @@ interface FlagSpec {
   value?: string
   help: string
   fallback: string
+  /** what --help says the default is, when it is not a value (fallback '') */
+  shownDefault?: string
 }
 
 export const proxyFlags: FlagSpec[] = [
@@ -73,7 +75,7 @@ export const proxyFlags: FlagSpec[] = [
 export function proxyHelp(): string {
   const rows = proxyFlags.map((f) => [
     `--${f.name}${f.value ? ` ${f.value}` : ''}`,
-    `${f.help}${f.value ? ` (default ${f.fallback || 'none'})` : ''}`,
+    `${f.help}${f.value ? ` (default ${f.shownDefault ?? (f.fallback || 'none')})` : ''}`,
   ])
   const width = Math.max(...rows.map(([a]) => a!.length))
   return [

@@ -19,6 +19,7 @@ import { renderWalkthroughJson, renderWalkthroughText } from './walkthrough/rend
 import { renderWalkthroughSvg } from './walkthrough/render-svg.js'
 import { runTrace } from './capture/run.js'
 import { walkthrough } from './walkthrough/verdicts.js'
+import { cliCommand } from '../invocation.js'
 
 const help = `usage: sidecar-lab trace [--from POD] [--to POD] [--port N] [--lab NAME] [--walkthrough] [--json] [--svg FILE] [--raw DIR]
 
@@ -83,7 +84,7 @@ function parseFlags(argv: string[]): Flags | 'help' {
   const stray = positionals[values.dns ? 1 : 0]
   if (stray !== undefined) {
     throw new InvalidFlagError(
-      `unexpected argument ${quoteInput(stray)}: only 'trace --dns' takes one (a name) (see 'sidecar-lab trace --help')`,
+      `unexpected argument ${quoteInput(stray)}: only 'trace --dns' takes one (a name) (see '${cliCommand('trace --help')}')`,
     )
   }
   if (values['no-ct-zones'] && !values.dns) throw new InvalidFlagError('--no-ct-zones goes with --dns')

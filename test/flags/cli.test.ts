@@ -7,13 +7,13 @@ import { join } from 'node:path'
 import t from 'tap'
 import { repoRoot } from '../helpers/pods.js'
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(args: string[], cwd = repoRoot): Promise<{ code: number; stdout: string; stderr: string }> {
   const nobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
   return new Promise((resolve) => {
     execFile(
       'env',
       ['-u', 'NODE_OPTIONS', process.execPath, join(repoRoot, 'dist/cli.js'), ...args],
-      { timeout: 20_000, ...nobody },
+      { timeout: 20_000, cwd, ...nobody },
       (err, stdout, stderr) => {
         resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
       },
@@ -28,14 +28,20 @@ const cases: [string[], string][] = [
   [['trace', '--port'], 'error: --port: give a value (--port N)\n'],
   [['trace', '--lab', '--json'], 'error: --lab: give a value (--lab NAME)\n'],
   [['trace', '--port', '-1'], 'error: --port: -1 is not a port (1-65535)\n'],
-  [['trace', '--json=yes'], "error: --json takes no value (see 'sidecar-lab trace --help')\n"],
-  [['trace', 'stray'], "error: unexpected argument \"stray\": only 'trace --dns' takes one (a name) (see 'sidecar-lab trace --help')\n"],
+  [['trace', '--json=yes'], "error: --json takes no value (see 'node dist/cli.js trace --help')\n"],
+  [
+    ['trace', 'stray'],
+    "error: unexpected argument \"stray\": only 'trace --dns' takes one (a name) (see 'node dist/cli.js trace --help')\n",
+  ],
   [['demo', '--lab', 'Bad_Name'], 'error: --lab: lab name "Bad_Name" must be 1-24 characters of a-z, 0-9 and -, starting with a letter\n'],
   [['demo', '--lab'], 'error: --lab: give a value (--lab NAME)\n'],
   [['demo', '--duration', '0'], 'error: --duration: 0 is out of range (1 to 600)\n'],
   [['demo', '--connections', '-2'], 'error: --connections: -2 is out of range (1 to 1000)\n'],
   [['proxy', '--uid'], 'error: --uid: give a value (--uid UID)\n'],
-  [['proxy', 'stray'], "error: unexpected argument \"stray\": 'sidecar-lab proxy' takes only flags (see 'sidecar-lab proxy --help')\n"],
+  [
+    ['proxy', 'stray'],
+    "error: unexpected argument \"stray\": 'sidecar-lab proxy' takes only flags (see 'node dist/cli.js proxy --help')\n",
+  ],
   [['lab', 'exec', 'productpage', '--uid', 'root', '--', 'true'], 'error: --uid: "root" is not a whole number\n'],
   [['lab', 'status', '--mode', 'TPROXY'], "error: --mode goes with 'lab up', not 'lab status'\n"],
   [['lab', 'down', '--uid', '0'], "error: --uid goes with 'lab exec', not 'lab down'\n"],
@@ -49,3 +55,23 @@ for (const [argv, stderr] of cases) {
     t.equal(r.stdout, '', 'nothing ran')
   })
 }
+
+// The package is private: from the clone, `sidecar-lab` is no command, so a message names `node dist/cli.js`
+// (the path as run), and --lab only when the lab is not the default.
+const suggestions: [string[], string][] = [
+  [['lab', 'exec', 'productpage', '--', 'true'], "error: lab sidecar-lab is not up: run 'node dist/cli.js lab up' first\n"],
+  [['trace', '--lab', 'other'], "error: lab other is not up: run 'node dist/cli.js lab up --lab other' first\n"],
+  [['lab', 'up', '--bogus'], "error: unknown flag --bogus for 'sidecar-lab lab' (see 'node dist/cli.js lab --help')\n"],
+]
+for (const [argv, stderr] of suggestions) {
+  t.test(`${argv.join(' ')}: the suggested command runs as typed`, async (t) => {
+    const r = await cli(argv)
+    t.equal(r.stderr, stderr)
+    t.equal(r.code, 2)
+  })
+}
+
+t.test('from another folder, the path to the CLI as run', async (t) => {
+  const r = await cli(['lab', 'rules', '--lab', 'other'], '/')
+  t.equal(r.stderr, `error: lab other is not up: run 'node ${join(repoRoot, 'dist/cli.js')} lab up --lab other' first\n`)
+})

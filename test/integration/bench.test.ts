@@ -42,7 +42,7 @@ t.test(
       samples: Sample[]
       summary: Record<string, Record<string, Record<string, unknown>>>
       method: { nativeRelay: { available: boolean; reason: string }; haproxy: { nbthread: number; chosenBy: string } }
-      goals: { id: string; met: boolean | null }[]
+      goals?: unknown
     }
     const native = result.method.nativeRelay.available
     t.match(
@@ -53,12 +53,10 @@ t.test(
     t.ok([1, 2].includes(result.method.haproxy.nbthread), 'HAProxy ran with 1 or 2 threads')
     t.equal(result.method.haproxy.chosenBy, 'trial')
     t.match(run.stdout, new RegExp(`HAProxy peer: nbthread ${result.method.haproxy.nbthread} \\(trial`), 'the choice is printed')
-    t.equal(result.goals.length, 8, 'every goal of issue 13 has a verdict line')
-    t.equal(
-      result.goals.every((g) => g.met !== null),
-      native,
-      'verdicts exactly when the native peer ran',
-    )
+    t.equal(result.goals, undefined, 'a quick run records no verdicts')
+    t.match(run.stdout, /bench: a quick run is a smoke test .*no verdicts/, 'and says it is a smoke test')
+    t.notMatch(run.stdout, /MISSED|^ +met /m, 'instead of verdicts')
+    t.match(run.stdout, /outbound sidecar's memory per connection not given: 100 idle connections are too few/, 'nor a memory slope')
     const scenarios = ['memory', 'bulk-1', 'bulk-8', 'http', 'wrk', 'wrk-c10', 'fixed-1k', 'cps']
     const sidecars = ['sidecar-lab', ...(native ? ['sidecar-lab-native'] : []), 'haproxy', 'haproxy-splice', 'node-floor']
     const configs = ['direct/none', ...sidecars.flatMap((p) => ['both', 'outbound', 'inbound'].map((pos) => `${p}/${pos}`))]

@@ -11,7 +11,7 @@ import { rootOnly } from '../helpers/root.js'
 
 function cli(args: string[], timeout = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('node', [join(repoRoot, 'dist/cli.js'), ...args], { timeout, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    execFile('node', [join(repoRoot, 'dist/cli.js'), ...args], { timeout, cwd: repoRoot, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
     })
   })
@@ -83,7 +83,7 @@ t.test('lab up builds the scene; a request crosses both sidecars; up again is a 
   t.equal(otherForm.code, 2, 'up in another form while the lab is up is refused')
   t.match(
     otherForm.stderr,
-    `lab ${lab} is up as network namespaces with the injector's rules in REDIRECT mode; this 'lab up' asks for network namespaces with the legacy (seed listing) rules in REDIRECT mode: run 'sidecar-lab lab down --lab ${lab}' first`,
+    `lab ${lab} is up as network namespaces with the injector's rules in REDIRECT mode; this 'lab up' asks for network namespaces with the legacy (seed listing) rules in REDIRECT mode: run 'node dist/cli.js lab down --lab ${lab}' first`,
   )
   t.same(pidsOf(lab), pids, 'and the lab was left as it was')
 

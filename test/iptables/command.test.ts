@@ -85,6 +85,24 @@ t.test('--cleanup-only --dry-run prints what cleanup removes, not the rules to a
   )
 })
 
+t.test('-m TPROXY --dry-run also shows the ip rule and route it adds, as comments after the rules', async (t) => {
+  const tproxy = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'TPROXY', '-i', '*', '-b', '*']
+  const routing = ['# ip -4 rule add fwmark 1337 lookup 133', '# ip -4 route replace local default dev lo table 133']
+  const out = await run(['--dry-run', ...tproxy])
+  t.ok(out.stdout.endsWith('COMMIT\n' + routing.join('\n') + '\n'), out.stdout.slice(-300))
+  const v6 = await run(['--dry-run', '--dual-stack', ...tproxy])
+  t.ok(
+    v6.stdout.endsWith(
+      ['COMMIT', ...routing, '# ip -6 rule add fwmark 1337 lookup 133', '# ip -6 route replace local default dev lo table 133', ''].join(
+        '\n',
+      ),
+    ),
+  )
+  const nft = await run(['--dry-run', '--native-nftables', ...tproxy])
+  t.match(nft.stdout, /\n# ip -4 rule add fwmark 1337 lookup 133\n# ip -4 route replace local default dev lo table 133\n$/)
+  t.notMatch((await run(['--dry-run', ...injector])).stdout, /# ip /, 'REDIRECT mode adds no routing')
+})
+
 t.test('-m with neither REDIRECT nor TPROXY: REDIRECT, as istio-iptables, with a warning naming the value', async (t) => {
   const out = await run(['--dry-run', ...injector.map((a) => (a === 'REDIRECT' ? 'tproxy' : a))])
   t.equal(out.code, 0)

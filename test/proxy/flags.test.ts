@@ -121,6 +121,11 @@ t.test('--help describes every flag', async (t) => {
   t.equal(parseProxyFlags(['--help']), 'help')
   const help = proxyHelp()
   for (const f of proxyFlags) t.match(help, `--${f.name}`, `help lists --${f.name}`)
+  for (const line of help.split('\n')) t.ok((line.match(/\(default/g) ?? []).length <= 1, `one default a line: ${line}`)
+  t.match(
+    help,
+    /--dns-upstream LIST +where unknown names go, ADDRESS\[:PORT\],\.\.\. \(default the --dns-resolv-conf file's nameservers\)\n/,
+  )
 })
 
 t.test("observability ports default to Istio's and 0 disables each", async (t) => {

@@ -14,6 +14,7 @@ import { installTraceTable, removeTraceTable, sidecarPorts } from './nft-table.j
 import { buildReport, type TraceReport } from './report.js'
 import { findConnections, type TraceInput } from './steps.js'
 import { readTproxyRouting } from './tproxy.js'
+import { cliCommand } from '../../invocation.js'
 
 export interface TraceOptions {
   lab: string
@@ -26,7 +27,7 @@ export interface TraceOptions {
 function podNs(state: LabState, pod: string): string {
   const p = state.pods[pod]
   if (!p) throw new TraceError(`no pod '${pod}' in lab ${state.lab}: its pods are ${Object.keys(state.pods).join(', ')}`)
-  if (!netnsExists(p.ns)) throw new TraceError(`pod ${pod}'s namespace ${p.ns} is gone: run 'sidecar-lab lab up --lab ${state.lab}'`)
+  if (!netnsExists(p.ns)) throw new TraceError(`pod ${pod}'s namespace ${p.ns} is gone: run '${cliCommand('lab up', state.lab)}'`)
   return p.ns
 }
 

@@ -6,6 +6,7 @@ import { readState } from '../../lab/state.js'
 import { TraceError } from '../../errors.js'
 import { tracedLookup, type DnsRun } from './run.js'
 import { appPort, probeName, withoutZones, zoneProbe, type WithoutZones, type ZoneProbe } from './zones.js'
+import { cliCommand } from '../../invocation.js'
 
 export interface DnsTraceReport {
   lab: string
@@ -32,9 +33,11 @@ export function qualify(name: string): string {
 export async function runDnsTrace(o: DnsTraceOptions): Promise<DnsTraceReport> {
   const state = readState(o.lab)
   if (!state?.complete)
-    throw new TraceError(`lab ${o.lab} is not up: run 'sidecar-lab lab up --compat legacy --lab ${o.lab}' (or --dns-capture) first`)
+    throw new TraceError(`lab ${o.lab} is not up: run '${cliCommand('lab up --compat legacy', o.lab)}' (or --dns-capture) first`)
   if (!state.dns)
-    throw new TraceError(`lab ${o.lab} has no DNS server (built before DNS existed): run 'sidecar-lab lab down' and 'lab up' again`)
+    throw new TraceError(
+      `lab ${o.lab} has no DNS server (built before DNS existed): run '${cliCommand('lab down', o.lab)}' and 'lab up' again`,
+    )
   if (state.rules !== 'legacy' && !state.dnsCapture) {
     throw new TraceError(`lab ${o.lab} does not capture DNS: bring it up with --compat legacy or --dns-capture`)
   }
