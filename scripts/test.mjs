@@ -27,7 +27,7 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { addonHasRelay, engineFiles } from './relay-engines.mjs'
-import { tierFiles } from './test-tiers.mjs'
+import { slowFiles, tierFiles } from './test-tiers.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const run = (program, args) => spawnSync(program, args, { stdio: ['ignore', 'inherit', 'inherit'], cwd: root }).status
@@ -102,7 +102,9 @@ let interrupted
 
 /** One tap run; its counts go into totals and its failures are named with the engine. */
 function tap(engine, tapFiles) {
-  child = spawn(join(root, 'node_modules/.bin/tap'), ['--reporter=tap', `--jobs=${jobs}`, ...tapFiles], {
+  // tap's limit per file is 300 s (package.json); the bench's file takes 200 s on a quiet machine
+  const timeout = tapFiles.some((f) => slowFiles.includes(f)) ? ['--timeout=900'] : []
+  child = spawn(join(root, 'node_modules/.bin/tap'), ['--reporter=tap', `--jobs=${jobs}`, ...timeout, ...tapFiles], {
     stdio: ['ignore', 'pipe', 'inherit'],
     cwd: root,
     env: { ...process.env, ...runEnv, SIDECAR_LAB_TEST_RELAY: engine },
