@@ -89,12 +89,45 @@ export function buildInpodIptables(c: InpodConfig): IptRuleSet<InpodNote> {
   }
 
   const restore = hex(INPOD_RESTORE_MASK)
-  r.append('connmark-restore', 'mangle', OUTPUT, '-m', 'connmark', '--mark', connMark, '-j', 'CONNMARK', '--restore-mark', '--nfmask', restore, '--ctmask', restore)
+  r.append(
+    'connmark-restore',
+    'mangle',
+    OUTPUT,
+    '-m',
+    'connmark',
+    '--mark',
+    connMark,
+    '-j',
+    'CONNMARK',
+    '--restore-mark',
+    '--nfmask',
+    restore,
+    '--ctmask',
+    restore,
+  )
 
   if (dns) {
     const to = String(DNS_CAPTURE_PORT)
     // Istio writes `--to-port` (singular) here and `--to-ports` elsewhere; iptables takes both.
-    r.append('dns-udp', 'nat', OUTPUT, '!', '-o', 'lo', '-p', 'udp', ...notZtunnel, '-m', 'udp', '--dport', '53', '-j', 'REDIRECT', '--to-port', to)
+    r.append(
+      'dns-udp',
+      'nat',
+      OUTPUT,
+      '!',
+      '-o',
+      'lo',
+      '-p',
+      'udp',
+      ...notZtunnel,
+      '-m',
+      'udp',
+      '--dport',
+      '53',
+      '-j',
+      'REDIRECT',
+      '--to-port',
+      to,
+    )
     r.appendVersioned(
       'dns-tcp',
       LOOPBACK_V4,
@@ -105,7 +138,25 @@ export function buildInpodIptables(c: InpodConfig): IptRuleSet<InpodNote> {
     )
     // ztunnel's own DNS queries and their answers get a conntrack zone of their own, so their tuples cannot
     // collide with the app's redirected queries (istio/istio#33469).
-    r.append('dns-zone-upstream', 'raw', OUTPUT, '-p', 'udp', '-m', 'mark', '--mark', ztunnelMark, '-m', 'udp', '--dport', '53', '-j', 'CT', '--zone', '1')
+    r.append(
+      'dns-zone-upstream',
+      'raw',
+      OUTPUT,
+      '-p',
+      'udp',
+      '-m',
+      'mark',
+      '--mark',
+      ztunnelMark,
+      '-m',
+      'udp',
+      '--dport',
+      '53',
+      '-j',
+      'CT',
+      '--zone',
+      '1',
+    )
     r.append('dns-zone-reply', 'raw', PRERT, '-p', 'udp', ...notZtunnel, '-m', 'udp', '--sport', '53', '-j', 'CT', '--zone', '1')
   }
 

@@ -11,12 +11,15 @@ import { INPOD_TPROXY_MARK, INPOD_TPROXY_MASK, ROUTE_RULE_PRIORITY, ROUTE_TABLE,
 /** 'pod': the rules inside a pod's namespace; 'host': the node's probe SNAT. */
 export type InpodMode = 'pod' | 'host'
 
-/** Replies marked by the connmark go back through a table whose only route is `local` via lo. */
+/**
+ * Packets carrying the connmark's mark (replies to ztunnel's connections) are looked up in a table whose
+ * only route is `local` via lo, so they reach ztunnel's socket in the pod.
+ */
 export interface InpodRouting {
-  /** `ip rule add ...` / `ip -6 rule add ...` */
-  rules: string[]
-  /** `ip route add ...` / `ip -6 route add ...` */
+  /** `ip route replace ...` then `ip -6 route replace ...`: istio-cni replaces (RouteReplace), so a rerun is harmless */
   routes: string[]
+  /** `ip rule add ...` / `ip -6 rule add ...`, after the routes, as istio-cni orders them */
+  rules: string[]
 }
 
 export interface InpodPlan {
@@ -43,7 +46,9 @@ export function buildInpodPlan(c: InpodConfig, o: InpodBuildOptions): InpodPlan 
     let nft: string
     if (o.mode === 'pod') nft = renderInpodNft(buildInpodNft(c).rules)
     else if (c.kubeletUid === null) {
-      throw new InvalidFlagError("--host --native-nftables needs --kubelet-uid N: nft has no --socket-exists, so the rule matches kubelet's uid")
+      throw new InvalidFlagError(
+        "--host --native-nftables needs --kubelet-uid N: nft has no --socket-exists, so the rule matches kubelet's uid",
+      )
     } else nft = renderInpodNft(buildHostNft(c, c.kubeletUid).rules)
     return { backend: 'nftables', mode: o.mode, ipv4: '', ipv6: '', nft, routing }
   }
@@ -53,10 +58,10 @@ export function buildInpodPlan(c: InpodConfig, o: InpodBuildOptions): InpodPlan 
 
 export function inpodRouting(ipv6: boolean): InpodRouting {
   const rule = `rule add fwmark ${hex(INPOD_TPROXY_MARK)}/${hex(INPOD_TPROXY_MASK)} pref ${ROUTE_RULE_PRIORITY} lookup ${ROUTE_TABLE}`
-  const route = (all: string) => `route add local ${all} dev lo table ${ROUTE_TABLE}`
+  const route = (all: string) => `route replace local ${all} dev lo table ${ROUTE_TABLE}`
   return {
-    rules: [`ip ${rule}`, ...(ipv6 ? [`ip -6 ${rule}`] : [])],
     routes: [`ip ${route('0.0.0.0/0')}`, ...(ipv6 ? [`ip -6 ${route('::/0')}`] : [])],
+    rules: [`ip ${rule}`, ...(ipv6 ? [`ip -6 ${rule}`] : [])],
   }
 }
 

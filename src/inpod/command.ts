@@ -7,7 +7,7 @@ import { COMMAND, helpText, parseInpodFlags } from './flags.js'
 
 export const inpodCommand: Command = {
   name: 'inpod-rules',
-  summary: "print istio-cni's ambient-mode rules: in-pod capture to ztunnel, or the node's probe SNAT",
+  summary: "istio-cni's ambient rules: in-pod capture to ztunnel, or the node's probe SNAT",
   async run(argv, io) {
     const s = parseInpodFlags(argv)
     if (s.help) {
@@ -21,7 +21,7 @@ export const inpodCommand: Command = {
     }
     io.stdout.write(planText(plan))
     if (plan.routing) {
-      const steps = [...plan.routing.rules, ...plan.routing.routes].map((line) => `  ${line}\n`).join('')
+      const steps = [...plan.routing.routes, ...plan.routing.rules].map((line) => `  ${line}\n`).join('')
       io.stderr.write(`# with these rules istio-cni also sets up policy routing (over netlink):\n${steps}`)
     }
     return 0

@@ -74,7 +74,8 @@ export function parseInpodFlags(argv: readonly string[]): InpodSettings {
     kubeletUid,
   })
   const netns = v['network-namespace']
-  if (netns !== undefined && netns.trim() === '') throw new InvalidFlagError('--network-namespace: give a path (/proc/PID/ns/net) or a name')
+  if (netns !== undefined && netns.trim() === '')
+    throw new InvalidFlagError('--network-namespace: give a path (/proc/PID/ns/net) or a name')
   return {
     config,
     mode,
@@ -122,12 +123,12 @@ const flagHelp: Array<[string, string]> = [
   ['--ipv6', 'IPv6 rules too (ENABLE_INBOUND_IPV6)'],
   ['--redirect-dns', "node-wide: DNS to ztunnel's DNS proxy, port 15053 (REDIRECT_DNS)"],
   ['--dns-proxy enabled|disabled', "the pod's override of --redirect-dns (ambient.istio.io/dns-capture)"],
-  ['--ingress', 'the pod bypasses inbound capture (ambient.istio.io/bypass-inbound-capture)'],
+  ['--ingress', 'no inbound capture (ambient.istio.io/bypass-inbound-capture)'],
   ['--virtual-interfaces LIST', "inbound TCP on these goes to ztunnel's outbound port 15001"],
-  ['--host', "the node's probe SNAT rules instead of the pod's (no pod flags then)"],
+  ['--host', "the node's probe SNAT rules instead of the pod's (no pod flags)"],
   ['--host-probe-snat-ipv4 ADDR', 'source of kubelet probes (HOST_PROBE_SNAT_IP) [169.254.7.127]'],
   ['--host-probe-snat-ipv6 ADDR', 'IPv6 source of probes [fd16:9254:7127:1337:ffff:ffff:ffff:ffff]'],
-  ['--kubelet-uid N', "with --host --native-nftables: kubelet's uid, which the nft rule matches"],
+  ['--kubelet-uid N', "kubelet's uid for the nft host rule (--host --native-nftables)"],
   ['--network-namespace PATH', 'the namespace to program (for applying, not built yet)'],
   ['-h, --help', 'this help'],
 ]
@@ -137,11 +138,13 @@ export function helpText(): string {
   return [
     `usage: ${COMMAND} --dry-run [flags]`,
     '',
-    "istio-cni's ambient-mode rules: what the node agent puts in each pod's network namespace to send the",
-    "pod's traffic to ztunnel (ports 15001, 15006, 15008, DNS 15053), or with --host the node's SNAT of",
-    "kubelet's health probes. --dry-run prints them as Istio writes them. In-pod rules also need policy",
-    'routing (printed on stderr): ip rule add fwmark 0x111/0xfff pref 32764 lookup 100, and',
-    'ip route add local 0.0.0.0/0 dev lo table 100. Applying is not built yet.',
+    "istio-cni's ambient-mode rules: what its node agent puts in each pod's network namespace to send",
+    "the pod's traffic to ztunnel (ports 15001, 15006, 15008, DNS 15053), or with --host the node's SNAT",
+    "of kubelet's health probes. --dry-run prints them as Istio writes them. In-pod rules also need",
+    'policy routing, which istio-cni sets up over netlink; --dry-run names it on stderr:',
+    '  ip route replace local 0.0.0.0/0 dev lo table 100',
+    '  ip rule add fwmark 0x111/0xfff pref 32764 lookup 100',
+    'Applying is not built yet.',
     '',
     'flags:',
     ...flagHelp.map(([f, meaning]) => `  ${f.padEnd(width)}  ${meaning}`),
