@@ -16,6 +16,8 @@ export type InpodMode = 'pod' | 'host'
  * only route is `local` via lo, so they reach ztunnel's socket in the pod.
  */
 export interface InpodRouting {
+  /** `ip -4` always, `ip -6` with IPv6 */
+  families: Array<'-4' | '-6'>
   /** `ip route replace ...` then `ip -6 route replace ...`: istio-cni replaces (RouteReplace), so a rerun is harmless */
   routes: string[]
   /** `ip rule add ...` / `ip -6 rule add ...`, after the routes, as istio-cni orders them */
@@ -60,6 +62,7 @@ export function inpodRouting(ipv6: boolean): InpodRouting {
   const rule = `rule add fwmark ${hex(INPOD_TPROXY_MARK)}/${hex(INPOD_TPROXY_MASK)} pref ${ROUTE_RULE_PRIORITY} lookup ${ROUTE_TABLE}`
   const route = (all: string) => `route replace local ${all} dev lo table ${ROUTE_TABLE}`
   return {
+    families: ipv6 ? ['-4', '-6'] : ['-4'],
     routes: [`ip ${route('0.0.0.0/0')}`, ...(ipv6 ? [`ip -6 ${route('::/0')}`] : [])],
     rules: [`ip ${rule}`, ...(ipv6 ? [`ip -6 ${rule}`] : [])],
   }

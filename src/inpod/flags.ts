@@ -25,6 +25,7 @@ const options = {
   'host-probe-snat-ipv6': { type: 'string', value: 'ADDR' },
   'kubelet-uid': { type: 'string', value: 'N' },
   'network-namespace': { type: 'string', value: 'PATH' },
+  'cleanup-only': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -35,6 +36,8 @@ export interface InpodSettings {
   nativeNftables: boolean
   /** '' = the current namespace */
   networkNamespace: string
+  /** remove the rules and the routing instead of applying them */
+  cleanupOnly: boolean
   help: boolean
 }
 
@@ -73,6 +76,9 @@ export function parseInpodFlags(argv: readonly string[]): InpodSettings {
     hostProbeSnatIPv6: snatIPv6(v['host-probe-snat-ipv6'] ?? defaults.hostProbeSnatIPv6),
     kubeletUid,
   })
+  if (v['cleanup-only'] && v['dry-run']) {
+    throw new InvalidFlagError('--cleanup-only and --dry-run: printing what cleanup removes is not built; choose one')
+  }
   const netns = v['network-namespace']
   if (netns !== undefined && netns.trim() === '')
     throw new InvalidFlagError('--network-namespace: give a path (/proc/PID/ns/net) or a name')
@@ -82,6 +88,7 @@ export function parseInpodFlags(argv: readonly string[]): InpodSettings {
     dryRun: v['dry-run'] ?? false,
     nativeNftables,
     networkNamespace: netns ?? '',
+    cleanupOnly: v['cleanup-only'] ?? false,
     help: v.help ?? false,
   }
 }
@@ -129,7 +136,8 @@ const flagHelp: Array<[string, string]> = [
   ['--host-probe-snat-ipv4 ADDR', 'source of kubelet probes (HOST_PROBE_SNAT_IP) [169.254.7.127]'],
   ['--host-probe-snat-ipv6 ADDR', 'IPv6 source of probes [fd16:9254:7127:1337:ffff:ffff:ffff:ffff]'],
   ['--kubelet-uid N', "kubelet's uid for the nft host rule (--host --native-nftables)"],
-  ['--network-namespace PATH', 'the namespace to program (for applying, not built yet)'],
+  ['--network-namespace PATH', 'the namespace to program (name in /run/netns or a path) [current]'],
+  ['--cleanup-only', 'remove the in-pod rules and the policy routing'],
   ['-h, --help', 'this help'],
 ]
 
@@ -144,7 +152,8 @@ export function helpText(): string {
     'policy routing, which istio-cni sets up over netlink; --dry-run names it on stderr:',
     '  ip route replace local 0.0.0.0/0 dev lo table 100',
     '  ip rule add fwmark 0x111/0xfff pref 32764 lookup 100',
-    'Applying is not built yet.',
+    'Without --dry-run the in-pod rules and the routing are applied (again: replaced), with',
+    "--cleanup-only removed. --host rules are only printed: they need istio-cni's probe sets.",
     '',
     'flags:',
     ...flagHelp.map(([f, meaning]) => `  ${f.padEnd(width)}  ${meaning}`),

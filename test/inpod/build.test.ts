@@ -108,10 +108,12 @@ t.test('in-pod plans carry the policy routing, IPv6 with --ipv6; host plans none
   for (const native of [false, true]) {
     const v4 = buildInpodPlan(inpodConfig(), { mode: 'pod', nativeNftables: native }).routing
     t.same(v4, {
+      families: ['-4'],
       routes: ['ip route replace local 0.0.0.0/0 dev lo table 100'],
       rules: ['ip rule add fwmark 0x111/0xfff pref 32764 lookup 100'],
     })
     const v6 = buildInpodPlan(inpodConfig({ ipv6: true }), { mode: 'pod', nativeNftables: native }).routing
+    t.same(v6?.families, ['-4', '-6'])
     t.same(v6?.routes.at(1), 'ip -6 route replace local ::/0 dev lo table 100')
     t.same(v6?.rules.at(1), 'ip -6 rule add fwmark 0x111/0xfff pref 32764 lookup 100')
   }

@@ -18,6 +18,7 @@ t.test('no flags: the pod mode with istio-cni defaults', async (t) => {
     dryRun: false,
     nativeNftables: false,
     networkNamespace: '',
+    cleanupOnly: false,
     help: false,
   })
   t.equal(inpodConfig().hostProbeSnatIPv4, '169.254.7.127')
@@ -116,16 +117,15 @@ t.test('--help fits in 100 columns and names every flag', async (t) => {
   for (const flag of ['dry-run', 'native-nftables', 'ipv6', 'redirect-dns', 'dns-proxy', 'ingress', 'virtual-interfaces', 'host']) {
     t.match(out.stdout, `--${flag} `)
   }
-  for (const flag of ['host-probe-snat-ipv4', 'host-probe-snat-ipv6', 'kubelet-uid', 'network-namespace']) t.match(out.stdout, `--${flag} `)
+  for (const flag of ['host-probe-snat-ipv4', 'host-probe-snat-ipv6', 'kubelet-uid', 'network-namespace', 'cleanup-only']) {
+    t.match(out.stdout, `--${flag}`)
+  }
 })
 
-t.test('without --dry-run: exit 2, nothing on stdout, and it says applying is not built', async (t) => {
-  const out = await runInpod(['--redirect-dns', '--network-namespace', '/proc/1/ns/net'])
-  t.equal(out.code, 2)
-  t.equal(out.stdout, '')
-  t.equal(out.stderr, `error: ${COMMAND}: applying the rules is not built yet; --dry-run prints them\n`)
-})
-
-t.test('a uid that is not a number', async (t) => {
-  rejects(t, ['--host', '--native-nftables', '--kubelet-uid', 'kubelet'], '--kubelet-uid: "kubelet" is not a whole number')
+t.test('without --dry-run it applies: a namespace that does not exist is an error before anything runs', async (t) => {
+  await t.rejects(runInpod(['--redirect-dns', '--network-namespace', '/nonexistent/inpod-ns']), {
+    name: 'NetnsNotFoundError',
+    message: "network namespace '/nonexistent/inpod-ns' does not exist (see 'ip netns list')",
+  })
+  rejects(t, ['--dry-run', '--cleanup-only'], '--cleanup-only and --dry-run: printing what cleanup removes is not built; choose one')
 })
