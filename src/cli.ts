@@ -4,13 +4,14 @@ import type { Command, CommandIO } from './command.js'
 import { SidecarError } from './errors.js'
 import { cliCommand, recordInvocation } from './invocation.js'
 import { flushLogs } from './logger.js'
+import { inpodCommand } from './inpod/command.js'
 import { iptablesCommand } from './iptables/command.js'
 import { labCommand } from './lab/command.js'
 import { demoCommand } from './lab/demo.js'
 import { proxyCommand } from './proxy/command.js'
 import { traceCommand } from './trace/command.js'
 
-const commands: Command[] = [proxyCommand, iptablesCommand, labCommand, demoCommand, traceCommand]
+const commands: Command[] = [proxyCommand, iptablesCommand, inpodCommand, labCommand, demoCommand, traceCommand]
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length))

@@ -26,6 +26,14 @@ export function readAddress(text: string, family?: 4 | 6): string | undefined {
   return got !== 0 && (!family || got === family) ? text : undefined
 }
 
+/** Why Linux would refuse an interface name (dev_valid_name: at most 15 bytes, not '.' or '..', no '/', ':' or whitespace), or ''. */
+export function interfaceNameProblem(nic: string): string {
+  if (Buffer.byteLength(nic) > 15) return 'longer than 15 bytes (IFNAMSIZ)'
+  if (nic === '.' || nic === '..') return "'.' and '..' are not interface names"
+  if (/[/:\s]/.test(nic)) return "contains '/', ':' or whitespace"
+  return ''
+}
+
 export function integer(flag: string, text: string | undefined, fallback: number, min: number, max: number, what?: string): number {
   if (text === undefined) return fallback
   if (!wholeNumber.test(text.trim())) throw new InvalidFlagError(`--${flag}: ${quoteInput(text)} is not a whole number`)

@@ -2,7 +2,7 @@
 // variables (the long name upper-cased, '-' -> '_'). A flag on the command line beats its variable.
 // Every value is checked here, so the builders can trust what they get.
 import { InvalidFlagError, UnknownFlagError } from '../errors.js'
-import { readAddress, readInteger, readPort } from '../flags/values.js'
+import { interfaceNameProblem, readAddress, readInteger, readPort } from '../flags/values.js'
 import { defaultRuleConfig, defaultRunOptions, ruleConfig, splitList } from './config.js'
 import type { IptablesSettings, RuleConfig, RunOptions } from './config.js'
 import { splitServers } from './ranges.js'
@@ -67,17 +67,10 @@ function cidrs(name: string, value: string, star: 'allowed' | 'refused'): string
   return value
 }
 
-/** Linux dev_valid_name(): 1-15 bytes, not '.' or '..', no '/', ':' or whitespace. */
+/** Linux dev_valid_name() (src/flags/values.ts). */
 function interfaces(name: string, value: string): string {
   for (const nic of splitList(value)) {
-    const why =
-      Buffer.byteLength(nic) > 15
-        ? 'longer than 15 bytes (IFNAMSIZ)'
-        : nic === '.' || nic === '..'
-          ? "'.' and '..' are not interface names"
-          : /[/:\s]/.test(nic)
-            ? "contains '/', ':' or whitespace"
-            : ''
+    const why = interfaceNameProblem(nic)
     if (why) throw fail(name, value, `interface "${nic}" ${why}`)
   }
   return value
