@@ -48,8 +48,14 @@ static napi_value event_object(napi_env env, const relay_event* e) {
     for (int i = 0; i < 4; i++) {
       if (!set_number(env, obj, keys[i], (double)e->bytes[i])) return NULL;
     }
-    NAPI_CALL(env, napi_create_string_utf8(env, e->termination, NAPI_AUTO_LENGTH, &v));
-    NAPI_CALL(env, napi_set_named_property(env, obj, "termination", v));
+    static const char* closes[] = {"clean", "idle", "loop", "drain", "error"};
+    NAPI_CALL(env, napi_create_string_utf8(env, closes[e->close], NAPI_AUTO_LENGTH, &v));
+    NAPI_CALL(env, napi_set_named_property(env, obj, "close", v));
+    if (e->close == RELAY_CLOSE_ERROR) {
+      NAPI_CALL(env, napi_create_string_utf8(env, e->side == 0 ? "downstream" : "upstream", NAPI_AUTO_LENGTH, &v));
+      NAPI_CALL(env, napi_set_named_property(env, obj, "side", v));
+      if (!set_number(env, obj, "errno", e->err)) return NULL;
+    }
   }
   return obj;
 }
