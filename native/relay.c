@@ -478,16 +478,13 @@ int relay_engine_add(int64_t id, int downstream_fd, const struct sockaddr* dst, 
   int down = -1, up = -1, err = 0, on = 1;
   conn* c = NULL;
   command* cmd = NULL;
-  int v6 = dst->sa_family == AF_INET6;
+  const char* refused;
   if ((down = fcntl(downstream_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
     *syscall = "dup";
   } else if ((up = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
     *syscall = "socket";
-  } else if (bind_to->transparent &&
-             (v6 ? setsockopt(up, SOL_IPV6, IPV6_TRANSPARENT, &on, sizeof on) : setsockopt(up, SOL_IP, IP_TRANSPARENT, &on, sizeof on))) {
-    *syscall = v6 ? "setsockopt(IPV6_TRANSPARENT)" : "setsockopt(IP_TRANSPARENT)";
-  } else if (bind_to->mark && setsockopt(up, SOL_SOCKET, SO_MARK, &bind_to->mark, sizeof bind_to->mark)) {
-    *syscall = "setsockopt(SO_MARK)";
+  } else if ((refused = transparent_setup(up, dst->sa_family, bind_to->transparent, bind_to->mark))) {
+    *syscall = refused;
   } else if (setsockopt(up, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on)) {
     *syscall = "setsockopt(TCP_NODELAY)";
   } else if (bind_to->addr && bind(up, bind_to->addr, bind_to->len)) {

@@ -300,5 +300,49 @@ t.test('bad arguments are TypeErrors naming them', async (t) => {
   t.throws(() => relayAbort(1, 'later' as 'reset'), { name: 'TypeError', message: /how must be/ })
   t.throws(() => relayAdd(-1, 0, { address: '127.0.0.1', port: 1, family: 4 }, {}), { name: 'TypeError', message: /^id must be/ })
   t.throws(() => relayAdd(1, 0, { address: 'nowhere', port: 1, family: 4 }, {}), { code: 'EINVAL', syscall: 'inet_pton' })
+  const dst = { address: '127.0.0.1', port: 1, family: 4 as const }
+  t.throws(() => relayAdd(1, 0, { ...dst, address: 5 as unknown as string }, {}), {
+    name: 'TypeError',
+    message: 'dst.address must be a string',
+  })
+  t.throws(() => relayAdd(1, 0, dst, { address: 5 as unknown as string }), { name: 'TypeError', message: 'bind.address must be a string' })
+  t.throws(
+    () => relayAdd(1, 0, { ...dst, address: `${'1:2:3:4:5:6:7:8'.padEnd(45, ' ')}garbage` }, {}),
+    { code: 'EINVAL', syscall: 'inet_pton' },
+    'a string too long for an address is refused, not cut',
+  )
+  t.throws(() => relayAdd(1, 0, { ...dst, port: 65536 }, {}), { name: 'TypeError', message: /^port must be an integer/ })
   t.throws(() => relayStart(() => {}, { bufferLimitBytes: 1, connectTimeoutMs: 1, idleTimeoutMs: 0 }), { code: 'EALREADY' })
+})
+
+t.test('without CAP_NET_ADMIN or CAP_NET_RAW, relayAdd names the socket option the kernel refused', async (t) => {
+  // In a child whose bounding set is empty, so root there holds no capability.
+  const dist = (f: string) => JSON.stringify(new URL(`../../dist/native/${f}`, import.meta.url).pathname)
+  const script = `
+    import { relayAdd, relayStart, relayStop } from ${dist('relay.js')}
+    import { socketFd } from ${dist('sockopt.js')}
+    import { createServer, connect } from 'node:net'
+    relayStart(() => {}, { bufferLimitBytes: 65536, connectTimeoutMs: 5000, idleTimeoutMs: 0 })
+    const server = createServer({ pauseOnConnect: true })
+    await new Promise((r) => server.listen(0, '127.0.0.1', r))
+    const accepted = new Promise((r) => server.once('connection', r))
+    const client = connect(server.address().port, '127.0.0.1')
+    const s = await accepted
+    const dst = { address: '127.0.0.1', port: 9, family: 4 }
+    const attempt = (bind) => { try { relayAdd(1, socketFd(s), dst, bind); return 'added' } catch (e) { return [e.code, e.syscall] } }
+    console.log(JSON.stringify([attempt({ address: '127.0.0.2', transparent: true, mark: 1337 }), attempt({ mark: 1337 })]))
+    client.destroy(); s.destroy(); server.close(); relayStop()
+  `
+  const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    const child = spawn('setpriv', ['--bounding-set=-all', '--inh-caps=-all', process.execPath, '--input-type=module', '-e', script])
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => (out += c))
+    child.stderr.on('data', (c: Buffer) => (out += c))
+    child.on('close', (code) => resolve({ code, out }))
+  })
+  t.equal(r.code, 0, r.out)
+  t.same(JSON.parse(r.out), [
+    ['EPERM', 'setsockopt(IP_TRANSPARENT)'],
+    ['EPERM', 'setsockopt(SO_MARK)'],
+  ])
 })
