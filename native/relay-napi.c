@@ -5,7 +5,6 @@
 #include "napi-util.h"
 #include "relay.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -48,8 +47,14 @@ static napi_value event_object(napi_env env, const relay_event* e) {
     for (int i = 0; i < 4; i++) {
       if (!set_number(env, obj, keys[i], (double)e->bytes[i])) return NULL;
     }
-    NAPI_CALL(env, napi_create_string_utf8(env, e->termination, NAPI_AUTO_LENGTH, &v));
-    NAPI_CALL(env, napi_set_named_property(env, obj, "termination", v));
+    static const char* closes[] = {"clean", "idle", "loop", "drain", "error"};
+    NAPI_CALL(env, napi_create_string_utf8(env, closes[e->close], NAPI_AUTO_LENGTH, &v));
+    NAPI_CALL(env, napi_set_named_property(env, obj, "close", v));
+    if (e->close == RELAY_CLOSE_ERROR) {
+      NAPI_CALL(env, napi_create_string_utf8(env, e->side == 0 ? "downstream" : "upstream", NAPI_AUTO_LENGTH, &v));
+      NAPI_CALL(env, napi_set_named_property(env, obj, "side", v));
+      if (!set_number(env, obj, "errno", e->err)) return NULL;
+    }
   }
   return obj;
 }
@@ -171,38 +176,17 @@ static bool id_arg(napi_env env, napi_value v, int64_t* out) {
   return true;
 }
 
-// Reads { address, port } into ss; port_needed false allows a missing port (0).
+// Reads { address, port } into ss; a missing port is 0.
 static bool sockaddr_arg(napi_env env, napi_value obj, struct sockaddr_storage* ss, socklen_t* len, const char* what) {
   napi_value v;
   napi_valuetype type;
-  char text[INET6_ADDRSTRLEN + 1], message[96];
-  size_t text_len = 0;
+  char text[ADDRESS_TEXT_MAX], name[32];
   double port = 0;
-  if (!get_property(env, obj, "address", &v, &type)) return false;
-  if (type != napi_string) {
-    snprintf(message, sizeof message, "%s.address must be a string", what);
-    throw_type(env, "ERR_INVALID_ARG_TYPE", message);
-    return false;
-  }
-  NAPI_CHECK(env, napi_get_value_string_utf8(env, v, text, sizeof text, &text_len), false);
+  snprintf(name, sizeof name, "%s.address", what);
+  if (!get_property(env, obj, "address", &v, &type) || !address_text(env, v, name, text)) return false;
   if (!get_property(env, obj, "port", &v, &type)) return false;
   if (type != napi_undefined && !number_property(env, obj, "port", 0, 65535, &port)) return false;
-  memset(ss, 0, sizeof *ss);
-  struct sockaddr_in* sin = (struct sockaddr_in*)ss;
-  struct sockaddr_in6* sin6 = (struct sockaddr_in6*)ss;
-  if (text_len < sizeof text - 1 && inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons((uint16_t)port);
-    *len = sizeof *sin;
-  } else if (text_len < sizeof text - 1 && inet_pton(AF_INET6, text, &sin6->sin6_addr) == 1) {
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons((uint16_t)port);
-    *len = sizeof *sin6;
-  } else {
-    throw_errno(env, "inet_pton", EINVAL);
-    return false;
-  }
-  return true;
+  return sockaddr_parse(env, text, (uint16_t)port, ss, len);
 }
 
 // relayAdd(id, downstreamFd, dst: { address, port }, bind: { address?, transparent?, mark? }) -> local address

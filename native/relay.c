@@ -1,7 +1,7 @@
 // The native relay engine: one thread of its own with epoll relays the connections JavaScript hands it
 // (relay_engine_add), with the node engine's semantics (src/proxy/connection.ts, src/proxy/relay.ts): FIN
 // passed on as FIN, an RST or a failed write resets the other side, connect and idle timeouts, and one
-// closed event with byte counts and termination. The JS thread and the relay thread share the connection
+// closed event with byte counts and how it closed (a kind, side and errno: src/proxy/ledger.ts names it). The JS thread and the relay thread share the connection
 // table (under `mu`); everything else the JS thread asks for goes through a command queue and an eventfd.
 #define _GNU_SOURCE
 #include "relay-internal.h"
@@ -13,14 +13,12 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
-#include <uv.h>
 
 
 typedef struct command {
@@ -191,8 +189,9 @@ static void reset_fd(int fd) {
   (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 }
 
-// reset[i]: close side i with an RST (SO_LINGER 0) instead of a FIN.
-static void finish(conn* c, const bool reset[2], const char* termination) {
+// reset[i]: close side i with an RST (SO_LINGER 0) instead of a FIN. how: enum relay_close; failed and err
+// for RELAY_CLOSE_ERROR.
+static void finish(conn* c, const bool reset[2], enum relay_close how, int failed, int err) {
   if (c->state == CLOSED) return;
   flush_flow(c);
   relay_event* e = event_new(c, RELAY_CLOSED);
@@ -201,7 +200,11 @@ static void finish(conn* c, const bool reset[2], const char* termination) {
     e->bytes[1] = c->tx[DOWN];
     e->bytes[2] = c->rx[UP];
     e->bytes[3] = c->tx[UP];
-    snprintf(e->termination, sizeof e->termination, "%s", termination);
+    e->close = (uint8_t)how;
+    if (how == RELAY_CLOSE_ERROR) {
+      e->side = (uint8_t)failed;
+      e->err = err;
+    }
   }
   c->state = CLOSED;
   list_remove(&R.connect_list, c);
@@ -222,24 +225,17 @@ static void finish(conn* c, const bool reset[2], const char* termination) {
   R.dead = c;
 }
 
-static const char* side_name(int i) { return i == DOWN ? "downstream" : "upstream"; }
-
 void relay_fail_side(conn* c, int failed, int err) {
-  // As node names it: `${side}_${err.code.toLowerCase()}`.
-  char name[32], termination[48];
-  uv_err_name_r(-err, name, sizeof name);
-  for (char* p = name; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-  snprintf(termination, sizeof termination, "%s_%s", side_name(failed), name);
   bool reset[2] = {false, false};
   // A cut-short stream: the other side sees an RST, never a clean end. Before the upstream connected
   // nothing was relayed, so the upstream is just closed.
   reset[1 - failed] = c->state == RELAYING;
-  finish(c, reset, termination);
+  finish(c, reset, RELAY_CLOSE_ERROR, failed, err);
 }
 
 void relay_close_clean(conn* c) {
   static const bool none[2] = {false, false};
-  finish(c, none, "");
+  finish(c, none, RELAY_CLOSE_CLEAN, 0, 0);
 }
 
 static void fail_connect(conn* c, int err, bool timeout) {
@@ -310,10 +306,10 @@ static void abort_conn(int64_t id, enum relay_abort_how how) {
   if (how == RELAY_ABORT_LOOPED) {
     // The upstream reached this proxy itself: close it, reset the client.
     bool reset[2] = {true, false};
-    finish(c, reset, "upstream_loop");
+    finish(c, reset, RELAY_CLOSE_LOOP, 0, 0);
   } else {
     bool reset[2] = {true, c->state == RELAYING};
-    finish(c, reset, "drain_timeout");
+    finish(c, reset, RELAY_CLOSE_DRAIN, 0, 0);
   }
 }
 
@@ -357,7 +353,7 @@ static void expire(void) {
     conn* c = R.idle_list.next;
     event_new(c, RELAY_IDLE);
     static const bool none[2] = {false, false};
-    finish(c, none, "idle_timeout");
+    finish(c, none, RELAY_CLOSE_IDLE, 0, 0);
   }
 }
 
@@ -393,7 +389,7 @@ static void* relay_main(void* arg) {
     R.now = mono_ms();
     if (n < 0 && errno != EINTR) break;
     // Commands first: an abort queued before the JS thread reset a socket (the loop guard refusing the
-    // looped hop) must win over that reset's event in the same round, so the termination is upstream_loop.
+    // looped hop) must win over that reset's event in the same round, so it closes as the loop.
     for (int i = 0; i < n; i++) {
       if (evs[i].data.ptr == NULL) go_on = run_commands() && go_on;
     }
@@ -482,16 +478,13 @@ int relay_engine_add(int64_t id, int downstream_fd, const struct sockaddr* dst, 
   int down = -1, up = -1, err = 0, on = 1;
   conn* c = NULL;
   command* cmd = NULL;
-  int v6 = dst->sa_family == AF_INET6;
+  const char* refused;
   if ((down = fcntl(downstream_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
     *syscall = "dup";
   } else if ((up = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
     *syscall = "socket";
-  } else if (bind_to->transparent &&
-             (v6 ? setsockopt(up, SOL_IPV6, IPV6_TRANSPARENT, &on, sizeof on) : setsockopt(up, SOL_IP, IP_TRANSPARENT, &on, sizeof on))) {
-    *syscall = v6 ? "setsockopt(IPV6_TRANSPARENT)" : "setsockopt(IP_TRANSPARENT)";
-  } else if (bind_to->mark && setsockopt(up, SOL_SOCKET, SO_MARK, &bind_to->mark, sizeof bind_to->mark)) {
-    *syscall = "setsockopt(SO_MARK)";
+  } else if ((refused = transparent_setup(up, dst->sa_family, bind_to->transparent, bind_to->mark))) {
+    *syscall = refused;
   } else if (setsockopt(up, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on)) {
     *syscall = "setsockopt(TCP_NODELAY)";
   } else if (bind_to->addr && bind(up, bind_to->addr, bind_to->len)) {

@@ -9,16 +9,25 @@
 
 enum relay_event_type { RELAY_CONNECTED = 1, RELAY_FAILED, RELAY_IDLE, RELAY_CLOSED, RELAY_FLOW };
 enum relay_abort_how { RELAY_ABORT_RESET = 1, RELAY_ABORT_LOOPED };
+// How a connection closed. The engine reports the kind only: src/proxy/ledger.ts names it, for both engines.
+enum relay_close {
+  RELAY_CLOSE_CLEAN = 0,  // both FINs passed on, or a plain close after a failed connect
+  RELAY_CLOSE_IDLE,       // the idle timeout
+  RELAY_CLOSE_LOOP,       // relay_engine_abort(RELAY_ABORT_LOOPED)
+  RELAY_CLOSE_DRAIN,      // relay_engine_abort(RELAY_ABORT_RESET)
+  RELAY_CLOSE_ERROR,      // a side's read or write failed (or it was reset): err, side
+};
 
 typedef struct relay_event {
   uint8_t type;
   bool timeout;        // RELAY_FAILED: the connect timeout fired
-  int32_t err;         // RELAY_FAILED: positive errno
+  uint8_t close;       // RELAY_CLOSED: enum relay_close
+  uint8_t side;        // RELAY_CLOSE_ERROR: the side that failed (0 downstream, 1 upstream)
+  int32_t err;         // RELAY_FAILED, RELAY_CLOSE_ERROR: positive errno
   int32_t paused;      // RELAY_FLOW: reads stopped at the buffer limit since the last flow event
   int32_t resumed;     // RELAY_FLOW: reads started again
   int64_t id;
   uint64_t bytes[4];   // RELAY_CLOSED: downstream rx, downstream tx, upstream rx, upstream tx
-  char termination[48];  // RELAY_CLOSED: '' or the node engine's name (upstream_econnreset, idle_timeout, ...)
 } relay_event;
 
 // Called on the relay thread once per epoll round with that round's events; takes ownership of `events`

@@ -4,64 +4,14 @@
 #include "napi-util.h"
 #include "transparent.h"
 
-#include <uv.h>
-
-#include <arpa/inet.h>
 #include <errno.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-
-
-// Throws err (a positive errno) as node does for a failed syscall: code from libuv (UV_E* is -errno on
-// Unix), message "<syscall> <CODE>: <libuv's text>". The _r forms write into our buffers: plain uv_err_name
-// leaks a string for an errno libuv has no name for.
-napi_value throw_errno(napi_env env, const char* syscall, int err) {
-  char name[64], text[128], message[320];
-  uv_err_name_r(-err, name, sizeof name);
-  uv_strerror_r(-err, text, sizeof text);
-  snprintf(message, sizeof message, "%s %s: %s", syscall, name, text);
-  napi_value code, msg, error, errno_value, syscall_value;
-  NAPI_CALL(env, napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code));
-  NAPI_CALL(env, napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg));
-  NAPI_CALL(env, napi_create_error(env, code, msg, &error));
-  NAPI_CALL(env, napi_create_int32(env, -err, &errno_value));
-  NAPI_CALL(env, napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value));
-  NAPI_CALL(env, napi_set_named_property(env, error, "errno", errno_value));
-  NAPI_CALL(env, napi_set_named_property(env, error, "syscall", syscall_value));
-  NAPI_CALL(env, napi_throw(env, error));
-  return NULL;
-}
-
-// Throws a TypeError with a node-style code; returns NULL for `return throw_type(...)`.
-napi_value throw_type(napi_env env, const char* code, const char* message) {
-  NAPI_CALL(env, napi_throw_type_error(env, code, message));
-  return NULL;
-}
-
-// Reads an int32 argument. napi_get_value_int32 alone truncates 3.5 to 3 and wraps 2^31, so the value is
-// read as a double and must be an integer in int32 range (what Number.isInteger and the range say).
-bool int_arg(napi_env env, napi_value value, const char* name, int32_t* out) {
-  char message[96];
-  napi_valuetype type;
-  double d = 0;
-  NAPI_CHECK(env, napi_typeof(env, value, &type), false);
-  if (type == napi_number) NAPI_CHECK(env, napi_get_value_double(env, value, &d), false);
-  if (type != napi_number || !isfinite(d) || trunc(d) != d || d < INT32_MIN || d > INT32_MAX) {
-    snprintf(message, sizeof message, "%s must be an integer from -2^31 to 2^31-1", name);
-    throw_type(env, "ERR_INVALID_ARG_TYPE", message);
-    return false;
-  }
-  *out = (int32_t)d;
-  return true;
-}
 
 // Reads the int32 arguments named in names (want of them, at most 4); throws a TypeError naming a bad one.
 static bool int_args(napi_env env, napi_callback_info info, size_t want, const char* const* names,
@@ -77,31 +27,6 @@ static bool int_args(napi_env env, napi_callback_info info, size_t want, const c
     if (!int_arg(env, argv[i], names[i], &out[i])) return false;
   }
   return true;
-}
-
-napi_value address_object(napi_env env, const struct sockaddr_storage* ss) {
-  char text[INET6_ADDRSTRLEN];
-  int port, family;
-  if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in* sin = (const struct sockaddr_in*)ss;
-    inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text);
-    port = ntohs(sin->sin_port);
-    family = 4;
-  } else {
-    const struct sockaddr_in6* sin6 = (const struct sockaddr_in6*)ss;
-    inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof text);
-    port = ntohs(sin6->sin6_port);
-    family = 6;
-  }
-  napi_value result, address, port_value, family_value;
-  NAPI_CALL(env, napi_create_object(env, &result));
-  NAPI_CALL(env, napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &address));
-  NAPI_CALL(env, napi_create_int32(env, port, &port_value));
-  NAPI_CALL(env, napi_create_int32(env, family, &family_value));
-  NAPI_CALL(env, napi_set_named_property(env, result, "address", address));
-  NAPI_CALL(env, napi_set_named_property(env, result, "port", port_value));
-  NAPI_CALL(env, napi_set_named_property(env, result, "family", family_value));
-  return result;
 }
 
 // originalDst(fd, family): the destination the client asked for before NAT rewrote it, or undefined when the
@@ -215,14 +140,8 @@ static napi_value transparent_socket(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3) return throw_type(env, "ERR_INVALID_ARG_COUNT", "transparentSocket(address, port, mark)");
-  char text[INET6_ADDRSTRLEN + 1];
-  size_t text_len = 0;
-  napi_valuetype type;
-  NAPI_CALL(env, napi_typeof(env, argv[0], &type));
-  if (type != napi_string) return throw_type(env, "ERR_INVALID_ARG_TYPE", "address must be a string");
-  NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], text, sizeof text, &text_len));
-  // A longer string was cut to fit: refuse it rather than parse its first characters as an address.
-  if (text_len >= sizeof text - 1) return throw_errno(env, "inet_pton", EINVAL);
+  char text[ADDRESS_TEXT_MAX];
+  if (!address_text(env, argv[0], "address", text)) return NULL;
   int32_t nums[2];
   if (!int_arg(env, argv[1], "port", &nums[0]) || !int_arg(env, argv[2], "mark", &nums[1])) return NULL;
   if (nums[0] < 0 || nums[0] > 65535) {
@@ -231,43 +150,18 @@ static napi_value transparent_socket(napi_env env, napi_callback_info info) {
   }
 
   struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
   socklen_t len;
-  int family;
-  bool any6 = false;
-  struct sockaddr_in* sin = (struct sockaddr_in*)&ss;
-  struct sockaddr_in6* sin6 = (struct sockaddr_in6*)&ss;
-  if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
-    family = AF_INET;
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons((uint16_t)nums[0]);
-    len = sizeof *sin;
-  } else if (inet_pton(AF_INET6, text, &sin6->sin6_addr) == 1) {
-    family = AF_INET6;
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons((uint16_t)nums[0]);
-    any6 = IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr);
-    len = sizeof *sin6;
-  } else {
-    return throw_errno(env, "inet_pton", EINVAL);
-  }
+  if (!sockaddr_parse(env, text, (uint16_t)nums[0], &ss, &len)) return NULL;
+  int family = ss.ss_family;
+  bool any6 = family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6*)&ss)->sin6_addr);
 
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket", errno);
-  int on = 1, off = 0, mark = nums[1];
-  const char* failed = NULL;
-  if (family == AF_INET6 ? setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &on, sizeof on)
-                         : setsockopt(fd, SOL_IP, IP_TRANSPARENT, &on, sizeof on)) {
-    failed = family == AF_INET6 ? "setsockopt(IPV6_TRANSPARENT)" : "setsockopt(IP_TRANSPARENT)";
-  } else if (mark != 0 && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark)) {
-    failed = "setsockopt(SO_MARK)";
-  } else if (any6 && setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, &off, sizeof off)) {
-    failed = "setsockopt(IPV6_V6ONLY)";
-  } else if (nums[0] != 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on)) {
-    failed = "setsockopt(SO_REUSEADDR)";
-  } else if (bind(fd, (struct sockaddr*)&ss, len)) {
-    failed = "bind";
-  }
+  int on = 1, off = 0;
+  const char* failed = transparent_setup(fd, family, true, nums[1]);
+  if (!failed && any6 && setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, &off, sizeof off)) failed = "setsockopt(IPV6_V6ONLY)";
+  if (!failed && nums[0] != 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on)) failed = "setsockopt(SO_REUSEADDR)";
+  if (!failed && bind(fd, (struct sockaddr*)&ss, len)) failed = "bind";
   if (failed) {
     int err = errno;
     close(fd);

@@ -30,16 +30,22 @@ export type RelayEvent =
   | { type: 'idle'; id: number }
   /** a direction stopped reading at the buffer limit (paused) or started again (resumed), since the last one */
   | { type: 'flow'; id: number; paused: number; resumed: number }
-  | {
-      type: 'closed'
-      id: number
-      downstreamRx: number
-      downstreamTx: number
-      upstreamRx: number
-      upstreamTx: number
-      /** '' for a clean close, else the node engine's name (upstream_econnreset, idle_timeout, drain_timeout, ...) */
-      termination: string
-    }
+  | RelayClosed
+
+/**
+ * The connection closed, with its byte counts and how: clean (both FINs passed on, or a plain close after a
+ * failed connect), idle (timeout), loop and drain (relayAbort's 'looped' and 'reset'), or error: side's read
+ * or write failed (errno positive, 104 = ECONNRESET) and the other side was reset. The node engine's names for
+ * these are src/proxy/ledger.ts's.
+ */
+export type RelayClosed = {
+  type: 'closed'
+  id: number
+  downstreamRx: number
+  downstreamTx: number
+  upstreamRx: number
+  upstreamTx: number
+} & ({ close: 'clean' | 'idle' | 'loop' | 'drain' } | { close: 'error'; side: 'downstream' | 'upstream'; errno: number })
 
 export interface RelayStats {
   connections: number

@@ -121,42 +121,6 @@ export function nextConnectionId(): number {
   return ++lastId
 }
 
-/** What either relay engine knows of a proxied connection when it closes. */
-export interface ProxiedOutcome {
-  id: number
-  startTime: Date
-  /** performance.now() at the start */
-  startMs: number
-  route: { destination: Endpoint; cluster: string; serviceName: string }
-  flags: readonly ResponseFlag[]
-  terminationDetails: string
-  failureReason: string
-  downstreamRemote: Endpoint | undefined
-  upstreamLocal: Endpoint | undefined
-  downstream: ByteCounts
-  upstream: ByteCounts
-}
-
-/** The closing record of a proxied connection, the same for both engines. */
-export function proxiedRecord(o: ProxiedOutcome): ConnectionRecord {
-  const dst = o.route.destination
-  return {
-    id: o.id,
-    disposition: 'proxied',
-    startTime: o.startTime,
-    durationMs: Math.round(performance.now() - o.startMs),
-    cluster: o.route.cluster,
-    serviceName: o.route.serviceName,
-    flags: o.flags,
-    terminationDetails: o.terminationDetails,
-    failureReason: o.failureReason,
-    downstreamRemote: o.downstreamRemote,
-    downstreamLocal: dst,
-    downstream: o.downstream,
-    upstream: { host: dst, local: o.upstreamLocal, bytes: o.upstream },
-  }
-}
-
 /** The one place a record becomes an access-log entry. */
 export function accessLogEntry(r: ConnectionRecord): AccessLogEntry {
   return {

@@ -2,59 +2,30 @@
 // lifecycle (opened, connected, failed, idle timeout, closed with one record) and counts nothing itself:
 // the observers (connection-observer.ts) turn the events into statistics and the access-log line.
 import { connect, type NetConnectOpts, type Socket } from 'node:net'
-import type { Logger } from '../logger.js'
-import type { ListenerKind, Route } from './clusters.js'
-import type { ProxyConfig } from './config.js'
-import { nextConnectionId, proxiedRecord, type ConnectionObserver, type ConnectionRecord } from './connection-record.js'
-import { endpoint, formatEndpoint, type Endpoint } from '../net/address.js'
-import type { LoopGuard, LoopOwner } from './loop-guard.js'
-import { relay, type FlowCounters } from './relay.js'
-import { ResponseFlag, upstreamConnectFailed } from './response-flags.js'
+import type { ListenerKind } from './clusters.js'
+import { endpoint, type Endpoint } from '../net/address.js'
+import { ConnectionLedger, connectFailure, upstreamSource, type ConnectionContext, type PassthroughRoute } from './ledger.js'
+import type { LoopOwner } from './loop-guard.js'
+import { relay } from './relay.js'
 import { connectTransparent } from './transparent.js'
 
-type PassthroughRoute = Extract<Route, { kind: 'passthrough' }>
-
-/** What a connection needs from its listener. */
-export interface ConnectionContext {
-  kind: ListenerKind
-  config: Pick<
-    ProxyConfig,
-    'bufferLimitBytes' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'inboundSourceV4' | 'inboundSourceV6' | 'interceptionMode'
-  >
-  log: Logger
-  loopGuard: LoopGuard
-  events: ConnectionObserver
-  /** the relay's per-chunk counters for a cluster */
-  flow(cluster: string): FlowCounters
-}
-
 export class ProxiedConnection implements LoopOwner {
-  readonly id = nextConnectionId()
   readonly #ctx: ConnectionContext
+  readonly #ledger: ConnectionLedger
   readonly #downstream: Socket
   readonly #upstream: Socket
-  readonly #route: PassthroughRoute
-  readonly #start = new Date()
-  readonly #startMs = performance.now()
-  readonly #log: Logger
   #connectTimer: NodeJS.Timeout | undefined
   #connected = false
-  #flags: readonly ResponseFlag[] = []
-  #failureReason = ''
-  #termination = ''
   #open = 2
   readonly #downstreamRemote: Endpoint | undefined
-  #upstreamLocal: Endpoint | undefined
 
   constructor(ctx: ConnectionContext, downstream: Socket, route: PassthroughRoute, downstreamRemote: Endpoint | undefined) {
     this.#ctx = ctx
     this.#downstream = downstream
-    this.#route = route
-    this.#log = ctx.log
     this.#downstreamRemote = downstreamRemote
     const dst = route.destination
+    this.#ledger = new ConnectionLedger(ctx, route, downstreamRemote)
     this.#upstream = this.#dial(dst)
-    ctx.events.opened({ id: this.id, disposition: 'proxied', cluster: route.cluster, serviceName: route.serviceName, flags: [] })
     ctx.loopGuard.track(this.#upstream, dst, this)
     this.#connectTimer = setTimeout(() => this.#connectTimeout(), ctx.config.connectTimeoutMs)
     this.#upstream.once('connect', () => this.#onConnect())
@@ -68,23 +39,23 @@ export class ProxiedConnection implements LoopOwner {
     }
   }
 
-  /**
-   * The upstream socket to the original destination; inbound connections leave from 127.0.0.6 / ::6, or in
-   * TPROXY mode from the client's own address (a transparent socket marked 1337, src/proxy/transparent.ts).
-   */
+  get id(): number {
+    return this.#ledger.id
+  }
+
+  /** The upstream socket to the original destination, from ledger.ts's upstreamSource. */
   #dial(dst: Endpoint): Socket {
     const config = this.#ctx.config
-    const client = this.#downstreamRemote
-    if (this.#ctx.kind === 'inbound' && config.interceptionMode === 'TPROXY' && client) {
-      return connectTransparent(client, dst, { allowHalfOpen: true, noDelay: true, highWaterMark: config.bufferLimitBytes })
+    const source = upstreamSource(this.#ctx, dst, this.#downstreamRemote)
+    if (source.transparent && source.address) {
+      return connectTransparent(source.address, dst, { allowHalfOpen: true, noDelay: true, highWaterMark: config.bufferLimitBytes })
     }
-    const localAddress = this.#ctx.kind === 'inbound' ? (dst.family === 6 ? config.inboundSourceV6 : config.inboundSourceV4) : undefined
     // highWaterMark reaches the Socket's Duplex options though @types/node does not list it for connect().
     return connect({
       host: dst.address,
       port: dst.port,
       family: dst.family,
-      ...(localAddress ? { localAddress } : {}),
+      ...(source.address ? { localAddress: source.address } : {}),
       allowHalfOpen: true,
       noDelay: true,
       highWaterMark: config.bufferLimitBytes,
@@ -94,22 +65,19 @@ export class ProxiedConnection implements LoopOwner {
   #onConnect(): void {
     clearTimeout(this.#connectTimer)
     this.#connected = true
-    this.#upstreamLocal = endpoint(this.#upstream.localAddress, this.#upstream.localPort)
-    this.#ctx.events.connected({ id: this.id, cluster: this.#route.cluster, upstreamLocal: this.#upstreamLocal })
-    const flow = this.#ctx.flow(this.#route.cluster)
+    this.#ledger.connected(endpoint(this.#upstream.localAddress, this.#upstream.localPort))
+    const flow = this.#ctx.flow(this.#ledger.route.cluster)
     relay(this.#downstream, this.#upstream, flow)
     relay(this.#upstream, this.#downstream, flow)
     this.#downstream.resume()
   }
 
   #connectTimeout(): void {
-    this.#failUpstream('connect_timeout', true)
+    this.#ledger.failed({ timeout: true })
+    this.#closeUnconnected()
   }
 
-  #failUpstream(reason: string, timeout: boolean, code?: string): void {
-    this.#ctx.events.failed({ id: this.id, cluster: this.#route.cluster, reason, timeout, ...(code ? { code } : {}) })
-    this.#flags = upstreamConnectFailed
-    this.#failureReason = reason
+  #closeUnconnected(): void {
     this.#upstream.destroy()
     // Nothing was relayed yet; a plain close tells the client the upstream is unreachable.
     this.#downstream.destroy()
@@ -118,24 +86,24 @@ export class ProxiedConnection implements LoopOwner {
   #onUpstreamError(err: NodeJS.ErrnoException): void {
     if (!this.#connected) {
       clearTimeout(this.#connectTimer)
-      this.#failUpstream(`delayed_connect_error:_${-(err.errno ?? 0) || err.code}`, false, err.code)
-      this.#log.debug({ err, dst: formatEndpoint(this.#route.destination) }, 'upstream connect failed')
+      this.#ledger.failed(connectFailure(err), err)
+      this.#closeUnconnected()
       return
     }
     // Mid-stream failure: reset the client so a cut-short stream is never mistaken for a whole one.
-    if (!this.#termination) this.#termination = `upstream_${(err.code ?? 'error').toLowerCase()}`
+    this.#ledger.ended({ kind: 'error', side: 'upstream', code: err.code })
     this.#downstream.resetAndDestroy()
   }
 
   #onDownstreamError(err: NodeJS.ErrnoException): void {
-    if (!this.#termination) this.#termination = `downstream_${(err.code ?? 'error').toLowerCase()}`
+    this.#ledger.ended({ kind: 'error', side: 'downstream', code: err.code })
     if (this.#connected) this.#upstream.resetAndDestroy()
     else this.#upstream.destroy()
   }
 
   #idleTimeout(): void {
-    this.#ctx.events.idleTimeout({ id: this.id, cluster: this.#route.cluster })
-    this.#termination = 'idle_timeout'
+    this.#ledger.idleTimeout()
+    this.#ledger.ended({ kind: 'idle' })
     this.#downstream.destroy()
     this.#upstream.destroy()
   }
@@ -145,15 +113,15 @@ export class ProxiedConnection implements LoopOwner {
   }
 
   onUpstreamLooped(): void {
-    this.#flags = [ResponseFlag.UpstreamConnectionFailure]
-    this.#termination = 'upstream_loop'
+    this.#ledger.looped()
+    this.#ledger.ended({ kind: 'loop' })
     this.#upstream.destroy()
     this.#downstream.resetAndDestroy()
   }
 
   /** Closes both sides now (end of drain). */
   abort(): void {
-    if (!this.#termination) this.#termination = 'drain_timeout'
+    this.#ledger.ended({ kind: 'drain' })
     this.#upstream.resetAndDestroy()
     this.#downstream.resetAndDestroy()
   }
@@ -164,22 +132,9 @@ export class ProxiedConnection implements LoopOwner {
     if (!other.destroyed && other.writableFinished && other.readableEnded) other.destroy()
     if (--this.#open > 0) return
     clearTimeout(this.#connectTimer)
-    this.#ctx.events.closed(this.#record())
-  }
-
-  #record(): ConnectionRecord {
-    return proxiedRecord({
-      id: this.id,
-      startTime: this.#start,
-      startMs: this.#startMs,
-      route: this.#route,
-      flags: this.#flags,
-      terminationDetails: this.#termination,
-      failureReason: this.#failureReason,
-      downstreamRemote: this.#downstreamRemote,
-      upstreamLocal: this.#upstreamLocal,
-      downstream: { rx: this.#downstream.bytesRead, tx: this.#downstream.bytesWritten },
-      upstream: { rx: this.#upstream.bytesRead, tx: this.#upstream.bytesWritten },
-    })
+    this.#ledger.close(
+      { rx: this.#downstream.bytesRead, tx: this.#downstream.bytesWritten },
+      { rx: this.#upstream.bytesRead, tx: this.#upstream.bytesWritten },
+    )
   }
 }

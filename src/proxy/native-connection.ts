@@ -1,24 +1,25 @@
 // One captured connection relayed by the addon's engine (native/relay.c, --relay native): the twin of
 // ProxiedConnection (connection.ts), publishing the same events with the same meanings. Node keeps the
 // routing and the bookkeeping; the relay thread dials the upstream and moves the bytes, and reports back
-// connected, failed, idle and closed (with byte counts and the termination as the node engine names it).
+// connected, failed, idle and closed (with byte counts and a typed close that ledger.ts names, as for the
+// node engine).
 import type { Socket } from 'node:net'
 import { getSystemErrorName } from 'node:util'
-import { relayAbort, relayAdd, relayStart, relayStop, relayTcpInfo, type RelayBind, type RelayEvent } from '../native/relay.js'
+import { relayAbort, relayAdd, relayStart, relayStop, relayTcpInfo, type RelayClosed, type RelayEvent } from '../native/relay.js'
 import { socketFd } from '../native/sockopt.js'
-import type { Logger } from '../logger.js'
-import type { ListenerKind, Route } from './clusters.js'
+import type { ListenerKind } from './clusters.js'
 import type { ProxyConfig } from './config.js'
-import type { ConnectionContext } from './connection.js'
-import { nextConnectionId, proxiedRecord, type ByteCounts, type ConnectionRecord } from './connection-record.js'
-import { formatEndpoint, type Endpoint } from '../net/address.js'
+import type { Endpoint } from '../net/address.js'
 import { fileLimits, relayPipesFor } from './fd-budget.js'
+import {
+  ConnectionLedger,
+  connectFailure,
+  upstreamSource,
+  type ConnectionContext,
+  type PassthroughRoute,
+  type RelayClose,
+} from './ledger.js'
 import type { LoopOwner, TrackedUpstream } from './loop-guard.js'
-import { ResponseFlag, upstreamConnectFailed } from './response-flags.js'
-import { TPROXY_MARK } from './transparent.js'
-
-type PassthroughRoute = Extract<Route, { kind: 'passthrough' }>
-type Closed = Extract<RelayEvent, { type: 'closed' }>
 
 const ignore = () => {}
 
@@ -52,33 +53,27 @@ export function stopNativeRelay(): void {
   owners.clear()
 }
 
+/** The relay's typed close as the ledger takes it (the errno by name, as node:net reports a socket's error). */
+export function relayClose(e: RelayClosed): RelayClose {
+  if (e.close !== 'error') return { kind: e.close }
+  return { kind: 'error', side: e.side, code: e.errno > 0 ? getSystemErrorName(-e.errno) : undefined }
+}
+
 export class NativeConnection implements LoopOwner {
-  readonly id = nextConnectionId()
   readonly #ctx: ConnectionContext
-  readonly #route: PassthroughRoute
-  readonly #start = new Date()
-  readonly #startMs = performance.now()
-  readonly #log: Logger
-  readonly #downstreamRemote: Endpoint | undefined
+  readonly #ledger: ConnectionLedger
   #tracked: TrackedUpstream | undefined
-  #closed = false
-  #flags: readonly ResponseFlag[] = []
-  #failureReason = ''
   /** relayAdd's answer: the upstream socket's address once connect(2) bound it */
   #local: Endpoint | undefined
-  #upstreamLocal: Endpoint | undefined
 
   constructor(ctx: ConnectionContext, downstream: Socket, route: PassthroughRoute, downstreamRemote: Endpoint | undefined) {
     this.#ctx = ctx
-    this.#route = route
-    this.#log = ctx.log
-    this.#downstreamRemote = downstreamRemote
-    ctx.events.opened({ id: this.id, disposition: 'proxied', cluster: route.cluster, serviceName: route.serviceName, flags: [] })
+    this.#ledger = new ConnectionLedger(ctx, route, downstreamRemote)
     downstream.on('error', ignore)
     let local: Endpoint
     try {
       startNativeRelay(ctx.config)
-      local = relayAdd(this.id, socketFd(downstream), route.destination, this.#bind())
+      local = relayAdd(this.id, socketFd(downstream), route.destination, upstreamSource(ctx, route.destination, downstreamRemote))
     } catch (err) {
       this.#addFailed(downstream, err as NodeJS.ErrnoException)
       return
@@ -92,14 +87,17 @@ export class NativeConnection implements LoopOwner {
     downstream.destroy()
   }
 
+  get id(): number {
+    return this.#ledger.id
+  }
+
   /**
    * A socket that could not be made or bound (EMFILE, EADDRNOTAVAIL, EPERM): node:net reports those as the
    * connect's error, and so does this engine. Nothing was relayed: a plain close of the client.
    */
   #addFailed(downstream: Socket, err: NodeJS.ErrnoException): void {
-    this.#fail(`delayed_connect_error:_${-(err.errno ?? 0) || err.code}`, false, err.code)
-    this.#log.debug({ err, dst: formatEndpoint(this.#route.destination) }, 'upstream connect failed')
-    downstream.once('close', () => this.#finish({ rx: 0, tx: 0 }, { rx: 0, tx: 0 }, ''))
+    this.#ledger.failed(connectFailure(err), err)
+    downstream.once('close', () => this.#ledger.close({ rx: 0, tx: 0 }, { rx: 0, tx: 0 }))
     downstream.destroy()
   }
 
@@ -115,44 +113,30 @@ export class NativeConnection implements LoopOwner {
     let fresh = true
     setImmediate(() => setImmediate(() => (fresh = false)))
     const id = this.id
-    const closed = () => this.#closed
+    const ledger = this.#ledger
     const probe = {
       get connecting() {
-        return fresh && !closed()
+        return fresh && !ledger.closed
       },
       tcpInfo: () => relayTcpInfo(id),
     }
-    return this.#ctx.loopGuard.trackUpstream(local, this.#route.destination, probe, this)
-  }
-
-  /** The upstream's source: 127.0.0.6 / ::6 inbound, the client's own address in TPROXY mode. */
-  #bind(): RelayBind {
-    const config = this.#ctx.config
-    const client = this.#downstreamRemote
-    if (this.#ctx.kind !== 'inbound') return {}
-    if (config.interceptionMode === 'TPROXY' && client) return { address: client.address, transparent: true, mark: TPROXY_MARK }
-    return { address: this.#route.destination.family === 6 ? config.inboundSourceV6 : config.inboundSourceV4 }
+    return this.#ctx.loopGuard.trackUpstream(local, this.#ledger.route.destination, probe, this)
   }
 
   onRelayEvent(e: RelayEvent): void {
-    const cluster = this.#route.cluster
     switch (e.type) {
       case 'connected':
         // not tracked.connected(): the event's turn says nothing about when the kernel connected (above)
-        this.#upstreamLocal = this.#local
-        this.#ctx.events.connected({ id: this.id, cluster, upstreamLocal: this.#upstreamLocal })
+        this.#ledger.connected(this.#local)
         break
-      case 'failed': {
-        const code = e.timeout ? undefined : getSystemErrorName(-e.errno)
-        this.#fail(e.timeout ? 'connect_timeout' : `delayed_connect_error:_${e.errno}`, e.timeout, code)
-        this.#log.debug({ errno: e.errno, code, dst: formatEndpoint(this.#route.destination) }, 'upstream connect failed')
+      case 'failed':
+        this.#ledger.failed(e.timeout ? { timeout: true } : { timeout: false, errno: e.errno, code: getSystemErrorName(-e.errno) })
         break
-      }
       case 'idle':
-        this.#ctx.events.idleTimeout({ id: this.id, cluster })
+        this.#ledger.idleTimeout()
         break
       case 'flow': {
-        const flow = this.#ctx.flow(cluster)
+        const flow = this.#ctx.flow(this.#ledger.route.cluster)
         if (e.paused) flow.paused.inc(e.paused)
         if (e.resumed) flow.resumed.inc(e.resumed)
         break
@@ -163,51 +147,24 @@ export class NativeConnection implements LoopOwner {
     }
   }
 
-  #fail(reason: string, timeout: boolean, code: string | undefined): void {
-    this.#ctx.events.failed({ id: this.id, cluster: this.#route.cluster, reason, timeout, ...(code ? { code } : {}) })
-    this.#flags = upstreamConnectFailed
-    this.#failureReason = reason
-  }
-
   get listenerKind(): ListenerKind {
     return this.#ctx.kind
   }
 
   onUpstreamLooped(): void {
-    this.#flags = [ResponseFlag.UpstreamConnectionFailure]
-    if (!this.#closed) relayAbort(this.id, 'looped')
+    this.#ledger.looped()
+    if (!this.#ledger.closed) relayAbort(this.id, 'looped')
   }
 
   /** Resets both sides now (end of drain). */
   abort(): void {
-    if (!this.#closed && owners.has(this.id)) relayAbort(this.id, 'reset')
+    if (!this.#ledger.closed && owners.has(this.id)) relayAbort(this.id, 'reset')
   }
 
-  #onClosed(e: Closed): void {
+  #onClosed(e: RelayClosed): void {
     owners.delete(this.id)
     this.#tracked?.closed()
-    this.#finish({ rx: e.downstreamRx, tx: e.downstreamTx }, { rx: e.upstreamRx, tx: e.upstreamTx }, e.termination)
-  }
-
-  #finish(downstream: ByteCounts, upstream: ByteCounts, termination: string): void {
-    if (this.#closed) return
-    this.#closed = true
-    this.#ctx.events.closed(this.#record(downstream, upstream, termination))
-  }
-
-  #record(downstream: ByteCounts, upstream: ByteCounts, termination: string): ConnectionRecord {
-    return proxiedRecord({
-      id: this.id,
-      startTime: this.#start,
-      startMs: this.#startMs,
-      route: this.#route,
-      flags: this.#flags,
-      terminationDetails: termination,
-      failureReason: this.#failureReason,
-      downstreamRemote: this.#downstreamRemote,
-      upstreamLocal: this.#upstreamLocal,
-      downstream,
-      upstream,
-    })
+    this.#ledger.ended(relayClose(e))
+    this.#ledger.close({ rx: e.downstreamRx, tx: e.downstreamTx }, { rx: e.upstreamRx, tx: e.upstreamTx })
   }
 }

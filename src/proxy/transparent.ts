@@ -100,10 +100,10 @@ export interface TransparentConnectOptions {
  * on that handle. A socket that cannot be made (EADDRNOTAVAIL, EMFILE, ...) is returned destroyed with
  * the error, so the caller sees it as a failed connect.
  */
-export function connectTransparent(source: Endpoint, dst: Endpoint, options: TransparentConnectOptions): Socket {
+export function connectTransparent(sourceAddress: string, dst: Endpoint, options: TransparentConnectOptions): Socket {
   let fd: number
   try {
-    fd = transparentSocket(source.address, 0, TPROXY_MARK)
+    fd = transparentSocket(sourceAddress, 0, TPROXY_MARK)
   } catch (err) {
     const failed = new Socket()
     const error =

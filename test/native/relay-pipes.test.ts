@@ -51,7 +51,7 @@ t.test('six stalled directions and maxPipes 2: two hold a pipe, the rest read/wr
   )
   got.forEach((g, i) => t.same(g, { bytes: 8 * MiB, sha: sha(data[i]!), error: null }, `connection ${i + 1}: 8 MiB whole`))
   ups.forEach((up) => up.end())
-  for (const r of open) t.equal((await r.closed).termination, '', `connection ${r.id} closed cleanly`)
+  for (const r of open) t.equal((await r.closed).close, 'clean', `connection ${r.id} closed cleanly`)
 })
 
 t.test('a direction that went by read/write for want of a pipe takes one again once its buffer is empty', async (t) => {
@@ -95,5 +95,5 @@ t.test('a direction that went by read/write for want of a pipe takes one again o
   await ended
   t.equal(sha(Buffer.concat(chunks)), sha(dataB), 'all 32 MiB arrived whole (sha256)')
   upB.end()
-  t.equal((await b.closed).termination, '', 'closed cleanly')
+  t.equal((await b.closed).close, 'clean', 'closed cleanly')
 })

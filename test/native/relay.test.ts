@@ -7,12 +7,18 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { spawn } from 'node:child_process'
 import t from 'tap'
 import { relayAbort, relayAdd, relayStart, relayStats, relayStop, type RelayEvent } from '../../src/native/relay.js'
-import { drain, listen, relayed, sha, start } from '../helpers/relay-harness.js'
+import { drain, listen, relayed, sha, start, type Closed } from '../helpers/relay-harness.js'
+import { nameOutcome } from '../../src/proxy/ledger.js'
+import { relayClose } from '../../src/proxy/native-connection.js'
 import { eventually } from '../helpers/wait.js'
 import { TCP_CLOSE, tcpInfoOf } from '../../src/native/sockopt.js'
 
 start()
 t.teardown(() => relayStop())
+
+/** The access log's connection_termination_details for a closed event (ledger.ts names both engines' closes). */
+const termination = (c: Closed | undefined) =>
+  c ? nameOutcome({ failure: undefined, looped: false, close: relayClose(c) }).terminationDetails : undefined
 
 t.test('bytes both ways arrive whole, counted in the closed event; the upstream leaves from the bind address', async (t) => {
   const r = await relayed(t, undefined, '127.0.0.6')
@@ -35,7 +41,7 @@ t.test('bytes both ways arrive whole, counted in the closed event; the upstream 
     downstreamTx: b.length,
     upstreamRx: b.length,
     upstreamTx: a.length,
-    termination: '',
+    close: 'clean',
   })
   t.equal(r.events[0]?.type, 'connected')
 })
@@ -53,7 +59,7 @@ t.test('half-close: the client FIN reaches the upstream, which still answers; an
   const c = await atClient
   t.same(c.error, null)
   t.equal(c.bytes, 'answer after the FIN'.length)
-  t.equal((await r.closed).termination, '')
+  t.equal((await r.closed).close, 'clean')
 
   const r2 = await relayed(t)
   const up2 = await r2.upstream
@@ -65,7 +71,7 @@ t.test('half-close: the client FIN reaches the upstream, which still answers; an
   const atUp2 = drain(up2)
   r2.client.end('client still sends')
   t.same(await atUp2, { bytes: 'client still sends'.length, sha: sha(Buffer.from('client still sends')), error: null })
-  t.equal((await r2.closed).termination, '')
+  t.equal((await r2.closed).close, 'clean')
 })
 
 t.test('an upstream reset behind its last bytes reaches the client as a reset', async (t) => {
@@ -77,7 +83,8 @@ t.test('an upstream reset behind its last bytes reaches the client as a reset', 
   t.equal(c.error, 'ECONNRESET')
   t.equal(c.bytes, 'partial'.length)
   const closed = await r.closed
-  t.equal(closed.termination, 'upstream_econnreset')
+  t.match(closed, { close: 'error', side: 'upstream', errno: 104 }, 'typed: the upstream failed with ECONNRESET')
+  t.equal(termination(closed), 'upstream_econnreset')
   t.equal(closed.downstreamTx, 'partial'.length)
 })
 
@@ -87,7 +94,7 @@ t.test('a client reset reaches the upstream as a reset', async (t) => {
   const atUp = drain(up)
   r.client.write('some', () => setTimeout(() => r.client.resetAndDestroy(), 50))
   t.equal((await atUp).error, 'ECONNRESET')
-  t.equal((await r.closed).termination, 'downstream_econnreset')
+  t.equal(termination(await r.closed), 'downstream_econnreset')
 })
 
 t.test('bytes the upstream can no longer take reset the sender', async (t) => {
@@ -103,7 +110,7 @@ t.test('bytes the upstream can no longer take reset the sender', async (t) => {
   clearInterval(timer)
   // the client learns of the RST on a read (ECONNRESET) or on its next write (EPIPE): a reset either way
   t.match(c.error, /^(ECONNRESET|EPIPE)$/)
-  t.match((await r.closed).termination, /^upstream_(econnreset|epipe)$/)
+  t.match(termination(await r.closed), /^upstream_(econnreset|epipe)$/)
 })
 
 t.test('connect refused: a failed event with ECONNREFUSED, then a plain close of the client', async (t) => {
@@ -115,7 +122,7 @@ t.test('connect refused: a failed event with ECONNREFUSED, then a plain close of
   t.same(c, { bytes: 0, sha: sha(Buffer.alloc(0)), error: null }, 'a FIN, not a reset')
   const closed = await r.closed
   t.same(r.events[0], { type: 'failed', id: r.id, errno: 111, timeout: false })
-  t.equal(closed.termination, '')
+  t.equal(closed.close, 'clean')
   t.equal(closed.downstreamRx + closed.upstreamTx, 0)
 })
 
@@ -131,7 +138,8 @@ t.test('abort resets both sides', async (t) => {
   relayAbort(r.id, 'reset')
   t.equal((await atClient).error, 'ECONNRESET')
   t.equal((await atUp).error, 'ECONNRESET')
-  t.equal((await r.closed).termination, 'drain_timeout')
+  t.equal((await r.closed).close, 'drain')
+  t.equal(termination(await r.closed), 'drain_timeout')
 })
 
 t.test('reading pauses at the buffer limit while the upstream does not read, and resumes with nothing lost', async (t) => {
@@ -164,7 +172,7 @@ t.test('a client reset while reading from it is paused reaches the upstream as a
   r.client.resetAndDestroy()
   // unfixed, nothing reads the paused client, so the connection waits for the idle timeout (none here)
   const closed = await Promise.race([r.closed, sleep(10_000, undefined)])
-  t.equal(closed?.termination, 'downstream_econnreset', 'closed with the downstream reset, not left open')
+  t.equal(termination(closed), 'downstream_econnreset', 'closed with the downstream reset, not left open')
   // read by nobody, the upstream's socket shows the RST as its state: CLOSE (a FIN would leave CLOSE_WAIT)
   for (const end = Date.now() + 5000; tcpInfoOf(up)?.state !== TCP_CLOSE && Date.now() < end;) await sleep(20)
   t.equal(tcpInfoOf(up)?.state, TCP_CLOSE, 'the upstream is reset')
@@ -185,7 +193,8 @@ t.test('idle timeout closes both sides with idle_timeout', async (t) => {
   t.same((await atClient).error, null)
   t.equal((await atUp).bytes, 'one byte then silence'.length)
   const closed = await r.closed
-  t.equal(closed.termination, 'idle_timeout')
+  t.equal(closed.close, 'idle')
+  t.equal(termination(closed), 'idle_timeout')
   t.ok(r.events.some((e) => e.type === 'idle'))
 })
 
@@ -251,7 +260,7 @@ t.test('no pipe to be had (EMFILE): the read/write fallback relays the bytes who
     await new Promise((r) => client.on('end', r))
     for (const end = Date.now() + 5000; !closed && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10))
     console.log(JSON.stringify({ held: held.length, bytes, same: hash.digest('hex') === createHash('sha256').update(data).digest('hex'),
-      termination: closed?.termination, stats, pooledBefore }))
+      close: closed?.close, stats, pooledBefore }))
     process.exit(0)
   `
   const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
@@ -266,7 +275,7 @@ t.test('no pipe to be had (EMFILE): the read/write fallback relays the bytes who
     held: number
     bytes: number
     same: boolean
-    termination: string
+    close: string
     stats: { pipesInUse: number; pipesPooled: number }
     pooledBefore: number
   }
@@ -274,7 +283,7 @@ t.test('no pipe to be had (EMFILE): the read/write fallback relays the bytes who
   t.ok(got.held > 0, `${got.held} descriptors taken, none left for a pipe`)
   t.equal(got.bytes, 2 * 1024 * 1024)
   t.ok(got.same, 'the echo is the bytes sent (sha256)')
-  t.equal(got.termination, '')
+  t.equal(got.close, 'clean')
   t.same([got.stats.pipesInUse, got.stats.pipesPooled], [0, 0], 'no pipe was made: the bytes went by read/write')
 })
 
@@ -291,5 +300,49 @@ t.test('bad arguments are TypeErrors naming them', async (t) => {
   t.throws(() => relayAbort(1, 'later' as 'reset'), { name: 'TypeError', message: /how must be/ })
   t.throws(() => relayAdd(-1, 0, { address: '127.0.0.1', port: 1, family: 4 }, {}), { name: 'TypeError', message: /^id must be/ })
   t.throws(() => relayAdd(1, 0, { address: 'nowhere', port: 1, family: 4 }, {}), { code: 'EINVAL', syscall: 'inet_pton' })
+  const dst = { address: '127.0.0.1', port: 1, family: 4 as const }
+  t.throws(() => relayAdd(1, 0, { ...dst, address: 5 as unknown as string }, {}), {
+    name: 'TypeError',
+    message: 'dst.address must be a string',
+  })
+  t.throws(() => relayAdd(1, 0, dst, { address: 5 as unknown as string }), { name: 'TypeError', message: 'bind.address must be a string' })
+  t.throws(
+    () => relayAdd(1, 0, { ...dst, address: `${'1:2:3:4:5:6:7:8'.padEnd(45, ' ')}garbage` }, {}),
+    { code: 'EINVAL', syscall: 'inet_pton' },
+    'a string too long for an address is refused, not cut',
+  )
+  t.throws(() => relayAdd(1, 0, { ...dst, port: 65536 }, {}), { name: 'TypeError', message: /^port must be an integer/ })
   t.throws(() => relayStart(() => {}, { bufferLimitBytes: 1, connectTimeoutMs: 1, idleTimeoutMs: 0 }), { code: 'EALREADY' })
+})
+
+t.test('without CAP_NET_ADMIN or CAP_NET_RAW, relayAdd names the socket option the kernel refused', async (t) => {
+  // In a child whose bounding set is empty, so root there holds no capability.
+  const dist = (f: string) => JSON.stringify(new URL(`../../dist/native/${f}`, import.meta.url).pathname)
+  const script = `
+    import { relayAdd, relayStart, relayStop } from ${dist('relay.js')}
+    import { socketFd } from ${dist('sockopt.js')}
+    import { createServer, connect } from 'node:net'
+    relayStart(() => {}, { bufferLimitBytes: 65536, connectTimeoutMs: 5000, idleTimeoutMs: 0 })
+    const server = createServer({ pauseOnConnect: true })
+    await new Promise((r) => server.listen(0, '127.0.0.1', r))
+    const accepted = new Promise((r) => server.once('connection', r))
+    const client = connect(server.address().port, '127.0.0.1')
+    const s = await accepted
+    const dst = { address: '127.0.0.1', port: 9, family: 4 }
+    const attempt = (bind) => { try { relayAdd(1, socketFd(s), dst, bind); return 'added' } catch (e) { return [e.code, e.syscall] } }
+    console.log(JSON.stringify([attempt({ address: '127.0.0.2', transparent: true, mark: 1337 }), attempt({ mark: 1337 })]))
+    client.destroy(); s.destroy(); server.close(); relayStop()
+  `
+  const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    const child = spawn('setpriv', ['--bounding-set=-all', '--inh-caps=-all', process.execPath, '--input-type=module', '-e', script])
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => (out += c))
+    child.stderr.on('data', (c: Buffer) => (out += c))
+    child.on('close', (code) => resolve({ code, out }))
+  })
+  t.equal(r.code, 0, r.out)
+  t.same(JSON.parse(r.out), [
+    ['EPERM', 'setsockopt(IP_TRANSPARENT)'],
+    ['EPERM', 'setsockopt(SO_MARK)'],
+  ])
 })
