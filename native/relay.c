@@ -1,7 +1,7 @@
 // The native relay engine: one thread of its own with epoll relays the connections JavaScript hands it
-// (relay_engine_add), with the node engine's semantics (src/proxy/connection.ts, src/proxy/relay.ts): FIN
+// (relay_engine_add), with the node engine's semantics (src/proxy/engines/node.ts, src/proxy/engines/node-relay.ts): FIN
 // passed on as FIN, an RST or a failed write resets the other side, connect and idle timeouts, and one
-// closed event with byte counts and how it closed (a kind, side and errno: src/proxy/ledger.ts names it). The JS thread and the relay thread share the connection
+// closed event with byte counts and how it closed (a kind, side and errno: src/proxy/engines/ledger.ts names it). The JS thread and the relay thread share the connection
 // table (under `mu`); everything else the JS thread asks for goes through a command queue and an eventfd.
 #define _GNU_SOURCE
 #include "relay-internal.h"

@@ -9,7 +9,7 @@
 
 enum relay_event_type { RELAY_CONNECTED = 1, RELAY_FAILED, RELAY_IDLE, RELAY_CLOSED, RELAY_FLOW };
 enum relay_abort_how { RELAY_ABORT_RESET = 1, RELAY_ABORT_LOOPED };
-// How a connection closed. The engine reports the kind only: src/proxy/ledger.ts names it, for both engines.
+// How a connection closed. The engine reports the kind only: src/proxy/engines/ledger.ts names it, for both engines.
 enum relay_close {
   RELAY_CLOSE_CLEAN = 0,  // both FINs passed on, or a plain close after a failed connect
   RELAY_CLOSE_IDLE,       // the idle timeout

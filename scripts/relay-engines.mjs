@@ -34,7 +34,7 @@ export const engineFiles = [
 // stops on a flag or path error before any byte moves; they pass --relay through the same helpers anyway),
 // admin-methods and admin-regex (admin ports only), the lab, trace and bench tests (their sidecars are started
 // by `lab up` and bench/peers.mjs, which have no engine switch yet), and relay-differential (runs both engines
-// itself). test/proxy/ unit tests drive src/proxy/connection.ts in-process: node engine only.
+// itself). test/proxy/ unit tests drive src/proxy/engines/node.ts in-process: node engine only.
 
 /** Whether the built addon (build/Release, or SIDECAR_LAB_ADDON) exports the native engine: src/native/addon.ts. */
 export async function addonHasRelay(root) {

@@ -36,7 +36,7 @@ export type RelayEvent =
  * The connection closed, with its byte counts and how: clean (both FINs passed on, or a plain close after a
  * failed connect), idle (timeout), loop and drain (relayAbort's 'looped' and 'reset'), or error: side's read
  * or write failed (errno positive, 104 = ECONNRESET) and the other side was reset. The node engine's names for
- * these are src/proxy/ledger.ts's.
+ * these are src/proxy/engines/ledger.ts's.
  */
 export type RelayClosed = {
   type: 'closed'

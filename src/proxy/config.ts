@@ -6,7 +6,7 @@ export type OutboundTrafficPolicy = 'ALLOW_ANY' | 'REGISTRY_ONLY'
 export type AccessLogFormat = 'text' | 'json'
 /** Istio's inbound interception modes: NAT to 15006 (the app sees 127.0.0.6) or TPROXY (the app sees the client) */
 export type InterceptionMode = 'REDIRECT' | 'TPROXY'
-/** who moves a proxied connection's bytes: node:net (connection.ts) or the addon's thread (native-connection.ts) */
+/** who moves a proxied connection's bytes: node:net (engines/node.ts) or the addon's thread (engines/native.ts) */
 export type RelayEngine = 'node' | 'native'
 
 export interface ProxyConfig {

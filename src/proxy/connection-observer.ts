@@ -10,10 +10,10 @@ import {
   type FailedEvent,
   type IdleEvent,
   type OpenedEvent,
-} from './connection-record.js'
+} from './engines/record.js'
 import { isFdExhaustion } from './fd-budget.js'
 import { StatHandles } from './listener-stats.js'
-import type { FlowCounters } from './relay.js'
+import type { FlowCounters } from './engines/node-relay.js'
 import { formatResponseFlags, ResponseFlag } from './response-flags.js'
 import { listenerStatPrefix, type Counter, type Gauge, type Histogram, type Stats } from '../stats/stats.js'
 

@@ -55,7 +55,7 @@ t.test(
 // When the reset of a killed upstream reaches a sidecar while bytes are still queued on its upstream socket
 // (always, with a slow reader), libuv reports EOF (uv__stream_io: POLLHUP after a partial read) instead of
 // ECONNRESET; the same client reading directly from the same server gets ECONNRESET. The relay reads SO_ERROR
-// at 'end' (src/proxy/relay.ts), so the reset is passed on; before that the client got a clean end.
+// at 'end' (src/proxy/engines/node-relay.ts), so the reset is passed on; before that the client got a clean end.
 t.test('upstream killed (kill -9) mid-transfer: the reset reaches the client, never a clean end', rootOnly(), async (t) => {
   const { r, outLine, inLine } = await killUpstreamMidTransfer(t, 2)
   t.match(inLine, /upstream_econnreset/, 'the inbound sidecar logs the upstream reset')

@@ -5,12 +5,12 @@
 // node engine).
 import type { Socket } from 'node:net'
 import { getSystemErrorName } from 'node:util'
-import { relayAbort, relayAdd, relayStart, relayStop, relayTcpInfo, type RelayClosed, type RelayEvent } from '../native/relay.js'
-import { socketFd } from '../native/sockopt.js'
-import type { ListenerKind } from './clusters.js'
-import type { ProxyConfig } from './config.js'
-import type { Endpoint } from '../net/address.js'
-import { fileLimits, relayPipesFor } from './fd-budget.js'
+import { relayAbort, relayAdd, relayStart, relayStop, relayTcpInfo, type RelayClosed, type RelayEvent } from '../../native/relay.js'
+import { socketFd } from '../../native/sockopt.js'
+import type { ListenerKind } from '../clusters.js'
+import type { ProxyConfig } from '../config.js'
+import type { Endpoint } from '../../net/address.js'
+import { fileLimits, relayPipesFor } from '../fd-budget.js'
 import {
   ConnectionLedger,
   connectFailure,
@@ -19,7 +19,7 @@ import {
   type PassthroughRoute,
   type RelayClose,
 } from './ledger.js'
-import type { LoopOwner, TrackedUpstream } from './loop-guard.js'
+import type { LoopOwner, TrackedUpstream } from '../loop-guard.js'
 
 const ignore = () => {}
 

@@ -1,17 +1,17 @@
-// One proxied connection's account, kept the same way by both relay engines (connection.ts on node:net,
-// native-connection.ts on the addon's relay thread): its id and times, the upstream's source, a failed
+// One proxied connection's account, kept the same way by both relay engines (node.ts on node:net,
+// native.ts on the addon's relay thread): its id and times, the upstream's source, a failed
 // connect, how the relay ended, and the one record it closes with. The engines report typed facts (a
 // failure's errno, a close's kind and side); nameOutcome is the only place those become Envoy's names (the
 // termination details, the failure reason, the response flags), so the access log's contract lives here.
-import type { Logger } from '../logger.js'
-import type { ListenerKind, Route } from './clusters.js'
-import type { ProxyConfig } from './config.js'
-import { nextConnectionId, type ByteCounts, type ConnectionObserver, type ConnectionRecord } from './connection-record.js'
-import { formatEndpoint, type Endpoint } from '../net/address.js'
-import type { LoopGuard } from './loop-guard.js'
-import type { FlowCounters } from './relay.js'
-import { ResponseFlag, upstreamConnectFailed } from './response-flags.js'
-import { TPROXY_MARK } from './transparent.js'
+import type { Logger } from '../../logger.js'
+import type { ListenerKind, Route } from '../clusters.js'
+import type { ProxyConfig } from '../config.js'
+import { nextConnectionId, type ByteCounts, type ConnectionObserver, type ConnectionRecord } from './record.js'
+import { formatEndpoint, type Endpoint } from '../../net/address.js'
+import type { LoopGuard } from '../loop-guard.js'
+import type { FlowCounters } from './node-relay.js'
+import { ResponseFlag, upstreamConnectFailed } from '../response-flags.js'
+import { TPROXY_MARK } from '../transparent.js'
 
 export type PassthroughRoute = Extract<Route, { kind: 'passthrough' }>
 

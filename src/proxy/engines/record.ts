@@ -2,9 +2,9 @@
 // timeout, closed with one record) and the channel observers subscribe to (undici's diagnostics_channel is
 // the model: producers publish, consumers subscribe, neither imports the other). Nothing here holds a
 // node:net object, so the native relay engine can produce the same records.
-import type { AccessLogEntry } from './access-log.js'
-import { formatEndpoint, type Endpoint } from '../net/address.js'
-import { formatResponseFlags, type ResponseFlag } from './response-flags.js'
+import type { AccessLogEntry } from '../access-log.js'
+import { formatEndpoint, type Endpoint } from '../../net/address.js'
+import { formatResponseFlags, type ResponseFlag } from '../response-flags.js'
 
 /** How the listener disposed of an accepted connection. */
 export type Disposition =

@@ -2,9 +2,9 @@
 // reason, response flags, as the access log prints them), the upstream-source policy, and the record a
 // ledger closes with. No sockets: the engines' own tests drive real connections through it.
 import t from 'tap'
-import { formatText } from '../../src/proxy/access-log.js'
-import { defaultProxyConfig } from '../../src/proxy/config.js'
-import { accessLogEntry, ConnectionChannel } from '../../src/proxy/connection-record.js'
+import { formatText } from '../../../src/proxy/access-log.js'
+import { defaultProxyConfig } from '../../../src/proxy/config.js'
+import { accessLogEntry, ConnectionChannel } from '../../../src/proxy/engines/record.js'
 import {
   ConnectionLedger,
   connectFailure,
@@ -12,9 +12,9 @@ import {
   upstreamSource,
   type PassthroughRoute,
   type RelayClose,
-} from '../../src/proxy/ledger.js'
-import { relayClose } from '../../src/proxy/native-connection.js'
-import { Recorder, silent } from '../helpers/loopback-proxy.js'
+} from '../../../src/proxy/engines/ledger.js'
+import { relayClose } from '../../../src/proxy/engines/native.js'
+import { Recorder, silent } from '../../helpers/loopback-proxy.js'
 
 const ended = (close: RelayClose | undefined) => nameOutcome({ failure: undefined, looped: false, close })
 

@@ -2,12 +2,12 @@
 // lifecycle (opened, connected, failed, idle timeout, closed with one record) and counts nothing itself:
 // the observers (connection-observer.ts) turn the events into statistics and the access-log line.
 import { connect, type NetConnectOpts, type Socket } from 'node:net'
-import type { ListenerKind } from './clusters.js'
-import { endpoint, type Endpoint } from '../net/address.js'
+import type { ListenerKind } from '../clusters.js'
+import { endpoint, type Endpoint } from '../../net/address.js'
 import { ConnectionLedger, connectFailure, upstreamSource, type ConnectionContext, type PassthroughRoute } from './ledger.js'
-import type { LoopOwner } from './loop-guard.js'
-import { relay } from './relay.js'
-import { connectTransparent } from './transparent.js'
+import type { LoopOwner } from '../loop-guard.js'
+import { relay } from './node-relay.js'
+import { connectTransparent } from '../transparent.js'
 
 export class ProxiedConnection implements LoopOwner {
   readonly #ctx: ConnectionContext

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
 import { connect, createServer, type NetConnectOpts, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
-import { relay } from '../../src/proxy/relay.js'
-import { Counter } from '../../src/stats/stats.js'
+import { relay } from '../../../src/proxy/engines/node-relay.js'
+import { Counter } from '../../../src/stats/stats.js'
 
 async function pair(t: Test, highWaterMark?: number): Promise<[Socket, Socket]> {
   const server = createServer({ allowHalfOpen: true })

@@ -2,8 +2,8 @@
 // (half-close), reading pauses while the other side holds more than the buffer limit (its writable high
 // water mark), and bytes that can no longer be delivered reset the sender instead of vanishing.
 import type { Socket } from 'node:net'
-import { TCP_CLOSE, takePendingError, tcpInfoOf } from '../native/sockopt.js'
-import type { Counter } from '../stats/stats.js'
+import { TCP_CLOSE, takePendingError, tcpInfoOf } from '../../native/sockopt.js'
+import type { Counter } from '../../stats/stats.js'
 
 /**
  * How often a paused socket's TCP state is read. Paused, it is not read, and libuv learns of a reset only
