@@ -15,6 +15,7 @@ import { createLogger } from '../logger.js'
 import { renderJson } from './render-json.js'
 import { renderSvg } from './render-svg.js'
 import { renderText } from './render-text.js'
+import { terminalWidth } from '../text/wrap.js'
 import { renderWalkthroughJson, renderWalkthroughText } from './render-walkthrough.js'
 import { renderWalkthroughSvg } from './render-walkthrough-svg.js'
 import { runTrace } from './run.js'
@@ -135,7 +136,7 @@ export const traceCommand: Command = {
         writeFileSync(join(flags.raw, 'productpage.dns.nft-monitor.txt'), dns.lookup.raw)
       }
       if (flags.svg) writeFileSync(flags.svg, renderDnsSvg(dns))
-      io.stdout.write(flags.json ? renderDnsJson(dns) : renderDnsText(dns))
+      io.stdout.write(flags.json ? renderDnsJson(dns) : renderDnsText(dns, terminalWidth(io.stdout)))
       return dns.lookup.dig.status === 'NOERROR' ? 0 : 1
     }
     const report = await runTrace({ lab: flags.lab, from: flags.from, to: flags.to, port: flags.port, signal: io.signal })
@@ -146,11 +147,11 @@ export const traceCommand: Command = {
     if (flags.walkthrough) {
       const w = walkthrough(report)
       if (flags.svg) writeFileSync(flags.svg, renderWalkthroughSvg(w))
-      io.stdout.write(flags.json ? renderWalkthroughJson(w) : renderWalkthroughText(w))
+      io.stdout.write(flags.json ? renderWalkthroughJson(w) : renderWalkthroughText(w, terminalWidth(io.stdout)))
       return report.request.status.startsWith('HTTP ') ? 0 : 1
     }
     if (flags.svg) writeFileSync(flags.svg, renderSvg(report))
-    io.stdout.write(flags.json ? renderJson(report) : renderText(report))
+    io.stdout.write(flags.json ? renderJson(report) : renderText(report, terminalWidth(io.stdout)))
     return report.request.status.startsWith('HTTP ') ? 0 : 1
   },
 }
