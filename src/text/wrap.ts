@@ -4,7 +4,9 @@
 // deeper, so the eye can tell a continuation from the next item.
 
 /** Extra indentation of a continued line, beyond the line's own. */
-const hang = 4
+const defaultHang = 4
+/** Help text stays under 100 columns whatever the terminal: it is read in editors and READMEs too. */
+export const helpWidth = 99
 /** Width when the output is not a terminal (a pipe, a file, a test). */
 export const defaultWidth = 80
 
@@ -42,7 +44,7 @@ function cut(word: string, room: number): [string, string] {
  * wider than the room left goes on a line of its own, unindented if that makes it fit (a URL stays whole to
  * copy), else cut. A line that fits comes back as it is, its inner spacing kept.
  */
-export function wrapLine(line: string, width: number): string[] {
+export function wrapLine(line: string, width: number, hang = defaultHang): string[] {
   if (!Number.isFinite(width) || width <= 0 || columnsOf(line) <= width) return [line]
   const own = /^ */.exec(line)![0].length
   // a deep indent on a narrow terminal would leave no room: at least half the width stays for text
@@ -84,6 +86,11 @@ export function wrapLine(line: string, width: number): string[] {
   }
   if (!fresh) out.push(current)
   return out
+}
+
+/** A table row: prefix (the first column, padded), then text wrapped to width under the text's start. */
+export function wrapHanging(prefix: string, text: string, width: number): string[] {
+  return wrapLine(text, width - prefix.length, 0).map((l, i) => (i ? ' '.repeat(prefix.length) : prefix) + l)
 }
 
 /** Every line of text wrapped to width (see wrapLine); the text's final newline is kept. */

@@ -16,6 +16,7 @@ import { renderJson } from './render-json.js'
 import { renderSvg } from './render-svg.js'
 import { renderText } from './render-text.js'
 import { terminalWidth } from '../text/wrap.js'
+import { resolveLogFormat } from '../log-format.js'
 import { renderWalkthroughJson, renderWalkthroughText } from './render-walkthrough.js'
 import { renderWalkthroughSvg } from './render-walkthrough-svg.js'
 import { runTrace } from './run.js'
@@ -123,7 +124,7 @@ export const traceCommand: Command = {
       return 0
     }
     if (flags.dns) {
-      const log = createLogger({ level: 'warn' })
+      const log = createLogger({ level: 'warn', format: resolveLogFormat(undefined, io.env, io.stderr) })
       const dns = await runDnsTrace({
         lab: flags.lab,
         noCtZones: flags.dns.noCtZones,
