@@ -39,6 +39,10 @@ const cases: [string[], string][] = [
   [['lab', 'exec', 'productpage', '--uid', 'root', '--', 'true'], 'error: --uid: "root" is not a whole number\n'],
   [['lab', 'status', '--mode', 'TPROXY'], "error: --mode goes with 'lab up', not 'lab status'\n"],
   [['lab', 'down', '--uid', '0'], "error: --uid goes with 'lab exec', not 'lab down'\n"],
+  [['lab', 'down', '--json'], "error: --json goes with 'lab status' or 'lab logs', not 'lab down'\n"],
+  [['lab', 'status', '-f'], "error: --follow goes with 'lab logs', not 'lab status'\n"],
+  [['lab', 'status', '--log-format', 'yaml'], 'error: --log-format: expected json or text, not "yaml"\n'],
+  [['proxy', '--log-format', 'pretty'], 'error: --log-format: expected json or text, not "pretty"\n'],
 ]
 
 for (const [argv, stderr] of cases) {
