@@ -14,6 +14,7 @@ import { appUser, podSpec, pods } from './scene.js'
 import { labFlag, podDir, readState, type LabState } from './state.js'
 import { collectStatus, renderStatus } from './status.js'
 import { podLogFiles, showLogs } from './logs.js'
+import { terminalWidth } from '../text/wrap.js'
 import { downAll } from './sweep.js'
 
 const help = `usage: sidecar-lab lab <subcommand> [--lab NAME] [--log-format json|text]
@@ -165,7 +166,7 @@ export const labCommand: Command = {
           log,
         })
         io.stdout.write(already ? `lab ${lab} is already up\n` : `lab ${lab} is up\n`)
-        io.stdout.write(await renderStatus(state, lab, values.verbose === true))
+        io.stdout.write(await renderStatus(state, lab, values.verbose === true, terminalWidth(io.stdout)))
         return 0
       }
       case 'down': {
@@ -183,7 +184,7 @@ export const labCommand: Command = {
       }
       case 'status':
         if (values.json) io.stdout.write(JSON.stringify(await collectStatus(readState(lab), lab), null, 2) + '\n')
-        else io.stdout.write(await renderStatus(readState(lab), lab, values.verbose === true))
+        else io.stdout.write(await renderStatus(readState(lab), lab, values.verbose === true, terminalWidth(io.stdout)))
         return 0
       case 'logs':
         return logs(requireState(lab), positionals[0], { json: values.json === true, follow: values.follow === true }, io)

@@ -2,6 +2,7 @@
 // caught packets), --verbose with every counter of both families, --json for scripts (the LabStatus as
 // is). Renders only: src/lab/status.ts gathers.
 import type { KeyCounters } from '../admin/key-counters.js'
+import { defaultWidth, wrapHanging, wrapLine } from '../text/wrap.js'
 
 export interface RuleCounter {
   table: string
@@ -67,13 +68,21 @@ function table(rows: string[][]): string[] {
   )
 }
 
-function head(s: UpStatus): string[] {
+/** A line of prose (wrapped to the width) or a table row (kept whole, so its columns stay aligned). */
+type Line = string | { row: string }
+
+function finish(lines: Line[], width: number): string {
+  return lines.flatMap((l) => (typeof l === 'string' ? wrapLine(l, width) : [l.row])).join('\n') + '\n'
+}
+
+function head(s: UpStatus): Line[] {
   const state = s.complete ? 'up' : 'INCOMPLETE (run lab down, then lab up)'
-  const lines = [`lab ${s.lab}: ${state} since ${s.createdAt}, rules: ${s.rules}, mode: ${s.mode}`, '']
+  const lines: Line[] = [`lab ${s.lab}: ${state} since ${s.createdAt}, rules: ${s.rules}, mode: ${s.mode}`, '']
   const rows = [['POD', 'NAMESPACE', 'IPv4', 'IPv6', 'APP', 'SIDECAR']]
   for (const p of s.pods)
     rows.push([p.name, p.nsMissing ? `${p.ns} (missing)` : p.ns, p.ip, p.ip6, proc(p.app), p.hasSidecar ? proc(p.sidecar) : 'none'])
-  lines.push(...table(rows))
+  // a table keeps its columns aligned: its rows are not wrapped (a narrow terminal folds them)
+  for (const row of table(rows)) lines.push({ row })
   if (s.dns)
     lines.push('', `dns: ${s.dns.ns} ${s.dns.address}, dnsmasq ${proc(s.dns.dnsmasq)}; DNS capture in the sidecar pods: ${s.dns.capture}`)
   if (s.containers) lines.push('', ...s.containers)
@@ -84,10 +93,12 @@ function down(lab: string): string {
   return `lab ${lab} is down (no state in /run/sidecar-lab/${lab}); 'sidecar-lab lab up' builds it\n`
 }
 
-const ruleLine = (c: RuleCounter) => `  ${String(c.packets).padStart(8)}  ${c.table.padEnd(10)} ${c.rule}`
+/** a long rule continues under the rule's start, so the counter column stays clear */
+const ruleLines = (c: RuleCounter, width: number) =>
+  wrapHanging(`  ${String(c.packets).padStart(8)}  ${c.table.padEnd(10)} `, c.rule, width)
 
 /** One line per sidecar (its listeners' ports and connections) and per capture rule that caught packets. */
-export function renderShortStatus(s: LabStatus): string {
+export function renderShortStatus(s: LabStatus, width = defaultWidth): string {
   if (!s.up) return down(s.lab)
   const lines = head(s)
   for (const p of s.pods) {
@@ -101,10 +112,10 @@ export function renderShortStatus(s: LabStatus): string {
     lines.push('', `${p.name}: sidecar ${p.counters ? `listening on ${listeners || 'nothing'}` : 'admin port not answering'}`)
     const caught = (p.rules ?? []).filter((c) => c.packets > 0)
     lines.push(`${p.name}: capture rules (packets caught; ${(p.rules ?? []).length - caught.length} more caught none)`)
-    lines.push(...(caught.length ? caught.map(ruleLine) : ['  none yet']))
+    lines.push(...(caught.length ? caught.flatMap((c) => ruleLines(c, width)) : ['  none yet']))
   }
   lines.push('', 'every counter: lab status --verbose; for scripts: lab status --json')
-  return lines.join('\n') + '\n'
+  return finish(lines, width)
 }
 
 function counterLines(k: KeyCounters | null): string[] {
@@ -124,14 +135,14 @@ function counterLines(k: KeyCounters | null): string[] {
 }
 
 /** Every counter: the sidecars' listeners and clusters, TPROXY routing, every ISTIO rule of both families. */
-export function renderVerboseStatus(s: LabStatus): string {
+export function renderVerboseStatus(s: LabStatus, width = defaultWidth): string {
   if (!s.up) return down(s.lab)
   const lines = head(s)
   for (const p of s.pods) {
     if (p.counters === undefined) continue
     lines.push('', `${p.name}: sidecar counters (admin 127.0.0.1:15000 in the pod)`, ...counterLines(p.counters))
     if (p.routing) lines.push('', `${p.name}: TPROXY routing (packets marked 1337 are delivered locally)`, ...p.routing)
-    lines.push('', `${p.name}: capture rules (packets caught)`, ...(p.rules ?? []).map(ruleLine))
+    lines.push('', `${p.name}: capture rules (packets caught)`, ...(p.rules ?? []).flatMap((c) => ruleLines(c, width)))
   }
-  return lines.join('\n') + '\n'
+  return finish(lines, width)
 }

@@ -111,7 +111,8 @@ export async function collectStatus(state: LabState | undefined, lab: string): P
   return out
 }
 
-export async function renderStatus(state: LabState | undefined, lab: string, verbose = false): Promise<string> {
+/** width: the reader's terminal (src/text/wrap.ts) */
+export async function renderStatus(state: LabState | undefined, lab: string, verbose: boolean, width: number): Promise<string> {
   const status = await collectStatus(state, lab)
-  return verbose ? renderVerboseStatus(status) : renderShortStatus(status)
+  return verbose ? renderVerboseStatus(status, width) : renderShortStatus(status, width)
 }

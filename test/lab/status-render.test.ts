@@ -61,7 +61,7 @@ const status: LabStatus = {
 }
 
 t.test('short: pods, sidecars and only the rules that caught packets, one line each', async (t) => {
-  const text = renderShortStatus(status)
+  const text = renderShortStatus(status, Infinity) // content; the width has its own test below
   const lines = text.trimEnd().split('\n')
   t.ok(lines.length <= 20, `${lines.length} lines, not one per counter`)
   t.match(text, /^lab slt-x: up since 2026-12-07T09:00:00\.000Z, rules: istio, mode: REDIRECT\n/)
@@ -78,7 +78,7 @@ t.test('short: pods, sidecars and only the rules that caught packets, one line e
 })
 
 t.test('--verbose: every rule of both families and the cluster counters', async (t) => {
-  const text = renderVerboseStatus(status)
+  const text = renderVerboseStatus(status, Infinity)
   t.equal(text.match(/--dport 100\d/g)?.length, 2 * idle.length)
   t.match(text, 'PassthroughCluster: 4 upstream connections, 1 active, 0 failed, 10 bytes in, 20 bytes out')
   t.match(text, /reviews: sidecar counters[^\n]*\n {2}sidecar admin port not answering/)
@@ -88,3 +88,22 @@ t.test('a lab that is down says how to build it, in both forms', async (t) => {
   for (const render of [renderShortStatus, renderVerboseStatus])
     t.equal(render({ lab: 'slt-y', up: false }), "lab slt-y is down (no state in /run/sidecar-lab/slt-y); 'sidecar-lab lab up' builds it\n")
 })
+
+t.test(
+  'both forms fit the width (the pod table aside: its columns stay aligned); a long rule continues under the rule, not under the counter',
+  async (t) => {
+    const long = rule(
+      'mangle',
+      9,
+      '-A ISTIO_TPROXY ! -d 127.0.0.1/32 -p tcp -j TPROXY --on-port 15006 --on-ip 0.0.0.0/0 --tproxy-mark 0x539/0xffffffff',
+    )
+    const wide: LabStatus = { ...status, pods: status.up ? [{ ...status.pods[0]!, rules: [long] }] : [] }
+    for (const text of [renderShortStatus(wide, 80), renderVerboseStatus(wide, 80)]) {
+      t.same(
+        text.split('\n').filter((l) => l.length > 80 && !/^(POD|productpage) /.test(l)),
+        [],
+      )
+      t.match(text, /\n {9}9 {2}mangle {5}-A ISTIO_TPROXY [^\n]*\n {23}\S/)
+    }
+  },
+)
