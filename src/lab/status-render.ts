@@ -85,7 +85,7 @@ function head(s: UpStatus): Line[] {
   for (const row of table(rows)) lines.push({ row })
   if (s.dns)
     lines.push('', `dns: ${s.dns.ns} ${s.dns.address}, dnsmasq ${proc(s.dns.dnsmasq)}; DNS capture in the sidecar pods: ${s.dns.capture}`)
-  if (s.containers) lines.push('', ...s.containers)
+  if (s.containers) lines.push('', ...s.containers.map((row) => ({ row })))
   return lines
 }
 

@@ -53,3 +53,15 @@ for (const [argv, stderr] of cases) {
     t.equal(r.stdout, '', 'nothing ran')
   })
 }
+
+t.test('the help of lab, proxy and iptables stays under 100 columns', async (t) => {
+  for (const command of ['lab', 'proxy', 'iptables']) {
+    const r = await cli([command, '--help'])
+    t.equal(r.code, 0)
+    t.same(
+      r.stdout.split('\n').filter((l) => l.length >= 100),
+      [],
+      `${command} --help`,
+    )
+  }
+})
