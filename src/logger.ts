@@ -3,6 +3,7 @@
 import { openSync } from 'node:fs'
 import { pino, type Logger, type LevelWithSilent, type DestinationStream } from 'pino'
 import { LineWriter } from './line-writer.js'
+import { formatLogLine, type LogFormat } from './log-format.js'
 
 export type { Logger }
 
@@ -10,6 +11,8 @@ export interface LoggerOptions {
   level?: LevelWithSilent
   /** File descriptor or path; defaults to stderr so stdout stays free for command output. */
   destination?: number | string
+  /** json (the default: pipes, files, tests) or text for a person at a terminal (src/log-format.ts) */
+  format?: LogFormat
 }
 
 /** How long logger.flush() waits for queued lines; the log must never hold up an exit. */
@@ -28,19 +31,22 @@ export async function flushLogs(): Promise<void> {
   await Promise.all([...writers].map((w) => w.flush(flushWaitMs)))
 }
 
-function destination(dest: number | string): DestinationStream & { flush(cb: (err?: Error) => void): void } {
+function destination(dest: number | string, format: LogFormat): DestinationStream & { flush(cb: (err?: Error) => void): void } {
   const writer = new LineWriter(typeof dest === 'number' ? dest : openSync(dest, 'a'))
   writers.add(writer)
   // the lines of the last moments (the "drained" line, a fatal error): one attempt, no retry
   process.once('exit', () => writer.flushOnce())
   return {
-    write: (line: string) => void writer.write(line),
+    write: (line: string) => void writer.write(format === 'text' ? formatLogLine(line) : line),
     flush: (cb) => void writer.flush(flushWaitMs).then(() => cb()),
   }
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
-  return pino({ level: options.level ?? 'info', base: { pid: process.pid } }, destination(options.destination ?? 2))
+  return pino(
+    { level: options.level ?? 'info', base: { pid: process.pid } },
+    destination(options.destination ?? 2, options.format ?? 'json'),
+  )
 }
 
 /** A logger that writes nothing, for library use and tests that do not read logs. */

@@ -77,7 +77,8 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Appl
     const state = await verifyAt(target, plan, false)
     if (state.residue && state.delta.length === 0) {
       if (plan.tproxy && (await setupRouting(target, plan.tproxy))) logger.info('TPROXY routing restored')
-      logger.info({ target: target.label }, 'rules already in place; nothing to do')
+      // debug: the command prints the outcome on stdout already
+      logger.debug({ target: target.label }, 'rules already in place; nothing to do')
       return 'unchanged'
     }
     if (state.residue) {
@@ -89,7 +90,7 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Appl
     }
   }
   await install(target, plan, logger)
-  logger.info({ target: target.label, backend: plan.backend }, 'rules applied')
+  logger.debug({ target: target.label, backend: plan.backend }, 'rules applied')
   return 'applied'
 }
 
@@ -102,5 +103,5 @@ export async function verifyPlan(plan: Plan, options: { netns?: string | undefin
 export async function cleanupPlan(plan: Plan, options: { netns?: string | undefined; logger: Logger }): Promise<void> {
   const target = prepare(plan, options.netns)
   await cleanupAt(target, plan, options.logger)
-  options.logger.info({ target: target.label }, 'rules removed')
+  options.logger.debug({ target: target.label }, 'rules removed')
 }

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs'
 import type { Command } from '../command.js'
 import { createLogger } from '../logger.js'
+import { resolveLogFormat } from '../log-format.js'
 import { applyPlan, cleanupPlan } from './apply.js'
 import type { ApplyOutcome } from './apply.js'
 import { buildPlan, planText } from './build.js'
@@ -44,7 +45,8 @@ export const iptablesCommand: Command = {
       io.stdout.write(planText(plan) + routing.join(''))
       return 0
     }
-    const logger = createLogger().child({ component: 'iptables' })
+    const format = resolveLogFormat(run.logFormat, io.env, io.stderr)
+    const logger = createLogger({ format }).child({ component: 'iptables' })
     const netns = run.networkNamespace || undefined
     if (run.cleanupOnly) {
       await cleanupPlan(plan, { netns, logger })

@@ -68,6 +68,8 @@ export interface RunOptions {
   forceApply: boolean
   /** '' = the current namespace */
   networkNamespace: string
+  /** --log-format as given; undefined: $SIDECAR_LAB_LOG_FORMAT, else by stderr (src/log-format.ts) */
+  logFormat?: string
   help: boolean
 }
 

@@ -7,6 +7,8 @@ import { defaultRuleConfig, defaultRunOptions, ruleConfig, splitList } from './c
 import type { IptablesSettings, RuleConfig, RunOptions } from './config.js'
 import { splitServers } from './ranges.js'
 import { runnable } from '../invocation.js'
+import { logFormatEnv } from '../log-format.js'
+import { helpWidth, wrapHanging } from '../text/wrap.js'
 
 export interface FlagSpec {
   long: string
@@ -24,7 +26,7 @@ export interface FlagSpec {
 const COMMAND = 'sidecar-lab iptables'
 
 type RuleKey = { [K in keyof RuleConfig]: RuleConfig[K] extends string ? K : never }[keyof RuleConfig]
-type RunBoolKey = { [K in keyof RunOptions]: RunOptions[K] extends boolean ? K : never }[keyof RunOptions]
+type RunBoolKey = { [K in keyof RunOptions]-?: RunOptions[K] extends boolean ? K : never }[keyof RunOptions]
 
 const fail = (name: string, value: string, why: string) => new InvalidFlagError(`invalid value "${value}" for ${name}: ${why}`)
 
@@ -231,6 +233,17 @@ export const flagSpecs: FlagSpec[] = [
     bool: true,
     env: [],
   }),
+  spec(
+    'log-format',
+    undefined,
+    'text on a terminal, else json',
+    `the log's format: json or text (env ${logFormatEnv})`,
+    (s, v, n) => {
+      if (v !== 'json' && v !== 'text') throw fail(n, v, "expected 'json' or 'text'")
+      s.run.logFormat = v
+    },
+    { env: [] },
+  ),
   spec('help', 'h', '', 'this help', runOn('help'), { bool: true, env: [] }),
 ]
 
@@ -316,12 +329,14 @@ export function helpText(): string {
   const flag = (f: FlagSpec) => {
     const facts = [f.def === '' ? '' : `default ${f.def}`, f.env.length > 0 ? `env ${f.env.join(', ')}` : ''].filter(Boolean)
     const head = `  ${f.short ? `-${f.short}, ` : '    '}--${f.long}${f.bool ? '' : ' VALUE'}`
-    return `${head}\n        ${f.meaning}${facts.length > 0 ? ` [${facts.join('; ')}]` : ''}`
+    const text = `${f.meaning}${facts.length > 0 ? ` [${facts.join('; ')}]` : ''}`
+    return [head, ...wrapHanging('        ', text, helpWidth)].join('\n')
   }
   return [
     `usage: ${COMMAND} [flags]`,
     '',
-    "Generates Istio's traffic-capture rules (istio-iptables' flags) and applies them, or prints them with --dry-run.",
+    "Generates Istio's traffic-capture rules (istio-iptables' flags) and applies them, or prints them",
+    'with --dry-run.',
     '',
     'flags:',
     ...flagSpecs.map(flag),

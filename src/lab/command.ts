@@ -1,6 +1,5 @@
 // `sidecar-lab lab`: up, down, status, exec, logs, rules.
 import { spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Command, CommandIO } from '../command.js'
 import { InvalidFlagError, LabNotUpError } from '../errors.js'
@@ -8,35 +7,52 @@ import { parseCommandArgs, type ParsedArgs } from '../flags/args.js'
 import { integer, oneOf } from '../flags/values.js'
 import { quoteInput } from '../quote.js'
 import { createLogger } from '../logger.js'
+import { resolveLogFormat } from '../log-format.js'
 import { applyRules, down, up } from './lifecycle.js'
 import { inNetns } from '../sys/netns.js'
 import { appUser, podSpec, pods } from './scene.js'
 import { labFlag, podDir, readState, type LabState } from './state.js'
-import { renderStatus } from './status.js'
+import { collectStatus, renderStatus } from './status.js'
+import { podLogFiles, showLogs } from './logs.js'
+import { terminalWidth } from '../text/wrap.js'
 import { downAll } from './sweep.js'
 
-const help = `usage: sidecar-lab lab <subcommand> [--lab NAME]
+const help = `usage: sidecar-lab lab <subcommand> [--lab NAME] [--log-format json|text]
 
-Pods as network namespaces with real kernel NAT: productpage calls reviews:9080, both with the capture
-rules and a sidecar as uid 1337; ratings has neither. A DNS server (dnsmasq, 198.18.0.53) knows the
-services as NAME.default.svc.cluster.local and db.lab.test; every pod has Kubernetes' resolv.conf. Addresses from 198.18.0.0/24 and 2001:2::/64 on a
-bridge in a namespace of the lab's own; nothing routes out. Needs root.
+Pods as network namespaces with real kernel NAT: productpage calls reviews:9080, both with the
+capture rules and a sidecar as uid 1337; ratings has neither. A DNS server (dnsmasq, 198.18.0.53)
+knows the services as NAME.default.svc.cluster.local and db.lab.test; every pod has Kubernetes'
+resolv.conf. Addresses from 198.18.0.0/24 and 2001:2::/64 on a bridge in a namespace of the lab's
+own; nothing routes out. Needs root.
 
 subcommands:
-  up [--compat legacy]           build the lab (again: a no-op when it is up); legacy = the seed listing's rules
-     [--mode REDIRECT|TPROXY]    inbound interception: REDIRECT (the app sees 127.0.0.6) or TPROXY (the app
-                                 sees the caller; mangle rules, policy routing, transparent sidecar as uid 0)
-     [--docker]                  pods as containers: a holder owns each pod's namespace, and the init step,
-                                 the sidecar (uid 1337) and the app (uid 1000) join it (image: scripts/docker-image.sh)
-     [--dns-capture]             the injector's DNS capture (ISTIO_META_DNS_CAPTURE=true: --redirect-dns to 15053)
-  down [--all]                   remove namespaces, links, processes, rules and state, whatever state it is in;
-                                 --all: every lab, and what an interrupted \`npm test\` left
-  status                         pods, addresses, processes and the packets each capture rule caught
-  exec POD [--uid N] -- CMD...   run a command in a pod's namespace with the host's programs (as uid ${appUser.uid}, unless --uid)
-  logs POD                       the pod's sidecar log, access log and app log
-  rules off|on                   remove or re-apply the capture rules in the sidecar pods (for direct runs)
+  up [--compat legacy]           build the lab (again: a no-op when it is up) and print its short
+                                 status; legacy = the seed listing's rules
+     [--mode REDIRECT|TPROXY]    inbound interception: REDIRECT (the app sees 127.0.0.6) or TPROXY
+                                 (the app sees the caller; mangle rules, policy routing, sidecar as
+                                 uid 0)
+     [--docker]                  pods as containers: a holder owns each pod's namespace, and the
+                                 init step, the sidecar (uid 1337) and the app (uid 1000) join it
+                                 (image: scripts/docker-image.sh)
+     [--dns-capture]             the injector's DNS capture (ISTIO_META_DNS_CAPTURE=true:
+                                 --redirect-dns to 15053)
+     [--verbose]                 the status with every counter (as status --verbose)
+  down [--all]                   remove namespaces, links, processes, rules and state, whatever
+                                 state it is in; --all: every lab, and what an interrupted
+                                 \`npm test\` left
+  status [--verbose|--json]      pods, addresses, sidecars and the capture rules that caught
+                                 packets; --verbose: every counter of both families; --json: all of
+                                 it, for scripts
+  exec POD [--uid N] -- CMD...   run a command in a pod's namespace with the host's programs (as
+                                 uid ${appUser.uid}, unless --uid)
+  logs POD [-f] [--json]         the pod's sidecar log (as text lines; --json: as written), access
+                                 log and app log; -f follows them until Ctrl-C
+  rules off|on                   remove or re-apply the capture rules in the sidecar pods (for
+                                 direct runs)
 
 --lab NAME names the lab (default sidecar-lab), so several can exist side by side.
+--log-format json|text: the lab's own log lines (default text on a terminal, json otherwise;
+  env SIDECAR_LAB_LOG_FORMAT).
 `
 
 const options = {
@@ -48,24 +64,32 @@ const options = {
   mode: { type: 'string', value: 'REDIRECT|TPROXY' },
   'dns-capture': { type: 'boolean' },
   all: { type: 'boolean' },
+  json: { type: 'boolean' },
+  follow: { type: 'boolean', short: 'f' },
+  verbose: { type: 'boolean' },
+  'log-format': { type: 'string', value: 'json|text' },
 } as const
 
 /** The flags of one subcommand only; the others share --lab and --help. */
-const only: Partial<Record<keyof typeof options, string>> = {
+const only: Partial<Record<keyof typeof options, string | string[]>> = {
   uid: 'exec',
   compat: 'up',
   docker: 'up',
   mode: 'up',
   'dns-capture': 'up',
   all: 'down',
+  follow: 'logs',
+  json: ['status', 'logs'],
+  verbose: ['up', 'status'],
 }
 
 function parse(argv: string[], sub: string): ParsedArgs<typeof options> {
   const parsed = parseCommandArgs(argv, options, 'sidecar-lab lab', true)
   for (const [flag, owner] of Object.entries(only)) {
+    const owners = typeof owner === 'string' ? [owner] : owner
     // given to another subcommand it would be ignored without a word: `lab status --mode TPROXY`
-    if (parsed.values[flag as keyof typeof options] !== undefined && owner !== sub)
-      throw new InvalidFlagError(`--${flag} goes with 'lab ${owner}', not 'lab ${sub}'`)
+    if (parsed.values[flag as keyof typeof options] !== undefined && !owners.includes(sub))
+      throw new InvalidFlagError(`--${flag} goes with ${owners.map((o) => `'lab ${o}'`).join(' or ')}, not 'lab ${sub}'`)
   }
   return parsed
 }
@@ -105,13 +129,10 @@ function execPod(argv: string[], io: CommandIO): Promise<number> {
   })
 }
 
-function logs(state: LabState, name: string | undefined, io: CommandIO): number {
+async function logs(state: LabState, name: string | undefined, o: { json: boolean; follow: boolean }, io: CommandIO) {
   podOf(state, name)
-  for (const file of ['sidecar.log', 'access.log', 'app.log']) {
-    const path = join(podDir(state.lab, name!), file)
-    if (!existsSync(path)) continue
-    io.stdout.write(`==> ${path} <==\n${readFileSync(path, 'utf8')}\n`)
-  }
+  const paths = podLogFiles.map((file) => join(podDir(state.lab, name!), file))
+  await showLogs(paths, { ...o, signal: io.signal }, (text) => io.stdout.write(text))
   return 0
 }
 
@@ -131,7 +152,7 @@ export const labCommand: Command = {
       return 0
     }
     const lab = labFlag(values.lab)
-    const log = createLogger({ level: 'warn' })
+    const log = createLogger({ level: 'warn', format: resolveLogFormat(values['log-format'], io.env, io.stderr) })
     switch (sub) {
       case 'up': {
         if (values.compat !== undefined) oneOf('compat', values.compat, ['legacy'])
@@ -145,7 +166,7 @@ export const labCommand: Command = {
           log,
         })
         io.stdout.write(already ? `lab ${lab} is already up\n` : `lab ${lab} is up\n`)
-        io.stdout.write(await renderStatus(state, lab))
+        io.stdout.write(await renderStatus(state, lab, values.verbose === true, terminalWidth(io.stdout)))
         return 0
       }
       case 'down': {
@@ -162,10 +183,11 @@ export const labCommand: Command = {
         return 0
       }
       case 'status':
-        io.stdout.write(await renderStatus(readState(lab), lab))
+        if (values.json) io.stdout.write(JSON.stringify(await collectStatus(readState(lab), lab), null, 2) + '\n')
+        else io.stdout.write(await renderStatus(readState(lab), lab, values.verbose === true, terminalWidth(io.stdout)))
         return 0
       case 'logs':
-        return logs(requireState(lab), positionals[0], io)
+        return logs(requireState(lab), positionals[0], { json: values.json === true, follow: values.follow === true }, io)
       case 'rules': {
         const state = requireState(lab)
         const mode = positionals[0]

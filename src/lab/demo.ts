@@ -3,6 +3,7 @@ import type { Command } from '../command.js'
 import { parseCommandArgs } from '../flags/args.js'
 import { integer } from '../flags/values.js'
 import { createLogger } from '../logger.js'
+import { resolveLogFormat } from '../log-format.js'
 import { run } from '../sys/exec.js'
 import { applyRules, cliPath, down, up } from './lifecycle.js'
 import { load as loadFrom, renderComparison, type LoadResult } from './load.js'
@@ -39,7 +40,7 @@ export const demoCommand: Command = {
       durationS: integer('duration', values.duration, 10, 1, 600),
       connections: integer('connections', values.connections, 10, 1, 1000),
     }
-    const log = createLogger({ level: 'warn' })
+    const log = createLogger({ level: 'warn', format: resolveLogFormat(undefined, io.env, io.stderr) })
     const say = (text: string) => io.stdout.write(text)
     say(`\n== 1. lab up: pods as network namespaces, capture rules from our istio-iptables, sidecars as uid 1337\n`)
     const { state } = await up({ lab, rules: 'istio', log })

@@ -5,13 +5,16 @@ import { execIn, netnsExists } from '../sys/netns.js'
 import { alive } from '../sys/exec.js'
 import { uidOf } from './processes.js'
 import type { LabState } from './state.js'
+import {
+  renderShortStatus,
+  renderVerboseStatus,
+  type LabStatus,
+  type PodStatus,
+  type ProcStatus,
+  type RuleCounter,
+} from './status-render.js'
 
-export interface RuleCounter {
-  table: string
-  packets: number
-  bytes: number
-  rule: string
-}
+export type { RuleCounter }
 
 /**
  * Packet counters of the pod's ISTIO rules (and the jumps into them), from iptables-save -c, then
@@ -61,59 +64,55 @@ export async function sidecarCounters(ns: string): Promise<KeyCounters | undefin
   }
 }
 
-function renderCounters(k: KeyCounters | undefined): string[] {
-  if (!k) return ['  sidecar admin port not answering']
-  const lines = Object.entries(k.listeners)
-    .sort(([, a], [, b]) => a.port - b.port)
-    .map(
-      ([, l]) =>
-        `  listener ${l.port}: ${l.cxTotal} connections, ${l.cxActive} active, ${l.overflow} overflow, ${l.noFilterChainMatch} no filter chain`,
-    )
-  for (const [name, c] of Object.entries(k.clusters)) {
-    lines.push(
-      `  ${name}: ${c.cxTotal} upstream connections, ${c.cxActive} active, ${c.connectFail} failed, ${c.rxBytes} bytes in, ${c.txBytes} bytes out`,
-    )
-  }
-  return lines
+function proc(pid: number | undefined): ProcStatus | null {
+  if (!pid) return null
+  const running = alive(pid)
+  return { pid, alive: running, uid: running ? (uidOf(pid) ?? null) : null }
 }
 
-function proc(pid: number | undefined): string {
-  if (!pid) return '-'
-  return alive(pid) ? `pid ${pid} uid ${uidOf(pid) ?? '?'}` : `pid ${pid} (exited)`
-}
-
-export async function renderStatus(state: LabState | undefined, lab: string): Promise<string> {
-  if (!state) return `lab ${lab} is down (no state in /run/sidecar-lab/${lab}); 'sidecar-lab lab up' builds it\n`
+/** Everything `lab status` shows, gathered once; rendered short, --verbose or --json (status-render.ts). */
+export async function collectStatus(state: LabState | undefined, lab: string): Promise<LabStatus> {
+  if (!state) return { lab, up: false }
   const mode = state.mode ?? 'REDIRECT'
-  const lines = [
-    `lab ${lab}: ${state.complete ? 'up' : 'INCOMPLETE (run lab down, then lab up)'} since ${state.createdAt}, rules: ${state.rules}, mode: ${mode}`,
-    '',
-  ]
-  const rows = [['POD', 'NAMESPACE', 'IPv4', 'IPv6', 'APP', 'SIDECAR']]
+  const pods: PodStatus[] = []
   for (const [name, pod] of Object.entries(state.pods)) {
-    const ns = netnsExists(pod.ns) ? pod.ns : `${pod.ns} (missing)`
-    rows.push([name, ns, pod.ip, pod.ip6, proc(pod.pids.app), pod.sidecar ? proc(pod.pids.sidecar) : 'none'])
+    const present = netnsExists(pod.ns)
+    const p: PodStatus = {
+      name,
+      ns: pod.ns,
+      nsMissing: !present,
+      ip: pod.ip,
+      ip6: pod.ip6,
+      app: proc(pod.pids.app),
+      sidecar: pod.sidecar ? proc(pod.pids.sidecar) : null,
+      hasSidecar: pod.sidecar,
+    }
+    if (pod.sidecar && present) {
+      p.counters = (await sidecarCounters(pod.ns)) ?? null
+      if (mode === 'TPROXY') p.routing = await tproxyRouting(pod.ns)
+      p.rules = await ruleCounters(pod.ns)
+    }
+    pods.push(p)
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
-  for (const r of rows)
-    lines.push(
-      r
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
+  const out: LabStatus = {
+    lab,
+    up: true,
+    complete: state.complete,
+    createdAt: state.createdAt,
+    rules: state.rules,
+    mode,
+    pods,
+  }
   if (state.dns) {
     const capture = state.rules === 'legacy' ? 'on (the seed listing)' : state.dnsCapture ? 'on (--dns-capture)' : 'off'
-    lines.push('', `dns: ${state.dns.ns} 198.18.0.53, dnsmasq ${proc(state.dns.pid)}; DNS capture in the sidecar pods: ${capture}`)
+    out.dns = { ns: state.dns.ns, address: '198.18.0.53', dnsmasq: proc(state.dns.pid), capture }
   }
-  if (state.docker) lines.push('', ...(await containerLines(lab)))
-  for (const [name, pod] of Object.entries(state.pods)) {
-    if (!pod.sidecar || !netnsExists(pod.ns)) continue
-    lines.push('', `${name}: sidecar counters (admin 127.0.0.1:15000 in the pod)`, ...renderCounters(await sidecarCounters(pod.ns)))
-    if (mode === 'TPROXY')
-      lines.push('', `${name}: TPROXY routing (packets marked 1337 are delivered locally)`, ...(await tproxyRouting(pod.ns)))
-    lines.push('', `${name}: capture rules (packets caught)`)
-    for (const c of await ruleCounters(pod.ns)) lines.push(`  ${String(c.packets).padStart(8)}  ${c.table.padEnd(10)} ${c.rule}`)
-  }
-  return lines.join('\n') + '\n'
+  if (state.docker) out.containers = await containerLines(lab)
+  return out
+}
+
+/** width: the reader's terminal (src/text/wrap.ts) */
+export async function renderStatus(state: LabState | undefined, lab: string, verbose: boolean, width: number): Promise<string> {
+  const status = await collectStatus(state, lab)
+  return verbose ? renderVerboseStatus(status, width) : renderShortStatus(status, width)
 }

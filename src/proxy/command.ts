@@ -3,6 +3,7 @@
 import { startObservability } from '../admin/observability.js'
 import type { Command } from '../command.js'
 import { createLogger } from '../logger.js'
+import { resolveLogFormat } from '../log-format.js'
 import type { ProxyConfig } from './config.js'
 import { watchEventLoop } from './event-loop.js'
 import { parseProxyArgs, proxyHelp } from './flags.js'
@@ -40,7 +41,7 @@ export const proxyCommand: Command = {
       return 0
     }
     const { config, given } = parsed
-    const log = createLogger({ level: config.logLevel })
+    const log = createLogger({ level: config.logLevel, format: resolveLogFormat(parsed.logFormat, io.env, io.stderr) })
     const uid = process.getuid?.()
     const gid = process.getgid?.()
     const warning = uid === undefined || gid === undefined ? null : identityWarning(config, given, uid, gid)

@@ -7,6 +7,8 @@ import { defaultProxyConfig, type ProxyConfig } from './config.js'
 import { quoteInput } from '../quote.js'
 import { parseRegistryEntry, parseRegistryText, type RegistryEntry } from '../registry/entry.js'
 import { dnsFlags, parseDnsFlags } from '../dns/flags.js'
+import { logFormatEnv } from '../log-format.js'
+import { helpWidth, wrapHanging } from '../text/wrap.js'
 
 interface FlagSpec {
   name: string
@@ -69,6 +71,7 @@ export const proxyFlags: FlagSpec[] = [
   { name: 'app-metrics-url', value: 'URL', help: "the app's metrics to merge, e.g. http://127.0.0.1:9090/metrics", fallback: '' },
   ...dnsFlags,
   { name: 'log-level', value: 'LEVEL', help: 'fatal, error, warn, info, debug, trace or silent', fallback: 'info' },
+  { name: 'log-format', value: 'FORMAT', help: `json or text (env ${logFormatEnv})`, fallback: 'text on a terminal, else json' },
   { name: 'help', help: 'show this help', fallback: 'false' },
 ]
 
@@ -86,7 +89,7 @@ export function proxyHelp(): string {
     'connections leave from 127.0.0.6 so the capture rules let them through.',
     '',
     'flags:',
-    ...rows.map(([a, b]) => `  ${a!.padEnd(width)}  ${b}`),
+    ...rows.flatMap(([a, b]) => wrapHanging(`  ${a!.padEnd(width)}  `, b!, helpWidth)),
     '',
     'DURATION: 500ms, 10s, 5m, 1h (a bare number is seconds). BYTES: 65536, 64Ki, 1Mi.',
     '',
@@ -99,7 +102,11 @@ export function parseProxyFlags(argv: string[], env: NodeJS.ProcessEnv = {}): Pr
 }
 
 /** The config and which flags were given on the command line (a default --uid is no reason to warn). */
-export function parseProxyArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { config: ProxyConfig; given: Set<string> } | 'help' {
+/** logFormat: --log-format as given (src/log-format.ts resolves it against the environment and stderr) */
+export function parseProxyArgs(
+  argv: string[],
+  env: NodeJS.ProcessEnv = {},
+): { config: ProxyConfig; given: Set<string>; logFormat: string | undefined } | 'help' {
   const options = Object.fromEntries(
     proxyFlags.map((f) => [f.name, f.value ? { type: 'string' as const, value: f.value } : { type: 'boolean' as const }]),
   )
@@ -146,7 +153,7 @@ export function parseProxyArgs(argv: string[], env: NodeJS.ProcessEnv = {}): { c
     dns: parseDnsFlags(str),
   }
   refuseSharedPorts(config)
-  return { config, given: new Set(Object.keys(values).filter((k) => values[k] !== undefined)) }
+  return { config, given: new Set(Object.keys(values).filter((k) => values[k] !== undefined)), logFormat: str('log-format') }
 }
 
 const portFlags: [string, keyof ProxyConfig][] = [

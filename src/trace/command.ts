@@ -20,6 +20,8 @@ import { renderWalkthroughSvg } from './walkthrough/render-svg.js'
 import { runTrace } from './capture/run.js'
 import { walkthrough } from './walkthrough/verdicts.js'
 import { cliCommand } from '../invocation.js'
+import { terminalWidth } from '../text/wrap.js'
+import { resolveLogFormat } from '../log-format.js'
 
 const help = `usage: sidecar-lab trace [--from POD] [--to POD] [--port N] [--lab NAME] [--walkthrough] [--json] [--svg FILE] [--raw DIR]
 
@@ -123,7 +125,7 @@ export const traceCommand: Command = {
       return 0
     }
     if (flags.dns) {
-      const log = createLogger({ level: 'warn' })
+      const log = createLogger({ level: 'warn', format: resolveLogFormat(undefined, io.env, io.stderr) })
       const dns = await runDnsTrace({
         lab: flags.lab,
         noCtZones: flags.dns.noCtZones,
@@ -136,7 +138,7 @@ export const traceCommand: Command = {
         writeFileSync(join(flags.raw, 'productpage.dns.nft-monitor.txt'), dns.lookup.raw)
       }
       if (flags.svg) writeFileSync(flags.svg, renderDnsSvg(dns))
-      io.stdout.write(flags.json ? renderDnsJson(dns) : renderDnsText(dns))
+      io.stdout.write(flags.json ? renderDnsJson(dns) : renderDnsText(dns, terminalWidth(io.stdout)))
       return dns.lookup.dig.status === 'NOERROR' ? 0 : 1
     }
     const report = await runTrace({ lab: flags.lab, from: flags.from, to: flags.to, port: flags.port, signal: io.signal })
@@ -147,11 +149,11 @@ export const traceCommand: Command = {
     if (flags.walkthrough) {
       const w = walkthrough(report)
       if (flags.svg) writeFileSync(flags.svg, renderWalkthroughSvg(w))
-      io.stdout.write(flags.json ? renderWalkthroughJson(w) : renderWalkthroughText(w))
+      io.stdout.write(flags.json ? renderWalkthroughJson(w) : renderWalkthroughText(w, terminalWidth(io.stdout)))
       return report.request.status.startsWith('HTTP ') ? 0 : 1
     }
     if (flags.svg) writeFileSync(flags.svg, renderSvg(report))
-    io.stdout.write(flags.json ? renderJson(report) : renderText(report))
+    io.stdout.write(flags.json ? renderJson(report) : renderText(report, terminalWidth(io.stdout)))
     return report.request.status.startsWith('HTTP ') ? 0 : 1
   },
 }

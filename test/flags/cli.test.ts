@@ -45,6 +45,10 @@ const cases: [string[], string][] = [
   [['lab', 'exec', 'productpage', '--uid', 'root', '--', 'true'], 'error: --uid: "root" is not a whole number\n'],
   [['lab', 'status', '--mode', 'TPROXY'], "error: --mode goes with 'lab up', not 'lab status'\n"],
   [['lab', 'down', '--uid', '0'], "error: --uid goes with 'lab exec', not 'lab down'\n"],
+  [['lab', 'down', '--json'], "error: --json goes with 'lab status' or 'lab logs', not 'lab down'\n"],
+  [['lab', 'status', '-f'], "error: --follow goes with 'lab logs', not 'lab status'\n"],
+  [['lab', 'status', '--log-format', 'yaml'], 'error: --log-format: expected json or text, not "yaml"\n'],
+  [['proxy', '--log-format', 'pretty'], 'error: --log-format: expected json or text, not "pretty"\n'],
 ]
 
 for (const [argv, stderr] of cases) {
@@ -74,4 +78,16 @@ for (const [argv, stderr] of suggestions) {
 t.test('from another folder, the path to the CLI as run', async (t) => {
   const r = await cli(['lab', 'rules', '--lab', 'other'], '/')
   t.equal(r.stderr, `error: lab other is not up: run 'node ${join(repoRoot, 'dist/cli.js')} lab up --lab other' first\n`)
+})
+
+t.test('the help of lab, proxy and iptables stays under 100 columns', async (t) => {
+  for (const command of ['lab', 'proxy', 'iptables']) {
+    const r = await cli([command, '--help'])
+    t.equal(r.code, 0)
+    t.same(
+      r.stdout.split('\n').filter((l) => l.length >= 100),
+      [],
+      `${command} --help`,
+    )
+  }
 })

@@ -54,8 +54,10 @@ t.test('apply, re-apply, differ, reconcile, cleanup through the CLI', opts, asyn
   const at = ['--network-namespace', ns]
   const first = await sidecarLab(['iptables', ...flags, ...at])
   t.same([first.code, first.stdout], [0, `applied in ${ns}\n`])
+  t.equal(first.stderr, '', 'no log line on stderr: stdout says what it did')
   const again = await sidecarLab(['iptables', ...flags, ...at])
   t.same([again.code, again.stdout], [0, `already in place in ${ns}\n`])
+  t.equal(again.stderr, '', 'nor when nothing changed')
 
   await execIn(ns, ['iptables', '-t', 'nat', '-D', 'ISTIO_OUTPUT', '-d', '127.0.0.1/32', '-j', 'RETURN'])
   const differ = await sidecarLab(['iptables', ...flags, ...at])

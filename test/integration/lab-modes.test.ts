@@ -153,7 +153,8 @@ t.test(
       'and the IPv6 one',
     )
 
-    const status = await cli(['lab', 'status', '--lab', lab])
+    // --verbose: the routing and every rule counter (the short status has only the rules that caught packets)
+    const status = await cli(['lab', 'status', '--verbose', '--lab', lab])
     t.match(
       status.stdout,
       /reviews: TPROXY routing[^\n]*\n\s+ip -4 rule: \d+:\s+from all fwmark 0x539 lookup 133\n\s+ip -4 route table 133: local default dev lo/,

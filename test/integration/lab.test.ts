@@ -118,9 +118,14 @@ t.test('lab down cleans up after an up that was killed half way', rootOnly(), as
 t.test("the seed listing's legacy layout serves the request too", rootOnly(), async (t) => {
   const lab = `slt-leg-${process.pid % 10000}`
   t.teardown(() => cli(['lab', 'down', '--lab', lab]))
-  const upped = await cli(['lab', 'up', '--lab', lab, '--compat', 'legacy'])
+  // --verbose: every rule, also those that caught nothing yet; a long rule wraps, so its spacing is flattened
+  const upped = await cli(['lab', 'up', '--lab', lab, '--compat', 'legacy', '--verbose'])
   t.equal(upped.code, 0, upped.stderr)
-  t.match(upped.stdout, /-A OUTPUT -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053/, 'the DNS capture of the seed listing is there')
+  t.match(
+    upped.stdout.replace(/\n +/g, ' '),
+    /-A OUTPUT -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053/,
+    'the DNS capture of the seed listing is there',
+  )
   const r = await cli(['lab', 'exec', 'productpage', '--lab', lab, '--', 'curl', '-s', 'http://198.18.0.20:9080/'])
   t.match(JSON.parse(r.stdout), { service: 'reviews', peer: '127.0.0.6' })
 })

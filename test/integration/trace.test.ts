@@ -116,8 +116,9 @@ t.test('text and --svg: numbered steps, both answers, a diagram file', rootOnly(
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const r = await cli(['trace', '--lab', lab, '--svg', join(dir, 'trace.svg')])
   t.equal(r.code, 0, r.stderr)
-  t.match(r.stdout, /\n *\d+\. \[w1\] +productpage output ip nat ISTIO_REDIRECT .*redirect to :15001/)
-  t.match(r.stdout, /\n *\d+\. \[w4\] +reviews prerouting ip nat ISTIO_IN_REDIRECT .*redirect to :15006/)
+  // a step's line wraps at 80 columns (stdout is a pipe): its continuations are indented 4 or more
+  t.match(r.stdout, /\n *\d+\. \[w1\] +productpage output ip nat ISTIO_REDIRECT +rule:(?:[^\n]|\n {4,})*redirect to :15001/)
+  t.match(r.stdout, /\n *\d+\. \[w4\] +reviews prerouting ip nat ISTIO_IN_REDIRECT +rule:(?:[^\n]|\n {4,})*redirect to :15006/)
   t.match(r.stdout, /A: No loop\./)
   t.match(r.stdout, /A: A new connection\./)
   const svg = readFileSync(join(dir, 'trace.svg'), 'utf8')

@@ -249,3 +249,14 @@ t.test('--uid and --gid given to a proxy not started as root are named in one wa
   if (defaults === 'help') throw new Error('unexpected help')
   t.equal(identityWarning(defaults.config, defaults.given, 1000, 1000), null, 'the default 1337 is no reason to warn')
 })
+
+t.test('--help stays under 100 columns and lists --log-format', async (t) => {
+  const help = proxyHelp()
+  t.same(
+    help.split('\n').filter((l) => l.length >= 100),
+    [],
+  )
+  t.match(help, '--log-format FORMAT')
+  const parsed = parseProxyArgs(['--log-format', 'text'])
+  t.equal(parsed !== 'help' && parsed.logFormat, 'text')
+})

@@ -2,6 +2,7 @@
 // of the report (src/trace/dns/report.ts).
 import type { DnsTraceReport } from './report.js'
 import type { DnsRun } from './run.js'
+import { defaultWidth, wrapText } from '../../text/wrap.js'
 
 function runText(title: string, run: DnsRun): string[] {
   const out = [
@@ -33,7 +34,8 @@ function runText(title: string, run: DnsRun): string[] {
   return out
 }
 
-export function renderDnsText(r: DnsTraceReport): string {
+/** width: the reader's terminal (src/text/wrap.ts); --json keeps every line whole */
+export function renderDnsText(r: DnsTraceReport, width = defaultWidth): string {
   const out = [`trace --dns: productpage looks up ${r.lookup.name} (lab ${r.lab}, rules: ${r.rules})`, '']
   out.push(...runText('the lookup', r.lookup), '')
   if (r.probe) out.push(...runText(`zone probe: the app reuses the sidecar's upstream port ${r.probe.port}`, r.probe.run), '')
@@ -48,7 +50,7 @@ export function renderDnsText(r: DnsTraceReport): string {
       out.push(...runText(`zone probe (no zones): the app reuses the sidecar's upstream port ${nz.probe.port}`, nz.probe.run), '')
   }
   out.push(`Q: ${r.answer.question}`, `A: ${r.answer.answer}`, '')
-  return out.join('\n')
+  return wrapText(out.join('\n'), width)
 }
 
 export function renderDnsJson(r: DnsTraceReport): string {

@@ -3,6 +3,7 @@
 import { formatEndpoint as fmt } from '../../net/address.js'
 import type { TraceReport } from '../capture/report.js'
 import type { Endpoints, Step } from '../capture/steps.js'
+import { defaultWidth, wrapText } from '../../text/wrap.js'
 
 const tuple = (e: Endpoints) => `${fmt(e.src)} -> ${fmt(e.dst)}`
 
@@ -32,7 +33,8 @@ function packetHeading(s: Step): string {
   return `   [${s.pod}, ${s.hook}] ${flagText(s.packet.flags)} ${tuple(s.packet)}`
 }
 
-export function renderText(report: TraceReport): string {
+/** width: the reader's terminal (src/text/wrap.ts); --json keeps every line whole */
+export function renderText(report: TraceReport, columns = defaultWidth): string {
   const { request: r } = report
   const out = [`trace: ${r.from} -> ${r.to} ${r.url} (lab ${report.lab}): ${r.status}`, '']
   const width = String(report.steps.length).length
@@ -55,5 +57,5 @@ export function renderText(report: TraceReport): string {
   for (const [pod, lines] of Object.entries(report.routing)) out.push('', `TPROXY policy routing in ${pod}:`, ...lines.map((l) => `  ${l}`))
   for (const a of [report.answers.loop, report.answers.newConnection]) out.push('', `Q: ${a.question}`, `A: ${a.answer}`)
   out.push('', '[wN]: the walkthrough step (1-15) each step belongs to; --walkthrough checks each of them against this run.')
-  return out.join('\n') + '\n'
+  return wrapText(out.join('\n') + '\n', columns)
 }

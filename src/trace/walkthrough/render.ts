@@ -3,6 +3,7 @@
 // the two open questions. The JSON's shape is docs/walkthrough.schema.json.
 import type { HopEvidence, Reading, WalkthroughReport } from './verdicts.js'
 import { ranges } from '../render/ranges.js'
+import { defaultWidth, wrapText } from '../../text/wrap.js'
 
 function hopLine(h: HopEvidence): string {
   if (h.kind === 'sidecar') return `step ${h.step}  ${h.pod} sidecar: ${h.note ?? ''}`
@@ -20,7 +21,8 @@ function readingLines(label: string, r: Reading): string[] {
   return [`     ${label}${r.verdict.toUpperCase()}: ${r.finding}`, ...r.evidence.map((h) => `         ${hopLine(h)}`)]
 }
 
-export function renderWalkthroughText(w: WalkthroughReport): string {
+/** width: the reader's terminal (src/text/wrap.ts); --json keeps every line whole */
+export function renderWalkthroughText(w: WalkthroughReport, width = defaultWidth): string {
   const r = w.request
   const out = [`walkthrough, checked: ${r.from} -> ${r.to} ${r.url} (lab ${w.lab}): ${r.status}`, `source: ${w.source}`, '']
   for (const s of w.steps) {
@@ -41,7 +43,7 @@ export function renderWalkthroughText(w: WalkthroughReport): string {
       ...u.connections.map((c) => `      by ${c}`),
     )
   for (const a of [w.questions.loop, w.questions.newConnection]) out.push('', `Q: ${a.question}`, `A: ${a.answer}`)
-  return out.join('\n') + '\n'
+  return wrapText(out.join('\n') + '\n', width)
 }
 
 export function walkthroughJson(w: WalkthroughReport): object {

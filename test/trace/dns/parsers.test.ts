@@ -5,9 +5,13 @@ import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { parseUdpConntrack, readServerQueries, counterDelta } from '../../../src/trace/dns/evidence.js'
 import { dnsHops } from '../../../src/trace/dns/hops.js'
-import { parseDig, sidecarUpstreamEntries } from '../../../src/trace/dns/run.js'
+import { parseDig, sidecarUpstreamEntries, type DnsRun } from '../../../src/trace/dns/run.js'
 import { ownTable } from '../../../src/trace/capture/nft-table.js'
 import { parseTrace, traversals } from '../../../src/trace/capture/parse.js'
+import { renderDnsJson, renderDnsText } from '../../../src/trace/dns/render.js'
+import { answer, type DnsTraceReport } from '../../../src/trace/dns/report.js'
+import { terminalWidth } from '../../../src/text/wrap.js'
+import { PassThrough } from 'node:stream'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -84,4 +88,35 @@ t.test("dig's answer, the counters' change and dnsmasq's log", async (t) => {
     'dnsmasq[1]: 7 198.18.0.10/37629 query[A] db.lab.test from 198.18.0.10\ndnsmasq[1]: 7 198.18.0.10/37629 config db.lab.test is 198.18.0.30\n',
   )
   t.same(readServerQueries(file, 0), [{ client: '198.18.0.10', port: 37629, type: 'A', name: 'db.lab.test' }])
+})
+
+t.test('the text report fits 80 columns when not on a terminal; the JSON keeps the answer whole', async (t) => {
+  const hops = dnsHops(traversals('productpage', parseTrace(fixture('productpage.dns.nft-monitor.txt')), ownTable), 28819, new Map())
+  const entries = parseUdpConntrack(fixture('productpage.conntrack.txt'))
+  const run: DnsRun = {
+    name: 'db.lab.test',
+    client: '198.18.0.10',
+    dig: { status: 'NOERROR', answers: [{ name: 'db.lab.test.', ttl: 10, type: 'A', data: '198.18.0.30' }], server: '198.18.0.53' },
+    hops,
+    sidecar: { requests: 1, forwarded: 1 },
+    answeredBy: 'sidecar forward',
+    sidecarUpstreamPort: 37629,
+    conntrack: entries,
+    serverQueries: [{ client: '198.18.0.10', port: 37629, type: 'A', name: 'db.lab.test' }],
+    raw: '',
+  }
+  const probe = { port: 37629, run, bypassed: false }
+  const report: DnsTraceReport = {
+    lab: 'slt-dns',
+    rules: 'legacy',
+    lookup: run,
+    probe,
+    withoutZones: null,
+    answer: answer(probe, null),
+  }
+  const text = renderDnsText(report, terminalWidth(new PassThrough()))
+  const wide = text.split('\n').filter((l) => l.length > 80)
+  t.same(wide, [], 'no line wider than 80')
+  t.match(text.replace(/\n +/g, ' '), report.answer.answer, 'the answer is all there, wrapped')
+  t.equal((JSON.parse(renderDnsJson(report)) as DnsTraceReport).answer.answer, report.answer.answer)
 })

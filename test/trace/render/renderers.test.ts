@@ -5,9 +5,14 @@ import { renderSvg, wrap } from '../../../src/trace/render/svg.js'
 import { renderText } from '../../../src/trace/render/text.js'
 import { hops } from '../../../src/trace/render/hops.js'
 import { fixtureReport } from '../fixture.js'
+import { renderWalkthroughText } from '../../../src/trace/walkthrough/render.js'
+import { walkthrough } from '../../../src/trace/walkthrough/verdicts.js'
+import { columnsOf, terminalWidth } from '../../../src/text/wrap.js'
+import { PassThrough } from 'node:stream'
 
 t.test('text: numbered steps with the iptables rule, the conntrack table and both answers', async (t) => {
-  const text = renderText(fixtureReport())
+  // unwrapped (Infinity columns): the lines' content, whatever the terminal's width
+  const text = renderText(fixtureReport(), Infinity)
   t.match(text, /^trace: productpage -> reviews http:\/\/198\.18\.0\.20:9080\/ \(lab slt-dev\): HTTP 200/)
   t.match(
     text,
@@ -70,4 +75,23 @@ t.test('svg: six lanes, a badge per hop, a legend, escaped text', async (t) => {
   t.equal(svg.match(/<text /g)?.length, svg.match(/<\/text>/g)?.length, 'every text element closed')
   t.notMatch(svg.replace(/<[^>]*>/g, ''), /[<>]/, 'no raw < or > in the text content')
   t.same(wrap('a bb ccc dddd', 6), ['a bb', 'ccc', 'dddd'])
+})
+
+t.test('text and --walkthrough text fit 80 columns when not on a terminal, and a terminal sets the width', async (t) => {
+  const report = fixtureReport('trace-call')
+  const pipe = terminalWidth(new PassThrough())
+  for (const [name, text] of [
+    ['trace', renderText(report, pipe)],
+    ['walkthrough', renderWalkthroughText(walkthrough(report), pipe)],
+  ] as const) {
+    t.same(
+      text.split('\n').filter((l) => columnsOf(l) > 80),
+      [],
+      `${name}: no line wider than 80`,
+    )
+    t.match(text.replace(/\n +/g, ' '), report.answers.newConnection.answer, `${name}: the answer whole, wrapped`)
+  }
+  const tty = terminalWidth({ isTTY: true, columns: 120 })
+  const wide = renderWalkthroughText(walkthrough(report), tty).split('\n')
+  t.ok(wide.some((l) => l.length > 80) && wide.every((l) => columnsOf(l) <= 120), 'a 120-column terminal gets 120')
 })
