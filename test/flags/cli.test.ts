@@ -1,18 +1,24 @@
 // The flags as a user meets them through the CLI: a missing value or a bad --lab is refused with exit 2
 // before anything runs. As root the CLI runs as nobody, so a flag that slipped through would stop at the
 // root check of lab up instead of building a lab. Without NODE_OPTIONS: tap's would have the child
-// write coverage files where nobody may not.
+// write coverage files where nobody may not. The labs are looked up in an empty state folder of the test's
+// own, so a lab the user has up does not change what the CLI says.
 import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { repoRoot } from '../helpers/pods.js'
+
+const stateDir = mkdtempSync(join(tmpdir(), 'slt-cli-state-'))
+t.teardown(() => rmSync(stateDir, { recursive: true, force: true }))
 
 function cli(args: string[], cwd = repoRoot): Promise<{ code: number; stdout: string; stderr: string }> {
   const nobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
   return new Promise((resolve) => {
     execFile(
       'env',
-      ['-u', 'NODE_OPTIONS', process.execPath, join(repoRoot, 'dist/cli.js'), ...args],
+      ['-u', 'NODE_OPTIONS', `SIDECAR_LAB_STATE_DIR=${stateDir}`, process.execPath, join(repoRoot, 'dist/cli.js'), ...args],
       { timeout: 20_000, cwd, ...nobody },
       (err, stdout, stderr) => {
         resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
