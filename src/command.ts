@@ -11,7 +11,13 @@ export interface CommandIO {
 
 export interface Command {
   name: string
-  summary: string
   /** Resolves to the exit code. A thrown SidecarError is printed as `error: <message>` with exit 2. */
   run(argv: string[], io: CommandIO): Promise<number>
+}
+
+/** What cli.ts lists: a command's name and summary; its module is loaded only when it runs. */
+export interface CommandEntry {
+  name: string
+  summary: string
+  load(): Promise<Command>
 }

@@ -17,7 +17,6 @@ const outcomeLine: Record<ApplyOutcome, string> = {
 
 export const inpodCommand: Command = {
   name: 'inpod-rules',
-  summary: "istio-cni's ambient rules: in-pod capture to ztunnel, or the node's probe SNAT",
   async run(argv, io) {
     const s = parseInpodFlags(argv)
     if (s.help) {

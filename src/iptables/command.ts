@@ -20,7 +20,6 @@ const outcomeLine: Record<ApplyOutcome, string> = {
 
 export const iptablesCommand: Command = {
   name: 'iptables',
-  summary: "generate and apply Istio's capture rules (istio-iptables' flags)",
   async run(argv, io) {
     const { rules, run } = parseFlags(argv, { env: io.env, lookupUid: uidOf })
     if (run.help) {

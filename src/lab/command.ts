@@ -138,7 +138,6 @@ async function logs(state: LabState, name: string | undefined, o: { json: boolea
 
 export const labCommand: Command = {
   name: 'lab',
-  summary: 'pods as network namespaces with the sidecar: up, down, status, exec, logs, rules',
   async run(argv, io) {
     const [sub, ...rest] = argv
     if (!sub || sub === '--help' || sub === 'help') {

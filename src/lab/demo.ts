@@ -21,7 +21,6 @@ Needs root. npm run demo installs what is missing first.
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'the lab end to end: up, one traced request, direct vs sidecar load, down',
   async run(argv, io) {
     const options = {
       lab: { type: 'string', value: 'NAME' },

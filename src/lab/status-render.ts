@@ -1,6 +1,7 @@
 // lab status as text: short by default (one line per pod, sidecar, DNS server and capture rule that
 // caught packets), --verbose with every counter of both families, --json for scripts (the LabStatus as
 // is). Renders only: src/lab/status.ts gathers.
+import { cliCommand } from '../invocation.js'
 import type { KeyCounters } from '../admin/key-counters.js'
 import { defaultWidth, wrapHanging, wrapLine } from '../text/wrap.js'
 
@@ -55,7 +56,7 @@ type UpStatus = Extract<LabStatus, { up: true }>
 
 function proc(p: ProcStatus | null): string {
   if (!p) return '-'
-  return p.alive ? `pid ${p.pid} uid ${p.uid ?? '?'}` : `pid ${p.pid} (exited)`
+  return p.alive ? `${p.pid} (uid ${p.uid ?? '?'})` : `${p.pid} (exited)`
 }
 
 function table(rows: string[][]): string[] {
@@ -78,19 +79,22 @@ function finish(lines: Line[], width: number): string {
 function head(s: UpStatus): Line[] {
   const state = s.complete ? 'up' : 'INCOMPLETE (run lab down, then lab up)'
   const lines: Line[] = [`lab ${s.lab}: ${state} since ${s.createdAt}, rules: ${s.rules}, mode: ${s.mode}`, '']
-  const rows = [['POD', 'NAMESPACE', 'IPv4', 'IPv6', 'APP', 'SIDECAR']]
+  const rows = [['POD', 'NETWORK NAMESPACE', 'IPv4', 'IPv6', 'APP PID', 'SIDECAR PID']]
   for (const p of s.pods)
     rows.push([p.name, p.nsMissing ? `${p.ns} (missing)` : p.ns, p.ip, p.ip6, proc(p.app), p.hasSidecar ? proc(p.sidecar) : 'none'])
   // a table keeps its columns aligned: its rows are not wrapped (a narrow terminal folds them)
   for (const row of table(rows)) lines.push({ row })
   if (s.dns)
-    lines.push('', `dns: ${s.dns.ns} ${s.dns.address}, dnsmasq ${proc(s.dns.dnsmasq)}; DNS capture in the sidecar pods: ${s.dns.capture}`)
+    lines.push(
+      '',
+      `dns: ${s.dns.ns} ${s.dns.address}, dnsmasq pid ${proc(s.dns.dnsmasq)}; DNS capture in the sidecar pods: ${s.dns.capture}`,
+    )
   if (s.containers) lines.push('', ...s.containers.map((row) => ({ row })))
   return lines
 }
 
 function down(lab: string): string {
-  return `lab ${lab} is down (no state in /run/sidecar-lab/${lab}); 'sidecar-lab lab up' builds it\n`
+  return `lab ${lab} is down (no state in /run/sidecar-lab/${lab}); '${cliCommand('lab up', lab)}' builds it\n`
 }
 
 /** a long rule continues under the rule's start, so the counter column stays clear */
@@ -106,7 +110,7 @@ export function renderShortStatus(s: LabStatus, width = defaultWidth): string {
     const listeners = p.counters
       ? Object.values(p.counters.listeners)
           .sort((a, b) => a.port - b.port)
-          .map((l) => `${l.port} (${l.cxTotal} connections, ${l.cxActive} active)`)
+          .map((l) => `${l.port} (${l.cxTotal} ${l.cxTotal === 1 ? 'connection' : 'connections'}, ${l.cxActive} active)`)
           .join(', ')
       : ''
     lines.push('', `${p.name}: sidecar ${p.counters ? `listening on ${listeners || 'nothing'}` : 'admin port not answering'}`)

@@ -33,7 +33,6 @@ function dropPrivileges(uid: number, gid: number, keepRootWithGroup = false): vo
 
 export const proxyCommand: Command = {
   name: 'proxy',
-  summary: 'run the sidecar: virtualOutbound on 15001, virtualInbound on 15006',
   async run(argv, io) {
     const parsed = parseProxyArgs(argv, io.env)
     if (parsed === 'help') {

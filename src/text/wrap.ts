@@ -50,7 +50,9 @@ export function wrapLine(line: string, width: number, hang = defaultHang): strin
   // a deep indent on a narrow terminal would leave no room: at least half the width stays for text
   const half = Math.floor(width / 2)
   const indent = ' '.repeat(Math.min(own, half))
-  const next = ' '.repeat(Math.min(own + hang, half))
+  // a numbered or bulleted line ("12. [w3]  text", "- text") continues under its text, not under its label
+  const label = /^ *(?:\d+\.|[-*]) +(?:\[[^\]]*\] +)?/.exec(line)?.[0].length
+  const next = ' '.repeat(Math.min(label ?? own + hang, half))
   const out: string[] = []
   let current = indent
   let used = indent.length

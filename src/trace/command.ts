@@ -117,7 +117,6 @@ function parseFlags(argv: string[]): Flags | 'help' {
 
 export const traceCommand: Command = {
   name: 'trace',
-  summary: 'send one request through the lab and show every chain, rule and sidecar hop it took',
   async run(argv, io) {
     const flags = parseFlags(argv)
     if (flags === 'help') {

@@ -65,10 +65,10 @@ t.test('short: pods, sidecars and only the rules that caught packets, one line e
   const lines = text.trimEnd().split('\n')
   t.ok(lines.length <= 20, `${lines.length} lines, not one per counter`)
   t.match(text, /^lab slt-x: up since 2026-12-07T09:00:00\.000Z, rules: istio, mode: REDIRECT\n/)
-  t.match(text, /\nproductpage +slt-x-productpage +198\.18\.0\.10 +2001:2::10 +pid 11 uid 1000 +pid 12 uid 1337\n/)
-  t.match(text, /\nreviews +.* pid 22 \(exited\)\n/)
+  t.match(text, /\nproductpage +slt-x-productpage +198\.18\.0\.10 +2001:2::10 +11 \(uid 1000\) +12 \(uid 1337\)\n/)
+  t.match(text, /\nreviews +.* 22 \(exited\)\n/)
   t.match(text, /\nratings +slt-x-ratings \(missing\) +198\.18\.0\.30 +2001:2::30 +- +none\n/)
-  t.match(text, /\ndns: slt-x-dns 198\.18\.0\.53, dnsmasq pid 40 uid 0; DNS capture in the sidecar pods: off\n/)
+  t.match(text, /\ndns: slt-x-dns 198\.18\.0\.53, dnsmasq pid 40 \(uid 0\); DNS capture in the sidecar pods: off\n/)
   t.match(text, '\nproductpage: sidecar listening on 15001 (4 connections, 1 active), 15006 (0 connections, 0 active)\n')
   t.match(text, '\nproductpage: capture rules (packets caught; 42 more caught none)\n         4  nat        -A ISTIO_REDIRECT')
   t.match(text, '\nreviews: sidecar admin port not answering\nreviews: capture rules (packets caught; 42 more caught none)\n  none yet\n')
@@ -86,7 +86,10 @@ t.test('--verbose: every rule of both families and the cluster counters', async 
 
 t.test('a lab that is down says how to build it, in both forms', async (t) => {
   for (const render of [renderShortStatus, renderVerboseStatus])
-    t.equal(render({ lab: 'slt-y', up: false }), "lab slt-y is down (no state in /run/sidecar-lab/slt-y); 'sidecar-lab lab up' builds it\n")
+    t.equal(
+      render({ lab: 'slt-y', up: false }),
+      "lab slt-y is down (no state in /run/sidecar-lab/slt-y); 'sidecar-lab lab up --lab slt-y' builds it\n",
+    )
 })
 
 t.test(

@@ -56,3 +56,12 @@ t.test('wide (CJK) characters count two columns', async (t) => {
   const lines = wrapLine('seed walkthrough "Istio 流量劫持原理" (2020-05-29), numbering', 30)
   for (const l of lines) t.ok(columnsOf(l) <= 30, `${l} fits`)
 })
+
+t.test('a numbered or bulleted line continues under its text, not under its label', async (t) => {
+  t.same(wrapLine(' 3. [w1]  productpage output ip nat ISTIO_REDIRECT redirect to :15001', 40), [
+    ' 3. [w1]  productpage output ip nat',
+    '          ISTIO_REDIRECT redirect to',
+    '          :15001',
+  ])
+  t.same(wrapLine('- the app sees 127.0.0.6 as its peer', 20), ['- the app sees', '  127.0.0.6 as its', '  peer'])
+})
