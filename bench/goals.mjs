@@ -1,5 +1,5 @@
 // @ts-check
-// Issue 13's goals, checked on a run's summary: the native relay against the best HAProxy, both sidecars,
+// The native engine's goals, checked on a run's summary: the native relay against the best HAProxy, both sidecars,
 // medians of the interleaved rounds; and the node relay against a baseline run ("must not get slower than
 // today"). Pure functions of summaries, so test/bench/goals.test.ts can check every verdict.
 

@@ -1,6 +1,6 @@
 // @ts-check
 // The Markdown table of a run (bench/results/latest.md): medians with min-max, the ratios to HAProxy and
-// HAProxy's to direct from the same run, and issue 13's goals.
+// HAProxy's to direct from the same run, and the native engine's goals.
 import { goalLines } from './goals.mjs'
 import { describe } from './stats.mjs'
 
@@ -161,7 +161,7 @@ export function renderMarkdown(r) {
       ? ['', `The native relay peer was left out: ${r.method.nativeRelay.reason}.`]
       : []),
     ...(r.goals
-      ? ['', "## Issue 13's goals: the native relay against HAProxy, both sidecars, medians", '', '```', ...goalLines(r.goals), '```']
+      ? ['', "## The native engine's goals: the native relay against HAProxy, both sidecars, medians", '', '```', ...goalLines(r.goals), '```']
       : []),
     '',
     '## Both sidecars (client pod and server pod captured)',

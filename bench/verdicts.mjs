@@ -53,14 +53,14 @@ export const smokeTestLine =
   'bench: a quick run is a smoke test (1 round of 1-2 s runs) that every peer and scenario runs; it gives no verdicts (npm run bench measures)'
 
 /**
- * The closing lines: issue 13's goals and the node relay against its baseline, or for a quick run only that it is a smoke test.
+ * The closing lines: the native engine's goals and the node relay against its baseline, or for a quick run only that it is a smoke test.
  * @param {{ method: { quick: boolean }, goals?: import('./goals.mjs').Verdict[], nodeRelay?: { baseline: { file: string, commit?: string, startedAt?: string, cpu?: string, sameMachine: boolean }, figures: { id: string, value: number, baseline: import('./stats.mjs').Figure, met: boolean | null }[] } }} result
  * @param {{ nbthread: number, nativeNote?: string }} o nativeNote: why the native peer is not in this run, if it is not
  * @returns {string[]}
  */
 export function verdictLines(result, { nbthread, nativeNote }) {
   if (result.method.quick) return [smokeTestLine]
-  const lines = [`bench: issue 13's goals, sidecar-lab-native against HAProxy (nbthread ${nbthread}), both sidecars, medians:`]
+  const lines = [`bench: the native engine's goals, sidecar-lab-native against HAProxy (nbthread ${nbthread}), both sidecars, medians:`]
   if (nativeNote) lines.push(`  (no native peer in this run: ${nativeNote})`)
   for (const line of goalLines(result.goals ?? [])) lines.push(`  ${line}`)
   if (result.nodeRelay) {

@@ -222,7 +222,7 @@ export const flagSpecs: FlagSpec[] = [
     'compat',
     undefined,
     'current',
-    "'legacy': the older layout of the seed listing (Istio about 1.10)",
+    "'legacy': the older layout of a published rule listing (Istio about 1.10)",
     (s, v, n) => {
       if (v !== 'legacy' && v !== 'current') throw fail(n, v, "expected 'legacy' or 'current'")
       s.run.compat = v

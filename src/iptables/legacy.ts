@@ -20,7 +20,7 @@ function refuseUnemulated(c: RuleConfig): void {
   if (c.ownerGroupsExclude) unemulated.push(`ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE='${c.ownerGroupsExclude}'`)
   if (unemulated.length) {
     throw new InvalidFlagError(
-      `--compat legacy emulates the seed listing's layout, which has none of: ${unemulated.join(', ')}; drop them or drop --compat legacy`,
+      `--compat legacy emulates a published rule listing's layout (Istio about 1.10), which has none of: ${unemulated.join(', ')}; drop them or drop --compat legacy`,
     )
   }
 }

@@ -27,7 +27,7 @@ own; nothing routes out. Needs root.
 
 subcommands:
   up [--compat legacy]           build the lab (again: a no-op when it is up) and print its short
-                                 status; legacy = the seed listing's rules
+                                 status; legacy = the published listing's layout
      [--mode REDIRECT|TPROXY]    inbound interception: REDIRECT (the app sees 127.0.0.6) or TPROXY
                                  (the app sees the caller; mangle rules, policy routing, sidecar as
                                  uid 0)

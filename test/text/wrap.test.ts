@@ -53,7 +53,7 @@ t.test('a URL too long for an indented line gets a line of its own, whole', asyn
 
 t.test('wide (CJK) characters count two columns', async (t) => {
   t.equal(columnsOf('Istio 流量劫持原理'), 18)
-  const lines = wrapLine('seed walkthrough "Istio 流量劫持原理" (2020-05-29), numbering', 30)
+  const lines = wrapLine('the walkthrough "Istio 流量劫持原理" (2020-05-29), numbering', 30)
   for (const l of lines) t.ok(columnsOf(l) <= 30, `${l} fits`)
 })
 

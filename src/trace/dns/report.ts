@@ -54,7 +54,7 @@ export async function runDnsTrace(o: DnsTraceOptions): Promise<DnsTraceReport> {
   }
   return {
     lab: state.lab,
-    rules: state.rules === 'legacy' ? 'legacy (the seed listing)' : 'injector layout with --redirect-dns',
+    rules: state.rules === 'legacy' ? "legacy (the published rule listing's layout)" : 'injector layout with --redirect-dns',
     lookup,
     probe,
     withoutZones: nz,

@@ -7,7 +7,7 @@
 import type { TraceReport } from '../capture/report.js'
 
 export const walkthroughSource =
-  'seed walkthrough "Istio 流量劫持原理" (2020-05-29), numbering the markers of the figure in ' +
+  'the walkthrough "Istio 流量劫持原理" (2020-05-29), numbering the markers of the figure in ' +
   'https://www.servicemesher.com/blog/sidecar-injection-iptables-and-traffic-routing/'
 
 export interface WalkClaim {
