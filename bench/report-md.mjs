@@ -161,7 +161,14 @@ export function renderMarkdown(r) {
       ? ['', `The native relay peer was left out: ${r.method.nativeRelay.reason}.`]
       : []),
     ...(r.goals
-      ? ['', "## The native engine's goals: the native relay against HAProxy, both sidecars, medians", '', '```', ...goalLines(r.goals), '```']
+      ? [
+          '',
+          "## The native engine's goals: the native relay against HAProxy, both sidecars, medians",
+          '',
+          '```',
+          ...goalLines(r.goals),
+          '```',
+        ]
       : []),
     '',
     '## Both sidecars (client pod and server pod captured)',

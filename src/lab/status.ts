@@ -104,7 +104,7 @@ export async function collectStatus(state: LabState | undefined, lab: string): P
     pods,
   }
   if (state.dns) {
-    const capture = state.rules === 'legacy' ? 'on (the published listing\'s layout)' : state.dnsCapture ? 'on (--dns-capture)' : 'off'
+    const capture = state.rules === 'legacy' ? "on (the published listing's layout)" : state.dnsCapture ? 'on (--dns-capture)' : 'off'
     out.dns = { ns: state.dns.ns, address: '198.18.0.53', dnsmasq: proc(state.dns.pid), capture }
   }
   if (state.docker) out.containers = await containerLines(lab)
