@@ -10,6 +10,8 @@ export const logFormatEnv = 'SIDECAR_LAB_LOG_FORMAT'
 /** for the help of every command that logs */
 export const logFormatHelp = `json or text (default text on a terminal, json otherwise; env ${logFormatEnv})`
 
+/** a field's value longer than this is cut in the text form: a line stays about one line */
+const maxValue = 60
 const levels: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' }
 /** in every line or in the line's head already: not repeated as key=value */
 const omitted = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'v', 'component'])
@@ -43,7 +45,10 @@ function value(v: unknown): string {
     const e = v as { message: string; code?: unknown }
     return JSON.stringify(e.code ? `${String(e.code)}: ${e.message}` : e.message)
   }
-  return JSON.stringify(v) ?? String(v)
+  // a list of plain words reads as one; anything else as compact JSON, cut short (the JSON form has it whole)
+  const words = Array.isArray(v) && v.every((x) => typeof x === 'number' || (typeof x === 'string' && /^[^\s,"=]+$/.test(x)))
+  const text = words ? v.join(',') : (JSON.stringify(v) ?? String(v))
+  return text.length > maxValue ? `${text.slice(0, maxValue - 1)}…` : text
 }
 
 /**

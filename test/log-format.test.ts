@@ -57,3 +57,18 @@ t.test('createLogger writes text lines in text format and JSON by default', asyn
   t.match(readFileSync(join(dir, 'text.log'), 'utf8'), /^\d\d:\d\d:\d\d\.\d{3} INFO {2}admin: listening port=15000\n$/)
   t.match(JSON.parse(readFileSync(join(dir, 'json.log'), 'utf8')), { level: 30, msg: 'listening', port: 15000 })
 })
+
+t.test('lists read as one value, and a long value is cut short (the JSON form keeps it whole)', async (t) => {
+  const line = JSON.stringify({
+    level: 30,
+    time: Date.UTC(2026, 0, 1),
+    msg: 'dns proxy ready',
+    listen: ['127.0.0.1:15053', '[::1]:15053'],
+    table: { names: Array.from({ length: 20 }, (_, i) => `svc-${i}.default.svc.cluster.local`) },
+  })
+  const text = formatLogLine(line)
+  t.match(text, / listen=127\.0\.0\.1:15053,\[::1\]:15053 /)
+  const table = / table=(\S+)\n$/.exec(text)?.[1] ?? ''
+  t.equal(table.length, 60, 'cut to 60 characters')
+  t.ok(table.endsWith('…'), 'and says so')
+})
