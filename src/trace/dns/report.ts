@@ -58,7 +58,7 @@ export async function runDnsTrace(o: DnsTraceOptions): Promise<DnsTraceReport> {
     lookup,
     probe,
     withoutZones: nz,
-    answer: answer(probe, nz),
+    answer: answer(probe, nz, state.lab),
   }
 }
 
@@ -101,7 +101,7 @@ function describe(p: ZoneProbe): string {
   )
 }
 
-export function answer(probe: ZoneProbe | null, nz: WithoutZones | null): DnsTraceReport['answer'] {
+export function answer(probe: ZoneProbe | null, nz: WithoutZones | null, lab?: string): DnsTraceReport['answer'] {
   const question = "Why the conntrack zones (raw table: CT --zone 1 for the sidecar's upstream DNS, --zone 2 for the app's)?"
   const parts: string[] = []
   if (probe)
@@ -110,7 +110,7 @@ export function answer(probe: ZoneProbe | null, nz: WithoutZones | null): DnsTra
     )
   else parts.push('With the zones: the sidecar sent no upstream query, so there was no port to reuse.')
   let reproduced: boolean | null = null
-  if (!nz) parts.push(`Without them: run 'trace --dns --no-ct-zones' to see it in a throwaway lab.`)
+  if (!nz) parts.push(`Without them: run '${cliCommand('trace --dns --no-ct-zones', lab)}' to see it in a throwaway lab.`)
   else if (nz.error) parts.push(`Without them: the throwaway lab failed: ${nz.error}.`)
   else if (!nz.probe) parts.push('Without them: the sidecar sent no upstream query in the throwaway lab; nothing to reuse.')
   else {
