@@ -118,7 +118,7 @@ export function renderShortStatus(s: LabStatus, width = defaultWidth): string {
     lines.push(`${p.name}: capture rules (packets caught; ${(p.rules ?? []).length - caught.length} more caught none)`)
     lines.push(...(caught.length ? caught.flatMap((c) => ruleLines(c, width)) : ['  none yet']))
   }
-  lines.push('', 'every counter: lab status --verbose; for scripts: lab status --json')
+  lines.push('', `every counter: ${cliCommand('lab status --verbose', s.lab)}; for scripts: ${cliCommand('lab status --json', s.lab)}`)
   return finish(lines, width)
 }
 
