@@ -73,7 +73,7 @@ function labForm(state: {
   mode?: LabState['mode'] | undefined
   dnsCapture?: boolean | undefined
 }): string {
-  const rules = state.rules === 'legacy' ? "legacy (the published listing's layout)" : "injector's"
+  const rules = state.rules === 'legacy' ? 'legacy (Istio 1.10 layout)' : "injector's"
   const dns = state.dnsCapture ? ' with DNS capture' : ''
   return `${state.docker ? 'Docker containers' : 'network namespaces'} with the ${rules} rules in ${state.mode ?? 'REDIRECT'} mode${dns}`
 }

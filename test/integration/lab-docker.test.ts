@@ -49,7 +49,7 @@ t.test('lab up --docker: pods are containers; a request crosses both sidecars; d
   t.teardown(() => cli(['lab', 'down', '--lab', lab]))
   const upped = await cli(['lab', 'up', '--docker', '--lab', lab])
   t.equal(upped.code, 0, upped.stderr)
-  t.match(upped.stdout, /productpage\s+slt-dock-productpage\s+198\.18\.0\.10\s+2001:2::10\s+pid \d+ uid 1000\s+pid \d+ uid 1337/)
+  t.match(upped.stdout, /productpage\s+slt-dock-productpage\s+198\.18\.0\.10\s+2001:2::10\s+\d+ \(uid 1000\)\s+\d+ \(uid 1337\)/)
   t.match(upped.stdout, /slt-dock-reviews-sidecar\s+[0-9a-f]{12}\s+user 1337:1337\s+Up/, 'status lists the containers with their users')
 
   const names = await containersOf(lab)

@@ -120,7 +120,7 @@ t.test(
     t.match(upped.stdout, /rules: istio, mode: TPROXY/)
     t.match(
       upped.stdout,
-      /productpage\s+\S+\s+198\.18\.0\.10\s+2001:2::10\s+pid \d+ uid 1000\s+pid \d+ uid 0/,
+      /productpage\s+\S+\s+198\.18\.0\.10\s+2001:2::10\s+\d+ \(uid 1000\)\s+\d+ \(uid 0\)/,
       'the TPROXY sidecar runs as uid 0',
     )
     const sidecarPid = readState(lab)!.pods.reviews!.pids.sidecar!

@@ -39,8 +39,8 @@ t.test('lab up builds the scene; a request crosses both sidecars; up again is a 
   t.teardown(() => cli(['lab', 'down', '--lab', lab]))
   const upped = await cli(['lab', 'up', '--lab', lab])
   t.equal(upped.code, 0, upped.stderr)
-  t.match(upped.stdout, /productpage\s+slt-lab-\d+-productpage\s+198\.18\.0\.10\s+2001:2::10\s+pid \d+ uid 1000\s+pid \d+ uid 1337/)
-  t.match(upped.stdout, /ratings\s+\S+\s+198\.18\.0\.30\s+\S+\s+pid \d+ uid 1000\s+none/)
+  t.match(upped.stdout, /productpage\s+slt-lab-\d+-productpage\s+198\.18\.0\.10\s+2001:2::10\s+\d+ \(uid 1000\)\s+\d+ \(uid 1337\)/)
+  t.match(upped.stdout, /ratings\s+\S+\s+198\.18\.0\.30\s+\S+\s+\d+ \(uid 1000\)\s+none/)
   const pids = pidsOf(lab)
   t.equal(pids.length, 5, 'three apps and two sidecars')
 
@@ -83,7 +83,7 @@ t.test('lab up builds the scene; a request crosses both sidecars; up again is a 
   t.equal(otherForm.code, 2, 'up in another form while the lab is up is refused')
   t.match(
     otherForm.stderr,
-    `lab ${lab} is up as network namespaces with the injector's rules in REDIRECT mode; this 'lab up' asks for network namespaces with the legacy (seed listing) rules in REDIRECT mode: run 'node dist/cli.js lab down --lab ${lab}' first`,
+    `lab ${lab} is up as network namespaces with the injector's rules in REDIRECT mode; this 'lab up' asks for network namespaces with the legacy (Istio 1.10 layout) rules in REDIRECT mode: run 'node dist/cli.js lab down --lab ${lab}' first`,
   )
   t.same(pidsOf(lab), pids, 'and the lab was left as it was')
 
