@@ -5,6 +5,7 @@
 // table (under `mu`); everything else the JS thread asks for goes through a command queue and an eventfd.
 #define _GNU_SOURCE
 #include "relay-internal.h"
+#include "faults.h"
 #include "transparent.h"
 
 #include <errno.h>
@@ -433,6 +434,7 @@ int relay_engine_start(const relay_options* opts, relay_emit_fn emit, void* ctx)
   R.idle_list = (dlink){NULL, NULL};
   R.dirty = R.dead = NULL;
   relay_pipes_init(opts->buffer_limit, opts->max_pipes);
+  FAULTS_INIT();
   R.epfd = epoll_create1(EPOLL_CLOEXEC);
   if (R.epfd < 0) return errno;
   R.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -453,7 +455,7 @@ bool relay_engine_running(void) { return R.running; }
 
 void relay_engine_stop(void) {
   if (!R.running) return;
-  command* cmd = calloc(1, sizeof *cmd);
+  command* cmd = FAULT(FAULT_CMD_ALLOC) ? NULL : calloc(1, sizeof *cmd);
   pthread_mutex_lock(&R.mu);
   if (cmd) {
     cmd->kind = CMD_STOP;
@@ -489,7 +491,7 @@ int relay_engine_add(int64_t id, int downstream_fd, const struct sockaddr* dst, 
     *syscall = "setsockopt(TCP_NODELAY)";
   } else if (bind_to->addr && bind(up, bind_to->addr, bind_to->len)) {
     *syscall = "bind";
-  } else if (!(c = calloc(1, sizeof *c)) || !(cmd = calloc(1, sizeof *cmd))) {
+  } else if (!(c = calloc(1, sizeof *c)) || !(cmd = FAULT(FAULT_CMD_ALLOC) ? NULL : calloc(1, sizeof *cmd))) {
     errno = ENOMEM;
     *syscall = "malloc";
   } else {
@@ -532,7 +534,7 @@ int relay_engine_add(int64_t id, int downstream_fd, const struct sockaddr* dst, 
 
 int relay_engine_abort(int64_t id, enum relay_abort_how how) {
   if (!R.running) return ENOTCONN;
-  command* cmd = calloc(1, sizeof *cmd);
+  command* cmd = FAULT(FAULT_CMD_ALLOC) ? NULL : calloc(1, sizeof *cmd);
   if (!cmd) return ENOMEM;
   cmd->kind = CMD_ABORT;
   cmd->id = id;
