@@ -127,7 +127,9 @@ static bool to_rw(dir* d) {
   if (!d->pipe) return true;
   size_t n = d->in_pipe;
   if (n > 0) {
-    d->buf = FAULT(FAULT_RW_ALLOC) ? NULL : malloc(n);
+    // The whole limit, not just what the pipe holds: the reads that follow fill the buffer up to the limit
+    // (the pipe never holds more than it, limit_of()).
+    d->buf = FAULT(FAULT_RW_ALLOC) ? NULL : malloc(relay_buffer_limit());
     if (!d->buf) {
       errno = ENOMEM;
       return false;
@@ -135,7 +137,12 @@ static bool to_rw(dir* d) {
     while (d->buf_len < n) {
       ssize_t r = read(d->pipe->r, d->buf + d->buf_len, n - d->buf_len);
       if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return false;
+      if (r < 0) return false;
+      if (r == 0) {
+        // The pipe held less than counted: no call failed, so errno would be a stale one.
+        errno = EIO;
+        return false;
+      }
       d->buf_len += (size_t)r;
     }
     d->in_pipe = 0;
