@@ -3,11 +3,13 @@
 // under `npm run test:asan` (which sets SIDECAR_LAB_EXPECT_FAULTS=1: there, a build without it is a failure)
 // and skip with the reason elsewhere.
 import { spawn } from 'node:child_process'
+import { connect, createServer, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { addonPath } from '../../src/native/addon.js'
-import { relayAbort, relayFaultInjection, relayStop } from '../../src/native/relay.js'
-import { drain, relayed, sha, start } from '../helpers/relay-harness.js'
+import { relayAbort, relayAdd, relayFaultInjection, relayStats, relayStop } from '../../src/native/relay.js'
+import { socketFd } from '../../src/native/sockopt.js'
+import { drain, listen, relayed, sha, start } from '../helpers/relay-harness.js'
 
 const MiB = 1024 * 1024
 
@@ -62,6 +64,21 @@ t.test('read/write buffer not to be had when splice is refused: ENOMEM, the clie
 t.test('an abort command not to be had is ENOMEM to the caller', faultsOnly(), async (t) => {
   withFaults(t, 'cmd_alloc=1')
   t.throws(() => relayAbort(1, 'reset'), { code: 'ENOMEM' })
+})
+
+t.test('an add whose command is not to be had throws ENOMEM and keeps nothing', faultsOnly(), async (t) => {
+  withFaults(t, 'cmd_alloc=1')
+  const accepted = new Promise<Socket>((resolve) => {
+    const front = createServer({ pauseOnConnect: true }, resolve)
+    void listen(t, front).then((port) => {
+      const client = connect({ port, host: '127.0.0.1' }).on('error', () => {})
+      t.teardown(() => client.destroy())
+    })
+  })
+  const s = await accepted
+  t.teardown(() => s.destroy())
+  t.throws(() => relayAdd(1, socketFd(s), { address: '127.0.0.1', port: 9, family: 4 }, {}), { code: 'ENOMEM', syscall: 'malloc' })
+  t.equal(relayStats().connections, 0, 'no connection entered the relay')
 })
 
 t.test('relayStop does not depend on an allocation: it returns when none is to be had', faultsOnly(), async (t) => {
