@@ -3,6 +3,7 @@
 // through a thread-safe function (unreferenced: it does not keep the process alive) and reach the callback
 // as an array of plain objects.
 #include "napi-util.h"
+#include "faults.h"
 #include "relay.h"
 
 #include <errno.h>
@@ -287,5 +288,9 @@ bool relay_define(napi_env env, napi_value exports) {
       {"relayStats", NULL, relay_stats, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props), false);
+  // Which build this is, for the fault tests: they run only where native/faults.h's switch exists.
+  napi_value faults;
+  NAPI_CHECK(env, napi_get_boolean(env, FAULTS_BUILD, &faults), false);
+  NAPI_CHECK(env, napi_set_named_property(env, exports, "relayFaultInjection", faults), false);
   return true;
 }

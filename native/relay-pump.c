@@ -10,6 +10,7 @@
 // reads until EAGAIN (or the buffer limit) and writes until EAGAIN.
 #define _GNU_SOURCE
 #include "relay-internal.h"
+#include "faults.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -126,12 +127,22 @@ static bool to_rw(dir* d) {
   if (!d->pipe) return true;
   size_t n = d->in_pipe;
   if (n > 0) {
-    d->buf = malloc(n);
-    if (!d->buf) return false;
+    // The whole limit, not just what the pipe holds: the reads that follow fill the buffer up to the limit
+    // (the pipe never holds more than it, limit_of()).
+    d->buf = FAULT(FAULT_RW_ALLOC) ? NULL : malloc(relay_buffer_limit());
+    if (!d->buf) {
+      errno = ENOMEM;
+      return false;
+    }
     while (d->buf_len < n) {
       ssize_t r = read(d->pipe->r, d->buf + d->buf_len, n - d->buf_len);
       if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return false;
+      if (r < 0) return false;
+      if (r == 0) {
+        // The pipe held less than counted: no call failed, so errno would be a stale one.
+        errno = EIO;
+        return false;
+      }
       d->buf_len += (size_t)r;
     }
     d->in_pipe = 0;
@@ -147,6 +158,9 @@ static ssize_t write_out(dir* d, int fd) {
     ssize_t n;
     if (d->rw) {
       n = send(fd, d->buf + d->buf_off, d->buf_len - d->buf_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } else if (FAULT(FAULT_SPLICE_EINVAL)) {
+      n = -1;
+      errno = EINVAL;
     } else {
       n = splice(d->pipe->r, NULL, fd, NULL, d->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     }

@@ -5,6 +5,7 @@
 // table (under `mu`); everything else the JS thread asks for goes through a command queue and an eventfd.
 #define _GNU_SOURCE
 #include "relay-internal.h"
+#include "faults.h"
 #include "transparent.h"
 
 #include <errno.h>
@@ -22,7 +23,7 @@
 
 
 typedef struct command {
-  enum { CMD_ADD, CMD_ABORT, CMD_STOP } kind;
+  enum { CMD_ADD, CMD_ABORT } kind;
   enum relay_abort_how how;
   int64_t id;
   conn* c;
@@ -31,6 +32,9 @@ typedef struct command {
 
 static struct {
   bool running;
+  // Set by relay_engine_stop, then the eventfd written: a stop needs no allocation, so it cannot fail to
+  // reach the thread and leave pthread_join waiting forever.
+  bool stopping;
   relay_options opts;
   relay_emit_fn emit;
   void* ctx;
@@ -313,7 +317,7 @@ static void abort_conn(int64_t id, enum relay_abort_how how) {
   }
 }
 
-// Runs the queued commands; false when one was STOP.
+// Runs the queued commands; false once relay_engine_stop asked the thread to end.
 static bool run_commands(void) {
   uint64_t n;
   while (read(R.wakefd, &n, sizeof n) < 0 && errno == EINTR) {
@@ -322,16 +326,14 @@ static bool run_commands(void) {
   command* list = R.cmd_head;
   R.cmd_head = R.cmd_tail = NULL;
   pthread_mutex_unlock(&R.mu);
-  bool go_on = true;
   while (list) {
     command* cmd = list;
     list = cmd->next;
     if (cmd->kind == CMD_ADD) add_conn(cmd->c);
-    else if (cmd->kind == CMD_ABORT) abort_conn(cmd->id, cmd->how);
-    else go_on = false;
+    else abort_conn(cmd->id, cmd->how);
     free(cmd);
   }
-  return go_on;
+  return !__atomic_load_n(&R.stopping, __ATOMIC_ACQUIRE);
 }
 
 static int push_command(command* cmd) {
@@ -433,6 +435,8 @@ int relay_engine_start(const relay_options* opts, relay_emit_fn emit, void* ctx)
   R.idle_list = (dlink){NULL, NULL};
   R.dirty = R.dead = NULL;
   relay_pipes_init(opts->buffer_limit, opts->max_pipes);
+  FAULTS_INIT();
+  R.stopping = false;
   R.epfd = epoll_create1(EPOLL_CLOEXEC);
   if (R.epfd < 0) return errno;
   R.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -453,16 +457,14 @@ bool relay_engine_running(void) { return R.running; }
 
 void relay_engine_stop(void) {
   if (!R.running) return;
-  command* cmd = calloc(1, sizeof *cmd);
-  pthread_mutex_lock(&R.mu);
-  if (cmd) {
-    cmd->kind = CMD_STOP;
-    push_command(cmd);
+  __atomic_store_n(&R.stopping, true, __ATOMIC_RELEASE);
+  // Only an eventfd at its maximum count refuses a write (EAGAIN), and that one wakes the thread already.
+  uint64_t one = 1;
+  while (write(R.wakefd, &one, sizeof one) < 0 && errno == EINTR) {
   }
-  pthread_mutex_unlock(&R.mu);
   pthread_join(R.thread, NULL);
-  // The JS thread queues nothing while it waits here, so STOP was the last command; an added connection is
-  // always in the table, which the thread emptied.
+  // The JS thread queues nothing while it waits here, and the thread ran every queued command before it
+  // ended; an added connection is always in the table, which the thread emptied.
   R.cmd_head = R.cmd_tail = NULL;
   close(R.wakefd);
   close(R.epfd);
@@ -489,7 +491,7 @@ int relay_engine_add(int64_t id, int downstream_fd, const struct sockaddr* dst, 
     *syscall = "setsockopt(TCP_NODELAY)";
   } else if (bind_to->addr && bind(up, bind_to->addr, bind_to->len)) {
     *syscall = "bind";
-  } else if (!(c = calloc(1, sizeof *c)) || !(cmd = calloc(1, sizeof *cmd))) {
+  } else if (!(c = calloc(1, sizeof *c)) || !(cmd = FAULT(FAULT_CMD_ALLOC) ? NULL : calloc(1, sizeof *cmd))) {
     errno = ENOMEM;
     *syscall = "malloc";
   } else {
@@ -532,7 +534,7 @@ int relay_engine_add(int64_t id, int downstream_fd, const struct sockaddr* dst, 
 
 int relay_engine_abort(int64_t id, enum relay_abort_how how) {
   if (!R.running) return ENOTCONN;
-  command* cmd = calloc(1, sizeof *cmd);
+  command* cmd = FAULT(FAULT_CMD_ALLOC) ? NULL : calloc(1, sizeof *cmd);
   if (!cmd) return ENOMEM;
   cmd->kind = CMD_ABORT;
   cmd->id = id;

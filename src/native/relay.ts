@@ -62,6 +62,7 @@ interface RelayAddon {
   relayTcpInfo(id: number): TcpInfo | undefined
   relayStop(): void
   relayStats(): RelayStats
+  relayFaultInjection?: boolean
 }
 
 function load(): RelayAddon {
@@ -103,4 +104,9 @@ export function relayStop(): void {
 
 export function relayStats(): RelayStats {
   return load().relayStats()
+}
+
+/** Whether the loaded addon is the sanitizer build with native/faults.h's switch (SIDECAR_LAB_FAULTS). */
+export function relayFaultInjection(): boolean {
+  return load().relayFaultInjection === true
 }

@@ -1,0 +1,30 @@
+// Fault injection, compiled only into the sanitizer build (scripts/test-asan.sh defines SIDECAR_LAB_FAULTS):
+// failure paths that real traffic reaches only by luck (splice refusing a socket mid-stream, an allocation
+// failing) are driven on purpose by test/native/relay-faults.test.ts. Without the define FAULT() is the
+// constant false and none of this is in the addon.
+// SIDECAR_LAB_FAULTS="splice_einval=N,rw_alloc=N,cmd_alloc=N", read at each relay_engine_start (counters start
+// over): the Nth call of that kind fails, once.
+#ifndef SIDECAR_FAULTS_H
+#define SIDECAR_FAULTS_H
+#include <stdbool.h>
+
+enum fault_kind {
+  FAULT_SPLICE_EINVAL,  // a splice from a pipe to a socket fails with EINVAL
+  FAULT_RW_ALLOC,       // to_rw()'s buffer cannot be allocated (ENOMEM)
+  FAULT_CMD_ALLOC,      // a command for the relay thread cannot be allocated (ENOMEM)
+  FAULT_KINDS
+};
+
+#ifdef SIDECAR_LAB_FAULTS
+void relay_faults_init(void);
+bool relay_fault(enum fault_kind kind);
+#define FAULT(kind) relay_fault(kind)
+#define FAULTS_INIT() relay_faults_init()
+#define FAULTS_BUILD true
+#else
+#define FAULT(kind) false
+#define FAULTS_INIT() ((void)0)
+#define FAULTS_BUILD false
+#endif
+
+#endif
