@@ -1,31 +1,13 @@
 // The command as cli.ts runs it: stdout carries the plan and nothing else, errors surface as SidecarErrors.
-import { Writable } from 'node:stream'
 import t from 'tap'
-import type { CommandIO } from '../../src/command.js'
 import { InvalidFlagError, UnknownFlagError } from '../../src/errors.js'
 import { renderDryRun } from '../../src/iptables/build.js'
 import { iptablesCommand } from '../../src/iptables/command.js'
 import { ruleConfig } from '../../src/iptables/config.js'
 import { helpText } from '../../src/iptables/flags.js'
+import { runCommand } from '../helpers/command-io.js'
 
-function sink(): Writable & { text: string } {
-  const w = new Writable({
-    write(chunk, _enc, done) {
-      w.text += String(chunk)
-      done()
-    },
-  }) as Writable & { text: string }
-  w.text = ''
-  return w
-}
-
-async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
-  const stdout = sink()
-  const stderr = sink()
-  const io: CommandIO = { stdout, stderr, env, signal: new AbortController().signal }
-  const code = await iptablesCommand.run(argv, io)
-  return { code, stdout: stdout.text, stderr: stderr.text }
-}
+const run = (argv: string[], env: NodeJS.ProcessEnv = {}) => runCommand(iptablesCommand, argv, env)
 
 const injector = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020']
 const injectorConfig = ruleConfig({
