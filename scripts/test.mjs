@@ -90,12 +90,16 @@ const runEnv = sweep.runEnvironment(runDir)
 const dockerdBefore = run('bash', [join(root, 'scripts/docker-daemon.sh'), 'ours']) === 0
 
 const totals = { passed: 0, failed: 0, skipped: 0 }
-// The whole TAP stream of the run, for when a line per file is not enough (--tap prints it instead).
-const tapPath = join(root, '.tap', `${(process.env.SIDECAR_LAB_TEST_LABEL ?? 'test').replace(/\W/g, '-')}.tap`)
+// what the run is called: its TAP file's name, and its part of the closing list of failures (test:asan names itself)
+const runName = process.env.SIDECAR_LAB_TEST_LABEL ?? (positionals.length ? 'named files' : `${values.tier} tier`)
+// The whole TAP stream of the run, for when a line per file is not enough (--tap prints it instead). A run
+// started by a test of another run (interrupt.test.ts) keeps its own in its run folder: .tap/ is the outer one's.
+const nested = process.env.SIDECAR_LAB_RUN !== undefined
+const tapPath = nested ? join(runDir, 'test.tap') : join(root, '.tap', `${process.env.SIDECAR_LAB_TEST_LABEL ?? 'test'}.tap`)
 mkdirSync(dirname(tapPath), { recursive: true })
 const tapLog = openSync(tapPath, 'w')
 const failures = []
-/** file -> milliseconds, per engine run */
+/** each file's time, per engine run */
 const times = []
 let child
 let interrupted
@@ -220,8 +224,6 @@ if (failures.length) process.stdout.write('\nFailed:\n' + failures.map((f) => ` 
 const summary = (t) => `${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped`
 process.stdout.write(`\n${summary(totals)}\n`)
 const totalsFile = process.env.SIDECAR_LAB_TEST_TOTALS
-// what the run is called in the closing list of failures (test:asan names itself)
-const runName = process.env.SIDECAR_LAB_TEST_LABEL ?? (positionals.length ? 'named files' : `${values.tier} tier`)
 if (totalsFile) {
   appendFileSync(totalsFile, JSON.stringify({ ...totals, failures, run: runName }) + '\n')
   const all = { passed: 0, failed: 0, skipped: 0 }
