@@ -24,6 +24,11 @@ const commands: CommandEntry[] = [
     load: async () => (await import('./inpod/command.js')).inpodCommand,
   },
   {
+    name: 'ztunnel',
+    summary: "ambient mode's node proxy: serves every pod added to it from inside the pod's namespace",
+    load: async () => (await import('./ambient/command.js')).ztunnelCommand,
+  },
+  {
     name: 'lab',
     summary: 'pods as network namespaces with the sidecar: up, down, status, exec, logs, rules',
     load: async () => (await import('./lab/command.js')).labCommand,

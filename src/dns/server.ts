@@ -25,6 +25,12 @@ export interface DescriptorBudget {
   reserve(n: number): number
 }
 
+/**
+ * Makes the listening sockets elsewhere (a ztunnel: inside a pod's network namespace): a bound socket's fd
+ * (tcp: listening too). Without it the server binds its own in this namespace.
+ */
+export type DnsSocketMaker = (type: 'udp' | 'tcp', host: string, port: number) => number
+
 export class DnsServer {
   readonly metrics: DnsMetrics
   readonly resolver: Resolver
@@ -37,12 +43,21 @@ export class DnsServer {
   readonly #connections = new Set<DnsTcpConnection>()
   readonly #backlog: TcpBacklog
   readonly addresses: string[] = []
+  readonly #makeSocket: DnsSocketMaker | undefined
 
   /** the sidecar's descriptor budget, which the forwarder takes its share of; none when run alone (tests) */
   readonly #fdBudget: DescriptorBudget | undefined
 
-  constructor(config: DnsConfig, registry: RegistryEntry[], stats: Stats, log: Logger, fdBudget?: DescriptorBudget) {
+  constructor(
+    config: DnsConfig,
+    registry: RegistryEntry[],
+    stats: Stats,
+    log: Logger,
+    fdBudget?: DescriptorBudget,
+    makeSocket?: DnsSocketMaker,
+  ) {
     this.#config = config
+    this.#makeSocket = makeSocket
     this.#fdBudget = fdBudget
     this.#log = log
     this.log = log
@@ -92,11 +107,18 @@ export class DnsServer {
     socket.on('error', (err) => this.#log.warn({ err }, 'dns udp socket error'))
     return new Promise((resolve, reject) => {
       socket.once('error', reject)
-      socket.bind(this.#config.port, host, () => {
+      const bound = () => {
         socket.off('error', reject)
         this.#udp.push(socket)
         resolve()
-      })
+      }
+      if (!this.#makeSocket) return void socket.bind(this.#config.port, host, bound)
+      try {
+        socket.bind({ fd: this.#makeSocket('udp', host, this.#config.port) }, bound)
+      } catch (err) {
+        socket.close()
+        reject(err as Error)
+      }
     })
   }
 
@@ -109,11 +131,19 @@ export class DnsServer {
     const server = createServer((s) => this.#tcpConnection(s))
     return new Promise((resolve, reject) => {
       server.once('error', reject)
-      server.listen({ port: this.#config.port, host, ...(host.includes(':') ? { ipv6Only: true } : {}) }, () => {
+      const listening = () => {
         server.off('error', reject)
         this.#tcp.push(server)
         resolve()
-      })
+      }
+      if (!this.#makeSocket) {
+        return void server.listen({ port: this.#config.port, host, ...(host.includes(':') ? { ipv6Only: true } : {}) }, listening)
+      }
+      try {
+        server.listen({ fd: this.#makeSocket('tcp', host, this.#config.port) }, listening)
+      } catch (err) {
+        reject(err as Error)
+      }
     })
   }
 

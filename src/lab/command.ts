@@ -8,7 +8,8 @@ import { integer, oneOf } from '../flags/values.js'
 import { quoteInput } from '../quote.js'
 import { createLogger } from '../logger.js'
 import { resolveLogFormat } from '../log-format.js'
-import { applyRules, down, up } from './lifecycle.js'
+import { applyRules, cliPath, down, up } from './lifecycle.js'
+import { applyInpodRules } from './ambient.js'
 import { inNetns } from '../sys/netns.js'
 import { appUser, podSpec, pods } from './scene.js'
 import { labFlag, podDir, readState, type LabState } from './state.js'
@@ -36,6 +37,9 @@ subcommands:
                                  (image: scripts/docker-image.sh)
      [--dns-capture]             the injector's DNS capture (ISTIO_META_DNS_CAPTURE=true:
                                  --redirect-dns to 15053)
+     [--ambient]                 ambient mode instead of sidecars: istio-cni's in-pod rules in
+                                 productpage and reviews, one ztunnel in the node's namespace
+                                 serving both from outside them (sidecar-lab ztunnel --help)
      [--verbose]                 the status with every counter (as status --verbose)
   down [--all]                   remove namespaces, links, processes, rules and state, whatever
                                  state it is in; --all: every lab, and what an interrupted
@@ -63,6 +67,7 @@ const options = {
   docker: { type: 'boolean' },
   mode: { type: 'string', value: 'REDIRECT|TPROXY' },
   'dns-capture': { type: 'boolean' },
+  ambient: { type: 'boolean' },
   all: { type: 'boolean' },
   json: { type: 'boolean' },
   follow: { type: 'boolean', short: 'f' },
@@ -77,6 +82,7 @@ const only: Partial<Record<keyof typeof options, string | string[]>> = {
   docker: 'up',
   mode: 'up',
   'dns-capture': 'up',
+  ambient: 'up',
   all: 'down',
   follow: 'logs',
   json: ['status', 'logs'],
@@ -162,6 +168,7 @@ export const labCommand: Command = {
           mode,
           docker: values.docker === true,
           dnsCapture: values['dns-capture'] === true,
+          ambient: values.ambient === true,
           log,
         })
         io.stdout.write(already ? `lab ${lab} is already up\n` : `lab ${lab} is up\n`)
@@ -192,7 +199,9 @@ export const labCommand: Command = {
         const mode = positionals[0]
         if (mode !== 'on' && mode !== 'off') throw new InvalidFlagError(`lab rules: say 'on' or 'off', not ${quoteInput(mode ?? '')}`)
         for (const spec of pods.filter((p) => p.sidecar)) {
-          const result = await applyRules(state, spec.name, mode === 'off')
+          const result = state.ambient
+            ? await applyInpodRules(state, spec.name, cliPath, mode === 'off')
+            : await applyRules(state, spec.name, mode === 'off')
           io.stdout.write(`${spec.name}: ${result}\n`)
         }
         return 0

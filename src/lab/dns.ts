@@ -54,10 +54,14 @@ function dnsmasqConf(): string {
   return lines.join('\n') + '\n'
 }
 
+/** Where `ip netns exec` finds a pod's resolv.conf to bind-mount over /etc/resolv.conf. */
+export function resolvConfPath(ns: string): string {
+  return `/etc/netns/${ns}/resolv.conf`
+}
+
 export function writeResolvConf(ns: string): void {
-  const dir = `/etc/netns/${ns}`
-  mkdirSync(dir, { recursive: true })
-  writeFileSync(join(dir, 'resolv.conf'), resolvConf())
+  mkdirSync(`/etc/netns/${ns}`, { recursive: true })
+  writeFileSync(resolvConfPath(ns), resolvConf())
 }
 
 export function removeResolvConf(ns: string): void {

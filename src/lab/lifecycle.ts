@@ -9,6 +9,7 @@ import { run } from '../sys/exec.js'
 import { addNetns, addVeth, deleteNetns, execIn, listNetns, removeStrayVeths } from '../sys/netns.js'
 import { alive } from '../sys/exec.js'
 import { startDetached, stop, waitForLog } from './processes.js'
+import { meshPods, startAmbient } from './ambient.js'
 import {
   appPort,
   appUser,
@@ -39,6 +40,8 @@ export interface UpOptions {
   docker?: boolean
   /** the injector's DNS capture (ISTIO_META_DNS_CAPTURE=true: --redirect-dns) */
   dnsCapture?: boolean
+  /** ambient mode: istio-cni's in-pod rules and a ztunnel on the node instead of sidecars (ambient.ts) */
+  ambient?: boolean
   log: Logger
 }
 
@@ -48,7 +51,8 @@ function requireRoot(what: string): void {
 
 export function isUp(state: LabState | undefined): boolean {
   if (!state?.complete) return false
-  return Object.values(state.pods).every((p) => alive(p.pids.app) && (!p.sidecar || alive(p.pids.sidecar)))
+  if (state.ambient && !alive(state.ambient.ztunnel)) return false
+  return Object.values(state.pods).every((p) => alive(p.pids.app) && (state.ambient || !p.sidecar || alive(p.pids.sidecar)))
 }
 
 /** The rule generator as the init container runs it, into the pod's namespace. */
@@ -72,10 +76,13 @@ function labForm(state: {
   docker?: boolean | undefined
   mode?: LabState['mode'] | undefined
   dnsCapture?: boolean | undefined
+  ambient?: unknown
 }): string {
-  const rules = state.rules === 'legacy' ? 'legacy (Istio 1.10 layout)' : "injector's"
+  const form = state.docker ? 'Docker containers' : 'network namespaces'
   const dns = state.dnsCapture ? ' with DNS capture' : ''
-  return `${state.docker ? 'Docker containers' : 'network namespaces'} with the ${rules} rules in ${state.mode ?? 'REDIRECT'} mode${dns}`
+  if (state.ambient) return `${form} in ambient mode (in-pod rules, a ztunnel on the node)${dns}`
+  const rules = state.rules === 'legacy' ? 'legacy (Istio 1.10 layout)' : "injector's"
+  return `${form} with the ${rules} rules in ${state.mode ?? 'REDIRECT'} mode${dns}`
 }
 
 export async function up(options: UpOptions): Promise<{ state: LabState; already: boolean }> {
@@ -87,11 +94,21 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     throw new InvalidFlagError('--mode TPROXY needs the Istio layout: --compat legacy emulates REDIRECT mode only')
   if (isUp(existing)) {
     const have = labForm(existing!)
-    const want = labForm({ rules: options.rules, docker: options.docker === true, mode, dnsCapture: options.dnsCapture === true })
+    const want = labForm({
+      rules: options.rules,
+      docker: options.docker === true,
+      mode,
+      dnsCapture: options.dnsCapture === true,
+      ambient: options.ambient === true,
+    })
     if (have === want) return { state: existing!, already: true }
     // Rebuilding silently would cut whatever runs in the lab now; the user says so by taking it down first.
     throw new InvalidFlagError(`lab ${lab} is up as ${have}; this 'lab up' asks for ${want}: run '${cliCommand('lab down', lab)}' first`)
   }
+  if (options.ambient && options.docker)
+    throw new InvalidFlagError('--ambient runs with network namespaces only: the Docker form is not built yet')
+  if (options.ambient && (options.rules === 'legacy' || mode === 'TPROXY'))
+    throw new InvalidFlagError('--ambient has no sidecar rules to choose: give it without --compat and --mode')
   if (options.docker) await requireImage()
   await down(lab, log)
 
@@ -104,6 +121,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     complete: false,
     ...(options.docker ? { docker: true } : {}),
     ...(options.dnsCapture ? { dnsCapture: true } : {}),
+    ...(options.ambient ? { ambient: {} } : {}),
     dns: { ns: dnsNamespace(lab) },
     pods: Object.fromEntries(pods.map((p) => [p.name, { ns: `${lab}-${p.name}`, ip: p.ip, ip6: p.ip6, sidecar: p.sidecar, pids: {} }])),
   }
@@ -128,7 +146,15 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
       ensurePodDir(lab, spec.name)
       writeResolvConf(pod.ns)
     }
-    for (const spec of pods.filter((p) => p.sidecar)) {
+    if (state.ambient) {
+      log.info({ pods: meshPods() }, 'istio-cni: in-pod rules, then the ztunnel')
+      const ambient = state.ambient
+      await startAmbient(state, cliPath, (pid) => {
+        ambient.ztunnel = pid
+        writeState(state)
+      })
+    }
+    for (const spec of pods.filter((p) => p.sidecar && !state.ambient)) {
       const pod = state.pods[spec.name]!
       // ::6 is to IPv6 what 127.0.0.6 is to IPv4: the inbound passthrough source (127/8 is on lo already).
       await execIn(pod.ns, ['ip', '-6', 'addr', 'add', '::6/128', 'dev', 'lo'])
@@ -189,6 +215,7 @@ export async function down(lab: string, log: Logger): Promise<{ removed: string[
     await stop(pod.pids.app)
     await stop(pod.pids.sidecar)
   }
+  await stop(state?.ambient?.ztunnel)
   await stop(state?.dns?.pid)
   // By name, not from the state, so a crash that lost the state leaves no resolv.conf behind either.
   for (const p of pods) removeResolvConf(`${lab}-${p.name}`)

@@ -31,6 +31,8 @@ export interface LabState {
   dns?: { ns: string; pid?: number }
   /** the injector's layout with ISTIO_META_DNS_CAPTURE=true (--redirect-dns) */
   dnsCapture?: boolean
+  /** ambient mode (src/lab/ambient.ts): in-pod rules and one ztunnel in the bridge namespace, no sidecars */
+  ambient?: { ztunnel?: number }
 }
 
 export function stateRoot(): string {

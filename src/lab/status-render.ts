@@ -35,6 +35,15 @@ export interface PodStatus {
   routing?: string[]
   /** the ISTIO rules' packet counters, IPv4 then IPv6 */
   rules?: RuleCounter[]
+  /** ambient mode: the listening sockets in the pod's namespace (a process outside it owns them) */
+  inpodSockets?: InpodSocket[]
+}
+
+export interface InpodSocket {
+  proto: 'tcp' | 'udp'
+  address: string
+  port: number
+  pid: number
 }
 
 export type LabStatus =
@@ -50,6 +59,8 @@ export type LabStatus =
       dns?: { ns: string; address: string; dnsmasq: ProcStatus | null; capture: string }
       /** lab up --docker: the containers, as lines */
       containers?: string[]
+      /** lab up --ambient: the ztunnel in the node's namespace */
+      ambient?: { node: string; ztunnel: ProcStatus | null }
     }
 
 type UpStatus = Extract<LabStatus, { up: true }>
@@ -78,10 +89,10 @@ function finish(lines: Line[], width: number): string {
 
 function head(s: UpStatus): Line[] {
   const state = s.complete ? 'up' : 'INCOMPLETE (run lab down, then lab up)'
-  const lines: Line[] = [`lab ${s.lab}: ${state} since ${s.createdAt}, rules: ${s.rules}, mode: ${s.mode}`, '']
+  const form = s.ambient ? 'ambient mode (no sidecars)' : `rules: ${s.rules}, mode: ${s.mode}`
+  const lines: Line[] = [`lab ${s.lab}: ${state} since ${s.createdAt}, ${form}`, '']
   const rows = [['POD', 'NETWORK NAMESPACE', 'IPv4', 'IPv6', 'APP PID', 'SIDECAR PID']]
-  for (const p of s.pods)
-    rows.push([p.name, p.nsMissing ? `${p.ns} (missing)` : p.ns, p.ip, p.ip6, proc(p.app), p.hasSidecar ? proc(p.sidecar) : 'none'])
+  for (const p of s.pods) rows.push([p.name, p.nsMissing ? `${p.ns} (missing)` : p.ns, p.ip, p.ip6, proc(p.app), sidecarCell(s, p)])
   // a table keeps its columns aligned: its rows are not wrapped (a narrow terminal folds them)
   for (const row of table(rows)) lines.push({ row })
   if (s.dns)
@@ -90,7 +101,31 @@ function head(s: UpStatus): Line[] {
       `dns: ${s.dns.ns} ${s.dns.address}, dnsmasq pid ${proc(s.dns.dnsmasq)}; DNS capture in the sidecar pods: ${s.dns.capture}`,
     )
   if (s.containers) lines.push('', ...s.containers.map((row) => ({ row })))
+  if (s.ambient) {
+    const mesh = s.pods.filter((p) => p.hasSidecar).map((p) => p.name)
+    lines.push('', `ztunnel: pid ${proc(s.ambient.ztunnel)} in ${s.ambient.node} (the node), serving ${mesh.join(' and ')}`)
+  }
   return lines
+}
+
+function sidecarCell(s: UpStatus, p: PodStatus): string {
+  if (s.ambient) return p.hasSidecar ? 'none (ztunnel)' : 'none (not in mesh)'
+  return p.hasSidecar ? proc(p.sidecar) : 'none'
+}
+
+/** Ambient mode: the ports in the pod and who owns them, as `ss` in the pod sees them. */
+function inpodLines(s: UpStatus, p: PodStatus): string[] {
+  const socks = p.inpodSockets ?? []
+  if (socks.length === 0) return [`${p.name}: no in-pod listener (is the ztunnel serving this pod?)`]
+  const ztunnel = s.ambient?.ztunnel?.pid
+  const owners = [...new Set(socks.map((x) => x.pid))]
+  const ports = [
+    ...new Set(socks.map((x) => `${x.port}${socks.some((y) => y.port === x.port && y.proto !== x.proto) ? '' : `/${x.proto}`}`)),
+  ]
+  const who = owners.length === 1 && owners[0] === ztunnel ? `the ztunnel (pid ${ztunnel})` : `pid ${owners.join(', ')}`
+  return [
+    `${p.name}: listening on ${ports.join(', ')} inside the pod; \`ss\` in the pod names their owner as ${who}, a process that runs outside the pod's namespace`,
+  ]
 }
 
 function down(lab: string): string {
@@ -113,7 +148,12 @@ export function renderShortStatus(s: LabStatus, width = defaultWidth): string {
           .map((l) => `${l.port} (${l.cxTotal} ${l.cxTotal === 1 ? 'connection' : 'connections'}, ${l.cxActive} active)`)
           .join(', ')
       : ''
-    lines.push('', `${p.name}: sidecar ${p.counters ? `listening on ${listeners || 'nothing'}` : 'admin port not answering'}`)
+    const proxyName = s.ambient ? 'ztunnel for this pod' : 'sidecar'
+    if (s.ambient) lines.push('', ...inpodLines(s, p))
+    lines.push(
+      ...(s.ambient ? [] : ['']),
+      `${p.name}: ${proxyName} ${p.counters ? `listening on ${listeners || 'nothing'}` : 'admin port not answering'}`,
+    )
     const caught = (p.rules ?? []).filter((c) => c.packets > 0)
     lines.push(`${p.name}: capture rules (packets caught; ${(p.rules ?? []).length - caught.length} more caught none)`)
     lines.push(...(caught.length ? caught.flatMap((c) => ruleLines(c, width)) : ['  none yet']))
@@ -144,7 +184,11 @@ export function renderVerboseStatus(s: LabStatus, width = defaultWidth): string 
   const lines = head(s)
   for (const p of s.pods) {
     if (p.counters === undefined) continue
-    lines.push('', `${p.name}: sidecar counters (admin 127.0.0.1:15000 in the pod)`, ...counterLines(p.counters))
+    if (s.ambient) lines.push('', ...inpodLines(s, p))
+    const where = s.ambient
+      ? `ztunnel counters for this pod (admin 127.0.0.1:15000 in ${s.ambient.node})`
+      : 'sidecar counters (admin 127.0.0.1:15000 in the pod)'
+    lines.push('', `${p.name}: ${where}`, ...counterLines(p.counters))
     if (p.routing) lines.push('', `${p.name}: TPROXY routing (packets marked 1337 are delivered locally)`, ...p.routing)
     lines.push('', `${p.name}: capture rules (packets caught)`, ...(p.rules ?? []).flatMap((c) => ruleLines(c, width)))
   }

@@ -9,6 +9,7 @@ import {
   renderShortStatus,
   renderVerboseStatus,
   type LabStatus,
+  type InpodSocket,
   type PodStatus,
   type ProcStatus,
   type RuleCounter,
@@ -53,15 +54,31 @@ export async function tproxyRouting(ns: string): Promise<string[]> {
   return lines.length ? lines : ['  none (no fwmark rule, table 133 empty)']
 }
 
-/** The sidecar's key counters, read from its admin port inside the pod (127.0.0.1:15000 is pod-local). */
-export async function sidecarCounters(ns: string): Promise<KeyCounters | undefined> {
-  const r = await execIn(ns, ['curl', '-sf', '--max-time', '2', 'http://127.0.0.1:15000/stats?format=json'], { allowFailure: true })
+/**
+ * The sidecar's key counters, read from its admin port inside the pod (127.0.0.1:15000 is pod-local); in
+ * ambient mode the ztunnel's, from its admin in the node's namespace, for one pod.
+ */
+export async function sidecarCounters(ns: string, ztunnelPod?: string): Promise<KeyCounters | undefined> {
+  const query = ztunnelPod ? `format=json&pod=${ztunnelPod}` : 'format=json'
+  const r = await execIn(ns, ['curl', '-sf', '--max-time', '2', `http://127.0.0.1:15000/stats?${query}`], { allowFailure: true })
   if (r.code !== 0) return undefined
   try {
     return keyCounters(parseStatsJson(r.stdout))
   } catch {
     return undefined
   }
+}
+
+/** The listening sockets in a pod, with the pid ss names as their owner (the ztunnel's, in ambient mode). */
+export async function inpodSockets(ns: string): Promise<InpodSocket[]> {
+  const r = await execIn(ns, ['ss', '-Htulnp'], { allowFailure: true })
+  const out: InpodSocket[] = []
+  for (const line of r.stdout.split('\n')) {
+    const m = /^(tcp|udp)\s+\S+\s+\d+\s+\d+\s+(\S+):(\d+)\s.*?pid=(\d+)/.exec(line)
+    if (m && Number(m[3]) >= 15000 && Number(m[3]) < 15100)
+      out.push({ proto: m[1] as 'tcp' | 'udp', address: m[2]!, port: Number(m[3]), pid: Number(m[4]) })
+  }
+  return out.sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto))
 }
 
 function proc(pid: number | undefined): ProcStatus | null {
@@ -87,7 +104,11 @@ export async function collectStatus(state: LabState | undefined, lab: string): P
       sidecar: pod.sidecar ? proc(pod.pids.sidecar) : null,
       hasSidecar: pod.sidecar,
     }
-    if (pod.sidecar && present) {
+    if (state.ambient && pod.sidecar && present) {
+      p.counters = (await sidecarCounters(state.bridgeNs, name)) ?? null
+      p.inpodSockets = await inpodSockets(pod.ns)
+      p.rules = await ruleCounters(pod.ns)
+    } else if (pod.sidecar && present) {
       p.counters = (await sidecarCounters(pod.ns)) ?? null
       if (mode === 'TPROXY') p.routing = await tproxyRouting(pod.ns)
       p.rules = await ruleCounters(pod.ns)
@@ -108,6 +129,7 @@ export async function collectStatus(state: LabState | undefined, lab: string): P
     out.dns = { ns: state.dns.ns, address: '198.18.0.53', dnsmasq: proc(state.dns.pid), capture }
   }
   if (state.docker) out.containers = await containerLines(lab)
+  if (state.ambient) out.ambient = { node: state.bridgeNs, ztunnel: proc(state.ambient.ztunnel) }
   return out
 }
 

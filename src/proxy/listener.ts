@@ -8,7 +8,7 @@ import type { AccessLogSink } from './access-log.js'
 import { listenerNames, route, type ListenerKind, type RouterOptions } from './clusters.js'
 import type { ProxyConfig } from './config.js'
 import { ProxiedConnection } from './engines/node.js'
-import type { ConnectionContext } from './engines/ledger.js'
+import type { ConnectionContext, InpodSockets } from './engines/ledger.js'
 import { NativeConnection } from './engines/native.js'
 import { StatsObserver } from './connection-observer.js'
 import { ConnectionChannel, nextConnectionId, type ConnectionRecord } from './engines/record.js'
@@ -17,6 +17,7 @@ import { isFdExhaustion, type FdBudget } from './fd-budget.js'
 import type { LoopGuard, LoopOwner } from './loop-guard.js'
 import { MisdirectedLog } from './misdirected.js'
 import { listenTransparent } from './transparent.js'
+import { netnsSocket } from '../native/netns.js'
 import type { FlowCounters } from './engines/node-relay.js'
 import { ResponseFlag } from './response-flags.js'
 import type { Stats } from '../stats/stats.js'
@@ -52,6 +53,8 @@ export interface ListenerDeps {
   destination?: DestinationSource
   /** direct connections and loops, counted and logged once per burst for both listeners (one of its own if not given) */
   misdirected?: MisdirectedLog
+  /** ambient mode: listen, and dial upstreams, inside this pod's network namespace (src/ambient/) */
+  inpod?: InpodSockets
 }
 
 /** The process's identity for the loop advice, read when a loop is logged (the proxy drops root after start). */
@@ -64,6 +67,7 @@ export class VirtualListener implements ConnectionContext {
   readonly config: ProxyConfig
   readonly log: Logger
   readonly loopGuard: LoopGuard
+  readonly inpod: InpodSockets | undefined
   /** every connection's lifecycle; the statistics and access log subscribe first, anyone else may */
   readonly events = new ConnectionChannel()
   readonly #deps: ListenerDeps
@@ -80,6 +84,7 @@ export class VirtualListener implements ConnectionContext {
     this.kind = kind
     this.config = deps.config
     this.loopGuard = deps.loopGuard
+    this.inpod = deps.inpod
     this.#deps = deps
     this.#destination =
       deps.destination ?? (kind === 'inbound' && deps.config.interceptionMode === 'TPROXY' ? transparentDestination : originalDestination)
@@ -144,6 +149,15 @@ export class VirtualListener implements ConnectionContext {
         this.#deps.fdBudget.measure()
         resolve()
       }
+      if (this.inpod) {
+        try {
+          const fd = netnsSocket({ ...this.#inpodSocket(), listen: 4096 })
+          this.#server.listen({ fd }, ready)
+        } catch (err) {
+          reject(listenFailure(this.name, this.config.bindAddress, this.#port, err as NodeJS.ErrnoException))
+        }
+        return
+      }
       if (this.#transparent) {
         try {
           listenTransparent(this.#server, this.config.bindAddress, this.#port, 4096, ready)
@@ -154,6 +168,13 @@ export class VirtualListener implements ConnectionContext {
       }
       this.#server.listen({ host: this.config.bindAddress, port: this.#port, ipv6Only: false, backlog: 4096 }, ready)
     })
+  }
+
+  /** The listening socket's options in the pod's namespace: marked, as every socket a ztunnel makes there. */
+  #inpodSocket() {
+    const pod = this.inpod!
+    const family = this.config.bindAddress.includes(':') ? 6 : 4
+    return { netns: pod.netns, family, type: 'tcp', address: this.config.bindAddress, port: this.#port, mark: pod.mark } as const
   }
 
   /** Stops accepting; open connections go on. */

@@ -11,6 +11,8 @@ import { Socket, type Server } from 'node:net'
 import { CapabilityError } from '../errors.js'
 import { transparentSocket } from '../native/sockopt.js'
 import type { Endpoint } from '../net/address.js'
+import { netnsSocket } from '../native/netns.js'
+import type { UpstreamSource } from './engines/ledger.js'
 
 /** Istio's --tproxy-mark default: marks the sidecar's upstream packets and routes the app's replies back. */
 export const TPROXY_MARK = 1337
@@ -95,19 +97,30 @@ export interface TransparentConnectOptions {
 }
 
 /**
- * Connects to dst from the client's own address (the kernel picks the port), with IP_TRANSPARENT and
- * SO_MARK 1337. The socket is bound, not yet connected, when node:net takes it; Socket.connect() then runs
- * on that handle. A socket that cannot be made (EADDRNOTAVAIL, EMFILE, ...) is returned destroyed with
- * the error, so the caller sees it as a failed connect.
+ * Connects to dst from a socket made beforehand: TPROXY's (the client's own address, IP_TRANSPARENT and SO_MARK
+ * 1337; the kernel picks the port) or a ztunnel's (made inside the pod's network namespace, marked, and inbound
+ * bound to the client's address the same way). The socket is bound, not yet connected, when node:net takes it;
+ * Socket.connect() then runs on that handle. A socket that cannot be made (EADDRNOTAVAIL, EMFILE, ...) is
+ * returned destroyed with the error, so the caller sees it as a failed connect.
  */
-export function connectTransparent(sourceAddress: string, dst: Endpoint, options: TransparentConnectOptions): Socket {
+export function connectPrepared(source: UpstreamSource, dst: Endpoint, options: TransparentConnectOptions): Socket {
   let fd: number
   try {
-    fd = transparentSocket(sourceAddress, 0, TPROXY_MARK)
+    fd =
+      source.netns !== undefined
+        ? netnsSocket({
+            netns: source.netns,
+            family: dst.family,
+            type: 'tcp',
+            ...(source.address ? { address: source.address } : {}),
+            transparent: source.transparent === true,
+            mark: source.mark ?? 0,
+          })
+        : transparentSocket(source.address ?? '::', 0, source.mark ?? TPROXY_MARK)
   } catch (err) {
     const failed = new Socket()
-    const error =
-      (err as NodeJS.ErrnoException).code === 'EPERM' ? capabilityError(err as NodeJS.ErrnoException, 'the upstream socket') : err
+    const inTproxy = source.netns === undefined && (err as NodeJS.ErrnoException).code === 'EPERM'
+    const error = inTproxy ? capabilityError(err as NodeJS.ErrnoException, 'the upstream socket') : err
     process.nextTick(() => failed.destroy(error as Error))
     return failed
   }

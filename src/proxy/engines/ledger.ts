@@ -27,6 +27,19 @@ export interface ConnectionContext {
   events: ConnectionObserver
   /** the relay's per-chunk counters for a cluster */
   flow(cluster: string): FlowCounters
+  /** ambient mode: the pod whose namespace the ztunnel serves this listener in (src/ambient/) */
+  inpod?: InpodSockets | undefined
+}
+
+/**
+ * A pod the ztunnel serves from outside it: every socket it makes for the pod is made inside the pod's network
+ * namespace (the addon enters it on a helper thread) and carries the pod's mark, 0x539 in Istio, which the
+ * in-pod rules let through unredirected.
+ */
+export interface InpodSockets {
+  /** an open descriptor of the pod's network namespace (/proc/PID/ns/net, /run/netns/NAME) */
+  netns: number
+  mark: number
 }
 
 /** Where the upstream socket leaves from (the native engine's RelayBind has this shape). */
@@ -36,18 +49,27 @@ export interface UpstreamSource {
   /** IP_TRANSPARENT before bind: the address (the client's) is not local */
   transparent?: boolean
   mark?: number
+  /** made inside this network namespace (an open descriptor of it), not the process's own */
+  netns?: number
 }
 
 /**
  * Inbound connections leave from 127.0.0.6 / ::6, or in TPROXY mode from the client's own address (a
  * transparent socket marked 1337, transparent.ts); outbound ones from wherever the kernel routes them.
+ * A ztunnel's (ambient mode) leave from inside the pod, marked: outbound from the pod's own address, inbound
+ * from the client's (spoofed, as in TPROXY mode), so the app sees its real caller.
  */
 export function upstreamSource(
-  ctx: Pick<ConnectionContext, 'kind' | 'config'>,
+  ctx: Pick<ConnectionContext, 'kind' | 'config' | 'inpod'>,
   dst: Endpoint,
   client: Endpoint | undefined,
 ): UpstreamSource {
   const config = ctx.config
+  const pod = ctx.inpod
+  if (pod) {
+    if (ctx.kind === 'inbound' && client) return { address: client.address, transparent: true, mark: pod.mark, netns: pod.netns }
+    return { mark: pod.mark, netns: pod.netns }
+  }
   if (ctx.kind !== 'inbound') return {}
   if (config.interceptionMode === 'TPROXY' && client) return { address: client.address, transparent: true, mark: TPROXY_MARK }
   return { address: dst.family === 6 ? config.inboundSourceV6 : config.inboundSourceV4 }

@@ -7,7 +7,7 @@ import { endpoint, type Endpoint } from '../../net/address.js'
 import { ConnectionLedger, connectFailure, upstreamSource, type ConnectionContext, type PassthroughRoute } from './ledger.js'
 import type { LoopOwner } from '../loop-guard.js'
 import { relay } from './node-relay.js'
-import { connectTransparent } from '../transparent.js'
+import { connectPrepared } from '../transparent.js'
 
 export class ProxiedConnection implements LoopOwner {
   readonly #ctx: ConnectionContext
@@ -47,8 +47,8 @@ export class ProxiedConnection implements LoopOwner {
   #dial(dst: Endpoint): Socket {
     const config = this.#ctx.config
     const source = upstreamSource(this.#ctx, dst, this.#downstreamRemote)
-    if (source.transparent && source.address) {
-      return connectTransparent(source.address, dst, { allowHalfOpen: true, noDelay: true, highWaterMark: config.bufferLimitBytes })
+    if (source.netns !== undefined || (source.transparent && source.address)) {
+      return connectPrepared(source, dst, { allowHalfOpen: true, noDelay: true, highWaterMark: config.bufferLimitBytes })
     }
     // highWaterMark reaches the Socket's Duplex options though @types/node does not list it for connect().
     return connect({

@@ -1,0 +1,165 @@
+// One pod served by the ztunnel (ambient mode): the listeners istio-cni's in-pod rules redirect to, made inside
+// the pod's network namespace but owned by the ztunnel's process on the node. Outbound (15001) and inbound
+// plaintext (15006) are the sidecar's own listeners (src/proxy/listener.ts) with the pod's sockets: every one
+// made in the pod's namespace and marked 0x539, so the in-pod rules pass it through unredirected; the
+// connection to the app leaves from the caller's own address (IP_TRANSPARENT), and the pod's
+// connmark 0x111 / table 100 route brings the app's replies back to it. 15053 is the sidecar's DNS proxy.
+// 15008 (HBONE) is listened on, so the port is taken as in Istio, but not served yet: its connections close.
+import { closeSync } from 'node:fs'
+import { createServer, type Server, type Socket } from 'node:net'
+import { DnsServer } from '../dns/server.js'
+import { listenFailure } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { netnsSocket } from '../native/netns.js'
+import type { AccessLogSink } from '../proxy/access-log.js'
+import type { ProxyConfig } from '../proxy/config.js'
+import type { InpodSockets } from '../proxy/engines/ledger.js'
+import type { FdBudget } from '../proxy/fd-budget.js'
+import { identityOf, VirtualListener } from '../proxy/listener.js'
+import { LoopGuard } from '../proxy/loop-guard.js'
+import { MisdirectedLog } from '../proxy/misdirected.js'
+import { Registry } from '../registry/registry.js'
+import { Stats } from '../stats/stats.js'
+
+/** Istio's in-pod mark (ztunnel's PACKET_MARK, istio-cni's InpodMark): 1337 = 0x539. */
+export const INPOD_MARK = 0x539
+export const HBONE_PORT = 15008
+
+/** What istio-cni tells the ztunnel of a pod (ZDS's AddWorkload: uid and WorkloadInfo). */
+export interface PodInfo {
+  uid: string
+  name: string
+  namespace: string
+  serviceAccount: string
+}
+
+/** An access log that writes nothing: a ztunnel logs each connection in its own format (access-log.ts here). */
+const noEnvoyLog: AccessLogSink = { write() {}, reopen() {}, close: async () => {} }
+
+export class PodProxy {
+  readonly info: PodInfo
+  /** the pod's Envoy-style statistics (listener.*, cluster.*, dns): /stats?pod=NAME on the ztunnel's admin */
+  readonly stats = new Stats()
+  readonly listeners: VirtualListener[]
+  readonly dns: DnsServer | null
+  readonly log: Logger
+  readonly sockets: InpodSockets
+  readonly started = new Date()
+  readonly #hbone: Server
+  readonly #hboneSockets = new Set<Socket>()
+  readonly #config: ProxyConfig
+
+  /** Takes ownership of netnsFd: it is closed by stop(). */
+  constructor(info: PodInfo, netnsFd: number, config: ProxyConfig, log: Logger, fdBudget: FdBudget) {
+    this.info = info
+    this.#config = config
+    this.log = log.child({ wl: `${info.namespace}/${info.name}` })
+    this.sockets = { netns: netnsFd, mark: INPOD_MARK }
+    const deps = {
+      config,
+      stats: this.stats,
+      log: this.log,
+      loopGuard: new LoopGuard(),
+      accessLog: noEnvoyLog,
+      fdBudget,
+      misdirected: new MisdirectedLog(this.log, this.stats, identityOf(config)),
+      router: {
+        outboundPort: config.outboundPort,
+        inboundPort: config.inboundPort,
+        policy: config.outboundTrafficPolicy,
+        registry: new Registry(config.registry),
+      },
+      inpod: this.sockets,
+    }
+    this.listeners = [new VirtualListener('outbound', deps), new VirtualListener('inbound', deps)]
+    const makeDnsSocket = (type: 'udp' | 'tcp', host: string, port: number) =>
+      netnsSocket({
+        netns: netnsFd,
+        family: host.includes(':') ? 6 : 4,
+        type,
+        address: host,
+        port,
+        mark: INPOD_MARK,
+        ...(type === 'tcp' ? { listen: 128 } : {}),
+      })
+    this.dns =
+      config.dns.port === 0
+        ? null
+        : new DnsServer(config.dns, config.registry, this.stats, this.log.child({ component: 'dns' }), fdBudget, makeDnsSocket)
+    this.#hbone = createServer((socket) => this.#hboneConnection(socket))
+  }
+
+  get activeConnections(): number {
+    return this.listeners.reduce((n, l) => n + l.activeConnections, 0)
+  }
+
+  /** The listeners, in the pod's namespace; on a failure whatever was opened is closed again. */
+  async start(): Promise<void> {
+    try {
+      for (const l of this.listeners) {
+        await l.listen()
+        this.log.info({ address: `[::]:${l.port}`, component: l.kind }, 'listener established')
+      }
+      await this.#listenHbone()
+      await this.dns?.start()
+    } catch (err) {
+      await this.#close()
+      throw err
+    }
+  }
+
+  /** ZDS's DelWorkload: stop accepting, close every open connection, give the namespace back. */
+  async stop(): Promise<void> {
+    await this.#close()
+  }
+
+  async #close(): Promise<void> {
+    await Promise.all(this.listeners.map((l) => l.stopAccepting()))
+    for (const l of this.listeners) l.abortAll()
+    await Promise.race([Promise.all(this.listeners.map((l) => l.idle())), new Promise((r) => setTimeout(r, 1000).unref())])
+    for (const s of this.#hboneSockets) s.destroy()
+    await new Promise<void>((resolve) => (this.#hbone.listening ? this.#hbone.close(() => resolve()) : resolve()))
+    await this.dns?.close()
+    try {
+      closeSync(this.sockets.netns)
+    } catch {
+      // closed already (a second stop)
+    }
+  }
+
+  #listenHbone(): Promise<void> {
+    const address = this.#config.bindAddress
+    return new Promise((resolve, reject) => {
+      let fd: number
+      try {
+        fd = netnsSocket({
+          netns: this.sockets.netns,
+          family: address.includes(':') ? 6 : 4,
+          type: 'tcp',
+          address,
+          port: HBONE_PORT,
+          mark: INPOD_MARK,
+          listen: 128,
+        })
+      } catch (err) {
+        return reject(listenFailure('hbone', address, HBONE_PORT, err as NodeJS.ErrnoException))
+      }
+      this.#hbone.once('error', reject)
+      this.#hbone.listen({ fd }, () => {
+        this.#hbone.off('error', reject)
+        this.log.info({ address: `[::]:${HBONE_PORT}`, component: 'inbound' }, 'listener established')
+        resolve()
+      })
+    })
+  }
+
+  /** HBONE arrives with the next part (mutual TLS, HTTP/2 CONNECT): until then a connection is closed, counted. */
+  #hboneConnection(socket: Socket): void {
+    this.stats.counter('ztunnel.hbone.not_served').inc()
+    this.log.warn({ src: `${socket.remoteAddress}:${socket.remotePort}` }, 'HBONE (port 15008) is not served yet: connection closed')
+    this.#hboneSockets.add(socket)
+    socket.on('error', () => {})
+    socket.once('close', () => this.#hboneSockets.delete(socket))
+    socket.destroy()
+  }
+}

@@ -1,0 +1,87 @@
+// The lab in ambient mode (lab up --ambient): no sidecar in any pod. istio-cni's in-pod rules go into the mesh
+// pods (productpage and reviews; ratings stays out), and one ztunnel runs in the node's namespace (the lab's
+// bridge namespace, which gets the node's own address on the bridge so the ztunnel reaches the lab's DNS
+// server), serving both pods through listeners it opens inside them.
+import { join } from 'node:path'
+import { execIn } from '../sys/netns.js'
+import { run } from '../sys/exec.js'
+import { resolvConfPath, sidecarRegistry } from './dns.js'
+import { startDetached, waitForLog } from './processes.js'
+import { pods, prefixLength, prefixLength6 } from './scene.js'
+import { ensurePodDir, labDir, type LabState } from './state.js'
+
+/** The node's address on the lab's bridge (the ztunnel's namespace). */
+export const nodeAddress = { ip: '198.18.0.1', ip6: '2001:2::1' }
+
+/** The pods istio-cni adds to the mesh: those that have a sidecar in sidecar mode. */
+export function meshPods(): string[] {
+  return pods.filter((p) => p.sidecar).map((p) => p.name)
+}
+
+/** istio-cni's flags for the lab's pods: IPv6 rules too (the pods are dual-stack), DNS capture when asked. */
+export function inpodArgs(state: Pick<LabState, 'dnsCapture'>): string[] {
+  return ['--ipv6', ...(state.dnsCapture ? ['--redirect-dns'] : [])]
+}
+
+export function ztunnelLog(lab: string): string {
+  return join(labDir(lab), 'ztunnel.log')
+}
+
+export function ztunnelAccessLog(lab: string): string {
+  return join(labDir(lab), 'ztunnel-access.log')
+}
+
+/** The in-pod rules and their routing into one pod, or out of it (cleanup). */
+export async function applyInpodRules(state: LabState, pod: string, cliPath: string, cleanup = false): Promise<string> {
+  const r = await run(process.execPath, [
+    cliPath,
+    'inpod-rules',
+    ...inpodArgs(state),
+    '--network-namespace',
+    state.pods[pod]!.ns,
+    ...(cleanup ? ['--cleanup-only'] : []),
+  ])
+  return r.stdout.trim()
+}
+
+/** Gives the node its address, programs the mesh pods and starts the ztunnel; records its pid before waiting. */
+export async function startAmbient(
+  state: LabState,
+  cliPath: string,
+  record: (pid: number) => void,
+  relayFlags: string[] = [],
+): Promise<void> {
+  await execIn(state.bridgeNs, ['ip', 'addr', 'add', `${nodeAddress.ip}/${prefixLength}`, 'dev', 'br0'])
+  await execIn(state.bridgeNs, ['ip', '-6', 'addr', 'add', `${nodeAddress.ip6}/${prefixLength6}`, 'dev', 'br0', 'nodad'])
+  for (const name of meshPods()) await applyInpodRules(state, name, cliPath)
+  const podList = meshPods()
+    .map((name) => `${name}=/run/netns/${state.pods[name]!.ns}`)
+    .join(',')
+  for (const name of meshPods()) ensurePodDir(state.lab, name)
+  const log = ztunnelLog(state.lab)
+  const pid = startDetached(
+    state.bridgeNs,
+    [
+      process.execPath,
+      cliPath,
+      'ztunnel',
+      '--zds',
+      'off',
+      '--pod',
+      podList,
+      '--access-log',
+      ztunnelAccessLog(state.lab),
+      '--registry',
+      sidecarRegistry(),
+      // the pods' own resolv.conf (the same for all): the lab's DNS server and Kubernetes' search list
+      '--dns-resolv-conf',
+      resolvConfPath(state.pods[meshPods()[0]!]!.ns),
+      '--log-format',
+      'json',
+      ...relayFlags,
+    ],
+    log,
+  )
+  record(pid)
+  await waitForLog(log, /ztunnel ready/, pid)
+}
