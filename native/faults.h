@@ -1,9 +1,10 @@
 // Fault injection, compiled only into the sanitizer build (scripts/test-asan.sh defines SIDECAR_LAB_FAULTS):
 // failure paths that real traffic reaches only by luck (splice refusing a socket mid-stream, an allocation
-// failing) are driven on purpose by test/native/relay-faults.test.ts. Without the define FAULT() is the
+// failing, no thread to be had) are driven on purpose by test/native/relay-faults.test.ts and
+// test/native/netns-faults.test.ts. Without the define FAULT() is the
 // constant false and none of this is in the addon.
-// SIDECAR_LAB_FAULTS="splice_einval=N,rw_alloc=N,cmd_alloc=N", read at each relay_engine_start (counters start
-// over): the Nth call of that kind fails, once.
+// SIDECAR_LAB_FAULTS="splice_einval=N,rw_alloc=N,cmd_alloc=N,netns_thread=N,netns_setns=N", read at each
+// relay_engine_start and faultsReset() (counters start over): the Nth call of that kind fails, once.
 #ifndef SIDECAR_FAULTS_H
 #define SIDECAR_FAULTS_H
 #include <stdbool.h>
@@ -12,6 +13,8 @@ enum fault_kind {
   FAULT_SPLICE_EINVAL,  // a splice from a pipe to a socket fails with EINVAL
   FAULT_RW_ALLOC,       // to_rw()'s buffer cannot be allocated (ENOMEM)
   FAULT_CMD_ALLOC,      // a command for the relay thread cannot be allocated (ENOMEM)
+  FAULT_NETNS_THREAD,   // netns_socket's thread cannot be created (pthread_create: EAGAIN)
+  FAULT_NETNS_SETNS,    // netns_socket's thread cannot enter the namespace (setns: EPERM, as without CAP_SYS_ADMIN)
   FAULT_KINDS
 };
 

@@ -1,4 +1,4 @@
-// Helpers shared by the addon's Node-API files (sockopt.c, relay-napi.c), defined in napi-util.c.
+// Helpers shared by the addon's Node-API files (sockopt.c, relay-napi.c, netns.c), defined in napi-util.c.
 #ifndef SIDECAR_NAPI_UTIL_H
 #define SIDECAR_NAPI_UTIL_H
 #define NAPI_VERSION 8
@@ -41,5 +41,7 @@ bool sockaddr_parse(napi_env env, const char* text, uint16_t port, struct sockad
 
 // relay-napi.c: adds relayStart, relayAdd, relayAbort, relayTcpInfo, relayStop, relayStats to exports.
 bool relay_define(napi_env env, napi_value exports);
+// netns.c: adds netnsSocket and faultsReset to exports.
+bool netns_define(napi_env env, napi_value exports);
 
 #endif

@@ -190,7 +190,7 @@ static bool sockaddr_arg(napi_env env, napi_value obj, struct sockaddr_storage* 
   return sockaddr_parse(env, text, (uint16_t)port, ss, len);
 }
 
-// relayAdd(id, downstreamFd, dst: { address, port }, bind: { address?, transparent?, mark? }) -> local address
+// relayAdd(id, downstreamFd, dst: { address, port }, bind: { address?, transparent?, mark?, netns? }) -> local address
 static napi_value relay_add(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4], v;
@@ -201,9 +201,10 @@ static napi_value relay_add(napi_env env, napi_callback_info info) {
   int32_t fd;
   struct sockaddr_storage dst, src, local;
   socklen_t dst_len = 0, src_len = 0;
+  double netns = -1;
   if (!id_arg(env, argv[0], &id) || !int_arg(env, argv[1], "downstreamFd", &fd)) return NULL;
   if (!sockaddr_arg(env, argv[2], &dst, &dst_len, "dst")) return NULL;
-  relay_bind b = {NULL, 0, false, 0};
+  relay_bind b = {NULL, 0, false, 0, -1};
   if (!get_property(env, argv[3], "address", &v, &type)) return NULL;
   if (type != napi_undefined) {
     if (!sockaddr_arg(env, argv[3], &src, &src_len, "bind")) return NULL;
@@ -214,6 +215,9 @@ static napi_value relay_add(napi_env env, napi_callback_info info) {
   if (type == napi_boolean) NAPI_CALL(env, napi_get_value_bool(env, v, &b.transparent));
   if (!get_property(env, argv[3], "mark", &v, &type)) return NULL;
   if (type != napi_undefined && !int_arg(env, v, "mark", &b.mark)) return NULL;
+  if (!get_property(env, argv[3], "netns", &v, &type)) return NULL;
+  if (type != napi_undefined && !number_property(env, argv[3], "netns", -1, INT32_MAX, &netns)) return NULL;
+  b.netns = (int)netns;
   const char* syscall = NULL;
   int err = relay_engine_add(id, fd, (struct sockaddr*)&dst, dst_len, &b, &local, &syscall);
   if (err) return throw_errno(env, syscall ? syscall : "relayAdd", err);

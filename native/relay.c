@@ -7,6 +7,7 @@
 #include "relay-internal.h"
 #include "faults.h"
 #include "transparent.h"
+#include "netns.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -483,8 +484,7 @@ int relay_engine_add(int64_t id, int downstream_fd, const struct sockaddr* dst, 
   const char* refused;
   if ((down = fcntl(downstream_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
     *syscall = "dup";
-  } else if ((up = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
-    *syscall = "socket";
+  } else if ((errno = netns_socket(bind_to->netns, dst->sa_family, SOCK_STREAM, &up, syscall)) != 0) {
   } else if ((refused = transparent_setup(up, dst->sa_family, bind_to->transparent, bind_to->mark))) {
     *syscall = refused;
   } else if (setsockopt(up, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on)) {

@@ -46,6 +46,7 @@ typedef struct relay_bind {
   socklen_t len;
   bool transparent;
   int mark;
+  int netns;  // the upstream socket's network namespace (an fd of /proc/PID/ns/net), -1: the engine's own
 } relay_bind;
 
 // All return 0 or a positive errno. Start/stop/add/abort are called from one (the JS) thread.

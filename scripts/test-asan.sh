@@ -15,7 +15,8 @@ node node_modules/typescript/bin/tsc -p tsconfig.json
 
 # A separate gyp project whose sources are the real ones (the symlink), so binding.gyp stays the one truth and
 # build/Release keeps the normal build. CFLAGS come after binding.gyp's own flags, so -O1 wins over its -O2.
-# -DSIDECAR_LAB_FAULTS: native/faults.h's fault switch, in this build only (test/native/relay-faults.test.ts).
+# -DSIDECAR_LAB_FAULTS: native/faults.h's fault switch, in this build only (test/native/relay-faults.test.ts and
+# test/native/netns-faults.test.ts, both in the default list below, which takes every file in test/native).
 out=$root/build-asan
 rm -rf "$out"
 mkdir -p "$out"

@@ -20,6 +20,8 @@ export interface RelayBind {
   transparent?: boolean
   /** SO_MARK, when not 0 */
   mark?: number
+  /** make the upstream socket in this network namespace (an fd from openNetns in ./netns.ts); none or -1: ours */
+  netns?: number
 }
 
 export type RelayEvent =

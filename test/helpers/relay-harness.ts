@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { Test } from 'tap'
-import { relayAdd, relayStart, type RelayEvent, type RelayOptions } from '../../src/native/relay.js'
+import { relayAdd, relayStart, type RelayBind, type RelayEvent, type RelayOptions } from '../../src/native/relay.js'
 import { socketFd } from '../../src/native/sockopt.js'
 
 export type Closed = Extract<RelayEvent, { type: 'closed' }>
@@ -36,8 +36,8 @@ export interface Relayed {
   upstream: Promise<Socket>
 }
 
-/** A client connection relayed by the engine to a fresh upstream server (or to upstreamPort). */
-export async function relayed(t: Test, upstreamPort?: number, bindAddress?: string): Promise<Relayed> {
+/** A client connection relayed by the engine to a fresh upstream server (or to upstreamPort); bind: an address, or relayAdd's bind. */
+export async function relayed(t: Test, upstreamPort?: number, bind: string | RelayBind = {}): Promise<Relayed> {
   let upstream: Promise<Socket> = new Promise(() => {})
   if (upstreamPort === undefined) {
     const server = createServer({ allowHalfOpen: true })
@@ -53,7 +53,7 @@ export async function relayed(t: Test, upstreamPort?: number, bindAddress?: stri
     })
   })
   const front = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => {
-    relayAdd(id, socketFd(s), { address: '127.0.0.1', port: upstreamPort, family: 4 }, bindAddress ? { address: bindAddress } : {})
+    relayAdd(id, socketFd(s), { address: '127.0.0.1', port: upstreamPort, family: 4 }, typeof bind === 'string' ? { address: bind } : bind)
     s.destroy()
   })
   const client = connect({ port: await listen(t, front), host: '127.0.0.1', allowHalfOpen: true })
