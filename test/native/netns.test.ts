@@ -72,7 +72,7 @@ function collect(s: Socket): Promise<Buffer> {
 t.test('bad options are a TypeError or RangeError naming the option, and leave no fd', async (t) => {
   const before = fdCount()
   const base = { netns: -1, family: 4, type: 'tcp' } as const
-  const cases: [unknown, object][] = [
+  const cases: [unknown, Exclude<Parameters<Test['throws']>[1], string | undefined>][] = [
     [undefined, { name: 'TypeError', message: /options must be an object/ }],
     [
       { family: 4, type: 'tcp' },
@@ -147,7 +147,7 @@ t.test('a listener made in the pod: listed there, not here; a client in the pod 
   const p = await pod(t, 'lis')
   const fd = netnsSocket({ netns: p.fd, family: 4, type: 'tcp', address: POD_IP, port: 15008, listen: 64, reuseAddr: true })
   const ino = inode(fd)
-  const received = new Promise<{ bytes: number; sha: string; remote?: string }>((resolve) => {
+  const received = new Promise<{ bytes: number; sha: string; remote: string | undefined }>((resolve) => {
     const server = createServer((c) => {
       void drain(c).then(({ bytes, sha }) => resolve({ bytes, sha, remote: c.remoteAddress }))
     })
