@@ -16,6 +16,7 @@ import { collectStatus, renderStatus } from './status.js'
 import { podLogFiles, showLogs } from './logs.js'
 import { terminalWidth } from '../text/wrap.js'
 import { downAll } from './sweep.js'
+import { defaultRelay, relayEngines } from '../proxy/config.js'
 
 const help = `usage: sidecar-lab lab <subcommand> [--lab NAME] [--log-format json|text]
 
@@ -36,6 +37,9 @@ subcommands:
                                  (image: scripts/docker-image.sh)
      [--dns-capture]             the injector's DNS capture (ISTIO_META_DNS_CAPTURE=true:
                                  --redirect-dns to 15053)
+     [--relay node|native]       the sidecars' relay engine (default ${defaultRelay}): node (node:net)
+                                 or native (the addon's epoll thread with splice); status shows
+                                 the engine each sidecar reports
      [--verbose]                 the status with every counter (as status --verbose)
   down [--all]                   remove namespaces, links, processes, rules and state, whatever
                                  state it is in; --all: every lab, and what an interrupted
@@ -63,6 +67,7 @@ const options = {
   docker: { type: 'boolean' },
   mode: { type: 'string', value: 'REDIRECT|TPROXY' },
   'dns-capture': { type: 'boolean' },
+  relay: { type: 'string', value: 'node|native' },
   all: { type: 'boolean' },
   json: { type: 'boolean' },
   follow: { type: 'boolean', short: 'f' },
@@ -77,6 +82,7 @@ const only: Partial<Record<keyof typeof options, string | string[]>> = {
   docker: 'up',
   mode: 'up',
   'dns-capture': 'up',
+  relay: 'up',
   all: 'down',
   follow: 'logs',
   json: ['status', 'logs'],
@@ -156,12 +162,14 @@ export const labCommand: Command = {
       case 'up': {
         if (values.compat !== undefined) oneOf('compat', values.compat, ['legacy'])
         const mode = oneOf('mode', values.mode ?? 'REDIRECT', ['REDIRECT', 'TPROXY'] as const)
+        const relay = oneOf('relay', values.relay ?? defaultRelay, relayEngines)
         const { state, already } = await up({
           lab,
           rules: values.compat ? 'legacy' : 'istio',
           mode,
           docker: values.docker === true,
           dnsCapture: values['dns-capture'] === true,
+          relay,
           log,
         })
         io.stdout.write(already ? `lab ${lab} is already up\n` : `lab ${lab} is up\n`)

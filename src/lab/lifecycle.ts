@@ -24,6 +24,7 @@ import {
 import { recordCreated } from '../sys/ledger.js'
 import { ensurePodDir, readState, removeState, writeState, type LabState } from './state.js'
 import { cliCommand } from '../invocation.js'
+import { defaultRelay, type RelayEngine } from '../proxy/config.js'
 
 export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url))
 const appServer = fileURLToPath(new URL('./app-server.js', import.meta.url))
@@ -39,6 +40,8 @@ export interface UpOptions {
   docker?: boolean
   /** the injector's DNS capture (ISTIO_META_DNS_CAPTURE=true: --redirect-dns) */
   dnsCapture?: boolean
+  /** the sidecars' relay engine (default defaultRelay) */
+  relay?: RelayEngine
   log: Logger
 }
 
@@ -72,10 +75,13 @@ function labForm(state: {
   docker?: boolean | undefined
   mode?: LabState['mode'] | undefined
   dnsCapture?: boolean | undefined
+  relay?: RelayEngine | undefined
 }): string {
   const rules = state.rules === 'legacy' ? 'legacy (Istio 1.10 layout)' : "injector's"
   const dns = state.dnsCapture ? ' with DNS capture' : ''
-  return `${state.docker ? 'Docker containers' : 'network namespaces'} with the ${rules} rules in ${state.mode ?? 'REDIRECT'} mode${dns}`
+  // named when not node, so the form of a lab from before the engines existed reads as it did
+  const engine = (state.relay ?? 'node') === 'node' ? '' : ` and the ${state.relay} relay engine`
+  return `${state.docker ? 'Docker containers' : 'network namespaces'} with the ${rules} rules in ${state.mode ?? 'REDIRECT'} mode${dns}${engine}`
 }
 
 export async function up(options: UpOptions): Promise<{ state: LabState; already: boolean }> {
@@ -83,11 +89,12 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
   const { lab, log } = options
   const existing = readState(lab)
   const mode = options.mode ?? 'REDIRECT'
+  const relay = options.relay ?? defaultRelay
   if (mode === 'TPROXY' && options.rules === 'legacy')
     throw new InvalidFlagError('--mode TPROXY needs the Istio layout: --compat legacy emulates REDIRECT mode only')
   if (isUp(existing)) {
     const have = labForm(existing!)
-    const want = labForm({ rules: options.rules, docker: options.docker === true, mode, dnsCapture: options.dnsCapture === true })
+    const want = labForm({ rules: options.rules, docker: options.docker === true, mode, dnsCapture: options.dnsCapture === true, relay })
     if (have === want) return { state: existing!, already: true }
     // Rebuilding silently would cut whatever runs in the lab now; the user says so by taking it down first.
     throw new InvalidFlagError(`lab ${lab} is up as ${have}; this 'lab up' asks for ${want}: run '${cliCommand('lab down', lab)}' first`)
@@ -101,6 +108,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     bridgeNs: `${lab}-net`,
     rules: options.rules,
     mode,
+    relay,
     complete: false,
     ...(options.docker ? { docker: true } : {}),
     ...(options.dnsCapture ? { dnsCapture: true } : {}),
@@ -141,6 +149,8 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
         '--access-log',
         join(dir, 'access.log'),
         ...sidecarModeFlags(mode),
+        '--relay',
+        relay,
         '--registry',
         sidecarRegistry(),
         ...(options.sidecarFlags ?? []),

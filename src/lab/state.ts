@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync }
 import { join } from 'node:path'
 import { InvalidFlagError } from '../errors.js'
 import { quoteInput } from '../quote.js'
+import type { RelayEngine } from '../proxy/config.js'
 
 export interface PodState {
   ns: string
@@ -31,6 +32,8 @@ export interface LabState {
   dns?: { ns: string; pid?: number }
   /** the injector's layout with ISTIO_META_DNS_CAPTURE=true (--redirect-dns) */
   dnsCapture?: boolean
+  /** the sidecars' relay engine (lab up --relay; absent in a state written before engines existed: node) */
+  relay?: RelayEngine
 }
 
 export function stateRoot(): string {
