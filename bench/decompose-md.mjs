@@ -12,7 +12,12 @@ export function renderDecomposeMd(r) {
   const lines = [
     `Decomposition of one request through both pods (${r.method.rounds} rounds × ${r.method.secondsPerRun} s per position, medians; ` +
       `${r.machine.nproc} × ${r.machine.cpu}, commit ${r.machine.commit}, load at end ${r.loadAverageAtEnd.join(' ')}; ${r.startedAt}).`,
-    `Client: ${r.method.client}.`,
+    `Client: ${r.method.client}. Sidecars: sidecar-lab with the ${r.method.relay ?? 'node'} relay` +
+      (r.method.haproxy?.available
+        ? `; HAProxy pair: HAProxy ${r.method.haproxy.version}, nbthread ${r.method.haproxy.nbthread}.`
+        : r.method.haproxy
+          ? `; no HAProxy pair (${r.method.haproxy.reason}).`
+          : '.'),
     '',
     '| position | requests | mean µs | p50 µs (range) | p99 µs | CPU µs/req: client + server + sidecar out + in | CPU range over rounds |',
     '|---|---:|---:|---:|---:|---:|---:|',
@@ -28,7 +33,9 @@ export function renderDecomposeMd(r) {
     "| part of the path | latency added, mean µs | p50 µs | CPU µs/req | share of the path's CPU |",
     '|---|---:|---:|---:|---:|',
     ...r.parts.map(
-      (/** @type {any} */ p) => `| ${p.title} | ${us(p.meanUs)} | ${us(p.p50Us)} | ${us(p.cpuUs)} | ${share(p.cpuUs, total.cpuUs)} |`,
+      // HAProxy's row stands beside the parts, not among them: no share of the sidecars' path
+      (/** @type {any} */ p) =>
+        `| ${p.title} | ${us(p.meanUs)} | ${us(p.p50Us)} | ${us(p.cpuUs)} | ${p.id === 'haproxy' ? '-' : share(p.cpuUs, total.cpuUs)} |`,
     ),
     '',
   ]

@@ -9,28 +9,43 @@
 //   nat       as rules, plus the two NATs of the real path without a proxy: a DNAT in productpage's
 //             ISTIO_OUTPUT (REDIRECT's own work, which cannot leave the pod) and a REDIRECT in reviews'
 //             ISTIO_INBOUND to a second server
-//   sidecars  Istio's rules as installed, the client as the app (uid 1000): both sidecars on the path
+//   sidecars  Istio's rules as installed, the client as the app (uid 1000): both sidecars on the path (--relay's engine)
+//   haproxy   as sidecars, with HAProxy in both sidecars' place (bench/peers.mjs's config, the bench's HAProxy peer):
+//             what two real proxies cost on the same path; left out, with a line saying so, when haproxy is missing
 // Differences between neighbours give the rules' cost, the NAT's, and the sidecars'. CPU counts the client,
 // the server and the sidecars (user + system, where the kernel's netfilter work on a send mostly lands).
-// usage: node bench/decompose.mjs [--seconds N] [--rounds N] [--lab NAME] [--record | --out DIR]
+// usage: node bench/decompose.mjs [--seconds N] [--rounds N] [--relay node|native] [--haproxy-nbthread 1|2] [--lab NAME] [--record | --out DIR]
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { exec, netns, processes, state as labState } from './lab.mjs'
 import { BenchLab, cpuSeconds, interruptible, root, serverIp } from './harness.mjs'
 import { machine } from './machine.mjs'
-import { benchFlags, flags, resultFlags, resultsDir } from './flags.mjs'
+import { benchFlags, defaultRelay, flags, relayFlag, relayValue, resultFlags, resultsDir } from './flags.mjs'
+import { haproxyPeer } from './peers.mjs'
 
 const usage =
   'usage: node bench/decompose.mjs [--seconds N (default 1.5)] [--rounds N (default 5)] [--lab NAME (default slb-decomp)] [--record | --out DIR]\n' +
+  `                               [--relay node|native (the sidecars' engine, default ${defaultRelay})] [--haproxy-nbthread 1|2 (default 1)]\n` +
   'Results go to bench/results/tmp/decompose (not committed); --record writes the committed bench/results/decompose.\n'
-const { seconds, rounds, outDir, values } = benchFlags(
+const { seconds, rounds, relay, nbthread, outDir, values } = benchFlags(
   'decompose',
-  { seconds: { type: 'string' }, rounds: { type: 'string' }, lab: { type: 'string' }, ...resultFlags },
+  {
+    seconds: { type: 'string' },
+    rounds: { type: 'string' },
+    lab: { type: 'string' },
+    ...relayFlag,
+    'haproxy-nbthread': { type: 'string' },
+    ...resultFlags,
+  },
   usage,
   (values) => ({
     seconds: flags.decimal('seconds', values.seconds, 1.5, 0, 30, true),
     rounds: flags.integer('rounds', values.rounds, 5, 1, 10),
+    relay: relayValue(values.relay),
+    // one request at a time: a second thread has nothing to run in parallel (bench/run.mjs's trial is for many)
+    nbthread: Number(flags.oneOf('haproxy-nbthread', values['haproxy-nbthread'] ?? '1', ['1', '2'])),
     outDir: resultsDir(values, 'bench/results/decompose', 'bench/results/tmp/decompose'),
     values,
   }),
@@ -46,14 +61,31 @@ const proxyUser = { uid: 1337, gid: 1337 }
 const servers = { a: [9190, 9193, 9194], b: [9290, 9293, 9294] }
 const natPort = 9191
 
-/** @typedef {'bare' | 'rules' | 'nat' | 'sidecars'} PositionId */
+/** haproxy on the PATH (scripts/setup.sh installs it), else why the HAProxy position is left out */
+const haproxyFound = spawnSync('haproxy', ['-v'], { encoding: 'utf8' })
+const haproxy =
+  haproxyFound.status === 0
+    ? { available: true, version: /version (\S+)/.exec(haproxyFound.stdout)?.[1] ?? '?', nbthread }
+    : {
+        available: false,
+        reason: `haproxy -v: ${haproxyFound.error?.message ?? `exit ${haproxyFound.status}`} (scripts/setup.sh installs it)`,
+        nbthread,
+      }
+
+/** @typedef {'bare' | 'rules' | 'nat' | 'sidecars' | 'haproxy'} PositionId */
 /** @type {Array<{ id: PositionId, title: string }>} */
 const positions = [
   { id: 'bare', title: 'no capture rules' },
   { id: 'rules', title: 'capture rules walked, traffic exempted (RETURN)' },
   { id: 'nat', title: 'rules + two NAT redirects, no proxy' },
-  { id: 'sidecars', title: 'the full path: both sidecars' },
+  { id: 'sidecars', title: `the full path: both sidecars (${relay} relay)` },
+  ...(haproxy.available
+    ? [{ id: /** @type {PositionId} */ ('haproxy'), title: `the full path, HAProxy in both sidecars' place (nbthread ${nbthread})` }]
+    : []),
 ]
+const haproxyPair = haproxyPeer('haproxy', { nbthread })
+/** @type {import('./harness.mjs').SidecarPeer | undefined} the lab's own sidecar, to start again after HAProxy's turn */
+let ourSidecar
 
 const lab = new BenchLab(values.lab ?? 'slb-decomp')
 const guard = interruptible(lab)
@@ -80,6 +112,11 @@ async function clearExtra() {
 /** @param {PositionId} id */
 async function setPosition(id) {
   await clearExtra()
+  if (id === 'haproxy' && lab.sidecarName !== haproxyPair.name) await lab.startSidecars(haproxyPair)
+  if (id !== 'haproxy' && ourSidecar && lab.sidecarName !== ourSidecar.name) {
+    await lab.startSidecars(ourSidecar)
+    await measure('sidecars', 1) // unrecorded: a fresh sidecar's JIT warm-up, as before the first round
+  }
   await lab.setPosition(id === 'bare' ? 'none' : 'both')
   const port = ['-p', 'tcp', '-m', 'tcp', '--dport']
   if (id === 'rules') await insertBeforeLast('reviews', 'ISTIO_INBOUND', [...port, String(servers.a[0]), '-j', 'RETURN'])
@@ -150,6 +187,8 @@ async function measure(id, secs) {
   const user = id === 'rules' || id === 'nat' ? proxyUser : app
   const server = id === 'nat' ? serverPids.b : serverPids.a
   const pids = { server, out: lab.sidecarPids.productpage, in: lab.sidecarPids.reviews }
+  // which program each proxy pid is, the proof of whose CPU the sidecar columns count
+  const proxies = { out: comm(pids.out), in: comm(pids.in) }
   const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]))
   const busy0 = machineBusy()
   const argv = [process.execPath, join(root, 'bench/apps/decompose-client.mjs'), serverIp, String(servers.a[0]), String(secs)]
@@ -168,7 +207,17 @@ async function measure(id, secs) {
     p99Us: out.latenciesMs.p99 * 1000,
     cpuUs: { ...cpu, total: cpu.client + cpu.server + cpu.sidecarOut + cpu.sidecarIn },
     machineUs: ((machineBusy() - busy0) * 1e4) / n,
+    proxies,
     counters: await ruleCounters(),
+  }
+}
+
+/** A process's program name (/proc/PID/comm), '' when it is gone. @param {number | undefined} pid */
+function comm(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
+  } catch {
+    return ''
   }
 }
 
@@ -177,9 +226,15 @@ const samples = []
 const started = new Date()
 const host = machine() // before the run, so its load average is the one the run started under
 try {
-  console.log(`decompose: lab ${lab.lab} up; ${positions.length} positions x ${rounds} round(s) x ${seconds} s`)
-  await lab.up()
+  console.log(
+    `decompose: lab ${lab.lab} up; sidecars with the ${relay} relay; ${positions.length} positions x ${rounds} round(s) x ${seconds} s`,
+  )
+  if (!haproxy.available) console.log(`decompose: the HAProxy position is left out: ${haproxy.reason}`)
+  await lab.up(relay)
   await startServers()
+  // the sidecar's own command line, so the one started again after HAProxy's turn is the same as lab up's
+  const ownArgv = readFileSync(`/proc/${lab.sidecarPids.productpage}/cmdline`, 'utf8').split('\0').filter(Boolean)
+  ourSidecar = { name: 'sidecar-lab', argv: () => ownArgv }
   for (const id of /** @type {PositionId[]} */ (['bare', 'sidecars'])) {
     await setPosition(id)
     await measure(id, 1) // unrecorded: JIT warm-up of client, server and sidecars
@@ -248,6 +303,10 @@ const parts = [
   { id: 'nat', title: 'conntrack NAT of the two redirects', ...diff('rules', 'nat') },
   { id: 'sidecars', title: 'the two sidecars (accept, SO_ORIGINAL_DST, new connection, relay)', ...diff('nat', 'sidecars') },
   { id: 'total', title: 'the whole interception path', ...diff('bare', 'sidecars') },
+  // beside the parts, not one of them: what two real proxies add in the sidecars' place
+  ...(haproxy.available
+    ? [{ id: 'haproxy', title: "two HAProxy in the sidecars' place (compare: the two sidecars)", ...diff('nat', 'haproxy') }]
+    : []),
 ]
 const result = {
   startedAt: started.toISOString(),
@@ -256,6 +315,8 @@ const result = {
   machine: host,
   method: {
     lab: lab.lab,
+    relay,
+    haproxy,
     rounds,
     secondsPerRun: seconds,
     positions,

@@ -9,12 +9,28 @@ const args = await import(new URL('../dist/flags/args.js', import.meta.url).href
 export const flags = await import(new URL('../dist/flags/values.js', import.meta.url).href)
 /** @type {typeof import('../src/errors.js')} */
 const errors = await import(new URL('../dist/errors.js', import.meta.url).href)
+/** @type {typeof import('../src/proxy/config.js')} */
+const proxyConfig = await import(new URL('../dist/proxy/config.js', import.meta.url).href)
 /** A flag's value that the shared parsers accept but the script does not (its message names the flag). */
 export const InvalidFlag = errors.InvalidFlagError
 const root = fileURLToPath(new URL('..', import.meta.url))
 
 /** --record and --out, the flags of every script that writes results. */
 export const resultFlags = /** @type {const} */ ({ record: { type: 'boolean' }, out: { type: 'string' } })
+
+/** --relay, as `sidecar-lab proxy`, `lab up` and the demo take it: the engine of the lab's sidecars. */
+export const relayFlag = /** @type {const} */ ({ relay: { type: 'string', value: 'node|native' } })
+/** The engine the sidecars run when --relay is not given (src/proxy/config.ts: one constant for every command). */
+export const defaultRelay = proxyConfig.defaultRelay
+
+/**
+ * --relay's value, checked: node or native, the default when not given.
+ * @param {string | undefined} text
+ * @returns {import('../src/proxy/config.js').RelayEngine}
+ */
+export function relayValue(text) {
+  return flags.oneOf('relay', text ?? proxyConfig.defaultRelay, proxyConfig.relayEngines)
+}
 
 /**
  * Where a run writes: --out DIR; with --record the committed folder the README cites (`recorded`); else

@@ -57,13 +57,14 @@ export class BenchLab {
     return this.state.pods[pod]?.ns ?? ''
   }
 
-  /** @param {string[]} [sidecarFlags] more flags for the lab's own sidecars (the soak's `--relay native`) */
-  async up(sidecarFlags = []) {
+  /** @param {import('../src/proxy/config.js').RelayEngine} [relay] the lab's own sidecars' engine (the scripts' --relay) */
+  async up(relay) {
     const { state } = await lifecycle.up({
       lab: this.lab,
       rules: 'istio',
       log: this.#log,
-      sidecarFlags: ['--access-log', 'off', ...sidecarFlags],
+      ...(relay ? { relay } : {}),
+      sidecarFlags: ['--access-log', 'off'],
     })
     this.#state = state
     for (const pod of sidecarPods) {

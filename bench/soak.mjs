@@ -14,20 +14,20 @@ import { BenchLab, interruptible, ports, quiet, root, rssBytes, serverIp } from 
 import { exec, netns, processes, state as labState } from './lab.mjs'
 import { machine } from './machine.mjs'
 import { checks, renderSoakMarkdown, renderSoakText } from './soak-report.mjs'
-import { benchFlags, flags, InvalidFlag, resultFlags, resultsDir } from './flags.mjs'
+import { benchFlags, defaultRelay, flags, InvalidFlag, relayFlag, relayValue, resultFlags, resultsDir } from './flags.mjs'
 import { renderSoakSvg } from './soak-svg.mjs'
 
 const usage =
-  'usage: node bench/soak.mjs [--duration 10m|60s|SECONDS] [--relay node|native] [--lab NAME] [--record | --out DIR]\n' +
+  `usage: node bench/soak.mjs [--duration 10m|60s|SECONDS] [--relay node|native (default ${defaultRelay})] [--lab NAME] [--record | --out DIR]\n` +
   'Results go to bench/results/tmp/soak (not committed); --record writes the committed bench/results/soak (soak-native with --relay native).\n'
 const { durationMs, relay, outDir, values } = benchFlags(
   'soak',
-  { duration: { type: 'string' }, relay: { type: 'string' }, lab: { type: 'string' }, ...resultFlags },
+  { duration: { type: 'string' }, ...relayFlag, lab: { type: 'string' }, ...resultFlags },
   usage,
   (values) => {
     const durationMs = flags.duration('duration', values.duration, 600_000, false)
     if (durationMs < 5000) throw new InvalidFlag(`--duration: ${values.duration} is shorter than 5 s`)
-    const relay = flags.oneOf('relay', values.relay ?? 'node', ['node', 'native'])
+    const relay = relayValue(values.relay)
     const recorded = relay === 'native' ? 'bench/results/soak-native' : 'bench/results/soak'
     return { durationMs, relay, outDir: resultsDir(values, recorded, 'bench/results/tmp/soak'), values }
   },
@@ -78,7 +78,7 @@ let t0 = Date.now()
 
 try {
   console.log(`soak: lab ${lab.lab} up; relay ${relay}; ${Math.round(durationMs / 1000)} s of load, samples every ${sampleMs / 1000} s`)
-  await lab.up(['--relay', relay])
+  await lab.up(relay)
   const dir = labState.ensurePodDir(lab.lab, 'reviews')
   const echoPid = processes.startDetached(
     lab.ns('reviews'),

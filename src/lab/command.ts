@@ -17,6 +17,7 @@ import { collectStatus, renderStatus } from './status.js'
 import { podLogFiles, showLogs } from './logs.js'
 import { terminalWidth } from '../text/wrap.js'
 import { downAll } from './sweep.js'
+import { defaultRelay, relayEngines } from '../proxy/config.js'
 
 const help = `usage: sidecar-lab lab <subcommand> [--lab NAME] [--log-format json|text]
 
@@ -40,6 +41,9 @@ subcommands:
      [--ambient]                 ambient mode instead of sidecars: istio-cni's in-pod rules in
                                  productpage and reviews, one ztunnel in the node's namespace
                                  serving both from outside them (sidecar-lab ztunnel --help)
+     [--relay node|native]       the sidecars' relay engine (default ${defaultRelay}): node (node:net)
+                                 or native (the addon's epoll thread with splice); status shows
+                                 the engine each sidecar reports
      [--verbose]                 the status with every counter (as status --verbose)
   down [--all]                   remove namespaces, links, processes, rules and state, whatever
                                  state it is in; --all: every lab, and what an interrupted
@@ -68,6 +72,7 @@ const options = {
   mode: { type: 'string', value: 'REDIRECT|TPROXY' },
   'dns-capture': { type: 'boolean' },
   ambient: { type: 'boolean' },
+  relay: { type: 'string', value: 'node|native' },
   all: { type: 'boolean' },
   json: { type: 'boolean' },
   follow: { type: 'boolean', short: 'f' },
@@ -83,6 +88,7 @@ const only: Partial<Record<keyof typeof options, string | string[]>> = {
   mode: 'up',
   'dns-capture': 'up',
   ambient: 'up',
+  relay: 'up',
   all: 'down',
   follow: 'logs',
   json: ['status', 'logs'],
@@ -162,6 +168,7 @@ export const labCommand: Command = {
       case 'up': {
         if (values.compat !== undefined) oneOf('compat', values.compat, ['legacy'])
         const mode = oneOf('mode', values.mode ?? 'REDIRECT', ['REDIRECT', 'TPROXY'] as const)
+        const relay = oneOf('relay', values.relay ?? defaultRelay, relayEngines)
         const { state, already } = await up({
           lab,
           rules: values.compat ? 'legacy' : 'istio',
@@ -169,6 +176,7 @@ export const labCommand: Command = {
           docker: values.docker === true,
           dnsCapture: values['dns-capture'] === true,
           ambient: values.ambient === true,
+          relay,
           log,
         })
         io.stdout.write(already ? `lab ${lab} is already up\n` : `lab ${lab} is up\n`)

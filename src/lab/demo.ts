@@ -1,7 +1,7 @@
 // `sidecar-lab demo`: the lab from nothing to a measured comparison and back to nothing.
 import type { Command } from '../command.js'
 import { parseCommandArgs } from '../flags/args.js'
-import { integer } from '../flags/values.js'
+import { integer, oneOf } from '../flags/values.js'
 import { createLogger } from '../logger.js'
 import { resolveLogFormat } from '../log-format.js'
 import { run } from '../sys/exec.js'
@@ -10,12 +10,14 @@ import { load as loadFrom, renderComparison, type LoadResult } from './load.js'
 import { inNetns } from '../sys/netns.js'
 import { appPort, appUser, podUrl } from './scene.js'
 import { labFlag } from './state.js'
+import { defaultRelay, relayEngines } from '../proxy/config.js'
 
-const help = `usage: sidecar-lab demo [--lab NAME] [--duration SECONDS] [--connections N]
+const help = `usage: sidecar-lab demo [--lab NAME] [--duration SECONDS] [--connections N] [--relay node|native]
 
 Builds the lab (productpage and reviews with capture rules and sidecars), traces one request
 productpage -> reviews:${appPort} rule by rule, then loads reviews from productpage with autocannon twice:
 direct (capture rules removed) and through both sidecars, prints the two side by side, and removes the lab.
+--relay: the sidecars' relay engine, node or native (default ${defaultRelay}); the output names it.
 Needs root. npm run demo installs what is missing first.
 `
 
@@ -26,6 +28,7 @@ export const demoCommand: Command = {
       lab: { type: 'string', value: 'NAME' },
       duration: { type: 'string', value: 'SECONDS' },
       connections: { type: 'string', value: 'N' },
+      relay: { type: 'string', value: 'node|native' },
       help: { type: 'boolean' },
     } as const
     const { values } = parseCommandArgs(argv, options, 'sidecar-lab demo')
@@ -39,10 +42,11 @@ export const demoCommand: Command = {
       durationS: integer('duration', values.duration, 10, 1, 600),
       connections: integer('connections', values.connections, 10, 1, 1000),
     }
+    const relay = oneOf('relay', values.relay ?? defaultRelay, relayEngines)
     const log = createLogger({ level: 'warn', format: resolveLogFormat(undefined, io.env, io.stderr) })
     const say = (text: string) => io.stdout.write(text)
-    say(`\n== 1. lab up: pods as network namespaces, capture rules from our istio-iptables, sidecars as uid 1337\n`)
-    const { state } = await up({ lab, rules: 'istio', log })
+    say(`\n== 1. lab up: pods as network namespaces, capture rules from our istio-iptables, sidecars as uid 1337 (${relay} relay)\n`)
+    const { state } = await up({ lab, rules: 'istio', relay, log })
     try {
       const target = podUrl('reviews')
       // a path other than /, which reviews answers itself: the load measures the one hop productpage -> reviews,
@@ -66,7 +70,7 @@ export const demoCommand: Command = {
       results.push(await loadFrom('direct', state.pods.productpage!.ns, loadTarget, load))
       say('capture rules on again (through both sidecars)...\n')
       for (const pod of ['productpage', 'reviews']) await applyRules(state, pod)
-      results.push(await loadFrom('both sidecars', state.pods.productpage!.ns, loadTarget, load))
+      results.push(await loadFrom(`both sidecars (${relay} relay)`, state.pods.productpage!.ns, loadTarget, load))
       say('\n' + renderComparison(results))
     } finally {
       say(`\n== 4. lab down\n`)

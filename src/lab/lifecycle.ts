@@ -25,6 +25,7 @@ import {
 import { recordCreated } from '../sys/ledger.js'
 import { ensurePodDir, readState, removeState, writeState, type LabState } from './state.js'
 import { cliCommand } from '../invocation.js'
+import { defaultRelay, type RelayEngine } from '../proxy/config.js'
 
 export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url))
 const appServer = fileURLToPath(new URL('./app-server.js', import.meta.url))
@@ -42,6 +43,8 @@ export interface UpOptions {
   dnsCapture?: boolean
   /** ambient mode: istio-cni's in-pod rules and a ztunnel on the node instead of sidecars (ambient.ts) */
   ambient?: boolean
+  /** the sidecars' relay engine (default defaultRelay) */
+  relay?: RelayEngine
   log: Logger
 }
 
@@ -77,12 +80,15 @@ function labForm(state: {
   mode?: LabState['mode'] | undefined
   dnsCapture?: boolean | undefined
   ambient?: unknown
+  relay?: RelayEngine | undefined
 }): string {
   const form = state.docker ? 'Docker containers' : 'network namespaces'
   const dns = state.dnsCapture ? ' with DNS capture' : ''
-  if (state.ambient) return `${form} in ambient mode (in-pod rules, a ztunnel on the node)${dns}`
+  // named when not node, so the form of a lab from before the engines existed reads as it did
+  const engine = (state.relay ?? 'node') === 'node' ? '' : ` and the ${state.relay} relay engine`
+  if (state.ambient) return `${form} in ambient mode (in-pod rules, a ztunnel on the node)${dns}${engine}`
   const rules = state.rules === 'legacy' ? 'legacy (Istio 1.10 layout)' : "injector's"
-  return `${form} with the ${rules} rules in ${state.mode ?? 'REDIRECT'} mode${dns}`
+  return `${form} with the ${rules} rules in ${state.mode ?? 'REDIRECT'} mode${dns}${engine}`
 }
 
 export async function up(options: UpOptions): Promise<{ state: LabState; already: boolean }> {
@@ -90,6 +96,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
   const { lab, log } = options
   const existing = readState(lab)
   const mode = options.mode ?? 'REDIRECT'
+  const relay = options.relay ?? defaultRelay
   if (mode === 'TPROXY' && options.rules === 'legacy')
     throw new InvalidFlagError('--mode TPROXY needs the Istio layout: --compat legacy emulates REDIRECT mode only')
   if (isUp(existing)) {
@@ -100,6 +107,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
       mode,
       dnsCapture: options.dnsCapture === true,
       ambient: options.ambient === true,
+      relay,
     })
     if (have === want) return { state: existing!, already: true }
     // Rebuilding silently would cut whatever runs in the lab now; the user says so by taking it down first.
@@ -118,6 +126,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     bridgeNs: `${lab}-net`,
     rules: options.rules,
     mode,
+    relay,
     complete: false,
     ...(options.docker ? { docker: true } : {}),
     ...(options.dnsCapture ? { dnsCapture: true } : {}),
@@ -149,10 +158,15 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
     if (state.ambient) {
       log.info({ pods: meshPods() }, 'istio-cni: in-pod rules, then the ztunnel')
       const ambient = state.ambient
-      await startAmbient(state, cliPath, (pid) => {
-        ambient.ztunnel = pid
-        writeState(state)
-      })
+      await startAmbient(
+        state,
+        cliPath,
+        (pid) => {
+          ambient.ztunnel = pid
+          writeState(state)
+        },
+        ['--relay', relay],
+      )
     }
     for (const spec of pods.filter((p) => p.sidecar && !state.ambient)) {
       const pod = state.pods[spec.name]!
@@ -167,6 +181,8 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
         '--access-log',
         join(dir, 'access.log'),
         ...sidecarModeFlags(mode),
+        '--relay',
+        relay,
         '--registry',
         sidecarRegistry(),
         ...(options.sidecarFlags ?? []),

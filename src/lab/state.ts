@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync }
 import { join } from 'node:path'
 import { InvalidFlagError } from '../errors.js'
 import { quoteInput } from '../quote.js'
+import type { RelayEngine } from '../proxy/config.js'
 
 export interface PodState {
   ns: string
@@ -33,6 +34,8 @@ export interface LabState {
   dnsCapture?: boolean
   /** ambient mode (src/lab/ambient.ts): in-pod rules and one ztunnel in the bridge namespace, no sidecars */
   ambient?: { ztunnel?: number }
+  /** the sidecars' relay engine (lab up --relay; absent in a state written before engines existed: node) */
+  relay?: RelayEngine
 }
 
 export function stateRoot(): string {

@@ -31,6 +31,8 @@ export interface PodStatus {
   hasSidecar: boolean
   /** the sidecar's admin counters; null: the admin port did not answer; absent: not asked */
   counters?: KeyCounters | null
+  /** the relay engine the running sidecar reports (/server_info); null: the admin port did not answer */
+  relay?: string | null
   /** TPROXY mode: the policy routing lines */
   routing?: string[]
   /** the ISTIO rules' packet counters, IPv4 then IPv6 */
@@ -55,6 +57,8 @@ export type LabStatus =
       createdAt: string
       rules: 'istio' | 'legacy'
       mode: 'REDIRECT' | 'TPROXY'
+      /** the engine lab up started the sidecars with (the state's; each pod's relay is what its sidecar says) */
+      relay: string
       pods: PodStatus[]
       dns?: { ns: string; address: string; dnsmasq: ProcStatus | null; capture: string }
       /** lab up --docker: the containers, as lines */
@@ -90,7 +94,7 @@ function finish(lines: Line[], width: number): string {
 function head(s: UpStatus): Line[] {
   const state = s.complete ? 'up' : 'INCOMPLETE (run lab down, then lab up)'
   const form = s.ambient ? 'ambient mode (no sidecars)' : `rules: ${s.rules}, mode: ${s.mode}`
-  const lines: Line[] = [`lab ${s.lab}: ${state} since ${s.createdAt}, ${form}`, '']
+  const lines: Line[] = [`lab ${s.lab}: ${state} since ${s.createdAt}, ${form}, relay: ${s.relay}`, '']
   const rows = [['POD', 'NETWORK NAMESPACE', 'IPv4', 'IPv6', 'APP PID', 'SIDECAR PID']]
   for (const p of s.pods) rows.push([p.name, p.nsMissing ? `${p.ns} (missing)` : p.ns, p.ip, p.ip6, proc(p.app), sidecarCell(s, p)])
   // a table keeps its columns aligned: its rows are not wrapped (a narrow terminal folds them)
@@ -154,6 +158,8 @@ export function renderShortStatus(s: LabStatus, width = defaultWidth): string {
       ...(s.ambient ? [] : ['']),
       `${p.name}: ${proxyName} ${p.counters ? `listening on ${listeners || 'nothing'}` : 'admin port not answering'}`,
     )
+    const engine = p.relay ? ` (${p.relay} relay)` : ''
+    lines.push('', `${p.name}: sidecar${engine} ${p.counters ? `listening on ${listeners || 'nothing'}` : 'admin port not answering'}`)
     const caught = (p.rules ?? []).filter((c) => c.packets > 0)
     lines.push(`${p.name}: capture rules (packets caught; ${(p.rules ?? []).length - caught.length} more caught none)`)
     lines.push(...(caught.length ? caught.flatMap((c) => ruleLines(c, width)) : ['  none yet']))
@@ -189,6 +195,8 @@ export function renderVerboseStatus(s: LabStatus, width = defaultWidth): string 
       ? `ztunnel counters for this pod (admin 127.0.0.1:15000 in ${s.ambient.node})`
       : 'sidecar counters (admin 127.0.0.1:15000 in the pod)'
     lines.push('', `${p.name}: ${where}`, ...counterLines(p.counters))
+    const engine = p.relay ? `${p.relay} relay, ` : ''
+    lines.push('', `${p.name}: sidecar counters (${engine}admin 127.0.0.1:15000 in the pod)`, ...counterLines(p.counters))
     if (p.routing) lines.push('', `${p.name}: TPROXY routing (packets marked 1337 are delivered locally)`, ...p.routing)
     lines.push('', `${p.name}: capture rules (packets caught)`, ...(p.rules ?? []).flatMap((c) => ruleLines(c, width)))
   }

@@ -81,6 +81,18 @@ export async function inpodSockets(ns: string): Promise<InpodSocket[]> {
   return out.sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto))
 }
 
+/** The relay engine the sidecar says it runs (/server_info, --relay), or null when its admin port does not answer. */
+export async function sidecarRelay(ns: string): Promise<string | null> {
+  const r = await execIn(ns, ['curl', '-sf', '--max-time', '2', 'http://127.0.0.1:15000/server_info'], { allowFailure: true })
+  if (r.code !== 0) return null
+  try {
+    const relay = (JSON.parse(r.stdout) as { command_line_options?: { relay?: unknown } }).command_line_options?.relay
+    return typeof relay === 'string' ? relay : null
+  } catch {
+    return null
+  }
+}
+
 function proc(pid: number | undefined): ProcStatus | null {
   if (!pid) return null
   const running = alive(pid)
@@ -110,6 +122,7 @@ export async function collectStatus(state: LabState | undefined, lab: string): P
       p.rules = await ruleCounters(pod.ns)
     } else if (pod.sidecar && present) {
       p.counters = (await sidecarCounters(pod.ns)) ?? null
+      p.relay = await sidecarRelay(pod.ns)
       if (mode === 'TPROXY') p.routing = await tproxyRouting(pod.ns)
       p.rules = await ruleCounters(pod.ns)
     }
@@ -122,6 +135,7 @@ export async function collectStatus(state: LabState | undefined, lab: string): P
     createdAt: state.createdAt,
     rules: state.rules,
     mode,
+    relay: state.relay ?? 'node',
     pods,
   }
   if (state.dns) {

@@ -7,7 +7,10 @@ export type AccessLogFormat = 'text' | 'json'
 /** Istio's inbound interception modes: NAT to 15006 (the app sees 127.0.0.6) or TPROXY (the app sees the client) */
 export type InterceptionMode = 'REDIRECT' | 'TPROXY'
 /** who moves a proxied connection's bytes: node:net (engines/node.ts) or the addon's thread (engines/native.ts) */
-export type RelayEngine = 'node' | 'native'
+export const relayEngines = ['node', 'native'] as const
+export type RelayEngine = (typeof relayEngines)[number]
+/** The engine when --relay is not given: the sidecar's, the lab's, the demo's and the bench scripts' alike. */
+export const defaultRelay: RelayEngine = 'node'
 
 export interface ProxyConfig {
   /** address the listeners bind; '::' listens on IPv4 and IPv6 */
@@ -59,7 +62,7 @@ export const defaultProxyConfig: ProxyConfig = {
   inboundSourceV4: '127.0.0.6',
   inboundSourceV6: '::6',
   interceptionMode: 'REDIRECT',
-  relay: 'node',
+  relay: defaultRelay,
   outboundTrafficPolicy: 'ALLOW_ANY',
   registry: [],
   connectTimeoutMs: 10_000,

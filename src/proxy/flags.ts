@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { InvalidFlagError } from '../errors.js'
 import { parseCommandArgs } from '../flags/args.js'
 import { address, bytes, duration, httpUrl, integer, oneOf, port } from '../flags/values.js'
-import { defaultProxyConfig, type ProxyConfig } from './config.js'
+import { defaultProxyConfig, defaultRelay, relayEngines, type ProxyConfig } from './config.js'
 import { quoteInput } from '../quote.js'
 import { parseRegistryEntry, parseRegistryText, type RegistryEntry } from '../registry/entry.js'
 import { dnsFlags, parseDnsFlags } from '../dns/flags.js'
@@ -35,7 +35,7 @@ export const proxyFlags: FlagSpec[] = [
     name: 'relay',
     value: 'ENGINE',
     help: "who relays the bytes: 'node' (node:net) or 'native' (the addon's epoll thread with splice)",
-    fallback: 'node',
+    fallback: defaultRelay,
   },
   { name: 'outbound-traffic-policy', value: 'MODE', help: 'ALLOW_ANY or REGISTRY_ONLY', fallback: 'ALLOW_ANY' },
   { name: 'registry', value: 'LIST', help: 'known destinations, comma list of [NAME=]ADDR[/PREFIX][:PORT]', fallback: '' },
@@ -128,7 +128,7 @@ export function parseProxyArgs(
     inboundSourceV4: address('inbound-source', str('inbound-source') ?? d.inboundSourceV4, 4),
     inboundSourceV6: address('inbound-source-ipv6', str('inbound-source-ipv6') ?? d.inboundSourceV6, 6),
     interceptionMode,
-    relay: oneOf('relay', str('relay') ?? d.relay, ['node', 'native'] as const),
+    relay: oneOf('relay', str('relay') ?? d.relay, relayEngines),
     outboundTrafficPolicy: oneOf('outbound-traffic-policy', str('outbound-traffic-policy') ?? d.outboundTrafficPolicy, [
       'ALLOW_ANY',
       'REGISTRY_ONLY',

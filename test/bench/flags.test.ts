@@ -34,6 +34,8 @@ t.test('a bad value: exit 2, the script and flag named, then the usage', async (
     ['soak.mjs', ['--relay', 'fast'], /^soak: --relay: "fast" is not one of node, native\n/],
     ['decompose.mjs', ['--seconds', '0'], /^decompose: --seconds: 0 is out of range \(more than 0 and at most 30\)\n/],
     ['decompose.mjs', ['--rounds', 'x'], /^decompose: --rounds: "x" is not/],
+    ['decompose.mjs', ['--relay', 'fast'], /^decompose: --relay: "fast" is not one of node, native\n/],
+    ['decompose.mjs', ['--haproxy-nbthread', '3'], /^decompose: --haproxy-nbthread: "3" is not one of 1, 2\n/],
     ['profile.mjs', ['--pod', 'foo'], /^profile: --pod: "foo" is not one of productpage, reviews\n/],
     ['profile.mjs', ['--tool', 'doctor,nope'], /^profile: --tool: "nope" is not among doctor, flame, bubbleprof, heapprofiler\n/],
     ['run.mjs', ['--peers', 'direct,nginx'], /^bench: --peers: "nginx" is not among direct, /],

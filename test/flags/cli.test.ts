@@ -31,6 +31,9 @@ const cases: [string[], string][] = [
   [['lab', 'status', '--lab'], 'error: --lab: give a value (--lab NAME)\n'],
   [['lab', 'up', '--mode'], 'error: --mode: give a value (--mode REDIRECT|TPROXY)\n'],
   [['lab', 'up', '--lab', 'slt-flags', '--mode', 'NAT'], 'error: --mode: "NAT" is not one of REDIRECT, TPROXY\n'],
+  [['lab', 'up', '--lab', 'slt-flags', '--relay', 'fast'], 'error: --relay: "fast" is not one of node, native\n'],
+  [['lab', 'up', '--relay'], 'error: --relay: give a value (--relay node|native)\n'],
+  [['lab', 'status', '--relay', 'native'], "error: --relay goes with 'lab up', not 'lab status'\n"],
   [['trace', '--port'], 'error: --port: give a value (--port N)\n'],
   [['trace', '--lab', '--json'], 'error: --lab: give a value (--lab NAME)\n'],
   [['trace', '--port', '-1'], 'error: --port: -1 is not a port (1-65535)\n'],
@@ -43,6 +46,7 @@ const cases: [string[], string][] = [
   [['demo', '--lab'], 'error: --lab: give a value (--lab NAME)\n'],
   [['demo', '--duration', '0'], 'error: --duration: 0 is out of range (1 to 600)\n'],
   [['demo', '--connections', '-2'], 'error: --connections: -2 is out of range (1 to 1000)\n'],
+  [['demo', '--relay', 'fast'], 'error: --relay: "fast" is not one of node, native\n'],
   [['proxy', '--uid'], 'error: --uid: give a value (--uid UID)\n'],
   [
     ['proxy', 'stray'],

@@ -15,6 +15,7 @@ const status: LabStatus = {
   createdAt: '2026-12-07T09:00:00.000Z',
   rules: 'istio',
   mode: 'REDIRECT',
+  relay: 'native',
   dns: { ns: 'slt-x-dns', address: '198.18.0.53', dnsmasq: { pid: 40, alive: true, uid: 0 }, capture: 'off' },
   pods: [
     {
@@ -33,6 +34,7 @@ const status: LabStatus = {
         },
         clusters: { PassthroughCluster: { cxTotal: 4, cxActive: 1, connectFail: 0, connectTimeout: 0, rxBytes: 10, txBytes: 20 } },
       },
+      relay: 'native',
       rules: [...idle, rule('nat', 4, '-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001')],
     },
     {
@@ -45,6 +47,7 @@ const status: LabStatus = {
       sidecar: { pid: 22, alive: false, uid: null },
       hasSidecar: true,
       counters: null,
+      relay: null,
       rules: idle,
     },
     {
@@ -64,12 +67,12 @@ t.test('short: pods, sidecars and only the rules that caught packets, one line e
   const text = renderShortStatus(status, Infinity) // content; the width has its own test below
   const lines = text.trimEnd().split('\n')
   t.ok(lines.length <= 20, `${lines.length} lines, not one per counter`)
-  t.match(text, /^lab slt-x: up since 2026-12-07T09:00:00\.000Z, rules: istio, mode: REDIRECT\n/)
+  t.match(text, /^lab slt-x: up since 2026-12-07T09:00:00\.000Z, rules: istio, mode: REDIRECT, relay: native\n/)
   t.match(text, /\nproductpage +slt-x-productpage +198\.18\.0\.10 +2001:2::10 +11 \(uid 1000\) +12 \(uid 1337\)\n/)
   t.match(text, /\nreviews +.* 22 \(exited\)\n/)
   t.match(text, /\nratings +slt-x-ratings \(missing\) +198\.18\.0\.30 +2001:2::30 +- +none\n/)
   t.match(text, /\ndns: slt-x-dns 198\.18\.0\.53, dnsmasq pid 40 \(uid 0\); DNS capture in the sidecar pods: off\n/)
-  t.match(text, '\nproductpage: sidecar listening on 15001 (4 connections, 1 active), 15006 (0 connections, 0 active)\n')
+  t.match(text, '\nproductpage: sidecar (native relay) listening on 15001 (4 connections, 1 active), 15006 (0 connections, 0 active)\n')
   t.match(text, '\nproductpage: capture rules (packets caught; 42 more caught none)\n         4  nat        -A ISTIO_REDIRECT')
   t.match(text, '\nreviews: sidecar admin port not answering\nreviews: capture rules (packets caught; 42 more caught none)\n  none yet\n')
   t.notMatch(text, /--dport 100\d/, 'no rule that caught nothing')
@@ -82,6 +85,7 @@ t.test('--verbose: every rule of both families and the cluster counters', async 
   t.equal(text.match(/--dport 100\d/g)?.length, 2 * idle.length)
   t.match(text, 'PassthroughCluster: 4 upstream connections, 1 active, 0 failed, 10 bytes in, 20 bytes out')
   t.match(text, /reviews: sidecar counters[^\n]*\n {2}sidecar admin port not answering/)
+  t.match(text, '\nproductpage: sidecar counters (native relay, admin 127.0.0.1:15000 in the pod)\n', 'the engine the sidecar reports')
 })
 
 t.test('a lab that is down says how to build it, in both forms', async (t) => {
