@@ -152,14 +152,13 @@ export function renderShortStatus(s: LabStatus, width = defaultWidth): string {
           .map((l) => `${l.port} (${l.cxTotal} ${l.cxTotal === 1 ? 'connection' : 'connections'}, ${l.cxActive} active)`)
           .join(', ')
       : ''
-    const proxyName = s.ambient ? 'ztunnel for this pod' : 'sidecar'
+    const engine = p.relay ? ` (${p.relay} relay)` : ''
+    const proxyName = s.ambient ? 'ztunnel for this pod' : `sidecar${engine}`
     if (s.ambient) lines.push('', ...inpodLines(s, p))
     lines.push(
       ...(s.ambient ? [] : ['']),
       `${p.name}: ${proxyName} ${p.counters ? `listening on ${listeners || 'nothing'}` : 'admin port not answering'}`,
     )
-    const engine = p.relay ? ` (${p.relay} relay)` : ''
-    lines.push('', `${p.name}: sidecar${engine} ${p.counters ? `listening on ${listeners || 'nothing'}` : 'admin port not answering'}`)
     const caught = (p.rules ?? []).filter((c) => c.packets > 0)
     lines.push(`${p.name}: capture rules (packets caught; ${(p.rules ?? []).length - caught.length} more caught none)`)
     lines.push(...(caught.length ? caught.flatMap((c) => ruleLines(c, width)) : ['  none yet']))
@@ -191,12 +190,11 @@ export function renderVerboseStatus(s: LabStatus, width = defaultWidth): string 
   for (const p of s.pods) {
     if (p.counters === undefined) continue
     if (s.ambient) lines.push('', ...inpodLines(s, p))
+    const engine = p.relay ? `${p.relay} relay, ` : ''
     const where = s.ambient
       ? `ztunnel counters for this pod (admin 127.0.0.1:15000 in ${s.ambient.node})`
-      : 'sidecar counters (admin 127.0.0.1:15000 in the pod)'
+      : `sidecar counters (${engine}admin 127.0.0.1:15000 in the pod)`
     lines.push('', `${p.name}: ${where}`, ...counterLines(p.counters))
-    const engine = p.relay ? `${p.relay} relay, ` : ''
-    lines.push('', `${p.name}: sidecar counters (${engine}admin 127.0.0.1:15000 in the pod)`, ...counterLines(p.counters))
     if (p.routing) lines.push('', `${p.name}: TPROXY routing (packets marked 1337 are delivered locally)`, ...p.routing)
     lines.push('', `${p.name}: capture rules (packets caught)`, ...(p.rules ?? []).flatMap((c) => ruleLines(c, width)))
   }
