@@ -2,8 +2,8 @@
 // failure paths that real traffic reaches only by luck (splice refusing a socket mid-stream, an allocation
 // failing) are driven on purpose by test/native/relay-faults.test.ts. Without the define FAULT() is the
 // constant false and none of this is in the addon.
-// SIDECAR_LAB_FAULTS="splice_einval=N,rw_alloc=N,cmd_alloc=N", read at each relay_engine_start (counters start
-// over): the Nth call of that kind fails, once.
+// SIDECAR_LAB_FAULTS="splice_einval=N,rw_alloc=N,cmd_alloc=N,fds_alloc=N,fds_result=N", read at each
+// relay_engine_start and unixFdsFaults() (counters start over): the Nth call of that kind fails, once.
 #ifndef SIDECAR_FAULTS_H
 #define SIDECAR_FAULTS_H
 #include <stdbool.h>
@@ -12,6 +12,8 @@ enum fault_kind {
   FAULT_SPLICE_EINVAL,  // a splice from a pipe to a socket fails with EINVAL
   FAULT_RW_ALLOC,       // to_rw()'s buffer cannot be allocated (ENOMEM)
   FAULT_CMD_ALLOC,      // a command for the relay thread cannot be allocated (ENOMEM)
+  FAULT_FDS_ALLOC,      // unix-fds.c: a recv or accept waiter cannot be allocated (ENOMEM)
+  FAULT_FDS_RESULT,     // unix-fds.c: a received message or accepted fd cannot be handed to JS (its fds closed)
   FAULT_KINDS
 };
 
