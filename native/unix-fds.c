@@ -173,20 +173,24 @@ static int receive(waiter* w, received* r) {
   return 0;
 }
 
-// On the JS thread, when the fd is readable (or in error, or hung up: then recvmsg and accept4 say which).
+// On the JS thread, when the fd is readable, hung up or in error. libuv reports POLLERR as UV_EBADF and stops
+// the handle; a Unix socket raises it for a pending socket error (the peer closed with our data unread:
+// ECONNRESET), so the syscall is tried anyway and says what happened (or hands over what is still queued).
 static void on_ready(uv_poll_t* handle, int status, int events) {
   (void)events;
   waiter* w = (waiter*)handle;
   received r;
   memset(&r, 0, sizeof r);
-  int err = status < 0 ? -status : 0, accepted = -1;
-  if (!err && w->kind == WAIT_ACCEPT) {
+  int err = 0, accepted = -1;
+  if (w->kind == WAIT_ACCEPT) {
     accepted = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (accepted < 0 && (would_block(errno) || errno == ECONNABORTED)) return;
-    if (accepted < 0) err = errno;
-  } else if (!err && receive(w, &r) != 0) {
-    if (would_block(errno)) return;
+    if (accepted < 0) err = errno == ECONNABORTED ? EAGAIN : errno;
+  } else if (receive(w, &r) != 0) {
     err = errno;
+  }
+  if (err && would_block(err)) {
+    if (status == 0) return;  // woken for nothing: keep waiting
+    err = -status;
   }
   settle(w, err, accepted, &r);
 }

@@ -36,6 +36,14 @@ export interface ZdsClientOptions {
   maxAttempts?: number
 }
 
+interface SessionState {
+  snapshotDone: boolean
+  /** the uids this connection's snapshot named (adds and keeps before snapshot_sent) */
+  named: Set<string>
+  /** set by a snapshot_sent handled without error: the 'snapshot' event's uids, emitted after the ack */
+  acked?: string[] | undefined
+}
+
 export class ZdsClient extends EventEmitter {
   private readonly known = new Set<string>()
   private socket: SeqpacketSocket | undefined
@@ -116,7 +124,7 @@ export class ZdsClient extends EventEmitter {
   }
 
   private async session(socket: SeqpacketSocket): Promise<{ served: boolean; why: string }> {
-    const state = { snapshotDone: false, named: new Set<string>() }
+    const state: SessionState = { snapshotDone: false, named: new Set<string>() }
     let served = false
     try {
       socket.send(encode(HELLO))
@@ -131,6 +139,9 @@ export class ZdsClient extends EventEmitter {
           this.log.warn({ error }, 'zds: nacked a request')
           this.emit('nack', { error })
         }
+        // Once acked, so that a listener sees the agent's side done with the snapshot too.
+        if (state.acked) this.emit('snapshot', state.acked)
+        state.acked = undefined
       }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
@@ -139,7 +150,7 @@ export class ZdsClient extends EventEmitter {
   }
 
   // The ack's error for one request: '' when it was done.
-  private async handle(message: FdMessage, state: { snapshotDone: boolean; named: Set<string> }): Promise<string> {
+  private async handle(message: FdMessage, state: SessionState): Promise<string> {
     const fds = message.fds
     let request
     try {
@@ -191,7 +202,7 @@ export class ZdsClient extends EventEmitter {
     }
     const uids = this.workloads()
     const failed = await this.call(() => this.options.handler.snapshotSent?.(uids), 'snapshot_sent')
-    if (!failed) this.emit('snapshot', uids)
+    if (!failed) state.acked = uids
     return failed
   }
 

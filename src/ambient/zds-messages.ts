@@ -74,7 +74,11 @@ export function parseRequest(data: Buffer): WorkloadRequest {
       const info = (body as Record<string, unknown>).workload_info
       if (typeof info !== 'object' || info === null) throw new Error('add.workload_info is missing')
       const w = 'add.workload_info'
-      const workload = { name: field(info, 'name', w), namespace: field(info, 'namespace', w), service_account: field(info, 'service_account', w) }
+      const workload = {
+        name: field(info, 'name', w),
+        namespace: field(info, 'namespace', w),
+        service_account: field(info, 'service_account', w),
+      }
       return { add: { uid: uidOf(body, type), workload_info: workload } }
     }
     case 'keep':
