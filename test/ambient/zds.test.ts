@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import { ZdsClient, ZdsServer, type ZdsHandler, type ZdsNack, type ZdsPod, type ZdsWorkload } from '../../src/ambient/zds.js'
-import { SeqpacketSocket, seqpacketListen, sendWithFds } from '../../src/native/unix-fds.js'
+import { SeqpacketSocket, seqpacketConnect, seqpacketListen, sendWithFds } from '../../src/native/unix-fds.js'
 import { addNetns, deleteNetns, netnsPath } from '../../src/sys/netns.js'
 
 const asRoot = process.getuid?.() === 0
@@ -211,18 +211,53 @@ t.test('malformed requests are nacked with their reason, extra fds closed, and t
   t.match(JSON.parse((await conn.recv())!.data.toString()), { ack: { error: 'snapshot_sent after snapshot_sent' } })
 })
 
-t.test('the server refuses a hello that is not V1 and a message nobody asked for', async (t) => {
-  const { socket } = await place(t, 0)
-  const server = new ZdsServer({ path: socket })
+t.test('the server hangs up on a hello that is not V1, a missing ack and a message nobody asked for', async (t) => {
+  const { socket, netns } = await place(t, 1)
+  const server = new ZdsServer({ path: socket, ackTimeoutMs: 300 })
   t.teardown(() => server.close())
   server.listen()
-  const { seqpacketConnect } = await import('../../src/native/unix-fds.js')
-  const c = new SeqpacketSocket(seqpacketConnect(socket))
-  t.teardown(() => c.close())
-  const gone = once(server, 'disconnect')
-  c.send(Buffer.from('{"version":"V2"}'))
-  t.equal(await c.recv(), null, 'the server hung up on a V2 hello')
-  t.equal((await gone)[0], 1)
+  const connect = (): SeqpacketSocket => {
+    const c = new SeqpacketSocket(seqpacketConnect(socket))
+    t.teardown(() => c.close())
+    return c
+  }
+  const v2 = connect()
+  let gone = once(server, 'disconnect')
+  v2.send(Buffer.from('{"version":"V2"}'))
+  t.equal(await v2.recv(), null, 'V2 hello: hung up')
+  t.match((await gone)[1], /closed|ECANCELED/)
+
+  await server.addPod(pod('a', netns[0]!))
+  const mute = connect()
+  gone = once(server, 'disconnect')
+  mute.send(Buffer.from('{"version":"V1"}'))
+  const add = await mute.recv()
+  add!.fds.forEach((fd) => closeSync(fd))
+  t.match(JSON.parse(add!.data.toString()), { add: { uid: 'a' } }, 'the snapshot starts')
+  t.equal(await mute.recv(), null, 'no ack: hung up')
+  await gone
+
+  const chatty = connect()
+  gone = once(server, 'disconnect')
+  chatty.send(Buffer.from('{"version":"V1"}'))
+  let m = await chatty.recv()
+  m!.fds.forEach((fd) => closeSync(fd))
+  chatty.send(Buffer.from('{"ack":{"error":""}}'))
+  m = await chatty.recv()
+  t.same(JSON.parse(m!.data.toString()), { snapshot_sent: {} })
+  chatty.send(Buffer.from('{"ack":{"error":""}}'))
+  chatty.send(Buffer.from('{"ack":{"error":"unasked"}}'))
+  t.equal(await chatty.recv(), null, 'unasked-for message: hung up')
+  t.match((await gone)[1], /^unexpected message from ztunnel: \{"ack":\{"error":"unasked"\}\}/)
+})
+
+t.test('the client gives up after maxAttempts failed connects, with the last error', async (t) => {
+  const { socket } = await place(t, 0)
+  const client = new ZdsClient({ path: socket, handler: recorder(t), initialDelayMs: 1, maxDelayMs: 4, maxAttempts: 3 })
+  t.teardown(() => client.close())
+  const gaveUp = once(client, 'gaveUp')
+  client.start()
+  t.match((await gaveUp)[0], { code: 'ENOENT', syscall: 'connect' })
 })
 
 t.test('no fd growth over 20 add/del rounds and a reconnect', async (t) => {
