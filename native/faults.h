@@ -12,8 +12,8 @@ enum fault_kind {
   FAULT_SPLICE_EINVAL,  // a splice from a pipe to a socket fails with EINVAL
   FAULT_RW_ALLOC,       // to_rw()'s buffer cannot be allocated (ENOMEM)
   FAULT_CMD_ALLOC,      // a command for the relay thread cannot be allocated (ENOMEM)
-  FAULT_FDS_ALLOC,      // unix-fds.c: a recv or accept waiter cannot be allocated (ENOMEM)
-  FAULT_FDS_RESULT,     // unix-fds.c: a received message or accepted fd cannot be handed to JS (its fds closed)
+  FAULT_FDS_ALLOC,      // unix-wait.c: a recv or accept waiter cannot be allocated (ENOMEM)
+  FAULT_FDS_RESULT,     // unix-wait.c: a received message or accepted fd cannot be handed to JS (its fds closed)
   FAULT_KINDS
 };
 

@@ -1,4 +1,4 @@
-// The addon's Unix-socket plumbing (native/unix-fds.c; loaded by addon.ts): SOCK_SEQPACKET sockets and messages
+// The addon's Unix-socket plumbing (native/unix-fds.c, unix-wait.c; loaded by addon.ts): SOCK_SEQPACKET sockets and messages
 // that carry fds (SCM_RIGHTS), which node:net has not, for ambient mode's ZDS (src/ambient/zds.ts). Errors are
 // node-style errno exceptions (code, errno, syscall) as in sockopt.ts. Every fd these return is the caller's to
 // close (fs.closeSync); SeqpacketSocket does it for a socket, after its pending wait has settled.
