@@ -111,6 +111,7 @@ export class ZdsClient extends EventEmitter {
       await this.sleep(delay)
       delay = Math.min(delay * 2, max)
     }
+    await this.socket?.close() // a socket made as close() was called
   }
 
   private sleep(ms: number): Promise<void> {

@@ -79,16 +79,28 @@ export class SeqpacketSocket {
     return !this.open
   }
 
+  /** Sends one message; EBADF once closed (never to whatever took the fd's number since). */
   send(data: Buffer, fds: readonly number[] = []): void {
+    this.assertOpen('sendmsg')
     sendWithFds(this.fd, data, fds)
   }
 
   recv(): Promise<FdMessage | null> {
-    return this.track(recvWithFds(this.fd))
+    try {
+      this.assertOpen('recvmsg')
+      return this.track(recvWithFds(this.fd))
+    } catch (err) {
+      return Promise.reject(err as Error)
+    }
   }
 
   accept(): Promise<number> {
-    return this.track(acceptAsync(this.fd))
+    try {
+      this.assertOpen('accept4')
+      return this.track(acceptAsync(this.fd))
+    } catch (err) {
+      return Promise.reject(err as Error)
+    }
   }
 
   async close(): Promise<void> {
@@ -97,6 +109,11 @@ export class SeqpacketSocket {
     recvCancel(this.fd)
     await this.pending?.catch(() => {})
     closeSync(this.fd)
+  }
+
+  private assertOpen(syscall: string): void {
+    if (this.open) return
+    throw Object.assign(new Error(`${syscall} EBADF: the socket is closed`), { code: 'EBADF', errno: -9, syscall })
   }
 
   private track<T>(promise: Promise<T>): Promise<T> {

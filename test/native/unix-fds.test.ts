@@ -186,3 +186,15 @@ t.test('an accepted connection that cannot be handed to JS is closed: the client
   await t.rejects(listener.accept(), { code: 'ENOMEM', syscall: 'accept4' })
   t.equal(await client.recv(), null, 'closed on our side')
 })
+
+t.test('a closed SeqpacketSocket refuses to send rather than write to whatever reuses its fd number', async (t) => {
+  const a = await pair(t)
+  const fd = a.client.fd
+  await a.client.close()
+  const b = await pair(t)
+  t.ok([b.listener.fd, b.client.fd, b.server.fd].includes(fd), 'the number was reused by b (the precondition)')
+  t.throws(() => a.client.send(Buffer.from('stale')), { code: 'EBADF', syscall: 'sendmsg' })
+  await t.rejects(a.client.recv(), { code: 'EBADF', syscall: 'recvmsg' })
+  sendWithFds(b.client.fd, Buffer.from('own'), [])
+  t.same(await b.server.recv(), { data: Buffer.from('own'), fds: [] }, "b's peer got b's message only")
+})
