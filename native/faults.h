@@ -3,8 +3,9 @@
 // failing, no thread to be had) are driven on purpose by test/native/relay-faults.test.ts and
 // test/native/netns-faults.test.ts. Without the define FAULT() is the
 // constant false and none of this is in the addon.
-// SIDECAR_LAB_FAULTS="splice_einval=N,rw_alloc=N,cmd_alloc=N,netns_thread=N,netns_setns=N", read at each
-// relay_engine_start and faultsReset() (counters start over): the Nth call of that kind fails, once.
+// SIDECAR_LAB_FAULTS="splice_einval=N,rw_alloc=N,cmd_alloc=N,netns_thread=N,netns_setns=N,fds_alloc=N,
+// fds_result=N", read at each relay_engine_start, faultsReset() and unixFdsFaults() (counters start over): the
+// Nth call of that kind fails, once.
 #ifndef SIDECAR_FAULTS_H
 #define SIDECAR_FAULTS_H
 #include <stdbool.h>
@@ -15,6 +16,8 @@ enum fault_kind {
   FAULT_CMD_ALLOC,      // a command for the relay thread cannot be allocated (ENOMEM)
   FAULT_NETNS_THREAD,   // netns_socket's thread cannot be created (pthread_create: EAGAIN)
   FAULT_NETNS_SETNS,    // netns_socket's thread cannot enter the namespace (setns: EPERM, as without CAP_SYS_ADMIN)
+  FAULT_FDS_ALLOC,      // unix-wait.c: a recv or accept waiter cannot be allocated (ENOMEM)
+  FAULT_FDS_RESULT,     // unix-wait.c: a received message or accepted fd cannot be handed to JS (its fds closed)
   FAULT_KINDS
 };
 

@@ -14,23 +14,29 @@
 #include <string.h>
 #include <sys/socket.h>
 
-// Throws err (a positive errno) as node does for a failed syscall: code from libuv (UV_E* is -errno on
-// Unix), message "<syscall> <CODE>: <libuv's text>". The _r forms write into our buffers: plain uv_err_name
-// leaks a string for an errno libuv has no name for.
-napi_value throw_errno(napi_env env, const char* syscall, int err) {
-  char name[64], text[128], message[320];
+// Makes the Error node throws for a failed syscall, err a positive errno: code from libuv (UV_E* is -errno on
+// Unix), message "<syscall> <CODE>: <libuv's text>" or `message` when given. The _r forms write into our
+// buffers: plain uv_err_name leaks a string for an errno libuv has no name for. NULL when it cannot be made.
+napi_value errno_error(napi_env env, const char* syscall, int err, const char* message) {
+  char name[64], text[128], line[320];
   uv_err_name_r(-err, name, sizeof name);
   uv_strerror_r(-err, text, sizeof text);
-  snprintf(message, sizeof message, "%s %s: %s", syscall, name, text);
+  snprintf(line, sizeof line, "%s %s: %s", syscall, name, message ? message : text);
   napi_value code, msg, error, errno_value, syscall_value;
   NAPI_CALL(env, napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code));
-  NAPI_CALL(env, napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg));
+  NAPI_CALL(env, napi_create_string_utf8(env, line, NAPI_AUTO_LENGTH, &msg));
   NAPI_CALL(env, napi_create_error(env, code, msg, &error));
   NAPI_CALL(env, napi_create_int32(env, -err, &errno_value));
   NAPI_CALL(env, napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value));
   NAPI_CALL(env, napi_set_named_property(env, error, "errno", errno_value));
   NAPI_CALL(env, napi_set_named_property(env, error, "syscall", syscall_value));
-  NAPI_CALL(env, napi_throw(env, error));
+  return error;
+}
+
+// Throws errno_error(syscall, err); returns NULL for `return throw_errno(...)`.
+napi_value throw_errno(napi_env env, const char* syscall, int err) {
+  napi_value error = errno_error(env, syscall, err, NULL);
+  if (error) NAPI_CALL(env, napi_throw(env, error));
   return NULL;
 }
 

@@ -27,6 +27,7 @@
   } while (0)
 #define NAPI_CALL(env, call) NAPI_CHECK(env, call, NULL)
 
+napi_value errno_error(napi_env env, const char* syscall, int err, const char* message);
 napi_value throw_errno(napi_env env, const char* syscall, int err);
 napi_value throw_type(napi_env env, const char* code, const char* message);
 bool int_arg(napi_env env, napi_value value, const char* name, int32_t* out);
@@ -43,5 +44,7 @@ bool sockaddr_parse(napi_env env, const char* text, uint16_t port, struct sockad
 bool relay_define(napi_env env, napi_value exports);
 // netns.c: adds netnsSocket and faultsReset to exports.
 bool netns_define(napi_env env, napi_value exports);
+// unix-fds.c: adds seqpacketConnect, seqpacketListen, sendWithFds, recvWithFds, acceptAsync, recvCancel.
+bool unix_fds_define(napi_env env, napi_value exports);
 
 #endif

@@ -52,7 +52,7 @@ done
 echo "test:asan: run without the preload (they hang with it): $(ls "$shims" | tr '\n' ' ')" >&2
 
 # What the sanitizers are for: the addon's C. By default the files that load it in the process under test or
-# drive its relay: its own tests (test/native), the in-process proxy units (test/proxy), the files both relay
+# drive its relay: its own tests (test/native), the in-process proxy units (test/proxy), ZDS (its fd passing), the files both relay
 # engines must pass (scripts/relay-engines.mjs) and the relay differential. Name files to run others.
 if [ $# -gt 0 ]; then
   files=("$@")
@@ -60,6 +60,7 @@ else
   mapfile -t files < <({
     find test/native test/proxy -name '*.test.ts'
     echo test/integration/relay-differential.test.ts
+    echo test/ambient/zds.test.ts
     node --input-type=module -e "import('./scripts/relay-engines.mjs').then((m) => console.log(m.engineFiles.join('\\n')))"
   } | LC_ALL=C sort -u)
 fi

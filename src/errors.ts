@@ -136,3 +136,19 @@ export function listenFailure(name: string, host: string, port: number, err: Nod
   const why = err.code === 'EADDRINUSE' ? 'is already in use' : err.code === 'EACCES' ? 'needs privileges' : err.message
   return new ListenError(`${name}: cannot listen on ${host} port ${port}: it ${why}`, err)
 }
+
+/** A ZDS peer broke the protocol (src/ambient/zds.ts): bad hello, an answer that is not an ack, no ack in time. */
+export class ZdsProtocolError extends SidecarError {
+  constructor(message: string) {
+    super('SIDECAR_ERR_ZDS_PROTOCOL', message)
+  }
+}
+
+/** ztunnel's side answered a ZDS request with an ack carrying an error (a nack); ackError is its text. */
+export class ZdsNackError extends SidecarError {
+  readonly ackError: string
+  constructor(request: string, ackError: string) {
+    super('SIDECAR_ERR_ZDS_NACK', `ztunnel refused ${request}: ${ackError}`)
+    this.ackError = ackError
+  }
+}
