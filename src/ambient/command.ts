@@ -10,6 +10,8 @@ import { quoteInput } from '../quote.js'
 import { startZtunnelAdmin } from './admin.js'
 import { parseZtunnelFlags, ztunnelHelp, type StaticPod } from './flags.js'
 import { Ztunnel } from './ztunnel.js'
+import { ZdsClient } from './zds.js'
+import type { Logger } from '../logger.js'
 
 export const ztunnelCommand: Command = {
   name: 'ztunnel',
@@ -26,6 +28,7 @@ export const ztunnelCommand: Command = {
     const z = new Ztunnel({ proxy: settings.proxy, accessLog: settings.accessLog }, log)
     z.start()
     const pending = new Set<string>(settings.pods.map((p) => `pod ${p.info.name}`))
+    if (settings.zds) pending.add('the node agent\'s snapshot')
     const endpoints = await startZtunnelAdmin(
       z,
       { admin: settings.adminPort, stats: settings.statsPort, ready: settings.readyPort },
@@ -42,17 +45,40 @@ export const ztunnelCommand: Command = {
       await Promise.all(endpoints.map((e) => e.close()))
       throw err
     }
-    log.info({ pods: z.pods.size, relay: settings.proxy.relay }, `ztunnel ready (relay engine: ${settings.proxy.relay})`)
+    const zds = settings.zds ? startZds(settings.zds, z, () => pending.delete("the node agent's snapshot"), log) : null
+    log.info({ pods: z.pods.size, relay: settings.proxy.relay, zds: settings.zds }, `ztunnel ready (relay engine: ${settings.proxy.relay})`)
     await new Promise<void>((resolve) => {
       if (stop.signal.aborted) resolve()
       stop.signal.addEventListener('abort', () => resolve(), { once: true })
     })
+    await zds?.close()
     await z.stop()
     await Promise.all(endpoints.map((e) => e.close()))
     log.info('ztunnel stopped')
     log.flush()
     return 0
   },
+}
+
+/** ztunnel's side of ZDS: the agent's pods added and removed as it says; its snapshot makes the ztunnel ready. */
+function startZds(path: string, z: Ztunnel, snapshot: () => void, log: Logger): ZdsClient {
+  const client = new ZdsClient({
+    path,
+    logger: log.child({ component: 'zds' }),
+    handler: {
+      add: (w) => z.add({ uid: w.uid, ...w.workload }, w.netnsFd),
+      del: async (uid) => {
+        await z.remove(uid)
+      },
+      keep: (uid) => log.info({ uid }, 'pod keep received. will not delete it when snapshot is sent'),
+      snapshotSent: (uids) => z.reconcile(new Set(uids)),
+    },
+  })
+  client.on('snapshot', snapshot)
+  client.on('connected', () => log.info({ path }, 'connected to the node agent'))
+  client.on('disconnected', (reason: string) => log.warn({ path, reason }, 'node agent connection lost: reconnecting, pods kept'))
+  client.start()
+  return client
 }
 
 function openNetns(pod: StaticPod): number {

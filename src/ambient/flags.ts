@@ -22,7 +22,7 @@ interface FlagSpec {
 }
 
 const flags: FlagSpec[] = [
-  { name: 'zds', value: 'PATH', help: "the node agent's ZDS socket to take pods from ('off': only --pod)", fallback: defaultZdsPath },
+  { name: 'zds', value: 'PATH', help: `the node agent's ZDS socket to take pods from (ztunnel's is ${defaultZdsPath})`, fallback: '' },
   {
     name: 'pod',
     value: 'LIST',
@@ -51,7 +51,7 @@ export interface StaticPod {
 
 export interface ZtunnelSettings {
   proxy: ProxyConfig
-  /** null: no agent (--zds off) */
+  /** null: no agent (pods from --pod only) */
   zds: string | null
   pods: StaticPod[]
   accessLog: string | null
@@ -92,7 +92,10 @@ export function parseZtunnelFlags(argv: string[]): ZtunnelSettings | 'help' {
   if (values.help) return 'help'
   const str = (name: string) => values[name] as string | undefined
   const d = defaultProxyConfig
-  const zdsText = str('zds') ?? defaultZdsPath
+  const zdsText = str('zds')
+  if (zdsText === undefined && (str('pod') ?? '') === '') {
+    throw new InvalidFlagError(`no pods to serve: give --zds PATH (the node agent's socket, e.g. ${defaultZdsPath}) or --pod NAME=NETNS`)
+  }
   const pods = staticPods(str('pod') ?? '')
   const accessLog = str('access-log') ?? '-'
   const proxy: ProxyConfig = {
@@ -111,7 +114,7 @@ export function parseZtunnelFlags(argv: string[]): ZtunnelSettings | 'help' {
   }
   return {
     proxy,
-    zds: zdsText === 'off' ? null : zdsText,
+    zds: zdsText ?? null,
     pods,
     accessLog: accessLog === 'off' ? null : accessLog,
     adminPort: port('admin-port', str('admin-port'), 15000),
