@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char* const names[FAULT_KINDS] = {"splice_einval", "rw_alloc", "cmd_alloc"};
+static const char* const names[FAULT_KINDS] = {"splice_einval", "rw_alloc", "cmd_alloc", "event_alloc", "tsfn_call", "epoll_wait", "read_alloc"};
 static uint64_t at[FAULT_KINDS], seen[FAULT_KINDS];
 
 void relay_faults_init(void) {

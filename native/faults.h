@@ -2,7 +2,7 @@
 // failure paths that real traffic reaches only by luck (splice refusing a socket mid-stream, an allocation
 // failing) are driven on purpose by test/native/relay-faults.test.ts. Without the define FAULT() is the
 // constant false and none of this is in the addon.
-// SIDECAR_LAB_FAULTS="splice_einval=N,rw_alloc=N,cmd_alloc=N", read at each relay_engine_start (counters start
+// SIDECAR_LAB_FAULTS="splice_einval=N,rw_alloc=N,cmd_alloc=N,event_alloc=N,tsfn_call=N,epoll_wait=N,read_alloc=N", read at each relay_engine_start (counters start
 // over): the Nth call of that kind fails, once.
 #ifndef SIDECAR_FAULTS_H
 #define SIDECAR_FAULTS_H
@@ -12,6 +12,10 @@ enum fault_kind {
   FAULT_SPLICE_EINVAL,  // a splice from a pipe to a socket fails with EINVAL
   FAULT_RW_ALLOC,       // to_rw()'s buffer cannot be allocated (ENOMEM)
   FAULT_CMD_ALLOC,      // a command for the relay thread cannot be allocated (ENOMEM)
+  FAULT_EVENT_ALLOC,    // the round's event array cannot grow (ENOMEM)
+  FAULT_TSFN_CALL,      // napi_call_threadsafe_function refuses a batch
+  FAULT_EPOLL_WAIT,     // epoll_wait fails (EBADF)
+  FAULT_READ_ALLOC,     // read_in()'s read/write buffer cannot be allocated (ENOMEM)
   FAULT_KINDS
 };
 

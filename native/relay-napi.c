@@ -88,7 +88,7 @@ static void emit(relay_event* events, size_t count, void* ctx) {
   }
   b->events = events;
   b->count = count;
-  if (napi_call_threadsafe_function(tsfn, b, napi_tsfn_nonblocking) != napi_ok) {
+  if (FAULT(FAULT_TSFN_CALL) || napi_call_threadsafe_function(tsfn, b, napi_tsfn_nonblocking) != napi_ok) {
     free(events);
     free(b);
   }

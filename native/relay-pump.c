@@ -186,7 +186,7 @@ static ssize_t read_in(dir* d, int fd, size_t room) {
     ssize_t n;
     if (d->rw) {
       if (!d->buf) {
-        d->buf = malloc(relay_buffer_limit());
+        d->buf = FAULT(FAULT_READ_ALLOC) ? NULL : malloc(relay_buffer_limit());
         if (!d->buf) return -2;  // try again on the next event
         d->buf_len = d->buf_off = 0;
       }

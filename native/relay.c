@@ -142,7 +142,7 @@ static void table_remove(conn* c) {
 static relay_event* event_new(conn* c, uint8_t type) {
   if (R.nevents == R.cap_events) {
     size_t n = R.cap_events ? R.cap_events * 2 : 64;
-    relay_event* e = realloc(R.events, n * sizeof *e);
+    relay_event* e = FAULT(FAULT_EVENT_ALLOC) ? NULL : realloc(R.events, n * sizeof *e);
     if (!e) return NULL;  // out of memory: the event is lost, the connection still closes
     R.events = e;
     R.cap_events = n;
@@ -387,7 +387,7 @@ static void* relay_main(void* arg) {
   struct epoll_event evs[256];
   bool go_on = true;
   while (go_on) {
-    int n = epoll_wait(R.epfd, evs, 256, next_timeout());
+    int n = FAULT(FAULT_EPOLL_WAIT) ? (errno = EBADF, -1) : epoll_wait(R.epfd, evs, 256, next_timeout());
     R.now = mono_ms();
     if (n < 0 && errno != EINTR) break;
     // Commands first: an abort queued before the JS thread reset a socket (the loop guard refusing the
