@@ -5,7 +5,15 @@ import { createHash } from 'node:crypto'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { Test } from 'tap'
 import { addonPath } from '../../src/native/addon.js'
-import { relayAdd, relayFaultInjection, relayStart, relayStop, type RelayDown, type RelayEvent, type RelayOptions } from '../../src/native/relay.js'
+import {
+  relayAdd,
+  relayFaultInjection,
+  relayStart,
+  relayStop,
+  type RelayDown,
+  type RelayEvent,
+  type RelayOptions,
+} from '../../src/native/relay.js'
 import { socketFd } from '../../src/native/sockopt.js'
 
 export type Closed = Extract<RelayEvent, { type: 'closed' }>

@@ -79,20 +79,28 @@ t.test('relayStop does not depend on an allocation: it returns when none is to b
   t.same({ code, signal, out: out.trim() }, { code: 0, signal: null, out: 'stopped' }, 'the stop returned and the process exited')
 })
 
-t.test('read/write buffer not to be had with bytes waiting (edge-triggered: no new event comes): ENOMEM, both sides reset', faultsOnly(), async (t) => {
-  // No pipe to be had (maxPipes 0), so the first read wants a buffer; the client's bytes are in the socket
-  // before the engine gets it, so the read that fails is the one its only epoll event asked for.
-  withFaults(t, 'read_alloc=1', { maxPipes: 0 })
-  let sent = () => {}
-  const r = await relayed(t, undefined, undefined, new Promise<void>((resolve) => (sent = resolve)))
-  const client = ending(r.client)
-  r.client.write(randomBytes(64 * 1024), () => sent())
-  const up = await r.upstream
-  const upstream = ending(up)
-  t.match(await within(r.closed, 'the closed event (a stalled connection never closes)'), { close: 'error', side: 'downstream', errno: 12 }, 'closed as an error: ENOMEM reading downstream')
-  t.equal(await client, 'ECONNRESET', 'the client sees a reset')
-  t.equal(await upstream, 'ECONNRESET', 'the upstream sees a reset, not a clean end of a cut-short stream')
-})
+t.test(
+  'read/write buffer not to be had with bytes waiting (edge-triggered: no new event comes): ENOMEM, both sides reset',
+  faultsOnly(),
+  async (t) => {
+    // No pipe to be had (maxPipes 0), so the first read wants a buffer; the client's bytes are in the socket
+    // before the engine gets it, so the read that fails is the one its only epoll event asked for.
+    withFaults(t, 'read_alloc=1', { maxPipes: 0 })
+    let sent = () => {}
+    const r = await relayed(t, undefined, undefined, new Promise<void>((resolve) => (sent = resolve)))
+    const client = ending(r.client)
+    r.client.write(randomBytes(64 * 1024), () => sent())
+    const up = await r.upstream
+    const upstream = ending(up)
+    t.match(
+      await within(r.closed, 'the closed event (a stalled connection never closes)'),
+      { close: 'error', side: 'downstream', errno: 12 },
+      'closed as an error: ENOMEM reading downstream',
+    )
+    t.equal(await client, 'ECONNRESET', 'the client sees a reset')
+    t.equal(await upstream, 'ECONNRESET', 'the upstream sees a reset, not a clean end of a cut-short stream')
+  },
+)
 
 /** The engine is down: what it said, and that it keeps nothing and takes nothing more. */
 async function isDown(t: Test, down: Promise<unknown>, expected: object): Promise<void> {
