@@ -572,9 +572,10 @@ int relay_engine_abort(relay_engine* R, int64_t id, enum relay_abort_how how) {
   cmd->id = id;
   cmd->how = how;
   pthread_mutex_lock(&R->mu);
-  int err = R->ended ? ENOTCONN : push_command(R, cmd);
+  bool ended = R->ended;
+  int err = ended ? ENOTCONN : push_command(R, cmd);
   pthread_mutex_unlock(&R->mu);
-  if (err == ENOTCONN) free(cmd);
+  if (ended) free(cmd);  // queued, a command is the thread's (or sweep()'s) to free
   return err;
 }
 

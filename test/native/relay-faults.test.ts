@@ -111,6 +111,7 @@ async function isDown(t: Test, down: Promise<unknown>, expected: object): Promis
     { code: 'ENOTCONN' },
     'a down engine takes no connection',
   )
+  t.throws(() => relayAbort(999, 'reset'), { code: 'ENOTCONN' }, 'nor an abort')
 }
 
 for (const [fault, reason, errno] of [
