@@ -3,6 +3,8 @@
 // passed on as FIN, an RST or a failed write resets the other side, connect and idle timeouts, and one
 // closed event with byte counts and how it closed (a kind, side and errno: src/proxy/engines/ledger.ts names it). The JS thread and the relay thread share the connection
 // table (under `mu`); everything else the JS thread asks for goes through a command queue and an eventfd.
+// What the thread cannot go on from (an event not to be had, a batch JS cannot be handed, epoll_wait failing)
+// takes the engine down (go_down): every connection reset, the thread ended, one notice (relay_exit_fn).
 #define _GNU_SOURCE
 #include "relay-internal.h"
 #include "faults.h"
