@@ -4,8 +4,8 @@
 // test/native/netns-faults.test.ts. Without the define FAULT() is the
 // constant false and none of this is in the addon.
 // SIDECAR_LAB_FAULTS="splice_einval=N,rw_alloc=N,cmd_alloc=N,netns_thread=N,netns_setns=N,fds_alloc=N,
-// fds_result=N", read at each relay_engine_start, faultsReset() and unixFdsFaults() (counters start over): the
-// Nth call of that kind fails, once.
+// fds_result=N,event_alloc=N,tsfn_call=N,epoll_wait=N,read_alloc=N", read at each relay_engine_start, faultsReset()
+// and unixFdsFaults() (counters start over): the Nth call of that kind fails, once.
 #ifndef SIDECAR_FAULTS_H
 #define SIDECAR_FAULTS_H
 #include <stdbool.h>
@@ -18,6 +18,10 @@ enum fault_kind {
   FAULT_NETNS_SETNS,    // netns_socket's thread cannot enter the namespace (setns: EPERM, as without CAP_SYS_ADMIN)
   FAULT_FDS_ALLOC,      // unix-wait.c: a recv or accept waiter cannot be allocated (ENOMEM)
   FAULT_FDS_RESULT,     // unix-wait.c: a received message or accepted fd cannot be handed to JS (its fds closed)
+  FAULT_EVENT_ALLOC,    // the round's event array cannot grow (ENOMEM)
+  FAULT_TSFN_CALL,      // napi_call_threadsafe_function refuses a batch
+  FAULT_EPOLL_WAIT,     // epoll_wait fails (EBADF)
+  FAULT_READ_ALLOC,     // read_in()'s read/write buffer cannot be allocated (ENOMEM)
   FAULT_KINDS
 };
 

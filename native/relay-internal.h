@@ -1,10 +1,11 @@
 // The relay engine's own structures, shared by relay.c (thread, table, timers, close paths) and relay-pump.c
 // (moving bytes). Everything here is touched by the relay thread only, except what relay.c guards with its
-// mutex (the table links and the upstream fd while the entry is in the table).
+// mutex (the table links and the upstream fd while the entry is in the table) and the counters read atomically.
 #ifndef SIDECAR_RELAY_INTERNAL_H
 #define SIDECAR_RELAY_INTERNAL_H
 #include "relay.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,7 @@ typedef struct dlink {
 } dlink;
 
 typedef struct conn {
+  relay_engine* e;
   int64_t id;
   enum conn_state state;
   bool registered;  // its sockets are in the epoll set
@@ -61,27 +63,68 @@ typedef struct conn {
   struct conn* dead_next;   // freed at the end of the round (epoll may still hold events for it)
 } conn;
 
+// relay-pump.c's pipe pool, one per engine.
+typedef struct relay_pipes {
+  relay_pipe* pool;
+  size_t pooled, in_use, wanted_size, max;  // pooled and in_use are read by the JS thread (relay_engine_stats)
+  int64_t last_use;  // when a pipe was last taken or given back
+} relay_pipes;
+
+typedef struct command {
+  enum { CMD_ADD, CMD_ABORT } kind;
+  enum relay_abort_how how;
+  int64_t id;
+  conn* c;
+  struct command* next;
+} command;
+
+struct relay_engine {
+  bool running;
+  // Set by relay_engine_stop, then the eventfd written: a stop needs no allocation, so it cannot fail to
+  // reach the thread and leave pthread_join waiting forever.
+  bool stopping;
+  // Set (under mu) as the thread ends: add and abort are refused from then on, whatever ended it.
+  bool ended;
+  enum relay_down down;  // why the thread went down, written before `ended`
+  int down_err;
+  relay_options opts;
+  relay_emit_fn emit;
+  relay_exit_fn on_exit;
+  void* ctx;
+  pthread_t thread;
+  int epfd, wakefd;
+  pthread_mutex_t mu;  // guards the table, the command queue and `ended`
+  conn** buckets;
+  size_t nbuckets, count;
+  command *cmd_head, *cmd_tail;
+  // relay thread only
+  dlink connect_list, idle_list;  // head.next = oldest deadline
+  conn *dirty, *dead;
+  relay_event* events;
+  size_t nevents, cap_events;
+  int64_t now;
+  relay_pipes pipes;
+};
+
 // relay-pump.c
 // Moves what can move both ways without blocking; returns false when the connection was closed (an error on
 // one side, or both FINs passed on).
 bool relay_pump(conn* c);
-void relay_pipes_init(size_t buffer_limit, size_t max_pipes);
-void relay_pipes_free(void);
-void relay_dir_release(dir* d);
-int64_t relay_pipes_trim_at(void);
-void relay_pipes_trim(int64_t now);
-size_t relay_pipes_in_use(void);
-size_t relay_pipes_pooled(void);
-size_t relay_pipes_max(void);
+void relay_pipes_init(relay_pipes* p, size_t buffer_limit, size_t max_pipes);
+void relay_pipes_free(relay_pipes* p);
+void relay_dir_release(relay_engine* e, dir* d);
+int64_t relay_pipes_trim_at(const relay_pipes* p);
+void relay_pipes_trim(relay_pipes* p, int64_t now);
+size_t relay_pipes_in_use(relay_pipes* p);
+size_t relay_pipes_pooled(relay_pipes* p);
 
 // relay.c, for relay-pump.c
 void relay_touch(conn* c);
 void relay_flow(conn* c, bool paused);
 // Side `failed` hit err (read/write error, or an RST pending behind a FIN): reset the other side, close both.
+// ENOMEM (a buffer not to be had, ours or the kernel's) cuts the stream short on both sides: both are reset.
 void relay_fail_side(conn* c, int failed, int err);
 // Both FINs passed on: close both sides, termination ''.
 void relay_close_clean(conn* c);
-size_t relay_buffer_limit(void);
-int64_t relay_now(void);
 
 #endif

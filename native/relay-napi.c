@@ -1,7 +1,8 @@
 // The relay engine's JavaScript face (relayStart, relayAdd, relayAbort, relayTcpInfo, relayStop,
 // relayStats; typed in src/native/relay.ts). Events come from the relay thread in one batch per epoll round
 // through a thread-safe function (unreferenced: it does not keep the process alive) and reach the callback
-// as an array of plain objects.
+// as an array of plain objects. The engine and its thread-safe function are the env's (Node-API instance
+// data), so every env (a worker thread's too) has its own.
 #include "napi-util.h"
 #include "faults.h"
 #include "relay.h"
@@ -19,8 +20,28 @@ typedef struct batch {
   size_t count;
 } batch;
 
-static napi_threadsafe_function tsfn;
-static bool hook_added;
+// One relayStart's thread-safe function. The relay thread holds it (its one thread count) and releases it as
+// its last act; the release needs no allocation, so the finalizer that follows on the JS thread is the way a
+// down engine's notice gets there whatever failed, after every batch sent before it.
+typedef struct run {
+  napi_threadsafe_function tsfn;
+  napi_ref on_down;  // NULL: no onDown
+  relay_engine* engine;
+  enum relay_down down;  // written by the relay thread before its release
+  int err;
+} run;
+
+typedef struct instance {
+  relay_engine* engine;
+  bool hook_added;
+  bool closing;  // the env is being torn down: no JavaScript is called
+} instance;
+
+static instance* get_instance(napi_env env) {
+  void* data = NULL;
+  NAPI_CHECK(env, napi_get_instance_data(env, &data), NULL);
+  return data;
+}
 
 static const char* type_names[] = {"", "connected", "failed", "idle", "closed", "flow"};
 
@@ -78,32 +99,72 @@ static void call_js(napi_env env, napi_value callback, void* context, void* data
   free(b);
 }
 
-// On the relay thread: hands the round's events over without blocking (the queue is unbounded).
-static void emit(relay_event* events, size_t count, void* ctx) {
-  (void)ctx;
+// On the relay thread: hands the round's events over without blocking (the queue is unbounded). A batch that
+// cannot be handed over takes the engine down (relay.c): its events are lost.
+static enum relay_down emit(relay_event* events, size_t count, void* ctx) {
+  run* r = ctx;
   batch* b = malloc(sizeof *b);
   if (!b) {
     free(events);
-    return;
+    return RELAY_DOWN_EVENT_ALLOC;
   }
   b->events = events;
   b->count = count;
-  if (napi_call_threadsafe_function(tsfn, b, napi_tsfn_nonblocking) != napi_ok) {
+  if (FAULT(FAULT_TSFN_CALL) || napi_call_threadsafe_function(r->tsfn, b, napi_tsfn_nonblocking) != napi_ok) {
     free(events);
     free(b);
+    return RELAY_DOWN_TSFN_CALL;
   }
+  return RELAY_UP;
 }
 
-static void stop(void) {
-  if (!relay_engine_running()) return;
-  relay_engine_stop();
-  napi_release_threadsafe_function(tsfn, napi_tsfn_release);
-  tsfn = NULL;
+// The relay thread's last act; r may be freed by the JS thread as soon as it is released.
+static void relay_exited(void* ctx) {
+  run* r = ctx;
+  r->down = relay_engine_down(r->engine, &r->err);
+  napi_release_threadsafe_function(r->tsfn, napi_tsfn_release);
+}
+
+static const char* down_names[] = {"", "event_alloc", "tsfn_call", "epoll_wait"};
+
+// onDown({ reason, errno }), on the JS thread once the relay thread let go of the function.
+static void notify_down(napi_env env, run* r) {
+  napi_value fn, obj, v, undefined;
+  if (napi_get_reference_value(env, r->on_down, &fn) != napi_ok || !fn || napi_create_object(env, &obj) != napi_ok ||
+      napi_create_string_utf8(env, down_names[r->down], NAPI_AUTO_LENGTH, &v) != napi_ok ||
+      napi_set_named_property(env, obj, "reason", v) != napi_ok || !set_number(env, obj, "errno", r->err) ||
+      napi_get_undefined(env, &undefined) != napi_ok) {
+    return;
+  }
+  // An exception thrown by the callback is node's uncaught exception, as for the events.
+  napi_call_function(env, undefined, fn, 1, &obj, NULL);
+}
+
+static void finalize_run(napi_env env, void* data, void* hint) {
+  run* r = data;
+  instance* inst = hint;
+  if (r->down && r->on_down && !inst->closing) notify_down(env, r);
+  if (r->on_down) napi_delete_reference(env, r->on_down);
+  free(r);
+}
+
+static void stop(instance* inst) {
+  // The relay thread releases the function as it ends; its finalizer frees the run.
+  if (relay_engine_running(inst->engine)) relay_engine_stop(inst->engine);
 }
 
 static void cleanup_hook(void* arg) {
-  (void)arg;
-  stop();
+  instance* inst = arg;
+  inst->closing = true;
+  stop(inst);
+}
+
+static void finalize_instance(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)hint;
+  instance* inst = data;
+  relay_engine_free(inst->engine);
+  free(inst);
 }
 
 static bool get_property(napi_env env, napi_value obj, const char* key, napi_value* out, napi_valuetype* type) {
@@ -126,17 +187,21 @@ static bool number_property(napi_env env, napi_value obj, const char* key, doubl
   return true;
 }
 
-// relayStart(onEvents, { bufferLimitBytes, connectTimeoutMs, idleTimeoutMs, maxPipes? }); no maxPipes: no limit
+// relayStart(onEvents, { bufferLimitBytes, connectTimeoutMs, idleTimeoutMs, maxPipes? }, onDown?); no maxPipes: no
+// limit. onDown({ reason, errno }) comes once, after the last events, should the engine go down.
 static napi_value relay_start(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], name;
+  size_t argc = 3;
+  napi_value argv[3], name;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  napi_valuetype t0 = napi_undefined, t1 = napi_undefined;
-  if (argc == 2) {
+  napi_valuetype t0 = napi_undefined, t1 = napi_undefined, t2 = napi_undefined;
+  if (argc >= 2) {
     NAPI_CALL(env, napi_typeof(env, argv[0], &t0));
     NAPI_CALL(env, napi_typeof(env, argv[1], &t1));
   }
-  if (t0 != napi_function || t1 != napi_object) return throw_type(env, "ERR_INVALID_ARG_TYPE", "relayStart(onEvents, options)");
+  if (argc >= 3) NAPI_CALL(env, napi_typeof(env, argv[2], &t2));
+  if (t0 != napi_function || t1 != napi_object || (t2 != napi_undefined && t2 != napi_function)) {
+    return throw_type(env, "ERR_INVALID_ARG_TYPE", "relayStart(onEvents, options, onDown?)");
+  }
   double limit, connect_ms, idle_ms, max_pipes = -1;
   napi_value v;
   napi_valuetype type;
@@ -146,20 +211,33 @@ static napi_value relay_start(napi_env env, napi_callback_info info) {
       (type != napi_undefined && !number_property(env, argv[1], "maxPipes", 0, 1 << 30, &max_pipes))) {
     return NULL;
   }
-  if (relay_engine_running()) return throw_errno(env, "relayStart", EALREADY);
-  NAPI_CALL(env, napi_create_string_utf8(env, "sidecar-relay", NAPI_AUTO_LENGTH, &name));
-  NAPI_CALL(env, napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &tsfn));
-  NAPI_CALL(env, napi_unref_threadsafe_function(env, tsfn));
-  relay_options opts = {(size_t)limit, (int64_t)connect_ms, (int64_t)idle_ms, max_pipes < 0 ? SIZE_MAX : (size_t)max_pipes};
-  int err = relay_engine_start(&opts, emit, NULL);
-  if (err) {
-    napi_release_threadsafe_function(tsfn, napi_tsfn_release);
-    tsfn = NULL;
-    return throw_errno(env, "relayStart", err);
+  instance* inst = get_instance(env);
+  if (!inst) return NULL;
+  if (relay_engine_running(inst->engine)) return throw_errno(env, "relayStart", EALREADY);
+  if (!inst->hook_added) {
+    NAPI_CALL(env, napi_add_env_cleanup_hook(env, cleanup_hook, inst));
+    inst->hook_added = true;
   }
-  if (!hook_added) {
-    NAPI_CALL(env, napi_add_env_cleanup_hook(env, cleanup_hook, NULL));
-    hook_added = true;
+  run* r = calloc(1, sizeof *r);
+  if (!r) return throw_errno(env, "relayStart", ENOMEM);
+  r->engine = inst->engine;
+  if (t2 == napi_function && napi_create_reference(env, argv[2], 1, &r->on_down) != napi_ok) {
+    free(r);
+    return throw_errno(env, "relayStart", ENOMEM);
+  }
+  // From here the finalizer owns r, also when the function cannot be made.
+  if (napi_create_string_utf8(env, "sidecar-relay", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, r, finalize_run, inst, call_js, &r->tsfn) != napi_ok) {
+    finalize_run(env, r, inst);
+    return throw_errno(env, "relayStart", ENOMEM);
+  }
+  NAPI_CALL(env, napi_unref_threadsafe_function(env, r->tsfn));
+  relay_options opts = {(size_t)limit, (int64_t)connect_ms, (int64_t)idle_ms, max_pipes < 0 ? SIZE_MAX : (size_t)max_pipes};
+  int err = relay_engine_start(inst->engine, &opts, emit, relay_exited, r);
+  if (err) {
+    // No thread to hold it: let go of it here (r->down stays RELAY_UP, so no notice).
+    napi_release_threadsafe_function(r->tsfn, napi_tsfn_release);
+    return throw_errno(env, "relayStart", err);
   }
   return NULL;
 }
@@ -219,7 +297,9 @@ static napi_value relay_add(napi_env env, napi_callback_info info) {
   if (type != napi_undefined && !number_property(env, argv[3], "netns", -1, INT32_MAX, &netns)) return NULL;
   b.netns = (int)netns;
   const char* syscall = NULL;
-  int err = relay_engine_add(id, fd, (struct sockaddr*)&dst, dst_len, &b, &local, &syscall);
+  instance* inst = get_instance(env);
+  if (!inst) return NULL;
+  int err = relay_engine_add(inst->engine, id, fd, (struct sockaddr*)&dst, dst_len, &b, &local, &syscall);
   if (err) return throw_errno(env, syscall ? syscall : "relayAdd", err);
   if (local.ss_family != AF_INET && local.ss_family != AF_INET6) local.ss_family = dst.ss_family;
   return address_object(env, &local);
@@ -238,7 +318,9 @@ static napi_value relay_abort(napi_env env, napi_callback_info info) {
       (strcmp(how, "reset") != 0 && strcmp(how, "looped") != 0)) {
     return throw_type(env, "ERR_INVALID_ARG_VALUE", "how must be 'reset' or 'looped'");
   }
-  int err = relay_engine_abort(id, strcmp(how, "looped") == 0 ? RELAY_ABORT_LOOPED : RELAY_ABORT_RESET);
+  instance* inst = get_instance(env);
+  if (!inst) return NULL;
+  int err = relay_engine_abort(inst->engine, id, strcmp(how, "looped") == 0 ? RELAY_ABORT_LOOPED : RELAY_ABORT_RESET);
   if (err) return throw_errno(env, "relayAbort", err);
   return NULL;
 }
@@ -252,7 +334,9 @@ static napi_value relay_tcp_info(napi_env env, napi_callback_info info) {
   if (argc < 1) return throw_type(env, "ERR_INVALID_ARG_COUNT", "relayTcpInfo(id)");
   if (!id_arg(env, argv[0], &id)) return NULL;
   uint32_t state = 0, last_ack = 0;
-  if (!relay_engine_tcp_info(id, &state, &last_ack)) {
+  instance* inst = get_instance(env);
+  if (!inst) return NULL;
+  if (!relay_engine_tcp_info(inst->engine, id, &state, &last_ack)) {
     NAPI_CALL(env, napi_get_undefined(env, &result));
     return result;
   }
@@ -262,16 +346,18 @@ static napi_value relay_tcp_info(napi_env env, napi_callback_info info) {
 }
 
 static napi_value relay_stop(napi_env env, napi_callback_info info) {
-  (void)env;
   (void)info;
-  stop();
+  instance* inst = get_instance(env);
+  if (inst) stop(inst);
   return NULL;
 }
 
 static napi_value relay_stats(napi_env env, napi_callback_info info) {
   (void)info;
   size_t conns = 0, in_use = 0, pooled = 0, max = 0;
-  relay_engine_stats(&conns, &in_use, &pooled, &max);
+  instance* inst = get_instance(env);
+  if (!inst) return NULL;
+  relay_engine_stats(inst->engine, &conns, &in_use, &pooled, &max);
   napi_value obj;
   NAPI_CALL(env, napi_create_object(env, &obj));
   if (!set_number(env, obj, "connections", (double)conns) || !set_number(env, obj, "pipesInUse", (double)in_use) ||
@@ -292,6 +378,19 @@ bool relay_define(napi_env env, napi_value exports) {
       {"relayStats", NULL, relay_stats, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props), false);
+  instance* inst = calloc(1, sizeof *inst);
+  if (inst) inst->engine = relay_engine_new();
+  if (!inst || !inst->engine) {
+    free(inst);
+    throw_errno(env, "relay", ENOMEM);
+    return false;
+  }
+  napi_status status = napi_set_instance_data(env, inst, finalize_instance, NULL);
+  if (status != napi_ok) {
+    relay_engine_free(inst->engine);
+    free(inst);
+    NAPI_CHECK(env, status, false);
+  }
   // Which build this is, for the fault tests: they run only where native/faults.h's switch exists.
   napi_value faults;
   NAPI_CHECK(env, napi_get_boolean(env, FAULTS_BUILD, &faults), false);

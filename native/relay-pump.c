@@ -25,47 +25,43 @@
 // A pool nobody took from for this long is closed: an idle sidecar holds no pipe at all.
 #define POOL_IDLE_MS 1000
 
-static relay_pipe* pool;
-static size_t pooled, in_use, wanted_size, max_pipes;
-static int64_t last_use;  // relay_now() when a pipe was last taken or given back
-
-void relay_pipes_init(size_t buffer_limit, size_t max) {
+void relay_pipes_init(relay_pipes* p, size_t buffer_limit, size_t max) {
   // The kernel rounds F_SETPIPE_SZ up to a power-of-two number of pages.
-  wanted_size = buffer_limit < 4096 ? 4096 : buffer_limit;
-  max_pipes = max;
+  p->wanted_size = buffer_limit < 4096 ? 4096 : buffer_limit;
+  p->max = max;
 }
 
-void relay_pipes_free(void) {
-  while (pool) {
-    relay_pipe* p = pool;
-    pool = p->next;
+void relay_pipes_free(relay_pipes* ps) {
+  while (ps->pool) {
+    relay_pipe* p = ps->pool;
+    ps->pool = p->next;
     close(p->r);
     close(p->w);
     free(p);
   }
-  __atomic_store_n(&pooled, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&ps->pooled, 0, __ATOMIC_RELAXED);
 }
 
 // The pool's deadline for relay.c's epoll timeout: -1 when there is nothing to close.
-int64_t relay_pipes_trim_at(void) { return pool && in_use == 0 ? last_use + POOL_IDLE_MS : -1; }
+int64_t relay_pipes_trim_at(const relay_pipes* p) { return p->pool && p->in_use == 0 ? p->last_use + POOL_IDLE_MS : -1; }
 
-void relay_pipes_trim(int64_t now) {
-  int64_t at = relay_pipes_trim_at();
-  if (at >= 0 && now >= at) relay_pipes_free();
+void relay_pipes_trim(relay_pipes* p, int64_t now) {
+  int64_t at = relay_pipes_trim_at(p);
+  if (at >= 0 && now >= at) relay_pipes_free(p);
 }
 
-size_t relay_pipes_in_use(void) { return __atomic_load_n(&in_use, __ATOMIC_RELAXED); }
-size_t relay_pipes_pooled(void) { return __atomic_load_n(&pooled, __ATOMIC_RELAXED); }
-size_t relay_pipes_max(void) { return max_pipes; }
+size_t relay_pipes_in_use(relay_pipes* p) { return __atomic_load_n(&p->in_use, __ATOMIC_RELAXED); }
+size_t relay_pipes_pooled(relay_pipes* p) { return __atomic_load_n(&p->pooled, __ATOMIC_RELAXED); }
 
-static relay_pipe* pipe_take(void) {
-  last_use = relay_now();
-  relay_pipe* p = pool;
+static relay_pipe* pipe_take(relay_engine* e) {
+  relay_pipes* ps = &e->pipes;
+  ps->last_use = e->now;
+  relay_pipe* p = ps->pool;
   // The pool is empty here, so every pipe there is is in use.
-  if (!p && in_use >= max_pipes) return NULL;
+  if (!p && ps->in_use >= ps->max) return NULL;
   if (p) {
-    pool = p->next;
-    __atomic_store_n(&pooled, pooled - 1, __ATOMIC_RELAXED);
+    ps->pool = p->next;
+    __atomic_store_n(&ps->pooled, ps->pooled - 1, __ATOMIC_RELAXED);
   } else {
     int fds[2];
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return NULL;
@@ -79,32 +75,33 @@ static relay_pipe* pipe_take(void) {
     p->w = fds[1];
     // Above /proc/sys/fs/pipe-max-size or the user's pipe pages this fails (EPERM): the pipe keeps its
     // default size and the direction's limit is that size.
-    (void)fcntl(p->w, F_SETPIPE_SZ, (int)(wanted_size > 1 << 30 ? 1 << 30 : wanted_size));
+    (void)fcntl(p->w, F_SETPIPE_SZ, (int)(ps->wanted_size > 1 << 30 ? 1 << 30 : ps->wanted_size));
     int size = fcntl(p->w, F_GETPIPE_SZ);
     p->cap = size > 0 ? (size_t)size : 65536;
   }
   p->next = NULL;
-  __atomic_store_n(&in_use, in_use + 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&ps->in_use, ps->in_use + 1, __ATOMIC_RELAXED);
   return p;
 }
 
-static void pipe_give(relay_pipe* p, bool clean) {
-  last_use = relay_now();
-  __atomic_store_n(&in_use, in_use - 1, __ATOMIC_RELAXED);
-  if (!clean || pooled >= POOL_MAX) {
+static void pipe_give(relay_engine* e, relay_pipe* p, bool clean) {
+  relay_pipes* ps = &e->pipes;
+  ps->last_use = e->now;
+  __atomic_store_n(&ps->in_use, ps->in_use - 1, __ATOMIC_RELAXED);
+  if (!clean || ps->pooled >= POOL_MAX) {
     close(p->r);
     close(p->w);
     free(p);
     return;
   }
-  p->next = pool;
-  pool = p;
-  __atomic_store_n(&pooled, pooled + 1, __ATOMIC_RELAXED);
+  p->next = ps->pool;
+  ps->pool = p;
+  __atomic_store_n(&ps->pooled, ps->pooled + 1, __ATOMIC_RELAXED);
 }
 
 // Gives back what the direction holds; a pipe with bytes left in it (a reset cut them off) is closed, not pooled.
-void relay_dir_release(dir* d) {
-  if (d->pipe) pipe_give(d->pipe, d->in_pipe == 0);
+void relay_dir_release(relay_engine* e, dir* d) {
+  if (d->pipe) pipe_give(e, d->pipe, d->in_pipe == 0);
   d->pipe = NULL;
   d->in_pipe = 0;
   free(d->buf);
@@ -114,14 +111,14 @@ void relay_dir_release(dir* d) {
 
 static size_t buffered(const dir* d) { return d->rw ? d->buf_len - d->buf_off : d->in_pipe; }
 
-static size_t limit_of(const dir* d) {
-  size_t limit = relay_buffer_limit();
+static size_t limit_of(relay_engine* e, const dir* d) {
+  size_t limit = e->opts.buffer_limit;
   if (!d->rw && d->pipe && d->pipe->cap < limit) limit = d->pipe->cap;
   return limit;
 }
 
 // Switches a direction to read/write, moving what its pipe holds into the buffer; false on failure (errno set).
-static bool to_rw(dir* d) {
+static bool to_rw(relay_engine* e, dir* d) {
   d->rw = true;
   d->no_splice = true;
   if (!d->pipe) return true;
@@ -129,7 +126,7 @@ static bool to_rw(dir* d) {
   if (n > 0) {
     // The whole limit, not just what the pipe holds: the reads that follow fill the buffer up to the limit
     // (the pipe never holds more than it, limit_of()).
-    d->buf = FAULT(FAULT_RW_ALLOC) ? NULL : malloc(relay_buffer_limit());
+    d->buf = FAULT(FAULT_RW_ALLOC) ? NULL : malloc(e->opts.buffer_limit);
     if (!d->buf) {
       errno = ENOMEM;
       return false;
@@ -147,13 +144,13 @@ static bool to_rw(dir* d) {
     }
     d->in_pipe = 0;
   }
-  pipe_give(d->pipe, true);
+  pipe_give(e, d->pipe, true);
   d->pipe = NULL;
   return true;
 }
 
 // Writes what the direction holds to fd: >0 bytes written, 0 would block, -1 error (errno).
-static ssize_t write_out(dir* d, int fd) {
+static ssize_t write_out(relay_engine* e, dir* d, int fd) {
   for (;;) {
     ssize_t n;
     if (d->rw) {
@@ -168,7 +165,7 @@ static ssize_t write_out(dir* d, int fd) {
     if (errno == EINTR) continue;
     if (errno == EAGAIN) return 0;
     if (!d->rw && errno == EINVAL) {
-      if (!to_rw(d)) return -1;
+      if (!to_rw(e, d)) return -1;
       continue;
     }
     return -1;
@@ -176,18 +173,23 @@ static ssize_t write_out(dir* d, int fd) {
 }
 
 // Reads from fd into the direction, at most `room` bytes: >0 read, 0 end of stream, -2 would block, -1 error.
-static ssize_t read_in(dir* d, int fd, size_t room) {
+static ssize_t read_in(relay_engine* e, dir* d, int fd, size_t room) {
   for (;;) {
     if (!d->rw && !d->pipe) {
-      d->pipe = pipe_take();
+      d->pipe = pipe_take(e);
       if (!d->pipe) d->rw = true;  // no pipe to be had (max_pipes, EMFILE): read/write until the buffer is empty
       else if (d->pipe->cap < room) room = d->pipe->cap;
     }
     ssize_t n;
     if (d->rw) {
       if (!d->buf) {
-        d->buf = malloc(relay_buffer_limit());
-        if (!d->buf) return -2;  // try again on the next event
+        d->buf = FAULT(FAULT_READ_ALLOC) ? NULL : malloc(e->opts.buffer_limit);
+        if (!d->buf) {
+          // Not "try again later": the sockets are edge-triggered, and the event that brought these bytes
+          // was the last one they get, so the connection would stall until the idle timeout (or forever).
+          errno = ENOMEM;
+          return -1;
+        }
         d->buf_len = d->buf_off = 0;
       }
       n = recv(fd, d->buf + d->buf_len, room, MSG_DONTWAIT);
@@ -198,7 +200,7 @@ static ssize_t read_in(dir* d, int fd, size_t room) {
     if (errno == EINTR) continue;
     if (errno == EAGAIN) return -2;
     if (!d->rw && errno == EINVAL && d->in_pipe == 0) {
-      if (!to_rw(d)) return -1;
+      if (!to_rw(e, d)) return -1;
       continue;
     }
     return -1;
@@ -206,10 +208,10 @@ static ssize_t read_in(dir* d, int fd, size_t room) {
 }
 
 // Drops the direction's buffer once it is empty (the pipe back to the pool).
-static void settle(dir* d) {
+static void settle(relay_engine* e, dir* d) {
   if (buffered(d) > 0) return;
   if (d->pipe) {
-    pipe_give(d->pipe, true);
+    pipe_give(e, d->pipe, true);
     d->pipe = NULL;
   }
   if (d->buf) {
@@ -222,12 +224,14 @@ static void settle(dir* d) {
 
 // One direction, as far as it goes now; false when the connection was closed.
 static bool pump_dir(conn* c, int i) {
+  relay_engine* e = c->e;
+  size_t buffer_limit = e->opts.buffer_limit;
   dir* d = &c->d[i];
   int src = c->s[i].fd, dst = c->s[1 - i].fd;
   for (;;) {
     bool progress = false;
     if (buffered(d) > 0) {
-      ssize_t n = write_out(d, dst);
+      ssize_t n = write_out(e, d, dst);
       if (n < 0) {
         relay_fail_side(c, 1 - i, errno);
         return false;
@@ -244,9 +248,9 @@ static bool pump_dir(conn* c, int i) {
     }
     // A direction on read/write for want of a pipe takes one again as soon as its buffer is empty, also
     // mid-stream (settle() below only sees it empty when the source has nothing more).
-    if (d->rw && !d->no_splice && buffered(d) == 0 && (pool || in_use < max_pipes)) settle(d);
+    if (d->rw && !d->no_splice && buffered(d) == 0 && (e->pipes.pool || e->pipes.in_use < e->pipes.max)) settle(e, d);
     if (!d->eof) {
-      size_t have = buffered(d), limit = limit_of(d);
+      size_t have = buffered(d), limit = limit_of(e, d);
       if (have >= limit) {
         if (!d->paused) relay_flow(c, true);
         d->paused = true;
@@ -255,14 +259,14 @@ static bool pump_dir(conn* c, int i) {
         d->paused = false;
         // What is left goes to the front: a buffer whose tail is full would stop reading short of the limit,
         // unseen by the flow counters.
-        if (d->rw && d->buf && d->buf_off > 0 && (d->buf_off == d->buf_len || d->buf_len == relay_buffer_limit())) {
+        if (d->rw && d->buf && d->buf_off > 0 && (d->buf_off == d->buf_len || d->buf_len == buffer_limit)) {
           memmove(d->buf, d->buf + d->buf_off, d->buf_len - d->buf_off);
           d->buf_len -= d->buf_off;
           d->buf_off = 0;
         }
         size_t room = limit - have;
-        if (d->rw && d->buf && relay_buffer_limit() - d->buf_len < room) room = relay_buffer_limit() - d->buf_len;
-        ssize_t n = room > 0 ? read_in(d, src, room) : -2;
+        if (d->rw && d->buf && buffer_limit - d->buf_len < room) room = buffer_limit - d->buf_len;
+        ssize_t n = room > 0 ? read_in(e, d, src, room) : -2;
         if (n > 0) {
           if (d->rw) {
             d->buf_len += (size_t)n;
@@ -288,7 +292,7 @@ static bool pump_dir(conn* c, int i) {
       }
     }
     if (progress) relay_touch(c);
-    settle(d);
+    settle(e, d);
     if (d->eof && buffered(d) == 0 && !d->shut) {
       d->shut = true;
       // ENOTCONN: the destination is already gone; its read side reports how when polled.

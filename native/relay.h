@@ -30,9 +30,19 @@ typedef struct relay_event {
   uint64_t bytes[4];   // RELAY_CLOSED: downstream rx, downstream tx, upstream rx, upstream tx
 } relay_event;
 
+// Why the engine went down: its thread met what it cannot go on from, reset every connection and ended.
+enum relay_down { RELAY_UP = 0, RELAY_DOWN_EVENT_ALLOC, RELAY_DOWN_TSFN_CALL, RELAY_DOWN_EPOLL_WAIT };
+
 // Called on the relay thread once per epoll round with that round's events; takes ownership of `events`
-// (malloc'd) and must not block.
-typedef void (*relay_emit_fn)(relay_event* events, size_t count, void* ctx);
+// (malloc'd) and must not block. Anything but RELAY_UP: the events could not be handed over, and the engine
+// goes down for that reason.
+typedef enum relay_down (*relay_emit_fn)(relay_event* events, size_t count, void* ctx);
+// The relay thread's last call, whether stopped or down (relay_engine_down says which); nothing of the engine
+// is touched after it.
+typedef void (*relay_exit_fn)(void* ctx);
+
+// One engine (Node-API instance data: one per env); its thread is started and stopped any number of times.
+typedef struct relay_engine relay_engine;
 
 typedef struct relay_options {
   size_t buffer_limit;
@@ -50,16 +60,20 @@ typedef struct relay_bind {
 } relay_bind;
 
 // All return 0 or a positive errno. Start/stop/add/abort are called from one (the JS) thread.
-int relay_engine_start(const relay_options* opts, relay_emit_fn emit, void* ctx);
-void relay_engine_stop(void);
-bool relay_engine_running(void);
+relay_engine* relay_engine_new(void);  // NULL: out of memory
+void relay_engine_free(relay_engine* e);  // stopped first
+int relay_engine_start(relay_engine* e, const relay_options* opts, relay_emit_fn emit, relay_exit_fn on_exit, void* ctx);
+void relay_engine_stop(relay_engine* e);
+bool relay_engine_running(relay_engine* e);
+// Why the thread went down (RELAY_UP: it did not), and the errno that came with it (0: none).
+enum relay_down relay_engine_down(relay_engine* e, int* err);
 // Takes a dup of downstream_fd, connects a new upstream socket to dst; on success *local is its local address.
 // On failure *syscall names the call that failed and nothing is kept.
-int relay_engine_add(int64_t id, int downstream_fd, const struct sockaddr* dst, socklen_t dst_len, const relay_bind* bind,
+int relay_engine_add(relay_engine* e, int64_t id, int downstream_fd, const struct sockaddr* dst, socklen_t dst_len, const relay_bind* bind,
                      struct sockaddr_storage* local, const char** syscall);
-int relay_engine_abort(int64_t id, enum relay_abort_how how);
+int relay_engine_abort(relay_engine* e, int64_t id, enum relay_abort_how how);
 // TCP_INFO of the upstream socket (the loop guard's probe): false when the connection is gone.
-bool relay_engine_tcp_info(int64_t id, uint32_t* state, uint32_t* last_ack_recv_ms);
-void relay_engine_stats(size_t* connections, size_t* pipes_in_use, size_t* pipes_pooled, size_t* pipes_max);
+bool relay_engine_tcp_info(relay_engine* e, int64_t id, uint32_t* state, uint32_t* last_ack_recv_ms);
+void relay_engine_stats(relay_engine* e, size_t* connections, size_t* pipes_in_use, size_t* pipes_pooled, size_t* pipes_max);
 
 #endif

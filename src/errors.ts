@@ -124,6 +124,21 @@ export class CapabilityError extends SidecarError {
   }
 }
 
+/** The native relay engine's thread met what it cannot go on from; the sidecar reset its connections and exits. */
+export class RelayEngineDownError extends SidecarError {
+  constructor(reason: string, code: string | undefined) {
+    const why: Record<string, string> = {
+      event_alloc: 'an event could not be allocated',
+      tsfn_call: 'a batch of events could not be handed to JavaScript',
+      epoll_wait: 'epoll_wait failed',
+    }
+    super(
+      'SIDECAR_ERR_RELAY_DOWN',
+      `the native relay engine went down (${reason}${code ? `, ${code}` : ''}: ${why[reason] ?? 'unknown reason'}): every connection it relayed was reset`,
+    )
+  }
+}
+
 /** A string that should be an address and port (`198.18.0.10:9080`, `[2001:2::10]:9080`) is not one. */
 export class InvalidAddressError extends SidecarError {
   constructor(text: string, reason: string) {

@@ -49,6 +49,16 @@ export type RelayClosed = {
   upstreamTx: number
 } & ({ close: 'clean' | 'idle' | 'loop' | 'drain' } | { close: 'error'; side: 'downstream' | 'upstream'; errno: number })
 
+/**
+ * The engine went down: its thread met what it cannot go on from (an event it could not allocate, a batch the
+ * thread-safe function refused, epoll_wait failing), reset every connection it held and ended. relayAdd and
+ * relayAbort throw ENOTCONN from then on; relayStop clears it. errno is positive, 0 where there is none.
+ */
+export interface RelayDown {
+  reason: 'event_alloc' | 'tsfn_call' | 'epoll_wait'
+  errno: number
+}
+
 export interface RelayStats {
   connections: number
   pipesInUse: number
@@ -58,7 +68,7 @@ export interface RelayStats {
 }
 
 interface RelayAddon {
-  relayStart(onEvents: (events: RelayEvent[]) => void, opts: RelayOptions): void
+  relayStart(onEvents: (events: RelayEvent[]) => void, opts: RelayOptions, onDown?: (down: RelayDown) => void): void
   relayAdd(id: number, downstreamFd: number, dst: { address: string; port: number }, bind: RelayBind): SocketAddress
   relayAbort(id: number, how: 'reset' | 'looped'): void
   relayTcpInfo(id: number): TcpInfo | undefined
@@ -75,9 +85,12 @@ function load(): RelayAddon {
   return addon
 }
 
-/** Starts the relay thread; events arrive in batches, one per epoll round. Throws EALREADY when running. */
-export function relayStart(onEvents: (events: RelayEvent[]) => void, opts: RelayOptions): void {
-  load().relayStart(onEvents, opts)
+/**
+ * Starts the relay thread; events arrive in batches, one per epoll round, and onDown once, after the last of
+ * them, should the engine go down. Throws EALREADY when running.
+ */
+export function relayStart(onEvents: (events: RelayEvent[]) => void, opts: RelayOptions, onDown?: (down: RelayDown) => void): void {
+  load().relayStart(onEvents, opts, onDown)
 }
 
 /**

@@ -65,9 +65,11 @@ export const proxyCommand: Command = {
     const stopEventLoopGauges = watchEventLoop(sidecar.stats)
     const onHup = () => sidecar.reopenAccessLog()
     process.on('SIGHUP', onHup)
-    await new Promise<void>((resolve) => {
-      if (stop.signal.aborted) resolve()
-      stop.signal.addEventListener('abort', () => resolve(), { once: true })
+    // A stop, or a sidecar that cannot go on (the native relay engine went down): that one exits non-zero.
+    const failure = await new Promise<Error | undefined>((resolve) => {
+      if (stop.signal.aborted) resolve(undefined)
+      stop.signal.addEventListener('abort', () => resolve(undefined), { once: true })
+      void sidecar.failure.then(resolve)
     })
     // The admin stays up through the drain so /ready and /healthz/ready can say DRAINING.
     await sidecar.drain()
@@ -75,6 +77,7 @@ export const proxyCommand: Command = {
     stopEventLoopGauges()
     process.off('SIGHUP', onHup)
     log.flush()
+    if (failure) throw failure
     return 0
   },
 }

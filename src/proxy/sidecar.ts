@@ -1,7 +1,9 @@
 // The sidecar process: both virtual listeners, shared stats, loop guard and access log, and the drain
 // sequence Istio runs on SIGTERM.
 import { setTimeout as sleep } from 'node:timers/promises'
+import { getSystemErrorName } from 'node:util'
 import { DnsServer } from '../dns/server.js'
+import { RelayEngineDownError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { ensureAddon } from '../native/sockopt.js'
 import { checkTransparentCapability } from './transparent.js'
@@ -11,8 +13,8 @@ import { FdBudget } from './fd-budget.js'
 import { identityOf, VirtualListener } from './listener.js'
 import { LoopGuard } from './loop-guard.js'
 import { MisdirectedLog } from './misdirected.js'
-import { startNativeRelay, stopNativeRelay } from './engines/native.js'
-import { relayStats } from '../native/relay.js'
+import { onNativeRelayDown, startNativeRelay, stopNativeRelay } from './engines/native.js'
+import { relayStats, type RelayDown } from '../native/relay.js'
 import { Registry } from '../registry/registry.js'
 import { Stats } from '../stats/stats.js'
 
@@ -39,6 +41,11 @@ export class Sidecar {
   #draining = false
   #listenersDrained = false
   #healthCheckFailed = false
+  #engineFailure: RelayEngineDownError | undefined
+  #offEngineDown = () => {}
+  #onFailure: (err: RelayEngineDownError) => void = () => {}
+  /** Settles (never rejects) with the reason the sidecar cannot go on: the native relay engine went down. */
+  readonly failure = new Promise<RelayEngineDownError>((resolve) => (this.#onFailure = resolve))
 
   constructor(config: ProxyConfig, log: Logger, accessLog?: AccessLogSink) {
     this.config = config
@@ -69,10 +76,13 @@ export class Sidecar {
     return this.#draining || this.#listenersDrained
   }
 
-  /** LIVE once the listeners are bound; DRAINING while draining or after /healthcheck/fail, as in Envoy. */
+  /**
+   * LIVE once the listeners are bound; DRAINING while draining, after /healthcheck/fail, as in Envoy, and once
+   * the native relay engine went down.
+   */
   get state(): ServerState {
     if (!this.#started) return 'PRE_INITIALIZING'
-    return this.draining || this.#healthCheckFailed ? 'DRAINING' : 'LIVE'
+    return this.draining || this.#healthCheckFailed || this.#engineFailure ? 'DRAINING' : 'LIVE'
   }
 
   failHealthcheck(fail: boolean): void {
@@ -101,6 +111,7 @@ export class Sidecar {
     // holds once ready are its baseline.
     if (this.config.relay === 'native') {
       startNativeRelay(this.config)
+      this.#offEngineDown = onNativeRelayDown((down) => this.#engineDown(down))
       // the most pipes it holds at once, set aside in the descriptor budget (fd-budget.ts)
       const pipes = this.stats.gauge('sidecar.relay_pipes_max')
       pipes.value = relayStats().pipesMax
@@ -140,8 +151,10 @@ export class Sidecar {
     if (this.#draining) return
     this.#draining = true
     await this.#stopAccepting(this.listeners)
-    await this.#finish(this.listeners, this.config.drainMs)
+    // A down engine reset every connection it had: nothing is left to wait for.
+    await this.#finish(this.listeners, this.#engineFailure ? 0 : this.config.drainMs)
     // every connection is closed (or given up on): the relay thread has nothing left to do
+    this.#offEngineDown()
     stopNativeRelay()
     // DNS answers through the drain: the app's last connections may still need names.
     await this.dns?.close()
@@ -160,6 +173,17 @@ export class Sidecar {
     const chosen = this.listeners.filter((l) => !options.inboundOnly || l.kind === 'inbound')
     await this.#stopAccepting(chosen)
     void this.#finish(chosen, options.graceful ? this.config.drainMs : 0)
+  }
+
+  /** Readiness fails, the listeners stop accepting, and `failure` tells the command to exit non-zero. */
+  #engineDown(down: RelayDown): void {
+    if (this.#engineFailure) return
+    const code = down.errno > 0 ? getSystemErrorName(-down.errno) : undefined
+    this.#engineFailure = new RelayEngineDownError(down.reason, code)
+    this.stats.counter('sidecar.relay_engine_down').inc()
+    this.#log.error({ reason: down.reason, errno: down.errno, code }, this.#engineFailure.message)
+    void this.#stopAccepting(this.listeners)
+    this.#onFailure(this.#engineFailure)
   }
 
   async #stopAccepting(listeners: VirtualListener[]): Promise<void> {

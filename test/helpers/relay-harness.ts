@@ -4,7 +4,17 @@
 import { createHash } from 'node:crypto'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { Test } from 'tap'
-import { relayAdd, relayStart, type RelayBind, type RelayEvent, type RelayOptions } from '../../src/native/relay.js'
+import { addonPath } from '../../src/native/addon.js'
+import {
+  relayAdd,
+  relayFaultInjection,
+  relayStart,
+  relayStop,
+  type RelayBind,
+  type RelayDown,
+  type RelayEvent,
+  type RelayOptions,
+} from '../../src/native/relay.js'
 import { socketFd } from '../../src/native/sockopt.js'
 
 export type Closed = Extract<RelayEvent, { type: 'closed' }>
@@ -12,12 +22,56 @@ export type Closed = Extract<RelayEvent, { type: 'closed' }>
 const listeners = new Map<number, (e: RelayEvent) => void>()
 let lastId = 0
 
-export function start(opts: Partial<RelayOptions> = {}): void {
-  relayStart((events) => events.forEach((e) => listeners.get(e.id)?.(e)), {
-    bufferLimitBytes: 256 * 1024,
-    connectTimeoutMs: 5000,
-    idleTimeoutMs: 0,
-    ...opts,
+/** (Re)starts the engine; `down` is its down notice (relayStart's onDown), if one comes. */
+export function start(opts: Partial<RelayOptions> = {}): { down: Promise<RelayDown> } {
+  let onDown: (d: RelayDown) => void = () => {}
+  const down = new Promise<RelayDown>((resolve) => (onDown = resolve))
+  relayStart(
+    (events) => events.forEach((e) => listeners.get(e.id)?.(e)),
+    { bufferLimitBytes: 256 * 1024, connectTimeoutMs: 5000, idleTimeoutMs: 0, ...opts },
+    onDown,
+  )
+  return { down }
+}
+
+/**
+ * The fault tests run only where native/faults.h's switch exists (the sanitizer build): `npm run test:asan`
+ * sets SIDECAR_LAB_EXPECT_FAULTS=1, and there a build without it is a failure; elsewhere they skip with the reason.
+ */
+export function faultsOnly(): { skip?: string } {
+  if (relayFaultInjection()) return {}
+  if (process.env.SIDECAR_LAB_EXPECT_FAULTS === '1') {
+    throw new Error(`SIDECAR_LAB_EXPECT_FAULTS=1 but the addon at ${addonPath()} has no fault switch (-DSIDECAR_LAB_FAULTS)`)
+  }
+  return { skip: `the addon at ${addonPath()} is not the fault-injection build (npm run test:asan runs these)` }
+}
+
+/** (Re)starts the engine with these faults (SIDECAR_LAB_FAULTS), and without any once the test is done. */
+export function withFaults(t: Test, spec: string, opts: Partial<RelayOptions> = {}): { down: Promise<RelayDown> } {
+  relayStop()
+  process.env.SIDECAR_LAB_FAULTS = spec
+  const started = start({ bufferLimitBytes: 256 * 1024, ...opts })
+  t.teardown(() => {
+    relayStop()
+    delete process.env.SIDECAR_LAB_FAULTS
+  })
+  return started
+}
+
+/** p, or a rejection naming what never came: a bound for a hang, not a speed. */
+export function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms / 1000} s`)), ms)
+  })
+  return Promise.race([p, bound]).finally(() => clearTimeout(timer))
+}
+
+/** How a socket ends: its error's code, or undefined for a plain close. */
+export function ending(s: Socket): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code))
+    s.on('close', () => resolve(undefined))
   })
 }
 
@@ -36,8 +90,12 @@ export interface Relayed {
   upstream: Promise<Socket>
 }
 
-/** A client connection relayed by the engine to a fresh upstream server (or to upstreamPort); bind: an address, or relayAdd's bind. */
-export async function relayed(t: Test, upstreamPort?: number, bind: string | RelayBind = {}): Promise<Relayed> {
+/**
+ * A client connection relayed by the engine to a fresh upstream server (or to upstreamPort); bind: an address, or
+ * relayAdd's bind. With `gate`, the accepted socket waits for it before it goes to relayAdd (bytes the client sent
+ * are in the socket by then).
+ */
+export async function relayed(t: Test, upstreamPort?: number, bind: string | RelayBind = {}, gate?: Promise<unknown>): Promise<Relayed> {
   let upstream: Promise<Socket> = new Promise(() => {})
   if (upstreamPort === undefined) {
     const server = createServer({ allowHalfOpen: true })
@@ -52,7 +110,8 @@ export async function relayed(t: Test, upstreamPort?: number, bind: string | Rel
       if (e.type === 'closed') resolve(e)
     })
   })
-  const front = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => {
+  const front = createServer({ pauseOnConnect: true, allowHalfOpen: true }, async (s) => {
+    await gate
     relayAdd(id, socketFd(s), { address: '127.0.0.1', port: upstreamPort, family: 4 }, typeof bind === 'string' ? { address: bind } : bind)
     s.destroy()
   })

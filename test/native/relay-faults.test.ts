@@ -7,36 +7,17 @@ import { connect, createServer, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { addonPath } from '../../src/native/addon.js'
-import { relayAbort, relayAdd, relayFaultInjection, relayStats, relayStop } from '../../src/native/relay.js'
+import { relayAbort, relayAdd, relayStats } from '../../src/native/relay.js'
 import { socketFd } from '../../src/native/sockopt.js'
-import { drain, listen, relayed, sha, start } from '../helpers/relay-harness.js'
+import { drain, ending, faultsOnly, listen, relayed, sha, withFaults, within } from '../helpers/relay-harness.js'
 
 const MiB = 1024 * 1024
-
-function faultsOnly(): { skip?: string } {
-  if (relayFaultInjection()) return {}
-  if (process.env.SIDECAR_LAB_EXPECT_FAULTS === '1') {
-    throw new Error(`SIDECAR_LAB_EXPECT_FAULTS=1 but the addon at ${addonPath()} has no fault switch (-DSIDECAR_LAB_FAULTS)`)
-  }
-  return { skip: `the addon at ${addonPath()} is not the fault-injection build (npm run test:asan runs these)` }
-}
-
-/** (Re)starts the engine with these faults, and without any once the test is done. */
-function withFaults(t: Test, spec: string, bufferLimitBytes = 256 * 1024): void {
-  relayStop()
-  process.env.SIDECAR_LAB_FAULTS = spec
-  start({ bufferLimitBytes })
-  t.teardown(() => {
-    relayStop()
-    delete process.env.SIDECAR_LAB_FAULTS
-  })
-}
 
 t.test('splice refused mid-stream (EINVAL): the direction goes on by read/write, 16 MiB whole', faultsOnly(), async (t) => {
   // The second splice out: by then the pipe holds one read's worth, often less than the buffer limit, and the
   // client keeps sending, so the buffer the direction switched to is filled to the limit at once.
   for (const round of [1, 2, 3]) {
-    withFaults(t, 'splice_einval=2', 1 * MiB)
+    withFaults(t, 'splice_einval=2', { bufferLimitBytes: 1 * MiB })
     const r = await relayed(t)
     const up = await r.upstream
     const data = randomBytes(16 * MiB)
@@ -51,10 +32,7 @@ t.test('splice refused mid-stream (EINVAL): the direction goes on by read/write,
 t.test('read/write buffer not to be had when splice is refused: ENOMEM, the client is reset', faultsOnly(), async (t) => {
   withFaults(t, 'splice_einval=1,rw_alloc=1')
   const r = await relayed(t)
-  const reset = new Promise<string | undefined>((resolve) => {
-    r.client.on('error', (err: NodeJS.ErrnoException) => resolve(err.code))
-    r.client.on('close', () => resolve(undefined))
-  })
+  const reset = ending(r.client)
   r.client.write(randomBytes(64 * 1024))
   const closed = await r.closed
   t.match(closed, { close: 'error', side: 'upstream', errno: 12 }, 'closed as an error: ENOMEM on the way upstream')
@@ -99,4 +77,65 @@ t.test('relayStop does not depend on an allocation: it returns when none is to b
   const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])))
   clearTimeout(timer)
   t.same({ code, signal, out: out.trim() }, { code: 0, signal: null, out: 'stopped' }, 'the stop returned and the process exited')
+})
+
+t.test(
+  'read/write buffer not to be had with bytes waiting (edge-triggered: no new event comes): ENOMEM, both sides reset',
+  faultsOnly(),
+  async (t) => {
+    // No pipe to be had (maxPipes 0), so the first read wants a buffer; the client's bytes are in the socket
+    // before the engine gets it, so the read that fails is the one its only epoll event asked for.
+    withFaults(t, 'read_alloc=1', { maxPipes: 0 })
+    let sent = () => {}
+    const r = await relayed(t, undefined, undefined, new Promise<void>((resolve) => (sent = resolve)))
+    const client = ending(r.client)
+    r.client.write(randomBytes(64 * 1024), () => sent())
+    const up = await r.upstream
+    const upstream = ending(up)
+    t.match(
+      await within(r.closed, 'the closed event (a stalled connection never closes)'),
+      { close: 'error', side: 'downstream', errno: 12 },
+      'closed as an error: ENOMEM reading downstream',
+    )
+    t.equal(await client, 'ECONNRESET', 'the client sees a reset')
+    t.equal(await upstream, 'ECONNRESET', 'the upstream sees a reset, not a clean end of a cut-short stream')
+  },
+)
+
+/** The engine is down: what it said, and that it keeps nothing and takes nothing more. */
+async function isDown(t: Test, down: Promise<unknown>, expected: object): Promise<void> {
+  t.match(await within(down, 'the down notice'), expected, 'one down notice with the reason')
+  t.equal(relayStats().connections, 0, 'no connection left in the table')
+  t.throws(
+    () => relayAdd(999, 0, { address: '127.0.0.1', port: 9, family: 4 }, {}),
+    { code: 'ENOTCONN' },
+    'a down engine takes no connection',
+  )
+  t.throws(() => relayAbort(999, 'reset'), { code: 'ENOTCONN' }, 'nor an abort')
+}
+
+for (const [fault, reason, errno] of [
+  ['event_alloc=1', 'event_alloc', 12],
+  ['tsfn_call=1', 'tsfn_call', 0],
+] as const) {
+  t.test(`${reason}: the connected event is lost, so the engine goes down and resets what it relays`, faultsOnly(), async (t) => {
+    const { down } = withFaults(t, fault)
+    const r = await relayed(t)
+    const client = ending(r.client)
+    const up = await r.upstream
+    const upstream = ending(up)
+    await isDown(t, down, { reason, errno })
+    t.equal(await client, 'ECONNRESET', 'the client sees a reset')
+    t.equal(await upstream, 'ECONNRESET', 'the upstream sees a reset')
+    t.same(
+      r.events.map((e) => e.type),
+      [],
+      'no event for the connection: the down notice stands for them all',
+    )
+  })
+}
+
+t.test('epoll_wait failing takes the engine down: a notice, not a thread that ended unseen', faultsOnly(), async (t) => {
+  const { down } = withFaults(t, 'epoll_wait=1')
+  await isDown(t, down, { reason: 'epoll_wait', errno: 9 })
 })

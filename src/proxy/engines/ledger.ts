@@ -86,6 +86,8 @@ export type RelayClose =
   | { kind: 'loop' }
   /** still open at the end of the drain */
   | { kind: 'drain' }
+  /** the native engine went down and reset it (its byte counts went down with it) */
+  | { kind: 'engine_down' }
   /** side failed (a reset, a failed write); code is its errno name ('ECONNRESET'), when it had one */
   | { kind: 'error'; side: Side; code: string | undefined }
 
@@ -134,6 +136,8 @@ function termination(c: RelayClose): string {
       return 'upstream_loop'
     case 'drain':
       return 'drain_timeout'
+    case 'engine_down':
+      return 'relay_engine_down'
     case 'error':
       return `${c.side}_${(c.code ?? 'error').toLowerCase()}`
   }

@@ -5,7 +5,16 @@
 // node engine).
 import type { Socket } from 'node:net'
 import { getSystemErrorName } from 'node:util'
-import { relayAbort, relayAdd, relayStart, relayStop, relayTcpInfo, type RelayClosed, type RelayEvent } from '../../native/relay.js'
+import {
+  relayAbort,
+  relayAdd,
+  relayStart,
+  relayStop,
+  relayTcpInfo,
+  type RelayClosed,
+  type RelayDown,
+  type RelayEvent,
+} from '../../native/relay.js'
 import { socketFd } from '../../native/sockopt.js'
 import type { ListenerKind } from '../clusters.js'
 import type { ProxyConfig } from '../config.js'
@@ -27,6 +36,7 @@ const ignore = () => {}
 // listeners share.
 const owners = new Map<number, NativeConnection>()
 let started = false
+const downListeners = new Set<(down: RelayDown) => void>()
 
 export function startNativeRelay(config: Pick<ProxyConfig, 'bufferLimitBytes' | 'connectTimeoutMs' | 'idleTimeoutMs'>): void {
   if (started) return
@@ -41,8 +51,27 @@ export function startNativeRelay(config: Pick<ProxyConfig, 'bufferLimitBytes' | 
       // the descriptors the budget sets aside for them (fd-budget.ts)
       maxPipes: relayPipesFor(fileLimits()?.soft ?? Number.POSITIVE_INFINITY),
     },
+    engineDown,
   )
   started = true
+}
+
+/** Calls fn should the relay engine go down (the sidecar's cue to stop); returns the unsubscribe. */
+export function onNativeRelayDown(fn: (down: RelayDown) => void): () => void {
+  downListeners.add(fn)
+  return () => downListeners.delete(fn)
+}
+
+/**
+ * The thread reset every connection it held and sends nothing more: each closes here, typed, or it would stay
+ * in its listener's active set and its descriptors in the budget for good. The engine stays down (relayAdd
+ * throws ENOTCONN, a failed connect) until stopNativeRelay.
+ */
+function engineDown(down: RelayDown): void {
+  const open = [...owners.values()]
+  owners.clear()
+  for (const conn of open) conn.onEngineDown()
+  for (const fn of downListeners) fn(down)
 }
 
 /** Stops the relay thread (the sidecar's exit; tests). Connections still open are closed without events. */
@@ -51,6 +80,18 @@ export function stopNativeRelay(): void {
   relayStop()
   started = false
   owners.clear()
+}
+
+/**
+ * relayAbort, except on an engine that went down (ENOTCONN): the thread reset the connection already, and its
+ * down notice, on its way to this thread, closes it here.
+ */
+function abortRelay(id: number, how: 'reset' | 'looped'): void {
+  try {
+    relayAbort(id, how)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTCONN') throw err
+  }
 }
 
 /** The relay's typed close as the ledger takes it (the errno by name, as node:net reports a socket's error). */
@@ -153,12 +194,18 @@ export class NativeConnection implements LoopOwner {
 
   onUpstreamLooped(): void {
     this.#ledger.looped()
-    if (!this.#ledger.closed) relayAbort(this.id, 'looped')
+    if (!this.#ledger.closed) abortRelay(this.id, 'looped')
   }
 
   /** Resets both sides now (end of drain). */
   abort(): void {
-    if (!this.#ledger.closed && owners.has(this.id)) relayAbort(this.id, 'reset')
+    if (!this.#ledger.closed && owners.has(this.id)) abortRelay(this.id, 'reset')
+  }
+
+  onEngineDown(): void {
+    this.#tracked?.closed()
+    this.#ledger.ended({ kind: 'engine_down' })
+    this.#ledger.close({ rx: 0, tx: 0 }, { rx: 0, tx: 0 })
   }
 
   #onClosed(e: RelayClosed): void {
