@@ -7,7 +7,9 @@ import { InvalidFlagError } from '../errors.js'
 import { parseCommandArgs } from '../flags/args.js'
 import { port as portFlag } from '../flags/values.js'
 import { appPort, pods } from '../lab/scene.js'
-import { labFlag } from '../lab/state.js'
+import { labFlag, readState } from '../lab/state.js'
+import { renderAmbientText } from './ambient/render.js'
+import { runAmbientTrace } from './ambient/run.js'
 import { quoteInput } from '../quote.js'
 import { renderDnsJson, renderDnsSvg, renderDnsText } from './dns/render.js'
 import { runDnsTrace } from './dns/report.js'
@@ -17,10 +19,10 @@ import { renderSvg } from './render/svg.js'
 import { renderText } from './render/text.js'
 import { renderWalkthroughJson, renderWalkthroughText } from './walkthrough/render.js'
 import { renderWalkthroughSvg } from './walkthrough/render-svg.js'
-import { runTrace } from './capture/run.js'
+import { runTrace, type TraceOptions } from './capture/run.js'
 import { walkthrough } from './walkthrough/verdicts.js'
 import { cliCommand } from '../invocation.js'
-import { terminalWidth } from '../text/wrap.js'
+import { terminalWidth, wrapText } from '../text/wrap.js'
 import { resolveLogFormat } from '../log-format.js'
 
 const help = `usage: sidecar-lab trace [--from POD] [--to POD] [--port N] [--lab NAME] [--walkthrough] [--json] [--svg FILE] [--raw DIR]
@@ -140,7 +142,9 @@ export const traceCommand: Command = {
       io.stdout.write(flags.json ? renderDnsJson(dns) : renderDnsText(dns, terminalWidth(io.stdout)))
       return dns.lookup.dig.status === 'NOERROR' ? 0 : 1
     }
-    const report = await runTrace({ lab: flags.lab, from: flags.from, to: flags.to, port: flags.port, signal: io.signal })
+    const options = { lab: flags.lab, from: flags.from, to: flags.to, port: flags.port, signal: io.signal }
+    if (readState(flags.lab)?.ambient) return runAmbient(flags, options, io)
+    const report = await runTrace(options)
     if (flags.raw) {
       mkdirSync(flags.raw, { recursive: true })
       for (const [pod, text] of Object.entries(report.raw)) writeFileSync(join(flags.raw, `${pod}.nft-monitor.txt`), text)
@@ -155,4 +159,21 @@ export const traceCommand: Command = {
     io.stdout.write(flags.json ? renderJson(report) : renderText(report, terminalWidth(io.stdout)))
     return report.request.status.startsWith('HTTP ') ? 0 : 1
   },
+}
+
+/** An ambient lab: the ztunnel's hops instead of sidecars; the walkthrough (sidecar mode's story) does not apply. */
+async function runAmbient(flags: Flags, options: TraceOptions, io: Parameters<Command['run']>[1]): Promise<number> {
+  if (flags.svg) throw new InvalidFlagError(`--svg: the diagram is drawn for sidecar labs only; lab ${flags.lab} is in ambient mode`)
+  const report = await runAmbientTrace(options)
+  if (flags.raw) {
+    mkdirSync(flags.raw, { recursive: true })
+    for (const [pod, text] of Object.entries(report.raw)) writeFileSync(join(flags.raw, `${pod}.nft-monitor.txt`), text)
+  }
+  const skipped =
+    `--walkthrough: lab ${flags.lab} is in ambient mode. The walkthrough's 15 steps tell sidecar mode's story ` +
+    '(a sidecar in each pod); its ambient counterparts are the two answers at the end of this trace.\n\n'
+  const { raw: _raw, ...shown } = report
+  const text = flags.json ? JSON.stringify(shown, null, 2) + '\n' : renderAmbientText(report, terminalWidth(io.stdout))
+  io.stdout.write((flags.walkthrough && !flags.json ? wrapText(skipped, terminalWidth(io.stdout)) : '') + text)
+  return report.request.status.startsWith('HTTP ') ? 0 : 1
 }

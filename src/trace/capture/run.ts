@@ -45,7 +45,7 @@ function readAccess(lab: string, pod: string, from: number): AccessLine[] {
     .flatMap((l) => parseAccessLine(pod, l) ?? [])
 }
 
-async function sendRequest(ns: string, url: string): Promise<{ client: Endpoint; status: string }> {
+export async function sendRequest(ns: string, url: string): Promise<{ client: Endpoint; status: string }> {
   const curl = [
     'setpriv',
     `--reuid=${appUser.uid}`,
