@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Command } from '../command.js'
-import { InvalidFlagError } from '../errors.js'
+import { InvalidFlagError, LabNotUpError } from '../errors.js'
 import { parseCommandArgs } from '../flags/args.js'
 import { port as portFlag } from '../flags/values.js'
 import { appPort, pods } from '../lab/scene.js'
@@ -201,6 +201,7 @@ async function runAmbient(flags: Flags, options: TraceOptions, io: Parameters<Co
 
 /** Both labs traced one after the other, each by its own mode; the table puts sidecar mode first. */
 async function runCompare(flags: Flags, options: TraceOptions, other: string, io: Parameters<Command['run']>[1]): Promise<number> {
+  for (const lab of [flags.lab, other]) if (!readState(lab)?.complete) throw new LabNotUpError(lab)
   const ambientLab = [flags.lab, other].filter((lab) => readState(lab)?.ambient)
   if (ambientLab.length !== 1) {
     const problem = ambientLab.length ? 'both are in ambient mode' : "neither is in ambient mode ('lab up --ambient')"
