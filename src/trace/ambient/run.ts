@@ -10,7 +10,7 @@ import { podSpec } from '../../lab/scene.js'
 import { readState, type LabState } from '../../lab/state.js'
 import { endpointOf, formatEndpoint } from '../../net/address.js'
 import { readConntrack, readIptablesRules } from '../capture/evidence.js'
-import { TraceMonitor } from '../capture/monitor.js'
+import { armMonitors, TraceMonitor } from '../capture/monitor.js'
 import { installTraceTable, removeTraceTable, sidecarPorts } from '../capture/nft-table.js'
 import { sendRequest, type TraceOptions } from '../capture/run.js'
 import { cliCommand } from '../../invocation.js'
@@ -45,8 +45,7 @@ export async function runAmbientTrace(options: TraceOptions): Promise<AmbientRep
   let lines: ZtunnelLine[] = []
   let failure: unknown
   try {
-    for (const p of pods) await installTraceTable(ns[p]!, [options.port, ...sidecarPorts])
-    await Promise.all(monitors.map((m) => m.ready()))
+    await armMonitors(monitors, (n) => installTraceTable(n, [options.port, ...sidecarPorts]))
     if (options.signal?.aborted) throw new TraceError('interrupted before the request was sent')
     request = await sendRequest(ns[options.from]!, url)
     // the ztunnel logs at close: its outbound and inbound line, and the called pod's own call when it makes one
