@@ -53,10 +53,10 @@ flags:
                  ambient mode: 'lab up --ambient') and print both counted side by side: processes in
                  the path, TCP connections, rules walked, NAT rewrites, user-space hops
 
-Ambient mode (a lab from 'lab up --ambient'): the same steps, the ztunnel's hops (from its access log) in
-place of the sidecars', each packet's mark and its connection's ct mark, the in-pod REDIRECT the
-ztunnel's marked SYNs do not take (no loop), and how the app's reply finds its way back (fwmark 0x111,
-table 100). --walkthrough tells sidecar mode's story and is skipped there, with a line that says so.
+Ambient mode (a lab from 'lab up --ambient'): the same steps, the ztunnel's hops (from its access
+log) in place of the sidecars', each packet's mark and its connection's ct mark, the in-pod REDIRECT
+that the ztunnel's marked SYNs do not take (no loop), and how the app's reply finds its way back
+(fwmark 0x111, table 100). --walkthrough tells sidecar mode's story: skipped there, with a line.
 
 DNS: sidecar-lab trace --dns [NAME] [--no-ct-zones] [--lab NAME] [--json] [--svg FILE]
   One lookup of NAME (default db.lab.test, forwarded by the sidecar) from productpage's app (dig, uid 1000):
