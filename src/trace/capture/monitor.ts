@@ -64,3 +64,23 @@ export class TraceMonitor {
     return this.#text
   }
 }
+
+/**
+ * Installs the trace table and waits until every monitor saw it. `nft monitor` subscribes a moment after it
+ * starts; on a busy machine the table can be added before that and its event missed, so the table is added
+ * again (install removes a leftover first: a new event) for a monitor still waiting, a few times.
+ */
+export async function armMonitors(monitors: TraceMonitor[], install: (ns: string) => Promise<void>, attempts = 5): Promise<void> {
+  for (const m of monitors) await install(m.ns)
+  for (const m of monitors) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await m.ready(1500)
+        break
+      } catch (err) {
+        if (attempt === attempts) throw err
+        await install(m.ns)
+      }
+    }
+  }
+}

@@ -26,6 +26,14 @@ export interface TraceEvent {
   /** accept, continue, return, jump CHAIN, drop ... */
   verdict?: string
   packet?: PacketInfo
+  /** the packet's mark (skb->mark) where nft printed it (policy and verdict lines: `meta mark 0x...`, when not 0) */
+  mark?: number
+}
+
+/** nft appends `meta mark 0x00000539` to a policy or verdict line when the packet carries a mark. */
+export function markOf(text: string): number | undefined {
+  const m = / meta mark (0x[0-9a-f]+)\b/i.exec(text)
+  return m ? parseInt(m[1]!, 16) : undefined
 }
 
 const lineRe = /^trace id (\S+) (\S+) (\S+) (\S+) (packet|rule|unknown rule|policy|verdict):? ?(.*)$/
@@ -94,7 +102,7 @@ export function parseLine(line: string): TraceEvent | undefined {
   const [, id, family, table, chain, what, rest = ''] = m
   const base = { id: id!, family: family!, table: table!, chain: chain! }
   if (what === 'packet') return { ...base, kind: 'packet', ...optional('packet', parsePacket(rest)) }
-  if (what === 'policy' || what === 'verdict') return { ...base, kind: what, verdict: rest.trim() }
+  if (what === 'policy' || what === 'verdict') return { ...base, kind: what, verdict: rest.trim(), ...optional('mark', markOf(rest)) }
   // rule TEXT [# handle N] (verdict V)   or   unknown rule handle N (verdict V)
   const r = /^(.*?)\s*(?:#\s*)?(?:handle (\d+))?\s*\(verdict ([^)]+)\)$/.exec(rest.trim())
   if (!r) return { ...base, kind: 'rule', rule: cleanRule(rest) }
@@ -122,6 +130,8 @@ export interface Hit {
   handle: number | null
   verdict: string
   policy: boolean
+  /** the mark nft printed with a policy line (absent: not printed, i.e. 0, or a rule line) */
+  mark?: number
 }
 
 /** One packet's pass through one hook (output or prerouting) in one pod. */
@@ -136,6 +146,9 @@ export interface Traversal {
   hits: Hit[]
   /** order of arrival among all traversals, a tiebreak only */
   seq: number
+  /** the packet's mark as our first-priority chain saw it, and as the last one did (0 when nft printed none) */
+  markBefore?: number
+  markAfter?: number
 }
 
 export interface OwnTable {
@@ -165,10 +178,13 @@ export function traversals(pod: string, events: TraceEvent[], own: OwnTable, seq
     if (!t) continue
     if (mine) {
       if (e.kind === 'packet' && e.packet && own.last[e.chain]) t.after = e.packet
+      if (e.kind === 'policy' && own.first[e.chain]) t.markBefore = e.mark ?? 0
+      if (e.kind === 'policy' && own.last[e.chain]) t.markAfter = e.mark ?? 0
       continue
     }
     if (e.kind === 'rule' || e.kind === 'policy') {
       t.hits.push({
+        ...optional('mark', e.mark),
         family: e.family,
         table: e.table,
         chain: e.chain,

@@ -9,7 +9,7 @@ import { appUser, podSpec } from '../../lab/scene.js'
 import { podDir, readState, type LabState } from '../../lab/state.js'
 import { endpointOf, formatEndpoint, type Endpoint } from '../../net/address.js'
 import { parseAccessLine, readConntrack, readIptablesRules, type AccessLine } from './evidence.js'
-import { TraceMonitor } from './monitor.js'
+import { armMonitors, TraceMonitor } from './monitor.js'
 import { installTraceTable, removeTraceTable, sidecarPorts } from './nft-table.js'
 import { buildReport, type TraceReport } from './report.js'
 import { findConnections, type TraceInput } from './steps.js'
@@ -45,7 +45,7 @@ function readAccess(lab: string, pod: string, from: number): AccessLine[] {
     .flatMap((l) => parseAccessLine(pod, l) ?? [])
 }
 
-async function sendRequest(ns: string, url: string): Promise<{ client: Endpoint; status: string }> {
+export async function sendRequest(ns: string, url: string): Promise<{ client: Endpoint; status: string }> {
   const curl = [
     'setpriv',
     `--reuid=${appUser.uid}`,
@@ -111,8 +111,7 @@ export async function runTrace(options: TraceOptions): Promise<TraceReport> {
   }
   let failure: unknown
   try {
-    for (const p of pods) await installTraceTable(ns[p]!, ports)
-    await Promise.all(monitors.map((m) => m.ready()))
+    await armMonitors(monitors, (n) => installTraceTable(n, ports))
     if (options.signal?.aborted) throw new TraceError('interrupted before the request was sent')
     request = await sendRequest(ns[options.from]!, url)
     input.client = request.client

@@ -159,7 +159,7 @@ function noHit(t: Traversal, all: Traversal[], i: number): NoHit {
 const noAccept = { accept: null, walk: null } as const
 
 /** all, i: every traversal in order, and t's place in it (a reply's un-NAT shows in the next one) */
-function netfilterSteps(t: Traversal, conn: number, input: TraceInput, all: Traversal[], i: number): Omit<Step, 'n'>[] {
+export function netfilterSteps(t: Traversal, conn: number, input: TraceInput, all: Traversal[], i: number): Omit<Step, 'n'>[] {
   const packet = { ...ends(t.before), flags: t.before.flags }
   const rewritten = sameEnds(ends(t.before), ends(t.after)) ? null : ends(t.after)
   const base = { pod: t.pod, kind: 'netfilter' as const, connection: conn, packet, hook: t.hook, ...noAccept }
