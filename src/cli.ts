@@ -29,6 +29,11 @@ const commands: CommandEntry[] = [
     load: async () => (await import('./ambient/command.js')).ztunnelCommand,
   },
   {
+    name: 'cni-agent',
+    summary: "istio-cni's ZDS side: hands ztunnel each pod's network namespace (SCM_RIGHTS)",
+    load: async () => (await import('./ambient/agent-command.js')).agentCommand,
+  },
+  {
     name: 'lab',
     summary: 'pods as network namespaces with the sidecar: up, down, status, exec, logs, rules',
     load: async () => (await import('./lab/command.js')).labCommand,

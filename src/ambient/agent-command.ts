@@ -54,8 +54,15 @@ export function readPods(file: string): ZdsPod[] {
     }
     const name = field('name')
     const netnsPath = field('netns')
-    if (!netnsPath.startsWith('/')) throw new InvalidFlagError(`--pods: pod ${name}: "netns" must be an absolute path, not ${quoteInput(netnsPath, 80)}`)
-    const pod = { uid: field('uid', name), name, namespace: field('namespace', 'default'), serviceAccount: field('serviceAccount', name), netnsPath }
+    if (!netnsPath.startsWith('/'))
+      throw new InvalidFlagError(`--pods: pod ${name}: "netns" must be an absolute path, not ${quoteInput(netnsPath, 80)}`)
+    const pod = {
+      uid: field('uid', name),
+      name,
+      namespace: field('namespace', 'default'),
+      serviceAccount: field('serviceAccount', name),
+      netnsPath,
+    }
     if (pods.some((p) => p.uid === pod.uid)) throw new InvalidFlagError(`--pods: uid ${quoteInput(pod.uid, 80)} is listed twice`)
     pods.push(pod)
   })

@@ -28,7 +28,7 @@ export const ztunnelCommand: Command = {
     const z = new Ztunnel({ proxy: settings.proxy, accessLog: settings.accessLog }, log)
     z.start()
     const pending = new Set<string>(settings.pods.map((p) => `pod ${p.info.name}`))
-    if (settings.zds) pending.add('the node agent\'s snapshot')
+    if (settings.zds) pending.add("the node agent's snapshot")
     const endpoints = await startZtunnelAdmin(
       z,
       { admin: settings.adminPort, stats: settings.statsPort, ready: settings.readyPort },
@@ -45,13 +45,33 @@ export const ztunnelCommand: Command = {
       await Promise.all(endpoints.map((e) => e.close()))
       throw err
     }
-    const zds = settings.zds ? startZds(settings.zds, z, () => pending.delete("the node agent's snapshot"), log) : null
-    log.info({ pods: z.pods.size, relay: settings.proxy.relay, zds: settings.zds }, `ztunnel ready (relay engine: ${settings.proxy.relay})`)
+    let zds: ZdsClient | null = null
+    if (settings.zds) {
+      const path = settings.zds
+      // ready once the agent's snapshot is in: every pod it holds is served (or was refused, and nacked)
+      await new Promise<void>((resolve) => {
+        zds = startZds(
+          path,
+          z,
+          () => {
+            pending.delete("the node agent's snapshot")
+            resolve()
+          },
+          log,
+        )
+        stop.signal.addEventListener('abort', () => resolve(), { once: true })
+        log.info({ path }, "waiting for the node agent's snapshot")
+      })
+    }
+    log.info(
+      { pods: [...z.pods.values()].map((p) => p.info.name), relay: settings.proxy.relay, zds: settings.zds },
+      `ztunnel ready (relay engine: ${settings.proxy.relay})`,
+    )
     await new Promise<void>((resolve) => {
       if (stop.signal.aborted) resolve()
       stop.signal.addEventListener('abort', () => resolve(), { once: true })
     })
-    await zds?.close()
+    await (zds as ZdsClient | null)?.close()
     await z.stop()
     await Promise.all(endpoints.map((e) => e.close()))
     log.info('ztunnel stopped')

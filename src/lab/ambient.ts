@@ -2,13 +2,14 @@
 // pods (productpage and reviews; ratings stays out), and one ztunnel runs in the node's namespace (the lab's
 // bridge namespace, which gets the node's own address on the bridge so the ztunnel reaches the lab's DNS
 // server), serving both pods through listeners it opens inside them.
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { execIn } from '../sys/netns.js'
 import { run } from '../sys/exec.js'
 import { resolvConfPath, sidecarRegistry } from './dns.js'
 import { startDetached, waitForLog } from './processes.js'
 import { pods, prefixLength, prefixLength6 } from './scene.js'
-import { ensurePodDir, labDir, type LabState } from './state.js'
+import { labDir, type LabState } from './state.js'
 
 /** The node's address on the lab's bridge (the ztunnel's namespace). */
 export const nodeAddress = { ip: '198.18.0.1', ip6: '2001:2::1' }
@@ -25,6 +26,20 @@ export function inpodArgs(state: Pick<LabState, 'dnsCapture'>): string[] {
 
 export function ztunnelLog(lab: string): string {
   return join(labDir(lab), 'ztunnel.log')
+}
+
+export function agentLog(lab: string): string {
+  return join(labDir(lab), 'cni-agent.log')
+}
+
+/** The node agent's ZDS socket, which the ztunnel connects to (ztunnel's default: /var/run/ztunnel/ztunnel.sock). */
+export function zdsSocket(lab: string): string {
+  return join(labDir(lab), 'ztunnel.sock')
+}
+
+/** The pods the node agent hands to the ztunnel (sidecar-lab cni-agent --pods). */
+export function podsFile(lab: string): string {
+  return join(labDir(lab), 'mesh-pods.json')
 }
 
 export function ztunnelAccessLog(lab: string): string {
@@ -44,31 +59,55 @@ export async function applyInpodRules(state: LabState, pod: string, cliPath: str
   return r.stdout.trim()
 }
 
-/** Gives the node its address, programs the mesh pods and starts the ztunnel; records its pid before waiting. */
+export interface AmbientPids {
+  agent?: number
+  ztunnel?: number
+}
+
+/**
+ * Gives the node its address, programs the mesh pods, starts the node agent with their list and the ztunnel,
+ * which takes them from the agent over ZDS. Each pid is recorded (record) before it is waited for.
+ */
 export async function startAmbient(
   state: LabState,
   cliPath: string,
-  record: (pid: number) => void,
+  record: (pids: AmbientPids) => void,
   relayFlags: string[] = [],
 ): Promise<void> {
   await execIn(state.bridgeNs, ['ip', 'addr', 'add', `${nodeAddress.ip}/${prefixLength}`, 'dev', 'br0'])
   await execIn(state.bridgeNs, ['ip', '-6', 'addr', 'add', `${nodeAddress.ip6}/${prefixLength6}`, 'dev', 'br0', 'nodad'])
   for (const name of meshPods()) await applyInpodRules(state, name, cliPath)
-  const podList = meshPods()
-    .map((name) => `${name}=/run/netns/${state.pods[name]!.ns}`)
-    .join(',')
-  for (const name of meshPods()) ensurePodDir(state.lab, name)
-  const log = ztunnelLog(state.lab)
-  const pid = startDetached(
+  const pids: AmbientPids = {}
+  writeFileSync(
+    podsFile(state.lab),
+    JSON.stringify(
+      meshPods().map((name) => ({ name, netns: `/run/netns/${state.pods[name]!.ns}` })),
+      null,
+      2,
+    ) + '\n',
+  )
+  pids.agent = startDetached(
+    state.bridgeNs,
+    [process.execPath, cliPath, 'cni-agent', '--zds', zdsSocket(state.lab), '--pods', podsFile(state.lab), '--log-format', 'json'],
+    agentLog(state.lab),
+  )
+  record(pids)
+  await waitForLog(agentLog(state.lab), /cni agent ready/, pids.agent)
+  pids.ztunnel = startZtunnel(state, cliPath, relayFlags)
+  record(pids)
+  await waitForLog(ztunnelLog(state.lab), /ztunnel ready/, pids.ztunnel)
+}
+
+/** The ztunnel in the node's namespace, taking its pods from the lab's node agent; its pid. */
+export function startZtunnel(state: LabState, cliPath: string, relayFlags: string[] = []): number {
+  return startDetached(
     state.bridgeNs,
     [
       process.execPath,
       cliPath,
       'ztunnel',
       '--zds',
-      'off',
-      '--pod',
-      podList,
+      zdsSocket(state.lab),
       '--access-log',
       ztunnelAccessLog(state.lab),
       '--registry',
@@ -80,8 +119,6 @@ export async function startAmbient(
       'json',
       ...relayFlags,
     ],
-    log,
+    ztunnelLog(state.lab),
   )
-  record(pid)
-  await waitForLog(log, /ztunnel ready/, pid)
 }

@@ -54,7 +54,7 @@ function requireRoot(what: string): void {
 
 export function isUp(state: LabState | undefined): boolean {
   if (!state?.complete) return false
-  if (state.ambient && !alive(state.ambient.ztunnel)) return false
+  if (state.ambient && !(alive(state.ambient.ztunnel) && alive(state.ambient.agent))) return false
   return Object.values(state.pods).every((p) => alive(p.pids.app) && (state.ambient || !p.sidecar || alive(p.pids.sidecar)))
 }
 
@@ -161,8 +161,8 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
       await startAmbient(
         state,
         cliPath,
-        (pid) => {
-          ambient.ztunnel = pid
+        (pids) => {
+          Object.assign(ambient, pids)
           writeState(state)
         },
         ['--relay', relay],
@@ -232,6 +232,7 @@ export async function down(lab: string, log: Logger): Promise<{ removed: string[
     await stop(pod.pids.sidecar)
   }
   await stop(state?.ambient?.ztunnel)
+  await stop(state?.ambient?.agent)
   await stop(state?.dns?.pid)
   // By name, not from the state, so a crash that lost the state leaves no resolv.conf behind either.
   for (const p of pods) removeResolvConf(`${lab}-${p.name}`)

@@ -33,7 +33,7 @@ export interface LabState {
   /** the injector's layout with ISTIO_META_DNS_CAPTURE=true (--redirect-dns) */
   dnsCapture?: boolean
   /** ambient mode (src/lab/ambient.ts): in-pod rules and one ztunnel in the bridge namespace, no sidecars */
-  ambient?: { ztunnel?: number }
+  ambient?: { agent?: number; ztunnel?: number }
   /** the sidecars' relay engine (lab up --relay; absent in a state written before engines existed: node) */
   relay?: RelayEngine
 }

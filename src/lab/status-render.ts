@@ -64,7 +64,7 @@ export type LabStatus =
       /** lab up --docker: the containers, as lines */
       containers?: string[]
       /** lab up --ambient: the ztunnel in the node's namespace */
-      ambient?: { node: string; ztunnel: ProcStatus | null }
+      ambient?: { node: string; ztunnel: ProcStatus | null; agent?: ProcStatus | null }
     }
 
 type UpStatus = Extract<LabStatus, { up: true }>
@@ -107,7 +107,11 @@ function head(s: UpStatus): Line[] {
   if (s.containers) lines.push('', ...s.containers.map((row) => ({ row })))
   if (s.ambient) {
     const mesh = s.pods.filter((p) => p.hasSidecar).map((p) => p.name)
-    lines.push('', `ztunnel: pid ${proc(s.ambient.ztunnel)} in ${s.ambient.node} (the node), serving ${mesh.join(' and ')}`)
+    lines.push(
+      '',
+      `ztunnel: pid ${proc(s.ambient.ztunnel)} in ${s.ambient.node} (the node), serving ${mesh.join(' and ')}; the node agent ` +
+        `that handed them over (istio-cni's ZDS side) is pid ${proc(s.ambient.agent ?? null)}`,
+    )
   }
   return lines
 }

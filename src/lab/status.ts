@@ -143,7 +143,7 @@ export async function collectStatus(state: LabState | undefined, lab: string): P
     out.dns = { ns: state.dns.ns, address: '198.18.0.53', dnsmasq: proc(state.dns.pid), capture }
   }
   if (state.docker) out.containers = await containerLines(lab)
-  if (state.ambient) out.ambient = { node: state.bridgeNs, ztunnel: proc(state.ambient.ztunnel) }
+  if (state.ambient) out.ambient = { node: state.bridgeNs, ztunnel: proc(state.ambient.ztunnel), agent: proc(state.ambient.agent) }
   return out
 }
 

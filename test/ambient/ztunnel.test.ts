@@ -2,6 +2,7 @@
 // ztunnel in a namespace of its own (the node) serving both through listeners it made inside them. Bytes go
 // through intact both ways, the app sees its real client's address (IPv4 and IPv6), each socket the ztunnel
 // holds is in the pod's namespace while its process is outside, and a pod removed stops being served.
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { addNetns, deleteNetns, execIn } from '../../src/sys/netns.js'
@@ -34,7 +35,7 @@ async function ambientPair(t: Teardown) {
 
 async function startZtunnel(t: Teardown, node: string, pods: Pod[], extra: string[] = []) {
   const list = pods.map((p) => `${p.ns.endsWith('-c') ? 'client' : 'server'}=/run/netns/${p.ns}`).join(',')
-  const proc = spawnIn(t, node, ['node', cli, 'ztunnel', '--zds', 'off', '--pod', list, '--log-format', 'json', ...engineFlags(), ...extra])
+  const proc = spawnIn(t, node, ['node', cli, 'ztunnel', '--pod', list, '--log-format', 'json', ...engineFlags(), ...extra])
   await proc.waitFor(/ztunnel ready/, 'stderr', SIDECAR_READY_MS)
   return proc
 }
@@ -90,6 +91,49 @@ t.test("the ztunnel's sockets live in the pods' namespaces, owned by a process o
   }
   const own = await execIn(node, ['ss', '-Htln'])
   t.notMatch(own.stdout, /:1500[168]\b/, "none of them in the node's own namespace")
+})
+
+/** The node agent serving pods over ZDS from a pods file in the pods' scratch folder. */
+async function startAgent(t: Teardown, node: string, pods: Pod[], dir: string) {
+  const file = join(dir, 'pods.json')
+  const socket = join(dir, 'zds.sock')
+  const write = (list: Pod[]) =>
+    writeFileSync(file, JSON.stringify(list.map((p) => ({ name: p.ns.endsWith('-c') ? 'client' : 'server', netns: `/run/netns/${p.ns}` }))))
+  write(pods)
+  const agent = spawnIn(t, node, ['node', cli, 'cni-agent', '--zds', socket, '--pods', file, '--log-format', 'json'])
+  await agent.waitFor(/cni agent ready/, 'stderr')
+  return { agent, socket, write }
+}
+
+async function listening(pod: Pod): Promise<string> {
+  return (await execIn(pod.ns, ['ss', '-Htln'])).stdout
+}
+
+t.test('pods from the node agent over ZDS: a restarted ztunnel takes them up again; a pod removed is let go', opts, async (t) => {
+  const { client, server, node } = await ambientPair(t)
+  const { agent, socket, write } = await startAgent(t, node, [client, server], client.dir)
+  const zArgs = ['node', cli, 'ztunnel', '--zds', socket, '--log-format', 'json', ...engineFlags()]
+  const first = spawnIn(t, node, zArgs)
+  await first.waitFor(/ztunnel ready/, 'stderr', SIDECAR_READY_MS)
+  await startServerApp(t, server, appPort)
+  t.equal((await runClient(t, client, server.ip, appPort, 10_000)).received, 10_000, 'served')
+
+  first.child.kill('SIGKILL')
+  await first.exited
+  t.notMatch(await listening(server), /:15006\b/, 'killed: its listeners in the pod are gone')
+  const second = spawnIn(t, node, zArgs)
+  await second.waitFor(/ztunnel ready/, 'stderr', SIDECAR_READY_MS)
+  t.match(second.stderr.join('\n'), /"pods":\["client","server"\]/, 'the snapshot named both pods')
+  const again = await runClient(t, client, server.ip, appPort, 10_000)
+  t.equal(again.receivedSha256, again.sentSha256, 'served again after the restart')
+
+  // The agent lets the server pod go (its file without it, SIGHUP): the ztunnel closes its listeners there.
+  write([client])
+  agent.child.kill('SIGHUP')
+  for (let i = 0; i < 100 && /:1500[168]\b/.test(await listening(server)); i++) await new Promise((r) => setTimeout(r, 100))
+  t.notMatch(await listening(server), /:1500[168]\b/, "the server pod's listeners closed")
+  t.match(await listening(client), /:15001\b/, 'the client pod is still served')
+  t.match(second.stderr.join('\n'), /pod delete request, shutting down proxy/)
 })
 
 t.test('a pod removed stops being served: its listeners close', opts, async (t) => {
