@@ -167,3 +167,19 @@ export class ZdsNackError extends SidecarError {
     this.ackError = ackError
   }
 }
+
+/** ztunnel: a pod's network namespace could not be entered (not a namespace, or no CAP_SYS_ADMIN). */
+export class PodNetnsError extends SidecarError {
+  constructor(pod: string, err: NodeJS.ErrnoException) {
+    const why: Record<string, string> = {
+      EINVAL: 'the descriptor it was given is no network namespace',
+      EPERM: 'this process lacks CAP_SYS_ADMIN',
+      EBADF: 'the descriptor is closed',
+    }
+    super(
+      'SIDECAR_ERR_POD_NETNS',
+      `pod ${pod}: cannot enter its network namespace (${err.syscall ?? 'setns'} ${err.code}: ${why[err.code ?? ''] ?? err.message})`,
+      { cause: err },
+    )
+  }
+}

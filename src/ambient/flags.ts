@@ -1,7 +1,7 @@
 // `sidecar-lab ztunnel` flags -> settings, every value checked, errors naming the flag and the value.
 import { InvalidFlagError } from '../errors.js'
 import { parseCommandArgs } from '../flags/args.js'
-import { bytes, duration, oneOf, port } from '../flags/values.js'
+import { bytes, duration, integer, oneOf } from '../flags/values.js'
 import { dnsFlags, parseDnsFlags } from '../dns/flags.js'
 import { logFormatEnv } from '../log-format.js'
 import { defaultProxyConfig, type ProxyConfig } from '../proxy/config.js'
@@ -22,7 +22,7 @@ interface FlagSpec {
 }
 
 const flags: FlagSpec[] = [
-  { name: 'zds', value: 'PATH', help: `the node agent's ZDS socket to take pods from (ztunnel's is ${defaultZdsPath})`, fallback: '' },
+  { name: 'zds', value: 'PATH', help: `the node agent's ZDS socket to take pods from, as ztunnel's ${defaultZdsPath}`, fallback: '' },
   {
     name: 'pod',
     value: 'LIST',
@@ -117,9 +117,9 @@ export function parseZtunnelFlags(argv: string[]): ZtunnelSettings | 'help' {
     zds: zdsText ?? null,
     pods,
     accessLog: accessLog === 'off' ? null : accessLog,
-    adminPort: port('admin-port', str('admin-port'), 15000),
-    statsPort: port('stats-port', str('stats-port'), 15020),
-    readyPort: port('ready-port', str('ready-port'), 15021),
+    adminPort: integer('admin-port', str('admin-port'), 15000, 0, 65535),
+    statsPort: integer('stats-port', str('stats-port'), 15020, 0, 65535),
+    readyPort: integer('ready-port', str('ready-port'), 15021, 0, 65535),
     logFormat: str('log-format'),
   }
 }

@@ -8,7 +8,7 @@
 import { closeSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import { DnsServer } from '../dns/server.js'
-import { listenFailure } from '../errors.js'
+import { listenFailure, PodNetnsError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { netnsSocket } from '../native/netns.js'
 import type { AccessLogSink } from '../proxy/access-log.js'
@@ -96,6 +96,7 @@ export class PodProxy {
   /** The listeners, in the pod's namespace; on a failure whatever was opened is closed again. */
   async start(): Promise<void> {
     try {
+      this.#enter()
       for (const l of this.listeners) {
         await l.listen()
         this.log.info({ address: `[::]:${l.port}`, component: l.kind }, 'listener established')
@@ -104,6 +105,16 @@ export class PodProxy {
       await this.dns?.start()
     } catch (err) {
       await this.#close()
+      throw err
+    }
+  }
+
+  /** Fails now, naming the pod, when its namespace cannot be entered: a socket made there and closed. */
+  #enter(): void {
+    try {
+      closeSync(netnsSocket({ netns: this.sockets.netns, family: 4, type: 'udp' }))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).syscall === 'setns') throw new PodNetnsError(this.info.name, err as NodeJS.ErrnoException)
       throw err
     }
   }

@@ -136,6 +136,16 @@ t.test('pods from the node agent over ZDS: a restarted ztunnel takes them up aga
   t.match(second.stderr.join('\n'), /pod delete request, shutting down proxy/)
 })
 
+t.test('a pod whose namespace cannot be entered is refused by name, and nothing is left open', opts, async (t) => {
+  const { node } = await ambientPair(t)
+  const z = spawnIn(t, node, ['node', cli, 'ztunnel', '--pod', 'web=/etc/hostname', '--admin-port', '0', '--log-level', 'silent'])
+  t.equal(await z.exited, 2, 'exit 2')
+  t.match(
+    z.stderr.join('\n'),
+    /^error: pod web: cannot enter its network namespace \(setns EINVAL: the descriptor it was given is no network namespace\)$/m,
+  )
+})
+
 t.test('a pod removed stops being served: its listeners close', opts, async (t) => {
   const { client, server, node } = await ambientPair(t)
   const z = await startZtunnel(t, node, [client, server], ['--admin-port', '15000'])

@@ -47,6 +47,19 @@ const cases: [string[], string][] = [
   [['demo', '--duration', '0'], 'error: --duration: 0 is out of range (1 to 600)\n'],
   [['demo', '--connections', '-2'], 'error: --connections: -2 is out of range (1 to 1000)\n'],
   [['demo', '--relay', 'fast'], 'error: --relay: "fast" is not one of node, native\n'],
+  [
+    ['ztunnel'],
+    "error: no pods to serve: give --zds PATH (the node agent's socket, e.g. /var/run/ztunnel/ztunnel.sock) or --pod NAME=NETNS\n",
+  ],
+  [
+    ['ztunnel', '--pod', 'Web=/run/netns/x'],
+    'error: --pod "Web=/run/netns/x": expected NAME=NETNS, a pod name (lower case, digits, \'-\') and an absolute path to its network namespace\n',
+  ],
+  [['ztunnel', '--pod', 'a=/x,a=/y'], 'error: --pod: a is given twice\n'],
+  [['ztunnel', '--zds', '/z', '--relay', 'fast'], 'error: --relay: "fast" is not one of node, native\n'],
+  [['ztunnel', '--pod', 'a=/x', '--admin-port', '70000'], 'error: --admin-port: 70000 is out of range (0 to 65535)\n'],
+  [['cni-agent', '--zds', '/z'], 'error: sidecar-lab cni-agent needs --zds PATH and --pods FILE (see --help)\n'],
+  [['cni-agent', '--zds', '/z', '--pods', '/nonexistent.json'], 'error: --pods "/nonexistent.json": ENOENT\n'],
   [['proxy', '--uid'], 'error: --uid: give a value (--uid UID)\n'],
   [
     ['proxy', 'stray'],
