@@ -10,6 +10,7 @@ import { startNativeRelay, stopNativeRelay } from '../proxy/engines/native.js'
 import type { ConnectionRecord } from '../proxy/engines/record.js'
 import type { ListenerKind } from '../proxy/clusters.js'
 import { PodProxy, type PodInfo } from './pod-proxy.js'
+import { podAddresses } from './pod-addresses.js'
 import { accessFields, accessLine, TcpMetrics, trafficLabels, type WorkloadName } from './telemetry.js'
 
 export interface ZtunnelOptions {
@@ -66,6 +67,8 @@ export class Ztunnel {
       }
       this.pods.set(info.uid, pod)
       this.counts.started++
+      const self: WorkloadName = { name: info.name, namespace: info.namespace }
+      for (const address of await podAddresses(netnsFd)) this.#addresses.set(address, self)
     })
   }
 

@@ -9,7 +9,7 @@ import { quoteInput } from '../quote.js'
 import { createLogger } from '../logger.js'
 import { resolveLogFormat } from '../log-format.js'
 import { applyRules, cliPath, down, up } from './lifecycle.js'
-import { applyInpodRules } from './ambient.js'
+import { applyInpodRules, ztunnelAccessLog, ztunnelLog } from './ambient.js'
 import { inNetns } from '../sys/netns.js'
 import { appUser, podSpec, pods } from './scene.js'
 import { labFlag, podDir, readState, type LabState } from './state.js'
@@ -54,7 +54,8 @@ subcommands:
   exec POD [--uid N] -- CMD...   run a command in a pod's namespace with the host's programs (as
                                  uid ${appUser.uid}, unless --uid)
   logs POD [-f] [--json]         the pod's sidecar log (as text lines; --json: as written), access
-                                 log and app log; -f follows them until Ctrl-C
+                                 log and app log (ambient: the ztunnel's log and access log, and
+                                 the app's); -f follows them until Ctrl-C
   rules off|on                   remove or re-apply the capture rules in the sidecar pods (for
                                  direct runs)
 
@@ -143,7 +144,10 @@ function execPod(argv: string[], io: CommandIO): Promise<number> {
 
 async function logs(state: LabState, name: string | undefined, o: { json: boolean; follow: boolean }, io: CommandIO) {
   podOf(state, name)
-  const paths = podLogFiles.map((file) => join(podDir(state.lab, name!), file))
+  // ambient mode: no sidecar in the pod; the ztunnel's logs on the node (all its pods) and the pod's app log
+  const paths = state.ambient
+    ? [ztunnelLog(state.lab), ztunnelAccessLog(state.lab), join(podDir(state.lab, name!), 'app.log')]
+    : podLogFiles.map((file) => join(podDir(state.lab, name!), file))
   await showLogs(paths, { ...o, signal: io.signal }, (text) => io.stdout.write(text))
   return 0
 }

@@ -136,7 +136,7 @@ t.test('pods from the node agent over ZDS: a restarted ztunnel takes them up aga
   t.match(second.stderr.join('\n'), /pod delete request, shutting down proxy/)
 })
 
-t.test('a pod whose namespace cannot be entered is refused by name, and nothing is left open', opts, async (t) => {
+t.test('a pod whose namespace cannot be entered is refused by name: the ztunnel exits 2', opts, async (t) => {
   const { node } = await ambientPair(t)
   const z = spawnIn(t, node, ['node', cli, 'ztunnel', '--pod', 'web=/etc/hostname', '--admin-port', '0', '--log-level', 'silent'])
   t.equal(await z.exited, 2, 'exit 2')
