@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 for pkg_bin in iptables:iptables-restore nftables:nft iproute2:ip conntrack:conntrack util-linux:setpriv \
-               haproxy:haproxy curl:curl dnsmasq-base:dnsmasq bind9-dnsutils:dig wrk:wrk python3:python3 make:make g++:g++; do
+               haproxy:haproxy curl:curl dnsmasq-base:dnsmasq bind9-dnsutils:dig wrk:wrk ipset:ipset python3:python3 make:make g++:g++; do
   command -v "${pkg_bin#*:}" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "${pkg_bin#*:}" >/dev/null 2>&1 \
     || need+=("${pkg_bin%%:*}")
 done

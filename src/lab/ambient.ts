@@ -5,6 +5,8 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { execIn } from '../sys/netns.js'
+import { buildInpodPlan } from '../inpod/build.js'
+import { inpodConfig } from '../inpod/config.js'
 import { run } from '../sys/exec.js'
 import { resolvConfPath, sidecarRegistry } from './dns.js'
 import { startDetached, waitForLog } from './processes.js'
@@ -77,6 +79,7 @@ export async function startAmbient(
   await execIn(state.bridgeNs, ['ip', 'addr', 'add', `${nodeAddress.ip}/${prefixLength}`, 'dev', 'br0'])
   await execIn(state.bridgeNs, ['ip', '-6', 'addr', 'add', `${nodeAddress.ip6}/${prefixLength6}`, 'dev', 'br0', 'nodad'])
   for (const name of meshPods()) await applyInpodRules(state, name, cliPath)
+  await hostProbeRules(state)
   const pids: AmbientPids = {}
   writeFileSync(
     podsFile(state.lab),
@@ -96,6 +99,35 @@ export async function startAmbient(
   pids.ztunnel = startZtunnel(state, cliPath, relayFlags)
   record(pids)
   await waitForLog(ztunnelLog(state.lab), /ztunnel ready/, pids.ztunnel)
+}
+
+/** istio-cni's probe sets on the node, which it fills with the mesh pods' addresses (ipset, iptables backend). */
+export const probeSets = { v4: 'istio-inpod-probes-v4', v6: 'istio-inpod-probes-v6' }
+
+/**
+ * The node's probe rule (istio-cni's AppendHostRules): kubelet's health probes to a mesh pod leave the node
+ * SNATed to 169.254.7.127 (IPv6: fd16:9254:7127:1337:ffff:ffff:ffff:ffff), and the pod's rules let that source
+ * past the ztunnel to the app. istio-cni fills the probe sets as pods join the mesh; here lab up does. The pods
+ * answer the probe address through the node (kubelet's probes come from the node: a pod's default route).
+ */
+export async function hostProbeRules(state: LabState): Promise<void> {
+  const ns = state.bridgeNs
+  const config = inpodConfig({ ipv6: true })
+  const plan = buildInpodPlan(config, { mode: 'host', nativeNftables: false })
+  for (const [set, family, key] of [
+    [probeSets.v4, 'inet', 'ip'],
+    [probeSets.v6, 'inet6', 'ip6'],
+  ] as const) {
+    await execIn(ns, ['ipset', 'create', set, 'hash:ip', 'family', family, '-exist'])
+    for (const name of meshPods()) await execIn(ns, ['ipset', 'add', set, state.pods[name]![key], '-exist'])
+  }
+  await execIn(ns, ['iptables-restore', '--noflush'], { input: plan.ipv4 })
+  await execIn(ns, ['ip6tables-restore', '--noflush'], { input: plan.ipv6 })
+  for (const name of meshPods()) {
+    const pod = state.pods[name]!.ns
+    await execIn(pod, ['ip', 'route', 'add', `${config.hostProbeSnatIPv4}/32`, 'via', nodeAddress.ip])
+    await execIn(pod, ['ip', '-6', 'route', 'add', `${config.hostProbeSnatIPv6}/128`, 'via', nodeAddress.ip6])
+  }
 }
 
 /** The ztunnel in the node's namespace, taking its pods from the lab's node agent; its pid. */

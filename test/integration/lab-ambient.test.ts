@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { listNetns } from '../../src/sys/netns.js'
+import { execIn, listNetns } from '../../src/sys/netns.js'
 import { alive } from '../../src/sys/exec.js'
 import { readState } from '../../src/lab/state.js'
 import { repoRoot } from '../helpers/pods.js'
@@ -73,6 +73,20 @@ t.test('lab up --ambient: the ztunnel serves both mesh pods from the node', root
   t.ok(
     access.some((l) => l.includes('dst.workload="reviews"') && l.includes('direction="inbound"')),
     'an inbound line for reviews',
+  )
+
+  // kubelet's probe from the node: SNATed to 169.254.7.127 on the node, let past the ztunnel in the pod.
+  const accessBefore = readFileSync(join('/run/sidecar-lab', lab, 'ztunnel-access.log'), 'utf8')
+  const probe = await execIn(state.bridgeNs, ['curl', '-s', '--max-time', '5', 'http://198.18.0.10:9080/'])
+  t.match(
+    JSON.parse(probe.stdout),
+    { service: 'productpage', peer: '169.254.7.127' },
+    "a probe from the node reaches the app as istio-cni's probe address",
+  )
+  t.notMatch(
+    readFileSync(join('/run/sidecar-lab', lab, 'ztunnel-access.log'), 'utf8').slice(accessBefore.length),
+    /src\.addr=169\.254\.7\.127/,
+    'and not through the ztunnel',
   )
 
   // The ztunnel's table answers the mesh's names (Istio's TTL 30); other names go to the lab's server (TTL 10).
