@@ -18,10 +18,10 @@ const help = `usage: ${COMMAND} init --dir DIR [--validity ${defaultCaValidity}]
 
 The mesh's identities for HBONE, as Istio's CA gives them to ztunnel.
   init   a self-signed root CA in DIR: root-cert.pem, root-key.pem (mode 0600)
-  issue  a workload certificate signed by DIR's CA, in DIR/NAMESPACE/NAME: cert.pem, key.pem (0600),
-         cert-chain.pem (the certificate, then the root) and root-cert.pem. Its identity, the only
-         URI SAN, is spiffe://DOMAIN/ns/NAMESPACE/sa/NAME; an ECDSA P-256 key; serverAuth and
-         clientAuth. NAME and NAMESPACE are DNS-1123 labels (a-z, 0-9, '-').
+  issue  a workload certificate signed by DIR's CA, in DIR/NAMESPACE/NAME: cert.pem, key.pem
+         (0600), cert-chain.pem (the certificate, then the root) and root-cert.pem. Its identity,
+         the only URI SAN, is spiffe://DOMAIN/ns/NAMESPACE/sa/NAME; an ECDSA P-256 key; serverAuth
+         and clientAuth. NAME and NAMESPACE are DNS-1123 labels (a-z, 0-9, '-').
   show   the identity, validity and issuer of a certificate (PEM)
 DOMAIN is the trust domain, cluster.local by default.
 --validity: 90s, 30m, 24h, 7d (1s to 3650d). The keys belong to whoever runs this: run it as the
