@@ -159,8 +159,21 @@ async function openssl(args: string[], caDir: string, env: Record<string, string
   await run('openssl', args, { env: { ...process.env, CA_STATE: state, SPIFFE_ID: 'unused', ...env } })
 }
 
-/** Signs `csrOf(key)` with openssl ca: the CA's own certificate (selfsign) or a workload's. */
-async function sign(
+// openssl ca keeps a database (index.txt) it does not lock, and the request file is per process: one signing
+// at a time per CA in this process. Two processes issuing from one CA at once are not supported.
+const signing = new Map<string, Promise<unknown>>()
+
+/** Signs a request for keyFile with openssl ca: the CA's own certificate (selfsign) or a workload's. */
+function sign(...a: Parameters<typeof signNow>): Promise<void> {
+  const caDir = a[0]
+  const done = (signing.get(caDir) ?? Promise.resolve()).then(() => signNow(...a))
+  const settled = done.catch(() => {})
+  signing.set(caDir, settled)
+  void settled.then(() => signing.get(caDir) === settled && signing.delete(caDir))
+  return done
+}
+
+async function signNow(
   caDir: string,
   keyFile: string,
   out: string,

@@ -2,7 +2,7 @@
 // the URI SAN read back with node:crypto, the key files' modes, dates in the past and the future for the
 // fault tests of HBONE, a certificate from another CA refused, bad names refused with their message.
 import { execFile } from 'node:child_process'
-import { X509Certificate } from 'node:crypto'
+import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -53,7 +53,7 @@ t.test('a CA and two workloads: each verifies, carries its SPIFFE id as the only
     t.ok(cert.checkIssued(root), 'issued by the root')
     t.equal(new Date(cert.validTo).getTime() - new Date(cert.validFrom).getTime(), 24 * hour, '24 hours, as Istio')
     t.equal(mode(id.key), 0o600, `${sa}'s key is 0600`)
-    t.ok(cert.checkPrivateKey((await import('node:crypto')).createPrivateKey(readFileSync(id.key))), 'the key is the certificate’s')
+    t.ok(cert.checkPrivateKey(createPrivateKey(readFileSync(id.key))), 'the key is the certificate’s')
     t.equal(readFileSync(id.chain, 'utf8'), readFileSync(id.cert, 'utf8') + readFileSync(ca.cert, 'utf8'), 'chain: cert, root')
     t.equal(readFileSync(id.root, 'utf8'), readFileSync(ca.cert, 'utf8'))
   }
@@ -172,4 +172,17 @@ t.test('lab up --ambient: a CA and one identity per mesh service account where l
   await makeLabIdentities('slt-certs', ['reviews'])
   const files = labIdentityFiles('slt-certs', 'reviews')
   t.equal((await verify(files.root, files.cert)).code, 0)
+})
+
+t.test('workloads issued at the same time from one CA each get their own key and certificate', async (t) => {
+  const dir = tempDir(t)
+  const ca = await makeCa(join(dir, 'ca'))
+  const names = ['a', 'b', 'c', 'd']
+  const ids = await Promise.all(names.map((sa) => issueWorkload(ca, join(dir, sa), { serviceAccount: sa })))
+  for (const [i, id] of ids.entries()) {
+    const cert = new X509Certificate(readFileSync(id.cert))
+    t.equal(readIdentity(readFileSync(id.cert)), `spiffe://cluster.local/ns/default/sa/${names[i]}`)
+    t.ok(cert.checkPrivateKey(createPrivateKey(readFileSync(id.key))), `${names[i]}: the key is the certificate's`)
+    t.equal((await verify(ca.cert, id.cert)).code, 0)
+  }
 })
