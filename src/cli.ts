@@ -34,6 +34,11 @@ const commands: CommandEntry[] = [
     load: async () => (await import('./ambient/agent-command.js')).agentCommand,
   },
   {
+    name: 'certs',
+    summary: "the mesh's identities for HBONE: a lab CA, SPIFFE workload certificates, show one",
+    load: async () => (await import('./ambient/certs-command.js')).certsCommand,
+  },
+  {
     name: 'lab',
     summary: 'pods as network namespaces with the sidecar: up, down, status, exec, logs, rules',
     load: async () => (await import('./lab/command.js')).labCommand,

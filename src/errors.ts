@@ -183,3 +183,10 @@ export class PodNetnsError extends SidecarError {
     )
   }
 }
+
+/** A certificate or key could not be made or read (src/ambient/certs.ts): bad name, no CA, unwritable folder. */
+export class CertificateError extends SidecarError {
+  constructor(message: string) {
+    super('SIDECAR_ERR_CERTIFICATE', message)
+  }
+}

@@ -9,6 +9,7 @@ import { buildInpodPlan } from '../inpod/build.js'
 import { inpodConfig } from '../inpod/config.js'
 import { run } from '../sys/exec.js'
 import { resolvConfPath, sidecarRegistry } from './dns.js'
+import { makeLabIdentities } from './identities.js'
 import { startDetached, waitForLog } from './processes.js'
 import { pods, prefixLength, prefixLength6 } from './scene.js'
 import { labDir, type LabState } from './state.js'
@@ -80,6 +81,7 @@ export async function startAmbient(
   await execIn(state.bridgeNs, ['ip', '-6', 'addr', 'add', `${nodeAddress.ip6}/${prefixLength6}`, 'dev', 'br0', 'nodad'])
   for (const name of meshPods()) await applyInpodRules(state, name, cliPath)
   await hostProbeRules(state)
+  await makeLabIdentities(state.lab, meshPods())
   const pids: AmbientPids = {}
   writeFileSync(
     podsFile(state.lab),

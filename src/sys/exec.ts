@@ -30,6 +30,7 @@ const installHints: Record<string, string> = {
   'ip6tables-save': 'install iptables (apt-get install iptables)',
   nft: 'install nftables (apt-get install nftables)',
   conntrack: 'install conntrack (apt-get install conntrack)',
+  openssl: 'install openssl (apt-get install openssl)',
 }
 
 export function run(program: string, args: string[], options: RunOptions = {}): Promise<RunResult> {

@@ -2,12 +2,14 @@
 // node's namespace. The app sees its real caller (not 127.0.0.6), DNS is answered through 15053 by the ztunnel,
 // `lab status` names the ztunnel as the owner of the pods' listeners, and `lab down` leaves nothing.
 import { execFile } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { execIn, listNetns } from '../../src/sys/netns.js'
 import { alive } from '../../src/sys/exec.js'
 import { readState } from '../../src/lab/state.js'
+import { labIdentityFiles } from '../../src/lab/identities.js'
+import { readIdentity } from '../../src/ambient/certs.js'
 import { repoRoot } from '../helpers/pods.js'
 import { rootOnly } from '../helpers/root.js'
 import { eventually } from '../helpers/wait.js'
@@ -44,6 +46,17 @@ t.test('lab up --ambient: the ztunnel serves both mesh pods from the node', root
   const state = readState(lab)!
   const ztunnel = state.ambient?.ztunnel
   t.ok(alive(ztunnel), 'the ztunnel runs')
+  // the identities HBONE will use: one per mesh pod's service account, signed by the lab's CA, keys 0600
+  for (const sa of ['productpage', 'reviews']) {
+    const files = labIdentityFiles(lab, sa)
+    const verified = await new Promise<string>((resolve) =>
+      execFile('openssl', ['verify', '-CAfile', files.root, files.cert], (err, out, errOut) => resolve(err ? errOut : out)),
+    )
+    t.equal(verified, `${files.cert}: OK\n`, `${sa}: openssl verify`)
+    t.equal(readIdentity(readFileSync(files.cert)), `spiffe://cluster.local/ns/default/sa/${sa}`)
+    t.equal(statSync(files.key).mode & 0o777, 0o600, `${sa}: the key is 0600`)
+  }
+  t.notOk(existsSync(labIdentityFiles(lab, 'ratings').cert), 'ratings is out of the mesh: no identity')
 
   t.match(
     await get(lab, 'productpage', 'http://198.18.0.20:9080/'),
