@@ -30,14 +30,31 @@ export class LabCerts {
     const ca = opts.ca ?? 'ca'
     const base = join(this.dir, name)
     const san = opts.san ?? `URI:${spiffe(opts.sa ?? name)}`
-    this.#openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'].concat(
-      ['-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/O=sidecar-lab/CN=${name}`, '-addext', `subjectAltName=${san}`],
-    ))
+    this.#openssl(
+      ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'].concat([
+        '-keyout',
+        `${base}.key`,
+        '-out',
+        `${base}.csr`,
+        '-subj',
+        `/O=sidecar-lab/CN=${name}`,
+        '-addext',
+        `subjectAltName=${san}`,
+      ]),
+    )
     if (opts.expired) this.#expired(ca, base)
     else {
-      this.#openssl(['x509', '-req', '-in', `${base}.csr`, '-CA', join(this.dir, `${ca}.crt`), '-CAkey', join(this.dir, `${ca}.key`)].concat(
-        ['-CAcreateserial', '-days', '1', '-copy_extensions', 'copy', '-out', `${base}.crt`],
-      ))
+      this.#openssl(
+        ['x509', '-req', '-in', `${base}.csr`, '-CA', join(this.dir, `${ca}.crt`), '-CAkey', join(this.dir, `${ca}.key`)].concat([
+          '-CAcreateserial',
+          '-days',
+          '1',
+          '-copy_extensions',
+          'copy',
+          '-out',
+          `${base}.crt`,
+        ]),
+      )
     }
     const files = { cert: `${base}.crt`, key: `${base}.key`, ca: join(this.dir, `${ca}.crt`) }
     return { cert: read(files.cert), key: read(files.key), ca: read(files.ca), files }
@@ -45,10 +62,12 @@ export class LabCerts {
 
   #ca(name: string): void {
     const base = join(this.dir, name)
-    this.#openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2'].concat(
-      ['-keyout', `${base}.key`, '-out', `${base}.crt`, '-subj', `/O=sidecar-lab/CN=${name}`],
-      ['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
-    ))
+    this.#openssl(
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2'].concat(
+        ['-keyout', `${base}.key`, '-out', `${base}.crt`, '-subj', `/O=sidecar-lab/CN=${name}`],
+        ['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+      ),
+    )
   }
 
   #expired(ca: string, base: string): void {
@@ -75,9 +94,18 @@ export class LabCerts {
         '',
       ].join('\n'),
     )
-    this.#openssl(['ca', '-batch', '-notext', '-config', conf, '-cert', join(this.dir, `${ca}.crt`), '-keyfile', join(this.dir, `${ca}.key`)].concat(
-      ['-startdate', '20200101000000Z', '-enddate', '20200102000000Z', '-in', `${base}.csr`, '-out', `${base}.crt`],
-    ))
+    this.#openssl(
+      ['ca', '-batch', '-notext', '-config', conf, '-cert', join(this.dir, `${ca}.crt`), '-keyfile', join(this.dir, `${ca}.key`)].concat([
+        '-startdate',
+        '20200101000000Z',
+        '-enddate',
+        '20200102000000Z',
+        '-in',
+        `${base}.csr`,
+        '-out',
+        `${base}.crt`,
+      ]),
+    )
   }
 
   #openssl(args: string[]): void {

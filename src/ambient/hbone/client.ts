@@ -128,7 +128,20 @@ export class HboneClient {
         reject(err)
       }
       stream.once('error', fail)
-      stream.once('close', () => fail(new HboneError('session', `HBONE: CONNECT ${headers[':authority']} closed before an answer`)))
+      // the session's own error (a TLS alert: our certificate refused) says more than the stream's close; it may come
+      // just after
+      stream.once('close', () =>
+        setImmediate(() =>
+          fail(
+            sessionErrors.get(session)?.error ??
+              new HboneError(
+                'session',
+                // a Node server refusing a certificate it cannot verify closes without an alert (a missing one gets one)
+                `HBONE: the session closed before an answer to CONNECT ${headers[':authority']} (a server refusing our certificate does that)`,
+              ),
+          ),
+        ),
+      )
       stream.once('response', (h) => {
         clearTimeout(timer)
         stream.off('error', fail)
@@ -146,6 +159,7 @@ export class HboneClient {
     this.counters.sessionsOpened++
     return new Promise((resolve, reject) => {
       let tls: TLSSocket | null = null
+      const failure: { error?: Error } = {}
       const session = h2connect(`https://${key.via}`, {
         settings: { initialWindowSize: HBONE_LIMITS.streamWindow, maxFrameSize: HBONE_LIMITS.frameSize, enablePush: false },
         maxSessionMemory: 64,
@@ -159,9 +173,12 @@ export class HboneClient {
             ...(socketFactory ? { socket: socketFactory(via) } : { host: via.address, port: via.port }),
             checkServerIdentity: (_host: string, cert: PeerCertificate) => checkIdentity(cert, key.destination, key.via),
           })
+          // an alert after our side finished the handshake (TLS 1.3: the server refusing our certificate)
+          tls.on('error', (err) => (failure.error ??= err))
           return tls
         },
       })
+      sessionErrors.set(session, failure)
       const timer = setTimeout(
         () => session.destroy(new HboneError('session', `HBONE: no TLS/HTTP2 session with ${key.via} in ${HBONE_LIMITS.handshakeMs} ms`)),
         HBONE_LIMITS.handshakeMs,
@@ -179,12 +196,18 @@ export class HboneClient {
           session.destroy(err)
           return reject(err)
         }
-        session.on('error', (err) => log?.debug({ err: err.message, via: key.via }, 'HBONE session error'))
+        session.on('error', (err) => {
+          failure.error ??= err
+          log?.debug({ err: err.message, via: key.via }, 'HBONE session error')
+        })
         resolve(session)
       })
     })
   }
 }
+
+/** The error that ended a session, for the tunnels that were waiting on it. */
+const sessionErrors = new WeakMap<ClientHttp2Session, { error?: Error }>()
 
 function parseVia(via: string): HostPort {
   const i = via.lastIndexOf(':')

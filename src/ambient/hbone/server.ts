@@ -44,7 +44,7 @@ export interface HboneServerCounters {
   sessions: number
   /** handshakes that failed: no or untrusted or expired client certificate, garbage, plain HTTP */
   tlsFailures: number
-  /** TLS without ALPN h2 */
+  /** TLS without ALPN h2 (the handshake fails or the connection is closed after it) */
   alpnFailures: number
   /** HTTP/2 sessions that ended on a protocol error (not a TLS failure) */
   sessionErrors: number
@@ -112,8 +112,10 @@ export class HboneServer extends EventEmitter {
       this.#sockets.add(s)
       s.once('close', () => this.#sockets.delete(s))
     })
-    this.#server.on('tlsClientError', (err, socket) => {
-      this.counters.tlsFailures++
+    this.#server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
+      // OpenSSL refuses a client that offers ALPN but not h2; one offering none gets to unknownProtocol
+      if (err.code === 'ERR_SSL_NO_APPLICATION_PROTOCOL') this.counters.alpnFailures++
+      else this.counters.tlsFailures++
       opts.log?.debug({ err: err.message, src: socket.remoteAddress }, 'HBONE TLS handshake failed')
       socket.destroy()
     })

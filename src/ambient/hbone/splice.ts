@@ -1,7 +1,9 @@
 // Joins an HTTP/2 stream (one HBONE tunnel) and a byte stream (the connection to the target, or the app's
 // side on the client) as a TCP proxy would: a FIN either way is END_STREAM the same way and back, each
-// direction closing on its own; a reset of either side resets the other (RST_STREAM with CONNECT_ERROR,
-// RFC 9113 8.5, towards the peer; a TCP RST towards the target), so a cut stream never looks like a clean end.
+// direction closing on its own; a reset of either side resets the other (RST_STREAM towards the peer, a TCP
+// RST towards the target), so a cut stream never looks like a clean end. The RST_STREAM is INTERNAL_ERROR, not
+// RFC 9113's CONNECT_ERROR: Node's stream.close(code) sends END_STREAM before the RST_STREAM when the stream's
+// writable side is open, and a peer reading the END_STREAM first takes it for a clean end; destroy(err) does not.
 import { constants as h2c, type Http2Stream } from 'node:http2'
 import { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -18,6 +20,11 @@ export interface SpliceResult {
 export function resetDuplex(d: Duplex): void {
   if (d instanceof Socket && !d.destroyed && d.readyState !== 'opening') d.resetAndDestroy()
   else d.destroy()
+}
+
+/** RST_STREAM (INTERNAL_ERROR) and nothing before it. */
+export function resetStream(stream: Http2Stream, why: Error): void {
+  if (!stream.destroyed) stream.destroy(why)
 }
 
 export function splice(stream: Http2Stream, upstream: Duplex, done: (r: SpliceResult) => void): void {
@@ -43,14 +50,14 @@ export function splice(stream: Http2Stream, upstream: Duplex, done: (r: SpliceRe
     }
     closed()
   })
-  upstream.on('error', () => {
+  upstream.on('error', (err) => {
     r.reset = true
-    if (!stream.closed) stream.close(h2c.NGHTTP2_CONNECT_ERROR)
+    resetStream(stream, err)
   })
   upstream.once('close', () => {
     if (!(upEnded && upFinished) && !stream.closed) {
       r.reset = true
-      stream.close(h2c.NGHTTP2_CONNECT_ERROR)
+      resetStream(stream, new Error('the other side closed before both directions ended'))
     }
     closed()
   })
