@@ -65,11 +65,14 @@ export async function startHbone(
 
 /** Resolves on an event, rejects if `ms` passes first (a bound on a wait, not a timing assertion). */
 export function once<T = unknown>(emitter: NodeJS.EventEmitter, event: string, ms = 5000): Promise<T> {
-  return new Promise((resolve, reject) => {
+  const p = new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no '${event}' in ${ms} ms`)), ms)
+    timer.unref()
     emitter.once(event, (v: T) => {
       clearTimeout(timer)
       resolve(v)
     })
   })
+  p.catch(() => {}) // a test that failed before awaiting it must not end the file on an unhandled rejection
+  return p
 }
