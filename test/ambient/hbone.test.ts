@@ -4,7 +4,7 @@
 // port that stays up under garbage.
 import { randomBytes } from 'node:crypto'
 import { connect as h2connect, constants as h2c } from 'node:http2'
-import { connect as netConnect } from 'node:net'
+import { connect as netConnect, createServer, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import t from 'tap'
 import { HboneClient, HboneError, type HboneTunnel, parseAuthority } from '../../src/ambient/hbone/index.js'
@@ -214,8 +214,42 @@ t.test('garbage, plain HTTP/1.1 and TLS without h2 are closed and counted; the s
   h1.on('error', () => {})
   await once(h1, 'close')
   await eventually(() => server.counters.alpnFailures === 1)
+  const noPreface = tlsConnect({ host: '127.0.0.1', port: via.port, ...a, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined })
+  noPreface.on('error', () => {})
+  noPreface.resume() // read the server's SETTINGS and GOAWAY to its FIN
+  noPreface.once('secureConnect', () => noPreface.write(randomBytes(100)))
+  await once(noPreface, 'close')
+  await eventually(() => server.counters.sessionErrors === 1)
   const s = await client(t).connect({ target: { address: '127.0.0.1', port: app }, via, expectIdentity: spiffe('b') })
   const echo = collect(s)
   s.end('still serving')
   t.equal((await echo).toString(), 'still serving')
+})
+
+t.test("connections accepted elsewhere (handle) and a client's own sockets (socketFactory)", async (t) => {
+  const app = await startApp(t)
+  const { server } = await startHbone(t, b)
+  // the pod proxy's own 15008 listener hands its connections over
+  const outer = createServer((sock) => server.handle(sock))
+  await new Promise<void>((resolve) => outer.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => outer.close(resolve)))
+  const port = (outer.address() as { port: number }).port
+  const made: Socket[] = []
+  const c = client(t, {
+    socketFactory: (via) => {
+      const s = netConnect(via.port, via.address)
+      made.push(s)
+      return s
+    },
+  })
+  const s = await c.connect({
+    target: { address: '127.0.0.1', port: app },
+    via: { address: '127.0.0.1', port },
+    expectIdentity: spiffe('b'),
+  })
+  const echo = collect(s)
+  s.end('through handle()')
+  t.equal((await echo).toString(), 'through handle()')
+  t.equal(made.length, 1, "the session's TCP connection came from socketFactory")
+  t.equal(server.counters.accepted, 1)
 })
