@@ -187,7 +187,10 @@ export class HboneClient {
         clearTimeout(timer)
         reject(err)
       })
-      session.once('close', () => reject(new HboneError('session', `HBONE: the session with ${key.via} closed`)))
+      session.once('close', () => {
+        clearTimeout(timer)
+        reject(new HboneError('session', `HBONE: the session with ${key.via} closed`))
+      })
       session.once('connect', () => {
         clearTimeout(timer)
         const alpn = (tls as TLSSocket | null)?.alpnProtocol
@@ -196,6 +199,8 @@ export class HboneClient {
           session.destroy(err)
           return reject(err)
         }
+        // ztunnel's HTTP2_CONNECTION_WINDOW_SIZE; SETTINGS only carry the stream window
+        session.setLocalWindowSize(HBONE_LIMITS.connectionWindow)
         session.on('error', (err) => {
           failure.error ??= err
           log?.debug({ err: err.message, via: key.via }, 'HBONE session error')

@@ -155,6 +155,8 @@ export class HboneServer extends EventEmitter {
 
   #session(session: ServerHttp2Session): void {
     this.counters.sessions++
+    // ztunnel's HTTP2_CONNECTION_WINDOW_SIZE; SETTINGS only carry the stream window
+    session.setLocalWindowSize(HBONE_LIMITS.connectionWindow)
     // a protocol error (garbage after the handshake) must end this session only, never the process
     session.on('error', (err) => {
       this.counters.sessionErrors++
