@@ -12,6 +12,8 @@ for pkg_bin in iptables:iptables-restore nftables:nft iproute2:ip conntrack:conn
   command -v "${pkg_bin#*:}" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "${pkg_bin#*:}" >/dev/null 2>&1 \
     || need+=("${pkg_bin%%:*}")
 done
+# python3-h2 (no program of its own): the HBONE interop test's peer (test/helpers/apps/hbone-peer.py)
+/usr/bin/python3 -c 'import h2' >/dev/null 2>&1 || need+=(python3-h2)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}" >&2
