@@ -171,6 +171,10 @@ t.test('loop guard: an app connection sharing a source port with an open upstrea
     short: number
     errors: string[]
     shortPorts: number[]
+    /** short connections tried (300, or more until one shared a port) */
+    tried: number
+    /** the sidecar's upstream sockets the app saw in /proc/net/tcp */
+    upstream: number
   }
   const ss = await execIn(client.ns, ['ss', '-Htne', 'state', 'established', 'dport', '= :9080'])
   const upstreamPorts = new Set(
@@ -183,10 +187,11 @@ t.test('loop guard: an app connection sharing a source port with an open upstrea
   t.equal(r.held, 1500, '1500 connections held open through both sidecars')
   t.ok(
     shared.length > 0,
-    `the kernel gave app connections ports of open upstream sockets (${shared.length} of ${r.short}), so the case was exercised`,
+    `the kernel gave app connections ports of open upstream sockets (${shared.length} of ${r.short}; ${upstreamPorts.size} upstream sockets, ${r.upstream} seen by the app), so the case was exercised`,
   )
   t.same(r.errors, [], 'no app connection was refused')
-  t.equal(r.short, 300, 'every short connection got its echo')
+  t.ok(r.tried >= 300, `${r.tried} short connections tried`)
+  t.equal(r.short, r.tried, 'every short connection got its echo')
   t.notOk(
     outbound.stderr.some((l) => l.includes('traffic loop')),
     'no traffic loop was reported',
