@@ -242,8 +242,11 @@ t.test('no pipe to be had (EMFILE): the read/write fallback relays the bytes who
     })
     const client = connect(await listen(front), '127.0.0.1')
     await ready
-    // the first pump of the new connection took a pipe (and gave it back to the pool): wait until none is in use
-    // and the pool has closed
+    // One byte there and back first: the relay thread has then pumped both directions (taking a pipe and giving
+    // it back to the pool) before this thread takes the descriptors. Without it the relay's first pump could run
+    // while the loop below fills the table, and its pipe2() would get two descriptors. Then wait until no pipe is
+    // in use and the pool has closed.
+    await new Promise((r) => { client.once('data', r); client.write('x') })
     for (const end = Date.now() + 10000; (relayStats().pipesInUse > 0 || relayStats().pipesPooled > 0) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50))
     const pooledBefore = relayStats().pipesPooled
     const held = []
