@@ -104,6 +104,24 @@ const times = []
 let child
 let interrupted
 
+/**
+ * What failed inside a failed test, for the closing list (CI shows only the output's tail): the failed
+ * assertions' names and the first lines of their diffs, since the test's last result.
+ */
+function failureDetail(lines) {
+  const since = lines.findLastIndex((l, i) => i < lines.length - 1 && /^ {4}(not )?ok \d+ - /.test(l))
+  const out = []
+  for (const l of lines.slice(since + 1)) {
+    const t = l.trim()
+    if (/^not ok \d+ - /.test(t)) out.push(`    ${t}`)
+    else if (/^[-+][^-+]/.test(t) && out.length) out.push(`      ${t}`)
+    else if (/^(message|found|wanted|error): /.test(t) && out.length) out.push(`      ${t}`)
+  }
+  const cut = out.slice(0, 12).map((l) => (l.length > 200 ? l.slice(0, 199) + '…' : l))
+  if (out.length > cut.length) cut.push(`      (${out.length - cut.length} more lines in the .tap file)`)
+  return cut.length ? '\n' + cut.join('\n') : ''
+}
+
 /** One tap run; its counts go into totals and its failures are named with the engine. */
 function tap(engine, tapFiles) {
   // tap's limit per file is 300 s (package.json); the bench's file takes 200 s on a quiet machine
@@ -124,7 +142,7 @@ function tap(engine, tapFiles) {
       const outcome = sub[3] ? 'skipped' : sub[1] ? 'failed' : 'passed'
       totals[outcome]++
       file[outcome]++
-      if (outcome === 'failed') failures.push(`[${engine}] ${file.name}: ${sub[2]}`)
+      if (outcome === 'failed') failures.push(`[${engine}] ${file.name}: ${sub[2]}` + failureDetail(file.lines))
     }
     const start = /^# Subtest: (.*)$/.exec(line)
     if (start) {
