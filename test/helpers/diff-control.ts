@@ -101,9 +101,9 @@ export class Control {
   }
 
   /** One connection's plan, step by step; what each end received and saw at the end. */
-  async run(plan: Plan, host: string, port: number, idleTimeoutMs: number): Promise<ConnOutcome> {
+  async run(plan: Plan, host: string, port: number, idleTimeoutMs: number, localPort?: number): Promise<ConnOutcome> {
     const { id } = plan
-    const opened = await this.call('client', { op: 'open', id, host, port })
+    const opened = await this.call('client', { op: 'open', id, host, port, localPort })
     if (opened.closed || !(await this.accepted(id))) {
       return {
         id,

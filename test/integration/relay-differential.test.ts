@@ -11,6 +11,7 @@ import { mkdtempSync, chmodSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomInt } from 'node:crypto'
+import { execIn } from '../../src/sys/netns.js'
 import { rootOnly } from '../helpers/root.js'
 import { nativeEngineOnly, parseEngine, type RelayEngine } from '../helpers/engine.js'
 import { adminStats, eventually, podPair, repoRoot, spawnIn, startSidecar, type Pod, type Proc } from '../helpers/pods.js'
@@ -29,6 +30,13 @@ const IDLE_CONNS = 2
 // the plans' pauses (at most 400 ms) stay far below it.
 const IDLE_TIMEOUT_MS = 3000
 const PORT = 9080
+// The client app's connections come from ports below the pods' ephemeral range (32768-60999), one port each, so
+// none can be the port of a sidecar upstream the server reset: the kernel takes such a SYN as a packet of the
+// reset upstream's conntrack entry (still in CLOSE), NAT is not consulted, and the connection goes around the
+// client's sidecar (test/faults/conntrack-reopen.test.ts shows it). A CI run lost one connection's access line,
+// and an idle timeout, that way.
+const LOCAL_PORT_BASE = 20_000
+if (CONNS > 5000) throw new Error(`SIDECAR_LAB_DIFF_CONNS is ${CONNS}; at most 5000 (each engine's run takes that many local ports)`)
 const peerApp = join(repoRoot, 'test/helpers/apps/diff-peer.mjs')
 
 interface EngineRun {
@@ -56,7 +64,7 @@ function assertEngine(t: Test, proc: Proc, engine: RelayEngine, which: string): 
   t.ok(named, `the ${which} sidecar's startup log names the native relay engine`, { stderr: proc.stderr.slice(0, 5) })
 }
 
-async function runEngine(t: Test, client: Pod, server: Pod, plans: Plan[], engine: RelayEngine): Promise<EngineRun> {
+async function runEngine(t: Test, client: Pod, server: Pod, plans: Plan[], engine: RelayEngine, portBase: number): Promise<EngineRun> {
   const dir = mkdtempSync(join(tmpdir(), 'slt-diff-'))
   chmodSync(dir, 0o755)
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -77,7 +85,7 @@ async function runEngine(t: Test, client: Pod, server: Pod, plans: Plan[], engin
   await Promise.all(
     Array.from({ length: PARALLEL }, async () => {
       for (let plan = queue.shift(); plan; plan = queue.shift())
-        outcomes[plan.id] = await control.run(plan, server.ip, PORT, IDLE_TIMEOUT_MS)
+        outcomes[plan.id] = await control.run(plan, server.ip, PORT, IDLE_TIMEOUT_MS, portBase + plan.id)
     }),
   )
   // Lines are written at close; the last closes may still be on their way through the sidecars.
@@ -140,8 +148,9 @@ t.test(`the same seeded traffic through the ${engines[0]} and the ${engines[1]} 
   t.comment(`seed ${seed}: SIDECAR_LAB_DIFF_SEED=${seed} repeats this traffic`)
   const plans = makePlans(seed, CONNS, IDLE_CONNS)
   const { client, server } = await podPair(t)
+  for (const pod of [client, server]) await execIn(pod.ns, ['sysctl', '-qw', 'net.ipv4.ip_local_port_range=32768 60999'])
   const runs: EngineRun[] = []
-  for (const engine of engines) runs.push(await runEngine(t, client, server, plans, engine))
+  for (const [i, engine] of engines.entries()) runs.push(await runEngine(t, client, server, plans, engine, LOCAL_PORT_BASE + i * CONNS))
   const [a, b] = runs as [EngineRun, EngineRun]
   if (process.env.SIDECAR_LAB_DIFF_DUMP) writeFileSync(process.env.SIDECAR_LAB_DIFF_DUMP, JSON.stringify({ seed, plans, runs }, null, 1))
   t.comment(summary(plans, a))

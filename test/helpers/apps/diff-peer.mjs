@@ -3,7 +3,7 @@
 // shared). Each step is done only when the other end observed it (bytes counted, FIN or RST seen), so a plan
 // gives the same bytes and closes whichever relay engine is in between.
 // usage: diff-peer.mjs client CONTROL_SOCKET | diff-peer.mjs server CONTROL_SOCKET PORT
-// Commands (JSON lines, each with a seq the reply repeats): open {id, host, port} (client), send {id, bytes,
+// Commands (JSON lines, each with a seq the reply repeats): open {id, host, port, localPort?} (client), send {id, bytes,
 // dataSeed}, fin {id}, reset {id}, await {id, rx | end | closed, timeoutMs}, report {id}. The server reports
 // each accepted connection unasked: {ev: 'accepted', id} once the 8-byte preamble "diff0042" arrived.
 import { createHash } from 'node:crypto'
@@ -76,7 +76,12 @@ async function handle(cmd) {
   const c = conns.get(cmd.id)
   switch (cmd.op) {
     case 'open': {
-      const socket = connect({ host: cmd.host, port: cmd.port, allowHalfOpen: true })
+      const socket = connect({
+        host: cmd.host,
+        port: cmd.port,
+        allowHalfOpen: true,
+        ...(cmd.localPort ? { localPort: cmd.localPort } : {}),
+      })
       const conn = track(cmd.id, socket)
       await new Promise((resolve) => {
         socket.once('connect', resolve)
