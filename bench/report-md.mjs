@@ -210,11 +210,13 @@ export function renderMarkdown(r) {
         ]
       : []),
     '',
-    '## Both sidecars (client pod and server pod captured)',
+    '## Both sidecars (client pod and server pod captured; ambient: the one ztunnel serving both)',
     '',
     ...table(r, 'both'),
   ]
   for (const position of ['outbound', 'inbound']) {
+    // a run of peers measured in both only (ambient, the TLS pair) has no one-sided table
+    if (!runPeers(r, position).some((p) => p.name !== 'direct')) continue
     lines.push(
       '',
       `## ${position === 'outbound' ? 'Outbound sidecar only (client pod captured, server pod without rules)' : 'Inbound sidecar only (server pod captured, client pod without rules)'}`,

@@ -107,3 +107,9 @@ t.test('the chart has bars and a legend entry for both peers, and the ztunnel in
   t.match(chart, />0\.20x \(400 MB\/s\)</, "ambient's throughput bar, relative to direct")
   t.notMatch(chart, /fill="#000"/, 'every peer has its colour')
 })
+
+t.test('a run of direct and both-only peers: no empty one-sided tables', async (t) => {
+  const text = md.renderMarkdown(result(samples.filter((s) => s.peer !== 'haproxy')))
+  t.ok(section(text, 'Both sidecars').length > 2, 'the both table')
+  t.notMatch(text, /## Outbound sidecar only|## Inbound sidecar only/, 'no table of direct alone')
+})
