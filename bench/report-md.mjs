@@ -154,7 +154,7 @@ function bothOnlyNotes(r) {
     out.push(
       '',
       `${ambient}: no sidecar; the in-pod rules in both pods and the node's ztunnel, as \`lab up --ambient\` starts it, ` +
-        'in the position both only: one ztunnel serves both pods. Its CPU and memory rows are that one process\'s ' +
+        "in the position both only: one ztunnel serves both pods. Its CPU and memory rows are that one process's " +
         '(utime+stime, VmRSS), named "ztunnel (one process, both pods)", where the sidecars have an outbound and an inbound row.',
     )
   const tls = label('haproxy-tls')

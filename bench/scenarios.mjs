@@ -109,7 +109,9 @@ export const scenarios = [
     title: 'memory per idle proxied connection',
     onlyBoth: true,
     async run(ctx) {
-      const pids = ctx.lab.ambient ? { Ztunnel: ctx.lab.ztunnelPid } : { Out: ctx.lab.sidecarPids.productpage, In: ctx.lab.sidecarPids.reviews }
+      const pids = ctx.lab.ambient
+        ? { Ztunnel: ctx.lab.ztunnelPid }
+        : { Out: ctx.lab.sidecarPids.productpage, In: ctx.lab.sidecarPids.reviews }
       /** @type {Metrics} */
       const m = {}
       const child = ctx.lab.spawnInteractive('productpage', [node, app('idle-client.mjs'), serverIp, String(ports.idle), '300'])

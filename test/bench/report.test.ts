@@ -57,7 +57,11 @@ const samples = [
   sample('direct', 'none', 'bulk-1', { MBps: 2000 }),
   sample('direct', 'none', 'fixed-1k', { rps: 1000, p50: 0.2, p90: 0.4, p99: 1 }),
   ...['both', 'outbound', 'inbound'].flatMap((pos) => [
-    sample('haproxy', pos, 'bulk-1', { MBps: 600, ...(pos !== 'inbound' ? { cpuPerGBOut: 1 } : {}), ...(pos !== 'outbound' ? { cpuPerGBIn: 0.8 } : {}) }),
+    sample('haproxy', pos, 'bulk-1', {
+      MBps: 600,
+      ...(pos !== 'inbound' ? { cpuPerGBOut: 1 } : {}),
+      ...(pos !== 'outbound' ? { cpuPerGBIn: 0.8 } : {}),
+    }),
   ]),
   sample('haproxy-tls', 'both', 'bulk-1', { MBps: 300, cpuPerGBOut: 2, cpuPerGBIn: 1.9 }),
   sample('ambient', 'both', 'bulk-1', { MBps: 400, cpuPerGBZtunnel: 3.1 }),
@@ -89,7 +93,14 @@ t.test('peers measured in both only: columns in the both table, none in the one-
 })
 
 t.test("the ztunnel's figures are named as one process for both pods, not a sidecar", async (t) => {
-  for (const metric of ['cpuPerGBZtunnel', 'cpuPer1kReqZtunnel', 'vcpuZtunnel', 'cpuPer1kConnZtunnel', 'kbPerConnZtunnel', 'rssZtunnelMB@100']) {
+  for (const metric of [
+    'cpuPerGBZtunnel',
+    'cpuPer1kReqZtunnel',
+    'vcpuZtunnel',
+    'cpuPer1kConnZtunnel',
+    'kbPerConnZtunnel',
+    'rssZtunnelMB@100',
+  ]) {
     const d = stats.describe(metric)
     t.match(d.label, /^(RSS of the )?ztunnel \(one process, both pods\)/, metric)
     t.notMatch(d.label, /sidecar/, metric)
