@@ -41,6 +41,8 @@ export class BenchLab {
   sidecarName
   /** @type {string[] | undefined} the running peer's extra mangle rule, present in the pods whose rules are on */
   #markRule
+  /** @type {import('../src/proxy/config.js').RelayEngine | undefined} */
+  #relay
 
   /** @param {string} lab */
   constructor(lab) {
@@ -57,21 +59,30 @@ export class BenchLab {
     return this.state.pods[pod]?.ns ?? ''
   }
 
-  /** @param {import('../src/proxy/config.js').RelayEngine} [relay] the lab's own sidecars' engine (the scripts' --relay) */
-  async up(relay) {
+  /**
+   * @param {import('../src/proxy/config.js').RelayEngine} [relay] the lab's own sidecars' engine (the scripts' --relay)
+   * @param {{ ambient?: boolean }} [options] ambient: the lab as `lab up --ambient` makes it (in-pod rules, the node's ztunnel)
+   */
+  async up(relay, { ambient = false } = {}) {
+    this.#relay = relay
     const { state } = await lifecycle.up({
       lab: this.lab,
       rules: 'istio',
       log: this.#log,
       ...(relay ? { relay } : {}),
+      ...(ambient ? { ambient: true } : {}),
+      // no access log anywhere: the figure is the proxy's, not its log writer's
       sidecarFlags: ['--access-log', 'off'],
+      ztunnelFlags: ['--access-log', 'off'],
     })
     this.#state = state
+    this.#rules = { productpage: true, reviews: true }
+    this.#markRule = undefined
     for (const pod of sidecarPods) {
       for (const s of podSysctls) await netns.execIn(this.ns(pod), ['sysctl', '-q', '-w', s], { allowFailure: true })
       this.sidecarPids[pod] = state.pods[pod]?.pids.sidecar
     }
-    this.sidecarName = 'sidecar-lab'
+    this.sidecarName = ambient ? 'ambient' : 'sidecar-lab'
     const dir = labState.ensurePodDir(this.lab, 'reviews')
     const argv = [process.execPath, join(root, 'bench/apps/server.mjs'), String(ports.http), String(ports.sink), String(ports.idle)]
     const pid = processes.startDetached(this.ns('reviews'), argv, join(dir, 'bench-server.log'), appUser)
@@ -83,12 +94,48 @@ export class BenchLab {
   }
 
   /**
+   * Warms the bench server's JIT as the unrecorded run before round 1 does, but from inside its own pod over
+   * lo, where neither capture rules nor a ztunnel take the connections: after a rebuild the server is fresh.
+   * @param {number} seconds
+   */
+  async warmServer(seconds) {
+    const options = { url: `http://127.0.0.1:${ports.http}/`, connections: 10, duration: seconds }
+    const r = /** @type {import('./apps/results.js').CannonRun} */ (
+      await this.runJson('reviews', [process.execPath, join(root, 'dist/lab/cannon.js'), JSON.stringify(options)], (seconds + 40) * 1000)
+    )
+    if (r.error || !(r.requests > 0)) throw new Error(`bench server warm-up: ${r.error ?? 'no responses'}`)
+    return r
+  }
+
+  /** Whether the lab is in ambient mode: no sidecars, the node's ztunnel serves both pods. */
+  get ambient() {
+    return !!this.#state?.ambient
+  }
+
+  /** The ztunnel's pid in ambient mode (one process for both pods), else undefined. */
+  get ztunnelPid() {
+    return this.#state?.ambient?.ztunnel
+  }
+
+  /**
+   * Rebuilds the lab, in ambient mode or in sidecar mode: down, then up as `lab up` (--ambient) makes it, so
+   * the ambient peer measures the ztunnel exactly as the lab starts it, and a fresh one each round.
+   * @param {boolean} ambient
+   */
+  async rebuild(ambient) {
+    await this.down()
+    await this.up(this.#relay, { ambient })
+    await this.warmServer(2)
+  }
+
+  /**
    * Replaces the sidecar in both pods by a fresh one of `peer` (also when it is the same kind: every round
    * starts from a fresh process, so memory at 0 connections is comparable).
    * @param {SidecarPeer} peer
    * @param {readonly Pod[]} [only] the pods to give this sidecar (default both)
    */
   async startSidecars(peer, only = sidecarPods) {
+    if (this.ambient) throw new Error(`sidecar peer ${peer.name}: the lab is in ambient mode (rebuild(false) first)`)
     for (const pod of only) await killAndWait(this.sidecarPids[pod])
     await this.#setMode(peer.mode ?? 'REDIRECT', peer.markRule)
     for (const pod of only) {
@@ -110,6 +157,8 @@ export class BenchLab {
    * @param {'both' | 'outbound' | 'inbound' | 'none'} position
    */
   async setPosition(position) {
+    // in-pod rules in both pods and one ztunnel: no position but both
+    if (this.ambient && position !== 'both') throw new Error(`ambient mode has the position both only, not ${position}`)
     /** @type {Record<Pod, boolean>} */
     const want = { productpage: position === 'both' || position === 'outbound', reviews: position === 'both' || position === 'inbound' }
     for (const pod of sidecarPods) {

@@ -1,10 +1,13 @@
 // @ts-check
 // The peers compared in the same pods with the same capture rules: no sidecar (rules off), sidecar-lab's
 // sidecar with either relay engine, HAProxy standing in as the sidecar (at its better thread count, and with
-// splicing for bulk), and the Node floor. Each sidecar peer gives the argv that starts it in a pod as root;
-// all end up as uid/gid 1337, which the capture rules exempt.
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+// splicing for bulk, and with TLS between the pair), the Node floor, and ambient mode (no sidecar: the node's
+// ztunnel). Each sidecar peer gives the argv that starts it in a pod as root; all end up as uid/gid 1337,
+// which the capture rules exempt.
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
 import { root } from './harness.mjs'
 
 /** @type {typeof import('../src/native/addon.js')} */
@@ -109,6 +112,62 @@ export function haproxyPeer(name, options) {
   }
 }
 
+/**
+ * TLS alone, no tunnel: the HAProxy sidecar pair with TLS between them (mutual, each side verifying the other
+ * against the lab's CA), so a reader can tell what encryption costs from what HBONE's tunnelling adds. The
+ * outbound HAProxy's server line speaks TLS to the original destination, the inbound's 15006 listener ends it.
+ * Only the position both: one end alone would speak TLS to plaintext.
+ * @param {{ nbthread?: number, certs: { ca: string, pem: string } }} options ca: the root certificate;
+ *   pem: this pod's certificate chain and key in one file (HAProxy's crt)
+ */
+export function haproxyTlsConfigFor({ nbthread = 2, certs }) {
+  return haproxyConfigFor({ nbthread })
+    .replace(' (written by bench/peers.mjs)', ' with mutual TLS between the two sidecars (written by bench/peers.mjs)')
+    .replace(
+      'backend PassthroughCluster\n    server original-dst 0.0.0.0\n',
+      `backend PassthroughCluster\n    server original-dst 0.0.0.0 ssl verify required ca-file ${certs.ca} crt ${certs.pem}\n`,
+    )
+    .replace('    bind 0.0.0.0:15006\n', `    bind 0.0.0.0:15006 ssl crt ${certs.pem} verify required ca-file ${certs.ca}\n`)
+}
+
+/** @type {string | undefined} the temp folder with the TLS peer's certificates, made once per run */
+let tlsDir
+
+/**
+ * The lab's identities, as `sidecar-lab certs` makes them (a CA, a workload certificate per pod), in a temp
+ * folder removed when the bench exits; HAProxy's crt wants the chain and key in one file.
+ * @param {string} pod @returns {{ ca: string, pem: string }}
+ */
+export function tlsCerts(pod) {
+  const cli = (/** @type {string[]} */ ...args) => execFileSync(process.execPath, [join(root, 'dist/cli.js'), 'certs', ...args])
+  if (!tlsDir) {
+    const dir = mkdtempSync(join(tmpdir(), 'slb-bench-tls-'))
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+    cli('init', '--dir', dir)
+    tlsDir = dir
+  }
+  const id = join(tlsDir, 'default', pod)
+  const pem = join(id, 'haproxy.pem')
+  if (!existsSync(pem)) {
+    cli('issue', '--dir', tlsDir, '--sa', pod)
+    writeFileSync(pem, readFileSync(join(id, 'cert-chain.pem'), 'utf8') + readFileSync(join(id, 'key.pem'), 'utf8'), { mode: 0o600 })
+  }
+  return { ca: join(tlsDir, 'root-cert.pem'), pem }
+}
+
+/**
+ * The TLS pair as a sidecar peer; each pod's HAProxy presents that pod's identity (the pod folder's name).
+ * @param {{ nbthread?: number }} [options] @returns {SidecarPeer}
+ */
+export function haproxyTlsPeer({ nbthread } = {}) {
+  return {
+    name: 'haproxy-tls',
+    prepare: (dir) =>
+      writeFileSync(join(dir, 'haproxy.cfg'), haproxyTlsConfigFor({ ...(nbthread ? { nbthread } : {}), certs: tlsCerts(basename(dir)) })),
+    argv: (dir) => ['haproxy', '-db', '-f', join(dir, 'haproxy.cfg')],
+  }
+}
+
 /** HAProxy with 2 threads (its own choice for two cores). @type {SidecarPeer} */
 export const haproxy = haproxyPeer('haproxy')
 
@@ -181,8 +240,9 @@ export const haproxyTproxy = {
 }
 
 /**
- * @typedef {{ name: string, label: string, sidecar?: SidecarPeer, positions: Position[], optional?: boolean, scenarios?: string[] }} Peer
- * label: how tables and the chart name the peer; scenarios: the only scenarios it runs (all when absent).
+ * @typedef {{ name: string, label: string, sidecar?: SidecarPeer, ambient?: boolean, positions: Position[], optional?: boolean, scenarios?: string[] }} Peer
+ * label: how tables and the chart name the peer; scenarios: the only scenarios it runs (all when absent);
+ * ambient: no sidecar, the lab in ambient mode as `lab up --ambient` makes it (the node's ztunnel on the path).
  */
 
 /**
@@ -206,6 +266,8 @@ export function peerList({ nbthread = 2 } = {}) {
       scenarios: ['bulk-1', 'bulk-8'],
     },
     { name: 'node-floor', label: 'node-floor', sidecar: nodeFloor, positions: all },
+    // TLS between the two sidecars: one end alone would speak TLS to plaintext, so both only
+    { name: 'haproxy-tls', label: `HAProxy TLS (nbthread ${nbthread})`, sidecar: haproxyTlsPeer({ nbthread }), positions: ['both'] },
     {
       name: 'haproxy-splice-auto',
       label: `HAProxy splice-auto (nbthread ${nbthread})`,
@@ -217,6 +279,8 @@ export function peerList({ nbthread = 2 } = {}) {
     // TPROXY changes only the inbound side, so outbound-only would measure REDIRECT again.
     { name: 'sidecar-lab-tproxy', label: 'sidecar-lab TPROXY', sidecar: sidecarLabTproxy, positions: ['both', 'inbound'], optional: true },
     { name: 'haproxy-tproxy', label: 'HAProxy TPROXY', sidecar: haproxyTproxy, positions: ['both', 'inbound'], optional: true },
+    // Last, as switching the lab into ambient mode and back rebuilds it: one ztunnel serves both pods, so both only.
+    { name: 'ambient', label: 'ambient (ztunnel)', ambient: true, positions: ['both'] },
   ]
 }
 

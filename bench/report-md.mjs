@@ -13,7 +13,17 @@ import { describe } from './stats.mjs'
  */
 
 /** The main table's peers, in the bench's order, and their names when a run (an older one) gives none. */
-export const mainPeers = ['direct', 'sidecar-lab', 'sidecar-lab-native', 'haproxy', 'haproxy-splice', 'haproxy-splice-auto', 'node-floor']
+export const mainPeers = [
+  'direct',
+  'sidecar-lab',
+  'sidecar-lab-native',
+  'haproxy',
+  'haproxy-splice',
+  'haproxy-splice-auto',
+  'node-floor',
+  'haproxy-tls',
+  'ambient',
+]
 const defaultLabels = /** @type {Record<string, string>} */ ({
   direct: 'direct',
   'sidecar-lab': 'sidecar-lab (node relay)',
@@ -22,11 +32,16 @@ const defaultLabels = /** @type {Record<string, string>} */ ({
   'haproxy-splice': 'HAProxy splice',
   'haproxy-splice-auto': 'HAProxy splice-auto',
   'node-floor': 'node-floor',
+  'haproxy-tls': 'HAProxy TLS',
+  ambient: 'ambient (ztunnel)',
 })
 
-/** The main peers this run measured, with their labels. @param {Result} r @returns {{ name: string, label: string }[]} */
-export function runPeers(r) {
-  const measured = new Set(r.samples.map((s) => s.peer))
+/**
+ * The main peers this run measured (in `position` when given; direct always), with their labels.
+ * @param {Result} r @param {string} [position] @returns {{ name: string, label: string }[]}
+ */
+export function runPeers(r, position) {
+  const measured = new Set(r.samples.filter((s) => !position || s.peer === 'direct' || s.position === position).map((s) => s.peer))
   return mainPeers
     .filter((p) => measured.has(p))
     .map((name) => ({ name, label: r.method.peers?.find((p) => p.name === name)?.label ?? defaultLabels[name] ?? name }))
@@ -50,7 +65,8 @@ function cell(f, digits) {
  * @param {Result} r @param {string} position
  */
 function table(r, position) {
-  const peers = runPeers(r)
+  // a peer measured in both only (ambient, the TLS pair) has no column in the one-sided tables
+  const peers = runPeers(r, position)
   const config = (/** @type {string} */ p) => (p === 'direct' ? 'direct/none' : `${p}/${position}`)
   const vsHap = peers.filter((p) => p.name !== 'direct' && p.name !== 'haproxy')
   const hap = peers.find((p) => p.name === 'haproxy')
@@ -129,6 +145,28 @@ function modeRows(r, position) {
   return out
 }
 
+/** What the peers measured in the position both only are, and why only there. @param {Result} r */
+function bothOnlyNotes(r) {
+  const label = (/** @type {string} */ name) => runPeers(r).find((p) => p.name === name)?.label
+  const out = []
+  const ambient = label('ambient')
+  if (ambient)
+    out.push(
+      '',
+      `${ambient}: no sidecar; the in-pod rules in both pods and the node's ztunnel, as \`lab up --ambient\` starts it, ` +
+        "in the position both only: one ztunnel serves both pods. Its CPU and memory rows are that one process's " +
+        '(utime+stime, VmRSS), named "ztunnel (one process, both pods)", where the sidecars have an outbound and an inbound row.',
+    )
+  const tls = label('haproxy-tls')
+  if (tls)
+    out.push(
+      '',
+      `${tls}: the HAProxy pair with mutual TLS between them (the lab's certificates), in the position both only: ` +
+        'TLS alone, without a tunnel. The sidecars carry plaintext between the pods; HBONE carries TLS.',
+    )
+  return out
+}
+
 /** @param {Result} r */
 export function renderMarkdown(r) {
   const m = r.machine
@@ -157,6 +195,7 @@ export function renderMarkdown(r) {
               : '.'),
         ]
       : []),
+    ...bothOnlyNotes(r),
     ...(r.method.nativeRelay && !r.method.nativeRelay.available
       ? ['', `The native relay peer was left out: ${r.method.nativeRelay.reason}.`]
       : []),
@@ -171,11 +210,13 @@ export function renderMarkdown(r) {
         ]
       : []),
     '',
-    '## Both sidecars (client pod and server pod captured)',
+    '## Both sidecars (client pod and server pod captured; ambient: the one ztunnel serving both)',
     '',
     ...table(r, 'both'),
   ]
   for (const position of ['outbound', 'inbound']) {
+    // a run of peers measured in both only (ambient, the TLS pair) has no one-sided table
+    if (!runPeers(r, position).some((p) => p.name !== 'direct')) continue
     lines.push(
       '',
       `## ${position === 'outbound' ? 'Outbound sidecar only (client pod captured, server pod without rules)' : 'Inbound sidecar only (server pod captured, client pod without rules)'}`,

@@ -1,6 +1,6 @@
 // @ts-check
 // The chart of a run (bench/results/latest.svg): horizontal bars with min-max whiskers, in three panels:
-// throughput relative to direct, latency at 1000 requests/s, and each sidecar's memory and CPU. Every main
+// throughput relative to direct, latency at 1000 requests/s, and each sidecar's (the ztunnel's) memory and CPU. Every main
 // peer the run measured gets its bars (report-md.mjs runPeers).
 import { runPeers } from './report-md.mjs'
 
@@ -12,6 +12,8 @@ const colours = /** @type {Record<string, string>} */ ({
   'haproxy-splice': '#d62728',
   'haproxy-splice-auto': '#e377c2',
   'node-floor': '#9467bd',
+  'haproxy-tls': '#8c564b',
+  ambient: '#17becf',
 })
 /** @typedef {string} Peer */
 /** @typedef {{ peer: Peer, value: number, min: number, max: number, text: string }} Bar */
@@ -33,7 +35,8 @@ function renderPanel(panel, top) {
   const all = panel.rows.flatMap((r) => r.bars.map((b) => b.max))
   const globalMax = Math.max(panel.reference ?? 0, ...all) * 1.05 || 1
   const rowsTop = y
-  for (const row of panel.rows) {
+  // a row no peer of this run has (the ztunnel's, without the ambient peer) is left out
+  for (const row of panel.rows.filter((r) => r.bars.length)) {
     const max = panel.perRowScale ? Math.max(...row.bars.map((b) => b.max)) * 1.05 || 1 : globalMax
     const x = (/** @type {number} */ v) => labelWidth + (Math.max(0, v) / max) * plotWidth
     parts.push(
@@ -120,7 +123,7 @@ function panels(r) {
     },
     { title: 'Latency at 1000 requests/s, 4 connections, 1 KB responses (ms, lower is better)', rows: ['p50', 'p90', 'p99'].map(lat) },
     {
-      title: 'Each sidecar: memory per idle connection, CPU per 1000 requests and per GB (lower is better)',
+      title: 'Each sidecar (ambient: the ztunnel): memory per idle connection, CPU per 1000 requests and per GB (lower is better)',
       perRowScale: true,
       rows: [
         side('outbound, KB per connection', 'memory', 'kbPerConnOut', (v) => `${v.toFixed(1)} KB`),
@@ -131,6 +134,11 @@ function panels(r) {
         side('inbound, CPU ms/1000 req, wrk', 'wrk', 'cpuPer1kReqIn', (v) => `${(v * 1000).toFixed(0)} ms`),
         side('outbound, CPU s per GB, 8 streams', 'bulk-8', 'cpuPerGBOut', (v) => `${v.toFixed(2)} s`),
         side('inbound, CPU s per GB, 8 streams', 'bulk-8', 'cpuPerGBIn', (v) => `${v.toFixed(2)} s`),
+        // ambient: one ztunnel for both pods, so its own rows (to compare with outbound + inbound above)
+        side('ztunnel (both pods), KB per connection', 'memory', 'kbPerConnZtunnel', (v) => `${v.toFixed(1)} KB`),
+        side('ztunnel (both pods), CPU ms/1000 req at 1k/s', 'fixed-1k', 'cpuPer1kReqZtunnel', (v) => `${(v * 1000).toFixed(0)} ms`),
+        side('ztunnel (both pods), CPU ms/1000 req, wrk', 'wrk', 'cpuPer1kReqZtunnel', (v) => `${(v * 1000).toFixed(0)} ms`),
+        side('ztunnel (both pods), CPU s per GB, 8 streams', 'bulk-8', 'cpuPerGBZtunnel', (v) => `${v.toFixed(2)} s`),
       ],
     },
   ]

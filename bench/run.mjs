@@ -118,6 +118,8 @@ try {
   for (let round = 1; round <= rounds && !guard.stopping; round++) {
     for (const peer of runPeers.filter((p) => onlyPeers.includes(p.name))) {
       if (guard.stopping) break
+      // ambient mode is another lab (in-pod rules, the node's ztunnel): rebuilt into it, and out for the next peer
+      if (peer.ambient || lab.ambient) await lab.rebuild(!!peer.ambient)
       if (peer.sidecar) await lab.startSidecars(peer.sidecar)
       for (const position of peer.positions.filter((p) => p === 'none' || onlyPositions.includes(p))) {
         if (guard.stopping) break
@@ -128,7 +130,7 @@ try {
           if (peer.scenarios && !peer.scenarios.includes(scenario.id)) continue
           const sample = { round, peer: peer.name, position, scenario: scenario.id }
           try {
-            const metrics = await scenario.run({ lab, sizes, position, sidecar: !!peer.sidecar })
+            const metrics = await scenario.run({ lab, sizes, position, sidecar: !!peer.sidecar || !!peer.ambient })
             samples.push({ ...sample, metrics })
             console.log(`round ${round} ${peer.name.padEnd(18)} ${position.padEnd(8)} ${scenario.id.padEnd(8)} ${brief(metrics)}`)
             if (scenario.id === 'memory') for (const note of memoryFigures(metrics, sizes.idle).notes) console.log(`        ${note}`)

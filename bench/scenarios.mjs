@@ -34,8 +34,8 @@ async function bulk(ctx, streams) {
 }
 
 /**
- * Reads the active sidecars' CPU seconds (utime+stime) now; per(name, units) gives the seconds each used
- * since then divided by units, as `${name}Out` and `${name}In`.
+ * Reads the active proxies' CPU seconds (utime+stime) now; per(name, units) gives the seconds each used
+ * since then divided by units, as `${name}Out` and `${name}In` (the sidecars), or `${name}Ztunnel` (ambient).
  * @param {Context} ctx
  */
 function cpuMeter(ctx) {
@@ -44,9 +44,7 @@ function cpuMeter(ctx) {
   return {
     /** @param {string} name @param {number} units @returns {Metrics} */
     per(name, units) {
-      return Object.fromEntries(
-        Object.entries(pids).map(([k, pid]) => [`${name}${k === 'out' ? 'Out' : 'In'}`, (cpuSeconds(pid) - (before[k] ?? 0)) / units]),
-      )
+      return Object.fromEntries(Object.entries(pids).map(([k, pid]) => [`${name}${k}`, (cpuSeconds(pid) - (before[k] ?? 0)) / units]))
     },
   }
 }
@@ -88,13 +86,18 @@ async function wrk(ctx, connections) {
   }
 }
 
-/** Sidecar pids of the pods whose capture rules are on in this position. @param {Context} ctx */
+/**
+ * The proxies on the path, by the suffix their figures get: the sidecars of the pods whose capture rules are
+ * on in this position (Out, In), or in ambient mode the node's ztunnel, one process for both pods (Ztunnel).
+ * @param {Context} ctx @returns {Record<string, number | undefined>}
+ */
 function activeSidecars(ctx) {
   if (!ctx.sidecar) return {}
+  if (ctx.lab.ambient) return { Ztunnel: ctx.lab.ztunnelPid }
   const { productpage, reviews } = ctx.lab.sidecarPids
   return {
-    ...(ctx.position !== 'inbound' ? { out: productpage } : {}),
-    ...(ctx.position !== 'outbound' ? { in: reviews } : {}),
+    ...(ctx.position !== 'inbound' ? { Out: productpage } : {}),
+    ...(ctx.position !== 'outbound' ? { In: reviews } : {}),
   }
 }
 
@@ -106,7 +109,9 @@ export const scenarios = [
     title: 'memory per idle proxied connection',
     onlyBoth: true,
     async run(ctx) {
-      const pids = { out: ctx.lab.sidecarPids.productpage, in: ctx.lab.sidecarPids.reviews }
+      const pids = ctx.lab.ambient
+        ? { Ztunnel: ctx.lab.ztunnelPid }
+        : { Out: ctx.lab.sidecarPids.productpage, In: ctx.lab.sidecarPids.reviews }
       /** @type {Metrics} */
       const m = {}
       const child = ctx.lab.spawnInteractive('productpage', [node, app('idle-client.mjs'), serverIp, String(ports.idle), '300'])
@@ -120,15 +125,14 @@ export const scenarios = [
             if (r.open !== n) throw new Error(`idle connections: ${r.open ?? 'none'} of ${n} open (${r.errors ?? '?'} errors)`)
             await sleep(1000) // let lazily allocated buffers settle
           }
-          m[`rssOutMB@${n}`] = rssBytes(pids.out) / 2 ** 20
-          m[`rssInMB@${n}`] = rssBytes(pids.in) / 2 ** 20
+          for (const [side, pid] of Object.entries(pids)) m[`rss${side}MB@${n}`] = rssBytes(pid) / 2 ** 20
         }
-        // kbPerConnOut / kbPerConnIn only when the slope holds; run.mjs prints why not otherwise.
+        // kbPerConnOut / kbPerConnIn (kbPerConnZtunnel) only when the slope holds; run.mjs prints why not otherwise.
         return { ...m, ...memoryFigures(m, ctx.sizes.idle).metrics }
       } finally {
         child.stdin?.end()
         await Promise.race([once(child, 'exit'), sleep(10_000)])
-        await quiet([pids.out, pids.in])
+        await quiet(Object.values(pids))
       }
     },
   },

@@ -69,13 +69,20 @@ export function summarise(raw) {
   return out
 }
 
+/** The proxy a figure's suffix names: a sidecar, or the ztunnel (ambient mode: one process for both pods). */
+const proxyNames = /** @type {Record<string, string>} */ ({
+  Out: 'outbound sidecar',
+  In: 'inbound sidecar',
+  Ztunnel: 'ztunnel (one process, both pods)',
+})
+
 /** How each metric reads: label, unit, which way is better, digits. */
 /** @param {string} metric @returns {{ label: string, unit: string, better: 'higher' | 'lower', digits: number }} */
 export function describe(metric) {
-  const mem = /^rss(Out|In)MB@(\d+)$/.exec(metric)
+  const mem = /^rss(Out|In|Ztunnel)MB@(\d+)$/.exec(metric)
   if (mem)
     return {
-      label: `RSS of the ${mem[1] === 'Out' ? 'outbound' : 'inbound'} sidecar, ${Number(mem[2]).toLocaleString('en')} idle conns`,
+      label: `RSS of the ${proxyNames[mem[1] ?? ''] ?? ''}, ${Number(mem[2]).toLocaleString('en')} idle conns`,
       unit: 'MB',
       better: 'lower',
       digits: 1,
@@ -101,6 +108,12 @@ export function describe(metric) {
     cpuPer1kConnIn: ['inbound sidecar CPU per 1000 connections', 'CPU s', 'lower', 3],
     kbPerConnOut: ['outbound sidecar memory per connection', 'KB', 'lower', 1],
     kbPerConnIn: ['inbound sidecar memory per connection', 'KB', 'lower', 1],
+    // ambient mode: one ztunnel serves both pods, so its one process's figures stand where both sidecars' would
+    cpuPer1kReqZtunnel: [`${proxyNames.Ztunnel} CPU per 1000 requests`, 'CPU s', 'lower', 3],
+    vcpuZtunnel: [`${proxyNames.Ztunnel} vCPU at 1000 req/s`, 'vCPU', 'lower', 3],
+    cpuPerGBZtunnel: [`${proxyNames.Ztunnel} CPU per GB moved`, 'CPU s', 'lower', 2],
+    cpuPer1kConnZtunnel: [`${proxyNames.Ztunnel} CPU per 1000 connections`, 'CPU s', 'lower', 3],
+    kbPerConnZtunnel: [`${proxyNames.Ztunnel} memory per connection`, 'KB', 'lower', 1],
     errors: ['errors', '', 'lower', 0],
   }
   const [label, unit, better, digits] = known[metric] ?? [metric, '', 'higher', 2]

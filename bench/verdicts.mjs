@@ -23,14 +23,18 @@ export function memorySlope(loMB, hiMB, lo, hi) {
   return { kb }
 }
 
-/** The memory scenario's figures: kbPerConnOut and kbPerConnIn when a slope holds, else a line saying why not. */
+/**
+ * The memory scenario's figures: kbPerConnOut and kbPerConnIn (kbPerConnZtunnel in ambient mode) when a slope
+ * holds, else a line saying why not.
+ */
 export const memorySides = /** @type {const} */ ([
-  ['Out', 'outbound'],
-  ['In', 'inbound'],
+  ['Out', "outbound sidecar's"],
+  ['In', "inbound sidecar's"],
+  ['Ztunnel', "ztunnel's (both pods)"],
 ])
 
 /**
- * @param {Record<string, number>} m the memory scenario's metrics (rssOutMB@N, rssInMB@N)
+ * @param {Record<string, number>} m the memory scenario's metrics (rssOutMB@N, rssInMB@N or rssZtunnelMB@N)
  * @param {number[]} idle the connection counts it stepped through
  * @returns {{ metrics: Record<string, number>, notes: string[] }}
  */
@@ -41,9 +45,11 @@ export function memoryFigures(m, idle) {
   const metrics = {}
   const notes = []
   for (const [key, side] of memorySides) {
+    // a side the peer does not have (sidecars or a ztunnel) has no RSS at all
+    if (!Object.keys(m).some((k) => k.startsWith(`rss${key}MB@`))) continue
     const slope = memorySlope(m[`rss${key}MB@${lo}`], m[`rss${key}MB@${hi}`], lo, hi)
     if ('kb' in slope) metrics[`kbPerConn${key}`] = slope.kb
-    else notes.push(`${side} sidecar's memory per connection not given: ${slope.why}`)
+    else notes.push(`${side} memory per connection not given: ${slope.why}`)
   }
   return { metrics, notes }
 }

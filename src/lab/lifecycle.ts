@@ -37,6 +37,8 @@ export interface UpOptions {
   mode?: LabMode
   /** extra flags for each sidecar */
   sidecarFlags?: string[]
+  /** flags added to the ztunnel's in ambient mode (the bench's `--access-log off`, as its sidecars get) */
+  ztunnelFlags?: string[]
   /** pods as Docker containers sharing a holder's namespace (src/lab/docker.ts) */
   docker?: boolean
   /** the injector's DNS capture (ISTIO_META_DNS_CAPTURE=true: --redirect-dns) */
@@ -165,7 +167,7 @@ export async function up(options: UpOptions): Promise<{ state: LabState; already
           Object.assign(ambient, pids)
           writeState(state)
         },
-        ['--relay', relay],
+        ['--relay', relay, ...(options.ztunnelFlags ?? [])],
       )
     }
     for (const spec of pods.filter((p) => p.sidecar && !state.ambient)) {

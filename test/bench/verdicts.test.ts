@@ -43,3 +43,11 @@ t.test('memory per connection: only over enough connections, only when RSS grew'
   t.same(Object.keys(full.metrics), ['kbPerConnOut'])
   t.match(full.notes, [/^inbound sidecar's memory per connection not given: RSS fell/])
 })
+
+t.test("ambient: the ztunnel's memory per connection (one process for both pods), no sidecar lines", async (t) => {
+  const full = v.memoryFigures({ 'rssZtunnelMB@0': 40, 'rssZtunnelMB@10000': 80 }, [0, 1000, 10_000])
+  t.same(full, { metrics: { kbPerConnZtunnel: 4.096 }, notes: [] })
+  const quick = v.memoryFigures({ 'rssZtunnelMB@0': 40, 'rssZtunnelMB@100': 40.5 }, [0, 10, 100])
+  t.same(quick.metrics, {})
+  t.match(quick.notes, [/^ztunnel's \(both pods\) memory per connection not given: 100 idle connections are too few/])
+})

@@ -1,7 +1,7 @@
 // The benchmark harness itself, in its --quick form: it runs in a lab of its own, every peer answers in every
-// position (the native relay peer when the addon has the engine, else a line says why it was left out), HAProxy's
-// thread count is chosen and named, the JSON holds every scenario for every peer, and it leaves no namespace
-// behind. Nothing about speed.
+// position it has (ambient and the HAProxy TLS pair in both only; the native relay peer when the addon has the
+// engine, else a line says why it was left out), HAProxy's thread count is chosen and named, the JSON holds
+// every scenario for every peer, and it leaves no namespace behind. Nothing about speed.
 import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -69,6 +69,20 @@ t.test(
         t.equal(sample?.metrics?.errors ?? 0, 0, `${scenario} through ${config}: no request failed`)
       }
     }
+    // measured in both only: ambient (one ztunnel for both pods) and the HAProxy TLS pair
+    for (const scenario of scenarios) {
+      for (const config of ['haproxy-tls/both', 'ambient/both']) {
+        const sample = result.samples.find((s) => s.scenario === scenario && `${s.peer}/${s.position}` === config)
+        t.ok(sample?.metrics && !sample.error, `${scenario} through ${config} has figures${sample?.error ? `: ${sample.error}` : ''}`)
+        t.equal(sample?.metrics?.errors ?? 0, 0, `${scenario} through ${config}: no request failed`)
+      }
+    }
+    t.notOk(
+      result.samples.some((s) => ['ambient', 'haproxy-tls'].includes(s.peer) && s.position !== 'both'),
+      'ambient and the TLS pair run in the position both only',
+    )
+    t.ok(result.summary['wrk']?.cpuPer1kReqZtunnel?.['ambient/both'], "the ztunnel's CPU per 1000 requests, as one process's")
+    t.notOk(result.summary['wrk']?.cpuPer1kReqOut?.['ambient/both'], 'not as an outbound sidecar')
     t.ok(result.summary['bulk-1']?.MBps?.['sidecar-lab/both'], 'the summary has the sidecar figure')
     t.ok(result.summary['http']?.rps?.['haproxy/both'], 'the summary has the HAProxy figure')
     t.ok(result.summary['wrk']?.cpuPer1kReqOut?.['sidecar-lab/both'], "the summary has the sidecar's CPU per 1000 requests under wrk")
