@@ -186,7 +186,7 @@ static bool rw_buffer(relay_engine* e, dir* d) {
 }
 
 // Reads from fd into the direction, at most `room` bytes: >0 read, 0 end of stream, -2 would block, -1 error.
-static ssize_t read_in(relay_engine* e, dir* d, int fd, size_t room) {
+static ssize_t read_in(relay_engine* e, dir* d, int fd, size_t room, bool* ready) {
   for (;;) {
     if (!d->rw && !d->pipe) {
       d->pipe = pipe_take(e);
@@ -202,7 +202,13 @@ static ssize_t read_in(relay_engine* e, dir* d, int fd, size_t room) {
     }
     if (n >= 0) return n;
     if (errno == EINTR) continue;
-    if (errno == EAGAIN) return -2;
+    if (errno == EAGAIN) {
+      // A splice into a pipe that holds bytes may have stopped at the pipe (its pages taken by small
+      // segments, short of its byte count): only then may the socket still have bytes, read once the pipe
+      // emptied.
+      if (d->rw || d->in_pipe == 0) *ready = false;
+      return -2;
+    }
     if (!d->rw && errno == EINVAL && d->in_pipe == 0) {
       if (!to_rw(e, d)) return -1;
       continue;
@@ -223,6 +229,7 @@ static ssize_t move_small(conn* c, int i, size_t room) {
   ssize_t n;
   while ((n = recv(s->fd, e->scratch, want, MSG_DONTWAIT)) < 0 && errno == EINTR) {
   }
+  if (n < 0 && errno == EAGAIN) s->ready = false;
   if (n <= 0) return n < 0 && errno == EAGAIN ? -2 : n;
   if ((size_t)n == want) d->bulk = true;
   else if (!s->ending) s->ready = false;
@@ -307,8 +314,7 @@ static bool pump_dir(conn* c, int i) {
         size_t room = limit - have;
         if (d->rw && d->buf && buffer_limit - d->buf_len < room) room = buffer_limit - d->buf_len;
         bool small = !d->bulk && have == 0 && !d->pipe && !d->buf;
-        ssize_t n = room == 0 || !c->s[i].ready ? -2 : small ? move_small(c, i, room) : read_in(e, d, src, room);
-        if (n == -2 && room > 0) c->s[i].ready = false;
+        ssize_t n = room == 0 || !c->s[i].ready ? -2 : small ? move_small(c, i, room) : read_in(e, d, src, room, &c->s[i].ready);
         if (n == -3) {
           relay_fail_side(c, 1 - i, errno);
           return false;
