@@ -159,7 +159,11 @@ t.test('the buffer for what the upstream did not take is not to be had: ENOMEM, 
   const up = await r.upstream
   const [client, upstream] = [ending(r.client), ending(up)]
   r.client.write(randomBytes(1000))
-  t.match(await within(r.closed, 'the closed event'), { close: 'error', side: 'downstream', errno: 12 }, 'ENOMEM on the bytes read downstream')
+  t.match(
+    await within(r.closed, 'the closed event'),
+    { close: 'error', side: 'downstream', errno: 12 },
+    'ENOMEM on the bytes read downstream',
+  )
   t.equal(await client, 'ECONNRESET', 'the client sees a reset')
   t.equal(await upstream, 'ECONNRESET', 'the upstream sees a reset, not a clean end of a cut-short stream')
 })
