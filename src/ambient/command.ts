@@ -25,7 +25,7 @@ export const ztunnelCommand: Command = {
     const stop = new AbortController()
     io.signal.addEventListener('abort', () => stop.abort(), { once: true })
     if (io.signal.aborted) stop.abort()
-    const z = new Ztunnel({ proxy: settings.proxy, accessLog: settings.accessLog }, log)
+    const z = new Ztunnel({ proxy: settings.proxy, accessLog: settings.accessLog, mesh: settings.mesh ?? undefined }, log)
     z.start()
     const pending = new Set<string>(settings.pods.map((p) => `pod ${p.info.name}`))
     if (settings.zds) pending.add("the node agent's snapshot")
