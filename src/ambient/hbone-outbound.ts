@@ -60,6 +60,7 @@ export class HboneOutbound {
 
   /** The listener's divert hook: an HBONE connection for a destination the table marks HBONE, else null. */
   readonly divert = (ctx: ConnectionContext, socket: Socket, route: PassthroughRoute, remote: Endpoint | undefined): ActiveConnection | null => {
+    if (ctx.kind !== 'outbound') return null
     const w = this.#deps.table.byAddress(route.destination.address)
     if (!w || w.protocol !== 'HBONE') return null
     return new HboneConnection(ctx, this.#deps, this.client, socket, route, remote, w)

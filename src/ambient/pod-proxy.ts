@@ -100,9 +100,10 @@ export class PodProxy {
         registry: new Registry(config.registry),
       },
       inpod: this.sockets,
-      ...(this.hboneOut ? { divert: this.hboneOut.divert } : {}),
     }
-    this.listeners = [new VirtualListener('outbound', deps), new VirtualListener('inbound', deps)]
+    // only outbound goes over HBONE: a plaintext caller from outside the mesh reaching 15006 is served plain
+    const outbound = this.hboneOut ? { ...deps, divert: this.hboneOut.divert } : deps
+    this.listeners = [new VirtualListener('outbound', outbound), new VirtualListener('inbound', deps)]
     const makeDnsSocket = (type: 'udp' | 'tcp', host: string, port: number) =>
       netnsSocket({
         netns: netnsFd,
