@@ -50,16 +50,21 @@ export class HboneOutbound {
       identity: deps.identity,
       log: deps.log,
       socketFactory: (via) =>
-        connectPrepared(
-          { netns: deps.sockets.netns, mark: deps.sockets.mark },
-          endpointOf(via.address, via.port),
-          { allowHalfOpen: false, noDelay: true, highWaterMark: 64 * 1024 },
-        ),
+        connectPrepared({ netns: deps.sockets.netns, mark: deps.sockets.mark }, endpointOf(via.address, via.port), {
+          allowHalfOpen: false,
+          noDelay: true,
+          highWaterMark: 64 * 1024,
+        }),
     })
   }
 
   /** The listener's divert hook: an HBONE connection for a destination the table marks HBONE, else null. */
-  readonly divert = (ctx: ConnectionContext, socket: Socket, route: PassthroughRoute, remote: Endpoint | undefined): ActiveConnection | null => {
+  readonly divert = (
+    ctx: ConnectionContext,
+    socket: Socket,
+    route: PassthroughRoute,
+    remote: Endpoint | undefined,
+  ): ActiveConnection | null => {
     if (ctx.kind !== 'outbound') return null
     const w = this.#deps.table.byAddress(route.destination.address)
     if (!w || w.protocol !== 'HBONE') return null
@@ -104,7 +109,10 @@ class HboneConnection implements ActiveConnection {
     })
     this.#timer = setTimeout(() => {
       this.#ledger.failed({ timeout: true })
-      this.#fail(`HBONE: no tunnel to ${formatEndpoint(target)} via ${via.address}:${via.port} in ${ctx.config.connectTimeoutMs} ms`, 'timeout')
+      this.#fail(
+        `HBONE: no tunnel to ${formatEndpoint(target)} via ${via.address}:${via.port} in ${ctx.config.connectTimeoutMs} ms`,
+        'timeout',
+      )
     }, ctx.config.connectTimeoutMs)
     client
       .connect({ target, via, expectIdentity: w.identity, ...(remote ? { source: { address: remote.address, port: remote.port } } : {}) })
@@ -160,12 +168,12 @@ class HboneConnection implements ActiveConnection {
       // the peer side went: its ztunnel, its app or the tunnel; the client was reset so it cannot take it for an end
       this.#ledger.ended({ kind: 'error', side: 'upstream', code: 'HBONE_RESET' })
       this.#deps.stats.counter('ztunnel.hbone.outbound.reset').inc()
-      this.#deps.log.warn({ dst: formatEndpoint(this.#ledger.route.destination), sent: r.fromUpstream, received: r.toUpstream }, 'HBONE tunnel reset')
+      this.#deps.log.warn(
+        { dst: formatEndpoint(this.#ledger.route.destination), sent: r.fromUpstream, received: r.toUpstream },
+        'HBONE tunnel reset',
+      )
     }
-    this.#ledger.close(
-      { rx: this.#socket.bytesRead, tx: this.#socket.bytesWritten },
-      { rx: r?.toUpstream ?? 0, tx: r?.fromUpstream ?? 0 },
-    )
+    this.#ledger.close({ rx: this.#socket.bytesRead, tx: this.#socket.bytesWritten }, { rx: r?.toUpstream ?? 0, tx: r?.fromUpstream ?? 0 })
   }
 
   onUpstreamLooped(): void {

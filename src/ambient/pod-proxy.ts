@@ -81,7 +81,14 @@ export class PodProxy {
         closeSync(netnsFd)
         throw err
       }
-      const common = { identity, sockets: this.sockets, config, stats: this.stats, log: this.log.child({ component: 'hbone' }), mesh: this.mesh }
+      const common = {
+        identity,
+        sockets: this.sockets,
+        config,
+        stats: this.stats,
+        log: this.log.child({ component: 'hbone' }),
+        mesh: this.mesh,
+      }
       this.hboneOut = new HboneOutbound({ ...common, table: mesh.table })
       this.hboneIn = new HboneInbound({ ...common, addresses: () => this.addresses })
     }

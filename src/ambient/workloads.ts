@@ -90,9 +90,11 @@ function checkWorkload(raw: unknown, at: string): Workload {
   const problem = nameProblem('namespace', namespace) ?? nameProblem('service account', serviceAccount)
   if (problem) throw new InvalidFlagError(`${at} (${name}): ${problem}`)
   const addresses = o.addresses
-  if (!Array.isArray(addresses) || addresses.length === 0) throw new InvalidFlagError(`${at} (${name}): "addresses" must be a non-empty array`)
+  if (!Array.isArray(addresses) || addresses.length === 0)
+    throw new InvalidFlagError(`${at} (${name}): "addresses" must be a non-empty array`)
   for (const a of addresses) {
-    if (typeof a !== 'string' || isIP(a) === 0) throw new InvalidFlagError(`${at} (${name}): address ${quoteInput(String(a), 60)} is not an IP address`)
+    if (typeof a !== 'string' || isIP(a) === 0)
+      throw new InvalidFlagError(`${at} (${name}): address ${quoteInput(String(a), 60)} is not an IP address`)
   }
   const protocol = o.protocol ?? 'TCP'
   if (protocol !== 'HBONE' && protocol !== 'TCP') {
@@ -121,7 +123,8 @@ export class IdentityStore {
     } catch (err) {
       throw new InvalidFlagError(`--ca-file ${quoteInput(caFile, 200)}: cannot read it (${(err as NodeJS.ErrnoException).code})`)
     }
-    if (!this.ca.includes('-----BEGIN CERTIFICATE-----')) throw new InvalidFlagError(`--ca-file ${quoteInput(caFile, 200)}: no PEM certificate in it`)
+    if (!this.ca.includes('-----BEGIN CERTIFICATE-----'))
+      throw new InvalidFlagError(`--ca-file ${quoteInput(caFile, 200)}: no PEM certificate in it`)
     if (!existsSync(dir)) throw new InvalidFlagError(`--identity-dir ${quoteInput(dir, 200)}: no such folder`)
     this.dir = dir
   }

@@ -123,7 +123,8 @@ export class Ztunnel {
     const own = kind === 'outbound' ? r.downstreamRemote : r.downstreamLocal
     if (own) this.#addresses.set(own.address, self)
     const peerAddress = kind === 'outbound' ? (r.upstream?.host ?? r.downstreamLocal)?.address : r.downstreamRemote?.address
-    const peer = peerAddress === undefined ? undefined : (this.#addresses.get(peerAddress) ?? this.#options.mesh?.table.byAddress(peerAddress))
+    const peer =
+      peerAddress === undefined ? undefined : (this.#addresses.get(peerAddress) ?? this.#options.mesh?.table.byAddress(peerAddress))
     const mesh = pod.mesh.get(r.id)
     pod.mesh.delete(r.id)
     this.metrics.record(trafficLabels(kind, pod.info, r, peer, mesh), r)

@@ -9,10 +9,20 @@ import { issueWorkload, makeCa } from '../../src/ambient/certs.js'
 import { IdentityStore, loadWorkloadTable, parseWorkloadTable } from '../../src/ambient/workloads.js'
 
 const where = '--local-xds w.json'
-const good = { name: 'reviews', namespace: 'default', serviceAccount: 'reviews', addresses: ['198.18.0.3', '2001:2::3'], node: 'n', protocol: 'HBONE' }
+const good = {
+  name: 'reviews',
+  namespace: 'default',
+  serviceAccount: 'reviews',
+  addresses: ['198.18.0.3', '2001:2::3'],
+  node: 'n',
+  protocol: 'HBONE',
+}
 
 t.test('a good table: looked up by address (IPv4-mapped too), with the SPIFFE id of its service account', async (t) => {
-  const table = parseWorkloadTable(JSON.stringify({ workloads: [good, { ...good, name: 'ratings', addresses: ['198.18.0.4'], protocol: 'TCP' }] }), where)
+  const table = parseWorkloadTable(
+    JSON.stringify({ workloads: [good, { ...good, name: 'ratings', addresses: ['198.18.0.4'], protocol: 'TCP' }] }),
+    where,
+  )
   t.equal(table.byAddress('198.18.0.3')?.name, 'reviews')
   t.equal(table.byAddress('::ffff:198.18.0.3')?.name, 'reviews')
   t.equal(table.byAddress('2001:2::3')?.identity, 'spiffe://cluster.local/ns/default/sa/reviews')

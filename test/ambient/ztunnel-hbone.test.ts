@@ -11,7 +11,17 @@ import t from 'tap'
 import { issueWorkload, makeCa } from '../../src/ambient/certs.js'
 import { addNetns, deleteNetns, execIn, inNetns } from '../../src/sys/netns.js'
 import { engineFlags } from '../helpers/engine.js'
-import { eventually, podPair, repoRoot, runClient, spawnIn, startServerApp, SIDECAR_READY_MS, type Pod, type Proc } from '../helpers/pods.js'
+import {
+  eventually,
+  podPair,
+  repoRoot,
+  runClient,
+  spawnIn,
+  startServerApp,
+  SIDECAR_READY_MS,
+  type Pod,
+  type Proc,
+} from '../helpers/pods.js'
 import { rootOnly } from '../helpers/root.js'
 
 const opts = rootOnly()
@@ -45,7 +55,10 @@ async function meshPair(t: Teardown, serverAccount = 'server') {
     protocol: 'HBONE',
   })
   // the server's IPv6 address is left out: a destination the table does not know goes plain (the control)
-  writeFileSync(table, JSON.stringify({ workloads: [workload('client', 'client', [client.ip]), workload('server', serverAccount, [server.ip])] }))
+  writeFileSync(
+    table,
+    JSON.stringify({ workloads: [workload('client', 'client', [client.ip]), workload('server', serverAccount, [server.ip])] }),
+  )
   const flags = ['--local-xds', table, '--ca-file', ca.cert, '--identity-dir', join(client.dir, 'identity')]
   return { client, server, node, flags }
 }
@@ -74,7 +87,15 @@ async function podStats(node: string, pod: string): Promise<Record<string, numbe
 
 t.test('productpage→reviews over HBONE: bytes whole, the app sees the real client, both identities logged', opts, async (t) => {
   const { client, server, node, flags } = await meshPair(t)
-  const z = await startZtunnel(t, node, [['client', client], ['server', server]], flags)
+  const z = await startZtunnel(
+    t,
+    node,
+    [
+      ['client', client],
+      ['server', server],
+    ],
+    flags,
+  )
   const app = await startServerApp(t, server, appPort)
   const r = await runClient(t, client, server.ip, appPort, 2_000_000)
   t.equal(r.error, null)
@@ -110,7 +131,15 @@ t.test('productpage→reviews over HBONE: bytes whole, the app sees the real cli
 
 t.test('on the wire: TCP to 15008 and never the marker; the same request to a destination not in the table is clear', opts, async (t) => {
   const { client, server, node, flags } = await meshPair(t)
-  await startZtunnel(t, node, [['client', client], ['server', server]], flags)
+  await startZtunnel(
+    t,
+    node,
+    [
+      ['client', client],
+      ['server', server],
+    ],
+    flags,
+  )
   await startServerApp(t, server, appPort)
   const capture = async (host: string, marker: string) => {
     const file = join(client.dir, `${marker}.pcap`)
@@ -134,7 +163,7 @@ t.test('on the wire: TCP to 15008 and never the marker; the same request to a de
   }
   const secret = `hbone-marker-${process.pid}-${Date.now()}`
   const mesh = await capture(server.ip, secret)
-  t.match(mesh.text, new RegExp(`> ${server.ip.replaceAll('.', '\\.')}\\.15008:`), 'TCP to the server pod\'s 15008')
+  t.match(mesh.text, new RegExp(`> ${server.ip.replaceAll('.', '\\.')}\\.15008:`), "TCP to the server pod's 15008")
   t.notMatch(mesh.text, new RegExp(`\\.${appPort}:`), 'no TCP to the app port on the wire')
   t.equal(mesh.clear, false, 'the marker is nowhere in the capture')
   const control = `plain-marker-${process.pid}-${Date.now()}`
@@ -162,7 +191,15 @@ t.test("the peer's ztunnel killed mid-stream: the client's connection closes, co
 
 t.test('a destination whose certificate is not the identity the table names is refused, counted and logged', opts, async (t) => {
   const { client, server, node, flags } = await meshPair(t, 'reviews')
-  const z = await startZtunnel(t, node, [['client', client], ['server', server]], flags)
+  const z = await startZtunnel(
+    t,
+    node,
+    [
+      ['client', client],
+      ['server', server],
+    ],
+    flags,
+  )
   const app = await startServerApp(t, server, appPort)
   const r = await send(t, client, server.ip, 'must-not-arrive')
   t.equal(r.received, '', 'nothing came back')
