@@ -64,7 +64,12 @@ export const ztunnelCommand: Command = {
       })
     }
     log.info(
-      { pods: [...z.pods.values()].map((p) => p.info.name), relay: settings.proxy.relay, zds: settings.zds },
+      {
+        pods: [...z.pods.values()].map((p) => p.info.name),
+        relay: settings.proxy.relay,
+        zds: settings.zds,
+        hboneWorkloads: settings.mesh?.table.workloads.filter((w) => w.protocol === 'HBONE').length ?? 0,
+      },
       `ztunnel ready (relay engine: ${settings.proxy.relay})`,
     )
     await new Promise<void>((resolve) => {

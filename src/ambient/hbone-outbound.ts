@@ -105,7 +105,9 @@ class HboneConnection implements ActiveConnection {
       this.#stream?.destroy()
     })
     socket.once('close', () => {
-      if (!this.#stream) this.#finish(null)
+      if (this.#stream) return // the splice reports
+      this.#over = true // a tunnel or failure that comes after the client left is not this connection's any more
+      this.#finish(null)
     })
     this.#timer = setTimeout(() => {
       this.#ledger.failed({ timeout: true })
