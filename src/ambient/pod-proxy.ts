@@ -128,6 +128,18 @@ export class PodProxy {
     this.#hbone = createServer((socket) => this.#hboneConnection(socket))
   }
 
+  /** The pod's statistics with its HBONE server's own counters (TLS and ALPN failures, refusals by reason). */
+  snapshot(): Record<string, number> {
+    const snap = this.stats.snapshot()
+    const c = this.hboneIn?.server.counters
+    if (c) {
+      const server = { sessions: c.sessions, tls_failures: c.tlsFailures, alpn_failures: c.alpnFailures, session_errors: c.sessionErrors }
+      for (const [k, v] of Object.entries(server)) snap[`ztunnel.hbone.inbound.server.${k}`] = v
+      for (const [k, v] of Object.entries(c.refused)) snap[`ztunnel.hbone.inbound.server.refused.${k}`] = v
+    }
+    return snap
+  }
+
   get activeConnections(): number {
     return this.listeners.reduce((n, l) => n + l.activeConnections, 0)
   }

@@ -119,6 +119,12 @@ t.test('productpage→reviews over HBONE: bytes whole, the app sees the real cli
   }
   t.match(out, `dst.addr=${server.ip}:15008`, 'outbound: dst.addr is the peer 15008, as ztunnel logs it')
   t.match(out, `dst.hbone_addr=${server.ip}:${appPort}`, 'outbound: dst.hbone_addr the target')
+  t.match(
+    await podStats(node, 'server'),
+    { 'ztunnel.hbone.inbound.tunnels': 1, 'ztunnel.hbone.inbound.server.sessions': 1, 'ztunnel.hbone.inbound.server.tls_failures': 0 },
+    "the server pod's 15008: one session, one tunnel",
+  )
+  t.match(await podStats(node, 'client'), { 'ztunnel.hbone.outbound.tunnels': 1 }, "the client pod's outbound: one tunnel")
   const metrics = (await execIn(node, ['curl', '-s', 'http://127.0.0.1:15020/metrics'])).stdout
   t.match(
     metrics,
