@@ -43,7 +43,7 @@ async function admin(z: Ztunnel, hooks: AdminHooks, r: AdminRequest): Promise<Ad
       const stats: { name: string; value: number }[] = []
       for (const p of z.pods.values()) {
         if (pod && p.info.name !== pod) continue
-        const snap = p.stats.snapshot()
+        const snap = p.snapshot()
         for (const name of Object.keys(snap).sort()) stats.push({ name: pod ? name : `pod.${p.info.name}.${name}`, value: snap[name]! })
       }
       if (r.query.get('format') === 'json') return json({ stats })

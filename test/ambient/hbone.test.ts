@@ -97,6 +97,28 @@ t.test("the client's reset reaches the app as a TCP reset", async (t) => {
   await eventually(() => server.counters.reset === 1)
 })
 
+t.test("the client's TCP connection gone under a tunnel (its ztunnel killed) reaches the app as a reset, not a FIN", async (t) => {
+  let appErr: (e: NodeJS.ErrnoException | null) => void = () => {}
+  const appSaw = new Promise<NodeJS.ErrnoException | null>((resolve) => (appErr = resolve))
+  const app = await startApp(t, (s) => {
+    s.once('data', () => s.write('ready'))
+    s.once('error', appErr)
+    s.once('end', () => appErr(null))
+  })
+  const { server, via } = await startHbone(t, b)
+  let raw: Socket | undefined
+  const c = client(t, { socketFactory: (v) => (raw = netConnect(v.port, v.address)) })
+  const s = await c.connect({ target: { address: '127.0.0.1', port: app }, via, expectIdentity: spiffe('b') })
+  s.on('error', () => {})
+  s.write('x')
+  await once(s, 'data')
+  // a FIN with no GOAWAY and no END_STREAM, as the kernel sends for a killed process: Node closes the session's
+  // streams as if they had ended
+  raw!.destroy()
+  t.match(await appSaw, { code: 'ECONNRESET' }, 'the app got a RST, not a FIN')
+  await eventually(() => server.counters.reset === 1)
+})
+
 t.test('a method other than CONNECT is answered 400', async (t) => {
   const { server, via } = await startHbone(t, b)
   const session = h2connect(`https://127.0.0.1:${via.port}`, { ...a, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined })

@@ -87,6 +87,20 @@ t.test('lab up --ambient: the ztunnel serves both mesh pods from the node', root
     access.some((l) => l.includes('dst.workload="reviews"') && l.includes('direction="inbound"')),
     'an inbound line for reviews',
   )
+  // productpage→reviews went over HBONE (the workload table lab up gives the ztunnel), reviews→ratings plain
+  const spiffe = (sa: string) => `spiffe://cluster.local/ns/default/sa/${sa}`
+  t.ok(
+    access.some(
+      (l) =>
+        l.includes('direction="outbound"') &&
+        l.includes('dst.addr=198.18.0.20:15008') &&
+        l.includes(`src.identity="${spiffe('productpage')}"`) &&
+        l.includes(`dst.identity="${spiffe('reviews')}"`),
+    ),
+    'productpage→reviews: outbound to 15008 with both identities',
+  )
+  const toRatings = access.filter((l) => l.includes('direction="outbound"') && l.includes('dst.addr=198.18.0.30:9080'))
+  t.ok(toRatings.length > 0 && toRatings.every((l) => !l.includes('identity=')), 'reviews→ratings (out of the mesh): plain, no identity')
 
   // kubelet's probe from the node: SNATed to 169.254.7.127 on the node, let past the ztunnel in the pod.
   const accessBefore = readFileSync(join('/run/sidecar-lab', lab, 'ztunnel-access.log'), 'utf8')

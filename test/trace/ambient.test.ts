@@ -167,7 +167,8 @@ t.test('--compare: the same request in a sidecar lab and an ambient lab, counted
   t.same(ambient.processes, ['curl', `ztunnel (pid ${readState(ambientLab)!.ambient!.ztunnel})`, 'app in reviews'])
   t.same([sidecar.connections, ambient.connections], [3, 3], 'three TCP connections in both: each proxy terminates TCP')
   t.same([sidecar.userSpaceHops, ambient.userSpaceHops], [2, 2], 'two relays in both; one process makes both in ambient mode')
-  t.same([sidecar.natRewrites, ambient.natRewrites], [2, 2], 'one REDIRECT out of the caller, one into the callee, in both')
+  // HBONE between the mesh pods arrives on the callee's 15008, which the in-pod rules do not redirect
+  t.same([sidecar.natRewrites, ambient.natRewrites], [2, 1], 'one REDIRECT out of the caller in both; into the callee in sidecar mode only')
   t.ok(
     sidecar.rules > 0 && ambient.rules > sidecar.rules,
     `rules walked: ${sidecar.rules} vs ${ambient.rules} (ambient's mangle rules see every packet)`,

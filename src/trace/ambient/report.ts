@@ -57,6 +57,9 @@ export interface AmbientReport {
   raw: Record<string, string>
 }
 
+/** The ztunnel's ports in a pod: 15001, 15006, and 15008 (HBONE between mesh pods arrives there, unredirected). */
+export const ambientPorts = [...sidecarPorts, 15008]
+
 const marked = (t: Traversal) => ((t.markBefore ?? 0) & 0xfff) === INPOD_MARK
 
 /** The ztunnel's SYN for a hop: marked, leaving `pod`'s OUTPUT for dst, from a socket not seen yet. */
@@ -105,7 +108,14 @@ function findConnections(c: AmbientCaptured, all: Traversal[]): { connections: A
       // outbound: served in the caller's pod; inbound: in the destination's, reaching the app from the caller's address
       const pod = line.direction === 'outbound' ? conn.pod : (podOf(line.dst.address) ?? to)
       const known = connections.map((k) => k.client)
-      const src = ztunnelSyn(all, pod, line.dst, known, line.direction === 'inbound' ? conn.client.address : undefined)
+      let src = ztunnelSyn(all, pod, line.dst, known, line.direction === 'inbound' ? conn.client.address : undefined)
+      // HBONE: the tunnel rides a pooled connection to the peer's 15008 that an earlier request may have opened
+      // (no SYN now); the peer's inbound line names its source
+      if (!src && line.direction === 'outbound' && line.dst.port === 15008) {
+        src = c.ztunnel.lines.find(
+          (l) => !used.has(l) && l.direction === 'inbound' && l.src.address === conn.client.address && l.dst.address === line.dst.address,
+        )?.src
+      }
       if (!src) return
       const role = line.direction === 'outbound' ? 'ztunnel outbound' : 'ztunnel inbound'
       connections.push({ index: i + 1, role, pod, client: src, server: line.dst, owner: zt })
@@ -212,7 +222,7 @@ export function buildAmbientReport(c: AmbientCaptured): AmbientReport {
     const next = connections[conn.index + 1]
     const pod = line.direction === 'outbound' ? conn.pod : (next?.pod ?? to)
     const arrival = tagged.find(
-      (x) => x.conn === conn.index && x.t.pod === pod && !isReply(x.t.after) && sidecarPorts.includes(x.t.after.dport),
+      (x) => x.conn === conn.index && x.t.pod === pod && !isReply(x.t.after) && ambientPorts.includes(x.t.after.dport),
     )
     steps.push(hopStep(line, conn, next?.index === conn.index + 1 ? next : undefined, arrival ? ends(arrival.t.after).dst : undefined, c))
   }
