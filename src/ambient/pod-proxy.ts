@@ -119,7 +119,7 @@ export class PodProxy {
         address: host,
         port,
         mark: INPOD_MARK,
-        ...(type === 'tcp' ? { listen: 128 } : {}),
+        ...(type === 'tcp' ? { reuseAddr: true, listen: 128 } : {}),
       })
     this.dns =
       config.dns.port === 0
@@ -207,6 +207,7 @@ export class PodProxy {
           address,
           port: HBONE_PORT,
           mark: INPOD_MARK,
+          reuseAddr: true,
           listen: 128,
         })
       } catch (err) {

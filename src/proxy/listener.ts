@@ -181,11 +181,23 @@ export class VirtualListener implements ConnectionContext {
     })
   }
 
-  /** The listening socket's options in the pod's namespace: marked, as every socket a ztunnel makes there. */
+  /**
+   * The listening socket's options in the pod's namespace: marked, as every socket a ztunnel makes there, and
+   * SO_REUSEADDR (as libuv sets it on the listeners it binds), so a ztunnel started again binds its ports while
+   * the last one's connections are in TIME_WAIT.
+   */
   #inpodSocket() {
     const pod = this.inpod!
     const family = this.config.bindAddress.includes(':') ? 6 : 4
-    return { netns: pod.netns, family, type: 'tcp', address: this.config.bindAddress, port: this.#port, mark: pod.mark } as const
+    return {
+      netns: pod.netns,
+      family,
+      type: 'tcp',
+      address: this.config.bindAddress,
+      port: this.#port,
+      mark: pod.mark,
+      reuseAddr: true,
+    } as const
   }
 
   /** Stops accepting; open connections go on. */
