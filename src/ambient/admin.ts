@@ -67,6 +67,8 @@ function workloadState(z: Ztunnel): Record<string, unknown> {
       info: { name: p.info.name, namespace: p.info.namespace, serviceAccount: p.info.serviceAccount },
       listeners: p.listeners.map((l) => ({ name: l.name, port: l.port, active: l.activeConnections })),
       dns: p.dns?.addresses ?? [],
+      // ours, not ztunnel's: the pod's identity and the HBONE sessions its outbound pools
+      ...(p.hboneState() ? { hbone: p.hboneState() } : {}),
     }
   }
   return out

@@ -15,7 +15,7 @@ import { ConnectionLedger, type ConnectionContext, type InpodSockets, type Passt
 import type { ActiveConnection } from '../proxy/listener.js'
 import { connectPrepared } from '../proxy/transparent.js'
 import type { Stats } from '../stats/stats.js'
-import { HboneClient, HboneError, splice, type HboneIdentity, type SpliceResult } from './hbone/index.js'
+import { HboneClient, HboneError, identityOfPem, splice, type HboneIdentity, type SpliceResult } from './hbone/index.js'
 import type { Workload, WorkloadTable } from './workloads.js'
 
 export const HBONE_PORT = 15008
@@ -42,10 +42,13 @@ export interface OutboundDeps {
 
 export class HboneOutbound {
   readonly client: HboneClient
+  /** the pod's own SPIFFE id, from its certificate */
+  readonly identityName: string
   readonly #deps: OutboundDeps
 
   constructor(deps: OutboundDeps) {
     this.#deps = deps
+    this.identityName = identityOfPem(deps.identity.cert)
     this.client = new HboneClient({
       identity: deps.identity,
       log: deps.log,

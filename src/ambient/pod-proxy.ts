@@ -24,6 +24,7 @@ import { Registry } from '../registry/registry.js'
 import { Stats } from '../stats/stats.js'
 import { HboneInbound } from './hbone-inbound.js'
 import { HBONE_PORT, HboneOutbound, type MeshInfo } from './hbone-outbound.js'
+import type { PooledSession } from './hbone/pool.js'
 import { podAddresses } from './pod-addresses.js'
 import type { IdentityStore, WorkloadTable } from './workloads.js'
 
@@ -138,6 +139,19 @@ export class PodProxy {
       for (const [k, v] of Object.entries(c.refused)) snap[`ztunnel.hbone.inbound.server.refused.${k}`] = v
     }
     return snap
+  }
+
+  /**
+   * The pod's mesh identity and the HBONE sessions its outbound holds in the pool (null when the ztunnel has no
+   * workload table): /config_dump's `hbone`, which `lab status` shows.
+   */
+  hboneState(): { identity: string; sessions: PooledSession[]; inbound: { sessions: number; tunnels: number } } | null {
+    if (!this.hboneOut) return null
+    const inbound = {
+      sessions: this.hboneIn?.server.counters.sessions ?? 0,
+      tunnels: this.stats.snapshot()['ztunnel.hbone.inbound.tunnels'] ?? 0,
+    }
+    return { identity: this.hboneOut.identityName, sessions: this.hboneOut.client.pooled(), inbound }
   }
 
   get activeConnections(): number {

@@ -9,6 +9,7 @@ import {
   renderShortStatus,
   renderVerboseStatus,
   type LabStatus,
+  type HboneStatus,
   type InpodSocket,
   type PodStatus,
   type ProcStatus,
@@ -69,6 +70,18 @@ export async function sidecarCounters(ns: string, ztunnelPod?: string): Promise<
   }
 }
 
+/** A pod's identity and pooled HBONE sessions, from the ztunnel's /config_dump (undefined: not answering, no HBONE). */
+async function ztunnelHbone(ns: string, pod: string): Promise<HboneStatus | undefined> {
+  const r = await execIn(ns, ['curl', '-sf', '--max-time', '2', 'http://127.0.0.1:15000/config_dump'], { allowFailure: true })
+  if (r.code !== 0) return undefined
+  try {
+    const dump = JSON.parse(r.stdout) as { workloadState?: Record<string, { info?: { name?: string }; hbone?: HboneStatus }> }
+    return Object.values(dump.workloadState ?? {}).find((w) => w.info?.name === pod)?.hbone
+  } catch {
+    return undefined
+  }
+}
+
 /** The listening sockets in a pod, with the pid ss names as their owner (the ztunnel's, in ambient mode). */
 export async function inpodSockets(ns: string): Promise<InpodSocket[]> {
   const r = await execIn(ns, ['ss', '-Htulnp'], { allowFailure: true })
@@ -118,6 +131,7 @@ export async function collectStatus(state: LabState | undefined, lab: string): P
     }
     if (state.ambient && pod.sidecar && present) {
       p.counters = (await sidecarCounters(state.bridgeNs, name)) ?? null
+      p.hbone = (await ztunnelHbone(state.bridgeNs, name)) ?? null
       p.inpodSockets = await inpodSockets(pod.ns)
       p.rules = await ruleCounters(pod.ns)
     } else if (pod.sidecar && present) {

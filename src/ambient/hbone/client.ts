@@ -22,7 +22,7 @@ import {
   newTraceparent,
   spiffeIds,
 } from './common.js'
-import { type PoolKey, SessionPool } from './pool.js'
+import { type PoolKey, type PooledSession, SessionPool } from './pool.js'
 
 export interface HboneClientOptions {
   identity: HboneIdentity
@@ -78,6 +78,11 @@ export class HboneClient {
   /** Sessions pooled now (opening or open). */
   get sessions(): number {
     return this.#pool.size
+  }
+
+  /** The pooled sessions, each with its key and tunnels. */
+  pooled(): PooledSession[] {
+    return this.#pool.sessions()
   }
 
   /** Opens a tunnel; resolves with its stream once the server answered 200. */
