@@ -217,3 +217,48 @@ t.test('a destination whose certificate is not the identity the table names is r
     'the app saw no connection',
   )
 })
+
+t.test('garbage, HTTP/1.1 and a client without a certificate on 15008: refused, counted, logged once a burst', opts, async (t) => {
+  const { client, server, node, flags } = await meshPair(t)
+  const z = await startZtunnel(
+    t,
+    node,
+    [
+      ['client', client],
+      ['server', server],
+    ],
+    flags,
+  )
+  await startServerApp(t, server, appPort)
+  // From inside the server pod to its own address: over lo, which the in-pod rules let through unredirected, so
+  // these reach the ztunnel's 15008 as they are.
+  const sendRaw = (bytes: string) =>
+    execIn(server.ns, [
+      'node',
+      '-e',
+      `const s = require('node:net').connect(15008, '${server.ip}', () => s.write(Buffer.from('${Buffer.from(bytes).toString('base64')}', 'base64')))
+       s.on('data', () => {}); s.on('error', () => {}); s.on('close', () => process.exit(0)); setTimeout(() => process.exit(3), 10000)`,
+    ])
+  await sendRaw('GET / HTTP/1.1\r\nHost: reviews\r\n\r\n')
+  await sendRaw('\x00\x01garbage\xff\xfe'.repeat(50))
+  // TLS 1.3 with h2 but no client certificate: the server asks for one and refuses the handshake
+  await execIn(server.ns, ['openssl', 's_client', '-connect', `${server.ip}:15008`, '-alpn', 'h2', '-tls1_3', '-quiet'], {
+    input: 'x',
+    allowFailure: true,
+  })
+  let stats = await podStats(node, 'server')
+  for (let i = 0; i < 50 && stats['ztunnel.hbone.inbound.server.tls_failures'] !== 3; i++) {
+    await new Promise((r) => setTimeout(r, 200))
+    stats = await podStats(node, 'server')
+  }
+  t.equal(stats['ztunnel.hbone.inbound.server.tls_failures'], 3, 'three TLS failures counted')
+  t.equal(stats['ztunnel.hbone.inbound.tunnels'] ?? 0, 0, 'no tunnel opened')
+  const first = z.stderr.filter((l) => l.includes('HBONE connection from'))
+  t.equal(first.length, 1, 'one warning for the burst')
+  t.match(first[0], `HBONE connection from ${server.ip}:`, 'it names the source')
+  t.match(first[0], 'refused: the TLS handshake failed', 'and why')
+  t.match(await z.waitFor(/more HBONE connections refused/, 'stderr', 5000), /2 more HBONE connections refused in [\d.]+ s, from/)
+  // and the pod is served as before
+  const r = await runClient(t, client, server.ip, appPort, 100_000)
+  t.equal(r.receivedSha256, r.sentSha256, 'a mesh client still gets through, sha256 both ways')
+})
