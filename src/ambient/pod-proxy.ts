@@ -138,6 +138,7 @@ export class PodProxy {
       for (const [k, v] of Object.entries(server)) snap[`ztunnel.hbone.inbound.server.${k}`] = v
       for (const [k, v] of Object.entries(c.refused)) snap[`ztunnel.hbone.inbound.server.refused.${k}`] = v
     }
+    if (this.hboneOut) snap['ztunnel.hbone.outbound.ping_timeouts'] = this.hboneOut.client.counters.pingTimeouts
     return snap
   }
 

@@ -275,3 +275,46 @@ t.test("connections accepted elsewhere (handle) and a client's own sockets (sock
   t.equal(made.length, 1, "the session's TCP connection came from socketFactory")
   t.equal(server.counters.accepted, 1)
 })
+
+t.test('a peer that stops answering PINGs: the session is closed after the timeout and its tunnel reset', async (t) => {
+  const app = await startApp(t)
+  const { via } = await startHbone(t, b)
+  // A TCP hop between client and server that can freeze: it stops reading either way and keeps the connection
+  // open, as a peer that hangs or a path that drops everything would.
+  const held: Socket[] = []
+  const hop = createServer((down) => {
+    const up = netConnect(via.port, via.address)
+    held.push(down, up)
+    down.pipe(up)
+    up.pipe(down)
+  })
+  await new Promise<void>((resolve) => hop.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const s of held) s.destroy()
+    return new Promise((resolve) => hop.close(resolve))
+  })
+  const warnings: string[] = []
+  const log = { warn: (_o: unknown, msg: string) => warnings.push(msg), debug: () => {}, info: () => {} }
+  const c = client(t, { pingIntervalMs: 100, pingTimeoutMs: 1000, log: log as never })
+  const s = await c.connect({
+    target: { address: '127.0.0.1', port: app },
+    via: { address: '127.0.0.1', port: (hop.address() as { port: number }).port },
+    expectIdentity: spiffe('b'),
+  })
+  // answered pings keep the session: bytes still cross after several rounds
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const echoed = once<Buffer>(s, 'data')
+  s.write('still here')
+  t.equal((await echoed).toString(), 'still here', 'pings answered: the tunnel carries on')
+  t.equal(c.counters.pingTimeouts, 0)
+
+  for (const x of held) {
+    x.unpipe()
+    x.pause()
+  }
+  const err = await once<Error>(s, 'error', 10_000)
+  t.match(err, {}, `the tunnel ended with an error (${err.message})`)
+  t.equal(c.counters.pingTimeouts, 1, 'counted')
+  t.match(warnings, [/HBONE ping timeout: 127\.0\.0\.1:\d+ did not answer a PING in 1000 ms/], 'logged')
+  await eventually(() => c.sessions === 0)
+})
