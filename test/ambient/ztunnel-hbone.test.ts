@@ -231,21 +231,19 @@ t.test('garbage, HTTP/1.1 and a client without a certificate on 15008: refused, 
   )
   await startServerApp(t, server, appPort)
   // From inside the server pod to its own address: over lo, which the in-pod rules let through unredirected, so
-  // these reach the ztunnel's 15008 as they are.
-  const sendRaw = (bytes: string) =>
-    execIn(server.ns, [
-      'node',
-      '-e',
-      `const s = require('node:net').connect(15008, '${server.ip}', () => s.write(Buffer.from('${Buffer.from(bytes).toString('base64')}', 'base64')))
-       s.on('data', () => {}); s.on('error', () => {}); s.on('close', () => process.exit(0)); setTimeout(() => process.exit(3), 10000)`,
-    ])
-  await sendRaw('GET / HTTP/1.1\r\nHost: reviews\r\n\r\n')
-  await sendRaw('\x00\x01garbage\xff\xfe'.repeat(50))
-  // TLS 1.3 with h2 but no client certificate: the server asks for one and refuses the handshake
-  await execIn(server.ns, ['openssl', 's_client', '-connect', `${server.ip}:15008`, '-alpn', 'h2', '-tls1_3', '-quiet'], {
-    input: 'x',
-    allowFailure: true,
-  })
+  // these reach the ztunnel's 15008 as they are. All three from one process at once: one burst.
+  const garbage = Buffer.from('\x00\x01garbage\xff\xfe'.repeat(50)).toString('base64')
+  const script = `
+    const net = require('node:net'), tls = require('node:tls')
+    const done = (s) => new Promise((resolve) => { s.on('data', () => {}); s.on('error', () => {}); s.on('close', resolve) })
+    const raw = (bytes) => { const s = net.connect(15008, '${server.ip}', () => s.write(bytes)); return done(s) }
+    // TLS 1.3 with h2 but no client certificate: the server asks for one and refuses the handshake
+    const noCert = tls.connect({ host: '${server.ip}', port: 15008, ALPNProtocols: ['h2'], rejectUnauthorized: false }, () => noCert.write('x'))
+    Promise.all([raw('GET / HTTP/1.1\\r\\nHost: reviews\\r\\n\\r\\n'), raw(Buffer.from('${garbage}', 'base64')), done(noCert)])
+      .then(() => process.exit(0))
+    setTimeout(() => process.exit(3), 10000)
+  `
+  await execIn(server.ns, ['node', '-e', script])
   let stats = await podStats(node, 'server')
   for (let i = 0; i < 50 && stats['ztunnel.hbone.inbound.server.tls_failures'] !== 3; i++) {
     await new Promise((r) => setTimeout(r, 200))
