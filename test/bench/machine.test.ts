@@ -3,8 +3,8 @@
 // budget held 6,486 (its warning said "max 12973" descriptors), closed the rest at accept, so the run failed.
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
-import { maxIdleFor } from '../../bench/machine.mjs'
 
+const { maxIdleFor } = (await import('../../bench/machine.mjs' as string)) as { maxIdleFor(limit: number): number }
 const budget = new URL('../../dist/proxy/fd-budget.js', import.meta.url).pathname
 
 /** The real budget of a native-relay sidecar with the DNS proxy's reservation, in a process with this limit. */
