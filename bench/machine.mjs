@@ -3,7 +3,9 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { availableParallelism, loadavg, release, totalmem } from 'node:os'
-import { relayPipesFor, reserveFor } from '../dist/proxy/fd-budget.js'
+// the sidecar's own budget arithmetic, from dist/ as the bench runs it (a computed path: the type check stays out of dist/)
+/** @type {{ relayPipesFor(limit: number): number, reserveFor(limit: number): number }} */
+const { relayPipesFor, reserveFor } = await import(String(new URL('../dist/proxy/fd-budget.js', import.meta.url)))
 
 /** The DNS proxy's forwards in flight at most (src/dns/config.ts maxInflight): each may hold a descriptor. */
 const DNS_FORWARDS = 4096
