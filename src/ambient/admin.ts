@@ -62,13 +62,14 @@ async function admin(z: Ztunnel, hooks: AdminHooks, r: AdminRequest): Promise<Ad
 function workloadState(z: Ztunnel): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [uid, p] of z.pods) {
+    const hbone = p.hboneState()
     out[uid] = {
       state: 'Up',
       info: { name: p.info.name, namespace: p.info.namespace, serviceAccount: p.info.serviceAccount },
       listeners: p.listeners.map((l) => ({ name: l.name, port: l.port, active: l.activeConnections })),
       dns: p.dns?.addresses ?? [],
       // ours, not ztunnel's: the pod's identity and the HBONE sessions its outbound pools
-      ...(p.hboneState() ? { hbone: p.hboneState() } : {}),
+      ...(hbone ? { hbone } : {}),
     }
   }
   return out

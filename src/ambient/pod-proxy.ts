@@ -150,7 +150,7 @@ export class PodProxy {
     if (!this.hboneOut) return null
     const inbound = {
       sessions: this.hboneIn?.server.counters.sessions ?? 0,
-      tunnels: this.stats.snapshot()['ztunnel.hbone.inbound.tunnels'] ?? 0,
+      tunnels: this.stats.counters.get('ztunnel.hbone.inbound.tunnels')?.value ?? 0,
     }
     return { identity: this.hboneOut.identityName, sessions: this.hboneOut.client.pooled(), inbound }
   }

@@ -70,16 +70,18 @@ export async function sidecarCounters(ns: string, ztunnelPod?: string): Promise<
   }
 }
 
-/** A pod's identity and pooled HBONE sessions, from the ztunnel's /config_dump (undefined: not answering, no HBONE). */
-async function ztunnelHbone(ns: string, pod: string): Promise<HboneStatus | undefined> {
+/** Each pod's identity and pooled HBONE sessions by name, from the ztunnel's /config_dump (empty: not answering, no HBONE). */
+async function ztunnelHbone(ns: string): Promise<Map<string, HboneStatus>> {
+  const byPod = new Map<string, HboneStatus>()
   const r = await execIn(ns, ['curl', '-sf', '--max-time', '2', 'http://127.0.0.1:15000/config_dump'], { allowFailure: true })
-  if (r.code !== 0) return undefined
+  if (r.code !== 0) return byPod
   try {
     const dump = JSON.parse(r.stdout) as { workloadState?: Record<string, { info?: { name?: string }; hbone?: HboneStatus }> }
-    return Object.values(dump.workloadState ?? {}).find((w) => w.info?.name === pod)?.hbone
+    for (const w of Object.values(dump.workloadState ?? {})) if (w.info?.name && w.hbone) byPod.set(w.info.name, w.hbone)
   } catch {
-    return undefined
+    // a dump that is not JSON: no HBONE lines, as when the ztunnel does not answer
   }
+  return byPod
 }
 
 /** The listening sockets in a pod, with the pid ss names as their owner (the ztunnel's, in ambient mode). */
@@ -117,6 +119,8 @@ export async function collectStatus(state: LabState | undefined, lab: string): P
   if (!state) return { lab, up: false }
   const mode = state.mode ?? 'REDIRECT'
   const pods: PodStatus[] = []
+  /** ambient mode: the ztunnel's /config_dump, read once for every pod */
+  let hbone: Map<string, HboneStatus> | undefined
   for (const [name, pod] of Object.entries(state.pods)) {
     const present = netnsExists(pod.ns)
     const p: PodStatus = {
@@ -131,7 +135,8 @@ export async function collectStatus(state: LabState | undefined, lab: string): P
     }
     if (state.ambient && pod.sidecar && present) {
       p.counters = (await sidecarCounters(state.bridgeNs, name)) ?? null
-      p.hbone = (await ztunnelHbone(state.bridgeNs, name)) ?? null
+      hbone ??= await ztunnelHbone(state.bridgeNs)
+      p.hbone = hbone.get(name) ?? null
       p.inpodSockets = await inpodSockets(pod.ns)
       p.rules = await ruleCounters(pod.ns)
     } else if (pod.sidecar && present) {

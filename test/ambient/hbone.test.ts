@@ -16,6 +16,18 @@ const certs = new LabCerts(t)
 const a = certs.workload('a')
 const b = certs.workload('b')
 
+/** An app that answers its first bytes with 'ready'; appSaw: how its connection ended (the error, or null for a FIN). */
+async function appSeeingTheEnd(tt: { teardown(fn: () => unknown): void }) {
+  let appErr: (e: NodeJS.ErrnoException | null) => void = () => {}
+  const appSaw = new Promise<NodeJS.ErrnoException | null>((resolve) => (appErr = resolve))
+  const app = await startApp(tt, (s) => {
+    s.once('data', () => s.write('ready'))
+    s.once('error', appErr)
+    s.once('end', () => appErr(null))
+  })
+  return { app, appSaw }
+}
+
 function client(tt: { teardown(fn: () => unknown): void }, opts: Partial<ConstructorParameters<typeof HboneClient>[0]> = {}): HboneClient {
   const c = new HboneClient({ identity: a, ...opts })
   tt.teardown(() => c.close())
@@ -80,13 +92,7 @@ t.test("the app's reset reaches the client as a stream error", async (t) => {
 })
 
 t.test("the client's reset reaches the app as a TCP reset", async (t) => {
-  let appErr: (e: NodeJS.ErrnoException | null) => void = () => {}
-  const appSaw = new Promise<NodeJS.ErrnoException | null>((resolve) => (appErr = resolve))
-  const app = await startApp(t, (s) => {
-    s.once('data', () => s.write('ready'))
-    s.once('error', appErr)
-    s.once('end', () => appErr(null))
-  })
+  const { app, appSaw } = await appSeeingTheEnd(t)
   const { server, via } = await startHbone(t, b)
   const s = await client(t).connect({ target: { address: '127.0.0.1', port: app }, via, expectIdentity: spiffe('b') })
   s.on('error', () => {})
@@ -98,13 +104,7 @@ t.test("the client's reset reaches the app as a TCP reset", async (t) => {
 })
 
 t.test("the client's TCP connection gone under a tunnel (its ztunnel killed) reaches the app as a reset, not a FIN", async (t) => {
-  let appErr: (e: NodeJS.ErrnoException | null) => void = () => {}
-  const appSaw = new Promise<NodeJS.ErrnoException | null>((resolve) => (appErr = resolve))
-  const app = await startApp(t, (s) => {
-    s.once('data', () => s.write('ready'))
-    s.once('error', appErr)
-    s.once('end', () => appErr(null))
-  })
+  const { app, appSaw } = await appSeeingTheEnd(t)
   const { server, via } = await startHbone(t, b)
   let raw: Socket | undefined
   const c = client(t, { socketFactory: (v) => (raw = netConnect(v.port, v.address)) })

@@ -72,6 +72,19 @@ async function startZtunnel(t: Teardown, node: string, pods: [string, Pod][], ex
   return proc
 }
 
+/** One ztunnel serving both pods, as the node's would. */
+function bothPods(t: Teardown, node: string, client: Pod, server: Pod, flags: string[]): Promise<Proc> {
+  return startZtunnel(
+    t,
+    node,
+    [
+      ['client', client],
+      ['server', server],
+    ],
+    flags,
+  )
+}
+
 /** The marker client in the pod (uid 1000, an app); resolves with its last JSON line. */
 async function send(t: Teardown, pod: Pod, host: string, text: string): Promise<{ received: string; error: string | null }> {
   const p = spawnIn(t, pod.ns, ['node', markerClient, host, String(appPort), text, 'once'], { uid: 1000, gid: 1000 })
@@ -87,15 +100,7 @@ async function podStats(node: string, pod: string): Promise<Record<string, numbe
 
 t.test('productpage→reviews over HBONE: bytes whole, the app sees the real client, both identities logged', opts, async (t) => {
   const { client, server, node, flags } = await meshPair(t)
-  const z = await startZtunnel(
-    t,
-    node,
-    [
-      ['client', client],
-      ['server', server],
-    ],
-    flags,
-  )
+  const z = await bothPods(t, node, client, server, flags)
   const app = await startServerApp(t, server, appPort)
   const r = await runClient(t, client, server.ip, appPort, 2_000_000)
   t.equal(r.error, null)
@@ -137,15 +142,7 @@ t.test('productpage→reviews over HBONE: bytes whole, the app sees the real cli
 
 t.test('on the wire: TCP to 15008 and never the marker; the same request to a destination not in the table is clear', opts, async (t) => {
   const { client, server, node, flags } = await meshPair(t)
-  await startZtunnel(
-    t,
-    node,
-    [
-      ['client', client],
-      ['server', server],
-    ],
-    flags,
-  )
+  await bothPods(t, node, client, server, flags)
   await startServerApp(t, server, appPort)
   const capture = async (host: string, marker: string) => {
     const file = join(client.dir, `${marker}.pcap`)
@@ -197,15 +194,7 @@ t.test("the peer's ztunnel killed mid-stream: the client's connection closes, co
 
 t.test('a destination whose certificate is not the identity the table names is refused, counted and logged', opts, async (t) => {
   const { client, server, node, flags } = await meshPair(t, 'reviews')
-  const z = await startZtunnel(
-    t,
-    node,
-    [
-      ['client', client],
-      ['server', server],
-    ],
-    flags,
-  )
+  const z = await bothPods(t, node, client, server, flags)
   const app = await startServerApp(t, server, appPort)
   const r = await send(t, client, server.ip, 'must-not-arrive')
   t.equal(r.received, '', 'nothing came back')
@@ -220,15 +209,7 @@ t.test('a destination whose certificate is not the identity the table names is r
 
 t.test('garbage, HTTP/1.1 and a client without a certificate on 15008: refused, counted, logged once a burst', opts, async (t) => {
   const { client, server, node, flags } = await meshPair(t)
-  const z = await startZtunnel(
-    t,
-    node,
-    [
-      ['client', client],
-      ['server', server],
-    ],
-    flags,
-  )
+  const z = await bothPods(t, node, client, server, flags)
   await startServerApp(t, server, appPort)
   // From inside the server pod to its own address: over lo, which the in-pod rules let through unredirected, so
   // these reach the ztunnel's 15008 as they are. All three from one process at once: one burst.
