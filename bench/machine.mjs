@@ -3,6 +3,27 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { availableParallelism, loadavg, release, totalmem } from 'node:os'
+// the sidecar's own budget arithmetic, from dist/ as the bench runs it (a computed path: the type check stays out of dist/)
+/** @type {{ relayPipesFor(limit: number): number, reserveFor(limit: number): number }} */
+const { relayPipesFor, reserveFor } = await import(String(new URL('../dist/proxy/fd-budget.js', import.meta.url)))
+
+/** The DNS proxy's forwards in flight at most (src/dns/config.ts maxInflight): each may hold a descriptor. */
+const DNS_FORWARDS = 4096
+/** What a sidecar holds before its first connection (listeners, the DNS sockets, node's own): measured about 40. */
+const BASELINE_FDS = 64
+
+/**
+ * The most idle connections the memory scenario may hold through a native-relay sidecar with descriptor limit
+ * `limit`, in thousands: what its budget leaves for connections (src/proxy/fd-budget.ts: the limit less a 2 %
+ * reserve, the relay's pipes, the DNS proxy's forwards, a quarter of the rest at most), two descriptors each.
+ * Asking for more has the sidecar close the rest at accept (downstream_global_cx_overflow), and the run fails.
+ * @param {number} limit
+ */
+export function maxIdleFor(limit) {
+  const budget = limit - BASELINE_FDS - reserveFor(limit) - 2 * relayPipesFor(limit)
+  const dns = Math.min(DNS_FORWARDS, Math.floor(budget / 4))
+  return Math.min(10_000, Math.floor((budget - dns) / 2 / 1000) * 1000)
+}
 
 export function machine() {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8')

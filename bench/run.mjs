@@ -10,7 +10,7 @@ import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { benchFlags, flags, InvalidFlag, resultFlags, resultsDir } from './flags.mjs'
 import { BenchLab, interruptible, root } from './harness.mjs'
-import { machine } from './machine.mjs'
+import { machine, maxIdleFor } from './machine.mjs'
 import { checkGoals, checkNodeRelay } from './goals.mjs'
 import { describeChoice, haproxyTrial } from './haproxy-best.mjs'
 import { nativeRelay, peerList, peers } from './peers.mjs'
@@ -86,8 +86,9 @@ if (process.getuid?.() !== 0) {
 }
 const quick = !!values.quick
 const host = machine()
-// Every idle connection costs a sidecar two descriptors, and root here cannot raise the hard limit.
-const maxIdle = Math.min(10_000, Math.floor((host.fdLimit - 1000) / 2 / 1000) * 1000)
+// Every idle connection costs a sidecar two descriptors, root here cannot raise the hard limit, and the sidecar
+// keeps part of it for other things: 9,000 at a limit of 20,000 went over its budget (machine.mjs maxIdleFor).
+const maxIdle = maxIdleFor(host.fdLimit)
 /** @type {import('./scenarios.mjs').Sizes} */
 const sizes = quick
   ? { bulkSeconds: 1, httpSeconds: 1, fixedSeconds: 2, cpsSeconds: 1, idle: [0, 10, 100] }

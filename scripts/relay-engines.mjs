@@ -30,6 +30,8 @@ export const engineFiles = [
   'test/faults/access-log-reopen.test.ts',
   // ambient mode: the ztunnel's upstream sockets made in the pod's namespace (relayAdd's bind.netns), spoofed inbound
   'test/ambient/ztunnel.test.ts',
+  // HBONE between mesh pods: relayed on node:net under --relay native too; the plain control on the engine
+  'test/ambient/ztunnel-hbone.test.ts',
   'test/faults/access-log-stderr.test.ts',
 ]
 // Not here, on purpose: access-log-open, flags-registry, test/flags/cli and test/proxy/command (the sidecar

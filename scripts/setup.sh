@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 
 need=()
 for pkg_bin in iptables:iptables-restore nftables:nft iproute2:ip conntrack:conntrack util-linux:setpriv \
-               haproxy:haproxy curl:curl dnsmasq-base:dnsmasq bind9-dnsutils:dig wrk:wrk ipset:ipset python3:python3 make:make g++:g++; do
+               haproxy:haproxy curl:curl dnsmasq-base:dnsmasq bind9-dnsutils:dig wrk:wrk ipset:ipset tcpdump:tcpdump python3:python3 make:make g++:g++; do
   command -v "${pkg_bin#*:}" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "${pkg_bin#*:}" >/dev/null 2>&1 \
     || need+=("${pkg_bin%%:*}")
 done
+# tcpdump: the HBONE test that checks the wire carries no clear bytes (test/ambient/ztunnel-hbone.test.ts)
 # python3-h2 (no program of its own): the HBONE interop test's peer (test/helpers/apps/hbone-peer.py)
 /usr/bin/python3 -c 'import h2' >/dev/null 2>&1 || need+=(python3-h2)
 if [ ${#need[@]} -gt 0 ]; then

@@ -43,7 +43,7 @@ async function admin(z: Ztunnel, hooks: AdminHooks, r: AdminRequest): Promise<Ad
       const stats: { name: string; value: number }[] = []
       for (const p of z.pods.values()) {
         if (pod && p.info.name !== pod) continue
-        const snap = p.stats.snapshot()
+        const snap = p.snapshot()
         for (const name of Object.keys(snap).sort()) stats.push({ name: pod ? name : `pod.${p.info.name}.${name}`, value: snap[name]! })
       }
       if (r.query.get('format') === 'json') return json({ stats })
@@ -62,11 +62,14 @@ async function admin(z: Ztunnel, hooks: AdminHooks, r: AdminRequest): Promise<Ad
 function workloadState(z: Ztunnel): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [uid, p] of z.pods) {
+    const hbone = p.hboneState()
     out[uid] = {
       state: 'Up',
       info: { name: p.info.name, namespace: p.info.namespace, serviceAccount: p.info.serviceAccount },
       listeners: p.listeners.map((l) => ({ name: l.name, port: l.port, active: l.activeConnections })),
       dns: p.dns?.addresses ?? [],
+      // ours, not ztunnel's: the pod's identity and the HBONE sessions its outbound pools
+      ...(hbone ? { hbone } : {}),
     }
   }
   return out

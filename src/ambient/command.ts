@@ -25,7 +25,7 @@ export const ztunnelCommand: Command = {
     const stop = new AbortController()
     io.signal.addEventListener('abort', () => stop.abort(), { once: true })
     if (io.signal.aborted) stop.abort()
-    const z = new Ztunnel({ proxy: settings.proxy, accessLog: settings.accessLog }, log)
+    const z = new Ztunnel({ proxy: settings.proxy, accessLog: settings.accessLog, mesh: settings.mesh ?? undefined }, log)
     z.start()
     const pending = new Set<string>(settings.pods.map((p) => `pod ${p.info.name}`))
     if (settings.zds) pending.add("the node agent's snapshot")
@@ -64,7 +64,12 @@ export const ztunnelCommand: Command = {
       })
     }
     log.info(
-      { pods: [...z.pods.values()].map((p) => p.info.name), relay: settings.proxy.relay, zds: settings.zds },
+      {
+        pods: [...z.pods.values()].map((p) => p.info.name),
+        relay: settings.proxy.relay,
+        zds: settings.zds,
+        hboneWorkloads: settings.mesh?.table.workloads.filter((w) => w.protocol === 'HBONE').length ?? 0,
+      },
       `ztunnel ready (relay engine: ${settings.proxy.relay})`,
     )
     await new Promise<void>((resolve) => {

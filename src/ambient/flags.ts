@@ -8,7 +8,8 @@ import { defaultProxyConfig, type ProxyConfig } from '../proxy/config.js'
 import { quoteInput } from '../quote.js'
 import { parseRegistryEntry } from '../registry/entry.js'
 import { helpWidth, wrapHanging } from '../text/wrap.js'
-import type { PodInfo } from './pod-proxy.js'
+import type { MeshConfig, PodInfo } from './pod-proxy.js'
+import { IdentityStore, loadWorkloadTable } from './workloads.js'
 
 export const COMMAND = 'sidecar-lab ztunnel'
 /** ztunnel's INPOD_UDS default: the istio-cni node agent's ZDS socket */
@@ -27,6 +28,19 @@ const flags: FlagSpec[] = [
     name: 'pod',
     value: 'LIST',
     help: 'pods to serve without an agent: NAME=NETNS,... (NETNS: /run/netns/X or /proc/PID/ns/net)',
+    fallback: '',
+  },
+  {
+    name: 'local-xds',
+    value: 'FILE',
+    help: 'the workload table, as ztunnel\'s LOCAL_XDS_PATH: JSON {"workloads":[{name, namespace, serviceAccount, addresses, node, protocol: "HBONE" or "TCP"}]}; needs --ca-file and --identity-dir',
+    fallback: '',
+  },
+  { name: 'ca-file', value: 'FILE', help: 'the mesh CA (root-cert.pem) that every peer certificate is verified against', fallback: '' },
+  {
+    name: 'identity-dir',
+    value: 'DIR',
+    help: 'workload certificates as DIR/NAMESPACE/SERVICE_ACCOUNT/{cert.pem,key.pem} (what `lab up --ambient` writes)',
     fallback: '',
   },
   { name: 'relay', value: 'ENGINE', help: "who relays the bytes: 'node' or 'native'", fallback: 'node' },
@@ -55,6 +69,8 @@ export interface ZtunnelSettings {
   zds: string | null
   pods: StaticPod[]
   accessLog: string | null
+  /** HBONE: the workload table and the identities (null: none given, everything plain) */
+  mesh: MeshConfig | null
   adminPort: number
   statsPort: number
   readyPort: number
@@ -74,7 +90,9 @@ export function ztunnelHelp(): string {
     "added to it. For each pod it opens 15001, 15006, 15008 and 15053 inside the pod's network namespace",
     '(the in-pod rules of `sidecar-lab inpod-rules` redirect there), marks every socket it makes there',
     "0x539, and reaches the app from the caller's own address. Pods come from the istio-cni node agent",
-    'over ZDS (`sidecar-lab cni-agent`), or from --pod.',
+    'over ZDS (`sidecar-lab cni-agent`), or from --pod. With --local-xds, --ca-file and --identity-dir, a',
+    'connection to a workload the table marks HBONE goes to its 15008 as mutual TLS + HTTP/2 CONNECT, and',
+    "each pod's 15008 serves HBONE with the pod's own certificate.",
     '',
     'flags:',
     ...rows.flatMap(([a, b]) => wrapHanging(`  ${a!.padEnd(width)}  `, b!, helpWidth)),
@@ -117,6 +135,7 @@ export function parseZtunnelFlags(argv: string[]): ZtunnelSettings | 'help' {
     zds: zdsText ?? null,
     pods,
     accessLog: accessLog === 'off' ? null : accessLog,
+    mesh: meshFlags(str('local-xds'), str('ca-file'), str('identity-dir')),
     adminPort: integer('admin-port', str('admin-port'), 15000, 0, 65535),
     statsPort: integer('stats-port', str('stats-port'), 15020, 0, 65535),
     readyPort: integer('ready-port', str('ready-port'), 15021, 0, 65535),
@@ -138,4 +157,20 @@ function staticPods(list: string): StaticPod[] {
     pods.push({ info: { uid: name, name, namespace: 'default', serviceAccount: name }, netns: m[3]! })
   }
   return pods
+}
+
+/** --local-xds with its two identity flags, all or none; each file checked now, so a bad one stops the start. */
+function meshFlags(table: string | undefined, caFile: string | undefined, identityDir: string | undefined): MeshConfig | null {
+  if (table === undefined && caFile === undefined && identityDir === undefined) return null
+  const missing = [
+    ['--local-xds', table],
+    ['--ca-file', caFile],
+    ['--identity-dir', identityDir],
+  ].filter(([, v]) => v === undefined || v === '')
+  if (missing.length > 0) {
+    throw new InvalidFlagError(
+      `HBONE needs --local-xds, --ca-file and --identity-dir together: ${missing.map(([f]) => f).join(' and ')} missing`,
+    )
+  }
+  return { table: loadWorkloadTable(table!), identities: new IdentityStore(caFile!, identityDir!) }
 }

@@ -1,11 +1,14 @@
 // What the ztunnel says of each connection, under ztunnel's own names (istio/ztunnel src/proxy/metrics.rs):
 // the access log's "connection complete" line (target `access`, fields src.addr, src.workload, ..., direction,
 // bytes_sent, bytes_recv, duration) and Istio's TCP metrics with reporter="source" (outbound) or
-// "destination" (inbound). Part 1 carries plaintext: no principal is known, the security policy is "unknown".
+// "destination" (inbound). A connection carried over HBONE adds both peers' SPIFFE ids (src.identity,
+// dst.identity; source_principal, destination_principal) and connection_security_policy="mutual_tls"; a plain
+// one has none: the principals and the policy are "unknown", as ztunnel's metrics say for plaintext.
 import { formatEndpoint } from '../net/address.js'
 import type { ListenerKind } from '../proxy/clusters.js'
 import type { ConnectionRecord } from '../proxy/engines/record.js'
 import { formatResponseFlags } from '../proxy/response-flags.js'
+import type { MeshInfo } from './hbone-outbound.js'
 import type { PodInfo } from './pod-proxy.js'
 
 /** A pod the ztunnel serves, by the addresses its connections showed (ztunnel's workload table stands in). */
@@ -20,6 +23,7 @@ export function accessFields(
   pod: PodInfo,
   r: ConnectionRecord,
   peer: WorkloadName | undefined,
+  mesh?: MeshInfo,
 ): [string, string | number][] {
   const self: WorkloadName = { name: pod.name, namespace: pod.namespace }
   const src = kind === 'outbound' ? self : peer
@@ -28,10 +32,14 @@ export function accessFields(
     ['src.addr', formatEndpoint(r.downstreamRemote)],
     ['src.workload', src && `"${src.name}"`],
     ['src.namespace', src && `"${src.namespace}"`],
-    ['dst.addr', formatEndpoint(r.upstream?.host ?? r.downstreamLocal)],
+    ['src.identity', mesh && `"${mesh.srcIdentity}"`],
+    // over HBONE, ztunnel's dst.addr is where the bytes went (the peer's 15008) and dst.hbone_addr the target
+    ['dst.addr', formatEndpoint(mesh?.via ?? r.upstream?.host ?? r.downstreamLocal)],
+    ['dst.hbone_addr', mesh && formatEndpoint(mesh.target)],
     ['dst.service', r.serviceName !== 'unknown' ? `"${r.serviceName}"` : undefined],
     ['dst.workload', dst && `"${dst.name}"`],
     ['dst.namespace', dst && `"${dst.namespace}"`],
+    ['dst.identity', mesh && `"${mesh.dstIdentity}"`],
     ['direction', kind === 'outbound' ? '"outbound"' : '"inbound"'],
     // as ztunnel logs them: bytes the source sent toward the destination, and back
     ['bytes_sent', r.downstream.rx],
@@ -48,7 +56,7 @@ export function accessLine(time: Date, failed: boolean, fields: [string, string 
   return `${time.toISOString()}\t${failed ? 'error' : 'info'}\taccess\tconnection complete\t${kv}`
 }
 
-/** Istio's TCP metrics labels, the subset that part 1 (plaintext, no identities) can fill. */
+/** Istio's TCP metrics labels, the subset the ztunnel stand-in can fill. */
 export interface TrafficLabels {
   reporter: 'source' | 'destination'
   source_workload: string
@@ -63,7 +71,13 @@ export interface TrafficLabels {
   connection_security_policy: string
 }
 
-export function trafficLabels(kind: ListenerKind, pod: PodInfo, r: ConnectionRecord, peer: WorkloadName | undefined): TrafficLabels {
+export function trafficLabels(
+  kind: ListenerKind,
+  pod: PodInfo,
+  r: ConnectionRecord,
+  peer: WorkloadName | undefined,
+  mesh?: MeshInfo,
+): TrafficLabels {
   const self: WorkloadName = { name: pod.name, namespace: pod.namespace }
   const src = kind === 'outbound' ? self : peer
   const dst = kind === 'outbound' ? peer : self
@@ -72,14 +86,14 @@ export function trafficLabels(kind: ListenerKind, pod: PodInfo, r: ConnectionRec
     reporter: kind === 'outbound' ? 'source' : 'destination',
     source_workload: src?.name ?? 'unknown',
     source_workload_namespace: src?.namespace ?? 'unknown',
-    source_principal: 'unknown',
+    source_principal: mesh?.srcIdentity || 'unknown',
     destination_service: r.serviceName,
     destination_workload: dst?.name ?? 'unknown',
     destination_workload_namespace: dst?.namespace ?? 'unknown',
-    destination_principal: 'unknown',
+    destination_principal: mesh?.dstIdentity || 'unknown',
     request_protocol: 'tcp',
     response_flags: flags === '' ? '-' : flags,
-    connection_security_policy: 'unknown',
+    connection_security_policy: mesh ? 'mutual_tls' : 'unknown',
   }
 }
 

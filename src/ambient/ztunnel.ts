@@ -9,8 +9,7 @@ import { FdBudget } from '../proxy/fd-budget.js'
 import { startNativeRelay, stopNativeRelay } from '../proxy/engines/native.js'
 import type { ConnectionRecord } from '../proxy/engines/record.js'
 import type { ListenerKind } from '../proxy/clusters.js'
-import { PodProxy, type PodInfo } from './pod-proxy.js'
-import { podAddresses } from './pod-addresses.js'
+import { PodProxy, type MeshConfig, type PodInfo } from './pod-proxy.js'
 import { accessFields, accessLine, TcpMetrics, trafficLabels, type WorkloadName } from './telemetry.js'
 
 export interface ZtunnelOptions {
@@ -18,6 +17,8 @@ export interface ZtunnelOptions {
   proxy: ProxyConfig
   /** '-' for stdout, a path, or null for none */
   accessLog: string | null
+  /** the workload table and identities: HBONE between mesh pods; none: everything plain */
+  mesh?: MeshConfig | undefined
 }
 
 export class Ztunnel {
@@ -57,8 +58,9 @@ export class Ztunnel {
         return
       }
       this.#log.info({ uid: info.uid, name: info.name, namespace: info.namespace }, 'pod received, starting proxy')
-      const pod = new PodProxy(info, netnsFd, this.#options.proxy, this.#log, this.#fdBudget)
+      const pod = new PodProxy(info, netnsFd, this.#options.proxy, this.#log, this.#fdBudget, this.#options.mesh)
       for (const l of pod.listeners) l.events.subscribe({ closed: (r) => this.#closed(l.kind, pod, r) })
+      pod.hboneIn?.events.subscribe({ closed: (r) => this.#closed('inbound', pod, r) })
       try {
         await pod.start()
       } catch (err) {
@@ -68,7 +70,7 @@ export class Ztunnel {
       this.pods.set(info.uid, pod)
       this.counts.started++
       const self: WorkloadName = { name: info.name, namespace: info.namespace }
-      for (const address of await podAddresses(netnsFd)) this.#addresses.set(address, self)
+      for (const address of pod.addresses) this.#addresses.set(address, self)
     })
   }
 
@@ -121,9 +123,12 @@ export class Ztunnel {
     const own = kind === 'outbound' ? r.downstreamRemote : r.downstreamLocal
     if (own) this.#addresses.set(own.address, self)
     const peerAddress = kind === 'outbound' ? (r.upstream?.host ?? r.downstreamLocal)?.address : r.downstreamRemote?.address
-    const peer = peerAddress === undefined ? undefined : this.#addresses.get(peerAddress)
-    this.metrics.record(trafficLabels(kind, pod.info, r, peer), r)
-    this.#access?.write(accessLine(r.startTime, r.flags.length > 0, accessFields(kind, pod.info, r, peer)) + '\n')
+    const peer =
+      peerAddress === undefined ? undefined : (this.#addresses.get(peerAddress) ?? this.#options.mesh?.table.byAddress(peerAddress))
+    const mesh = pod.mesh.get(r.id)
+    pod.mesh.delete(r.id)
+    this.metrics.record(trafficLabels(kind, pod.info, r, peer, mesh), r)
+    this.#access?.write(accessLine(r.startTime, r.flags.length > 0, accessFields(kind, pod.info, r, peer, mesh)) + '\n')
   }
 
   async #serial<T>(uid: string, change: () => Promise<T>): Promise<T> {

@@ -1,7 +1,9 @@
 // The lab in ambient mode (lab up --ambient): no sidecar in any pod. istio-cni's in-pod rules go into the mesh
 // pods (productpage and reviews; ratings stays out), and one ztunnel runs in the node's namespace (the lab's
 // bridge namespace, which gets the node's own address on the bridge so the ztunnel reaches the lab's DNS
-// server), serving both pods through listeners it opens inside them.
+// server), serving both pods through listeners it opens inside them. The ztunnel gets a workload table
+// (workloads.json: the mesh pods HBONE, ratings TCP) and the lab's identities, so productpage→reviews goes
+// over HBONE (mutual TLS on 15008) and anything to ratings stays plain.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { execIn } from '../sys/netns.js'
@@ -9,7 +11,7 @@ import { buildInpodPlan } from '../inpod/build.js'
 import { inpodConfig } from '../inpod/config.js'
 import { run } from '../sys/exec.js'
 import { resolvConfPath, sidecarRegistry } from './dns.js'
-import { makeLabIdentities } from './identities.js'
+import { labCaDir, labIdentityDir, makeLabIdentities } from './identities.js'
 import { startDetached, waitForLog } from './processes.js'
 import { pods, prefixLength, prefixLength6 } from './scene.js'
 import { labDir, type LabState } from './state.js'
@@ -43,6 +45,24 @@ export function zdsSocket(lab: string): string {
 /** The pods the node agent hands to the ztunnel (sidecar-lab cni-agent --pods). */
 export function podsFile(lab: string): string {
   return join(labDir(lab), 'mesh-pods.json')
+}
+
+/** The ztunnel's workload table (--local-xds): every pod of the lab, HBONE for those in the mesh. */
+export function workloadsFile(lab: string): string {
+  return join(labDir(lab), 'workloads.json')
+}
+
+export function writeWorkloads(state: Pick<LabState, 'lab'>): void {
+  const mesh = new Set(meshPods())
+  const workloads = pods.map((p) => ({
+    name: p.name,
+    namespace: 'default',
+    serviceAccount: p.name,
+    addresses: [p.ip, p.ip6],
+    node: 'node',
+    protocol: mesh.has(p.name) ? 'HBONE' : 'TCP',
+  }))
+  writeFileSync(workloadsFile(state.lab), JSON.stringify({ workloads }, null, 2) + '\n')
 }
 
 export function ztunnelAccessLog(lab: string): string {
@@ -82,6 +102,7 @@ export async function startAmbient(
   for (const name of meshPods()) await applyInpodRules(state, name, cliPath)
   await hostProbeRules(state)
   await makeLabIdentities(state.lab, meshPods())
+  writeWorkloads(state)
   const pids: AmbientPids = {}
   writeFileSync(
     podsFile(state.lab),
@@ -146,6 +167,13 @@ export function startZtunnel(state: LabState, cliPath: string, relayFlags: strin
       ztunnelAccessLog(state.lab),
       '--registry',
       sidecarRegistry(),
+      // HBONE between the mesh pods: the workload table and the lab's identities
+      '--local-xds',
+      workloadsFile(state.lab),
+      '--ca-file',
+      join(labCaDir(state.lab), 'root-cert.pem'),
+      '--identity-dir',
+      labIdentityDir(state.lab),
       // the pods' own resolv.conf (the same for all): the lab's DNS server and Kubernetes' search list
       '--dns-resolv-conf',
       resolvConfPath(state.pods[meshPods()[0]!]!.ns),

@@ -1,5 +1,5 @@
 // The lab's mesh identities (lab up --ambient): its CA and one workload certificate per mesh pod's service
-// account, in the lab's folder, made before the ztunnel starts. The ztunnel will take them with HBONE.
+// account, in the lab's folder, made before the ztunnel starts, which presents them on HBONE (--identity-dir).
 import { dirname, join } from 'node:path'
 import { issueWorkload, makeCa, spiffeId, type WorkloadIdentity } from '../ambient/certs.js'
 import { labDir } from './state.js'
@@ -11,9 +11,14 @@ export function labCaDir(lab: string): string {
   return join(labDir(lab), 'identity', 'ca')
 }
 
+/** The folder of every identity, as the ztunnel's --identity-dir takes it: NAMESPACE/SERVICE_ACCOUNT/cert.pem. */
+export function labIdentityDir(lab: string): string {
+  return join(labDir(lab), 'identity')
+}
+
 /** The files of one service account's identity in the lab (the lab's pods each run as the service account of their name). */
 export function labIdentityFiles(lab: string, serviceAccount: string): WorkloadIdentity {
-  const dir = join(labDir(lab), 'identity', namespace, serviceAccount)
+  const dir = join(labIdentityDir(lab), namespace, serviceAccount)
   return {
     cert: join(dir, 'cert.pem'),
     key: join(dir, 'key.pem'),

@@ -39,6 +39,15 @@ export interface PodStatus {
   rules?: RuleCounter[]
   /** ambient mode: the listening sockets in the pod's namespace (a process outside it owns them) */
   inpodSockets?: InpodSocket[]
+  /** ambient mode with HBONE: the pod's mesh identity and its pooled HBONE sessions (the ztunnel's /config_dump) */
+  hbone?: HboneStatus | null
+}
+
+export interface HboneStatus {
+  identity: string
+  sessions: { destination: string; via: string; tunnels: number; open: boolean }[]
+  /** on its 15008 since the ztunnel started: TLS sessions accepted, tunnels opened */
+  inbound?: { sessions: number; tunnels: number }
 }
 
 export interface InpodSocket {
@@ -133,6 +142,23 @@ function inpodLines(s: UpStatus, p: PodStatus): string[] {
   const who = owners.length === 1 && owners[0] === ztunnel ? `the ztunnel (pid ${ztunnel})` : `pid ${owners.join(', ')}`
   return [
     `${p.name}: listening on ${ports.join(', ')} inside the pod; \`ss\` in the pod names their owner as ${who}, a process that runs outside the pod's namespace`,
+    ...hboneLines(p),
+  ]
+}
+
+/** Ambient mode with HBONE: whose certificate the pod's tunnels present, and the sessions pooled for them. */
+function hboneLines(p: PodStatus): string[] {
+  if (!p.hbone) return []
+  const { identity, sessions } = p.hbone
+  const pooled = sessions.map(
+    (x) =>
+      `${x.via} (${x.destination}${x.open ? '' : ', handshake under way'}), ${x.tunnels} ${x.tunnels === 1 ? 'tunnel' : 'tunnels'} on it now`,
+  )
+  const inbound = p.hbone.inbound
+  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`
+  return [
+    `${p.name}: identity ${identity}; HBONE sessions pooled: ${sessions.length === 0 ? 'none (none opened, or all released after 5 minutes unused)' : pooled.join('; ')}` +
+      (inbound ? `; on its 15008 so far: ${count(inbound.sessions, 'session')} accepted, ${count(inbound.tunnels, 'tunnel')}` : ''),
   ]
 }
 

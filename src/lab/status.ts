@@ -9,6 +9,7 @@ import {
   renderShortStatus,
   renderVerboseStatus,
   type LabStatus,
+  type HboneStatus,
   type InpodSocket,
   type PodStatus,
   type ProcStatus,
@@ -69,6 +70,20 @@ export async function sidecarCounters(ns: string, ztunnelPod?: string): Promise<
   }
 }
 
+/** Each pod's identity and pooled HBONE sessions by name, from the ztunnel's /config_dump (empty: not answering, no HBONE). */
+async function ztunnelHbone(ns: string): Promise<Map<string, HboneStatus>> {
+  const byPod = new Map<string, HboneStatus>()
+  const r = await execIn(ns, ['curl', '-sf', '--max-time', '2', 'http://127.0.0.1:15000/config_dump'], { allowFailure: true })
+  if (r.code !== 0) return byPod
+  try {
+    const dump = JSON.parse(r.stdout) as { workloadState?: Record<string, { info?: { name?: string }; hbone?: HboneStatus }> }
+    for (const w of Object.values(dump.workloadState ?? {})) if (w.info?.name && w.hbone) byPod.set(w.info.name, w.hbone)
+  } catch {
+    // a dump that is not JSON: no HBONE lines, as when the ztunnel does not answer
+  }
+  return byPod
+}
+
 /** The listening sockets in a pod, with the pid ss names as their owner (the ztunnel's, in ambient mode). */
 export async function inpodSockets(ns: string): Promise<InpodSocket[]> {
   const r = await execIn(ns, ['ss', '-Htulnp'], { allowFailure: true })
@@ -104,6 +119,8 @@ export async function collectStatus(state: LabState | undefined, lab: string): P
   if (!state) return { lab, up: false }
   const mode = state.mode ?? 'REDIRECT'
   const pods: PodStatus[] = []
+  /** ambient mode: the ztunnel's /config_dump, read once for every pod */
+  let hbone: Map<string, HboneStatus> | undefined
   for (const [name, pod] of Object.entries(state.pods)) {
     const present = netnsExists(pod.ns)
     const p: PodStatus = {
@@ -118,6 +135,8 @@ export async function collectStatus(state: LabState | undefined, lab: string): P
     }
     if (state.ambient && pod.sidecar && present) {
       p.counters = (await sidecarCounters(state.bridgeNs, name)) ?? null
+      hbone ??= await ztunnelHbone(state.bridgeNs)
+      p.hbone = hbone.get(name) ?? null
       p.inpodSockets = await inpodSockets(pod.ns)
       p.rules = await ruleCounters(pod.ns)
     } else if (pod.sidecar && present) {

@@ -8,7 +8,7 @@ import type { AccessLogSink } from './access-log.js'
 import { listenerNames, route, type ListenerKind, type RouterOptions } from './clusters.js'
 import type { ProxyConfig } from './config.js'
 import { ProxiedConnection } from './engines/node.js'
-import type { ConnectionContext, InpodSockets } from './engines/ledger.js'
+import type { ConnectionContext, InpodSockets, PassthroughRoute } from './engines/ledger.js'
 import { NativeConnection } from './engines/native.js'
 import { StatsObserver } from './connection-observer.js'
 import { ConnectionChannel, nextConnectionId, type ConnectionRecord } from './engines/record.js'
@@ -55,6 +55,17 @@ export interface ListenerDeps {
   misdirected?: MisdirectedLog
   /** ambient mode: listen, and dial upstreams, inside this pod's network namespace (src/ambient/) */
   inpod?: InpodSockets
+  /**
+   * ambient mode: takes a routed connection away from the relay engines (HBONE to a mesh peer,
+   * src/ambient/hbone-outbound.ts); null leaves it to them. Its connection publishes on ctx.events as theirs do.
+   */
+  divert?: (ctx: ConnectionContext, socket: Socket, route: PassthroughRoute, remote: Endpoint | undefined) => ActiveConnection | null
+}
+
+/** A connection the listener holds until it closes: either engine's, or a diverted one. */
+export interface ActiveConnection extends LoopOwner {
+  readonly id: number
+  abort(): void
 }
 
 /** The process's identity for the loop advice, read when a loop is logged (the proxy drops root after start). */
@@ -76,7 +87,7 @@ export class VirtualListener implements ConnectionContext {
   readonly #observer: StatsObserver
   readonly #destination: DestinationSource
   readonly #misdirected: MisdirectedLog
-  readonly #active = new Map<number, ProxiedConnection | NativeConnection>()
+  readonly #active = new Map<number, ActiveConnection>()
   readonly #refused = new Set<Socket>()
   #idleWaiters: (() => void)[] = []
 
@@ -170,11 +181,23 @@ export class VirtualListener implements ConnectionContext {
     })
   }
 
-  /** The listening socket's options in the pod's namespace: marked, as every socket a ztunnel makes there. */
+  /**
+   * The listening socket's options in the pod's namespace: marked, as every socket a ztunnel makes there, and
+   * SO_REUSEADDR (as libuv sets it on the listeners it binds), so a ztunnel started again binds its ports while
+   * the last one's connections are in TIME_WAIT.
+   */
   #inpodSocket() {
     const pod = this.inpod!
     const family = this.config.bindAddress.includes(':') ? 6 : 4
-    return { netns: pod.netns, family, type: 'tcp', address: this.config.bindAddress, port: this.#port, mark: pod.mark } as const
+    return {
+      netns: pod.netns,
+      family,
+      type: 'tcp',
+      address: this.config.bindAddress,
+      port: this.#port,
+      mark: pod.mark,
+      reuseAddr: true,
+    } as const
   }
 
   /** Stops accepting; open connections go on. */
@@ -227,7 +250,9 @@ export class VirtualListener implements ConnectionContext {
     const loop = this.loopGuard.verdict(socket.remoteAddress, socket.remotePort, dst, () => tcpInfoOf(socket))
     if (loop.kind === 'loop') return this.#refuseLoop(socket, remote, loop.chain)
     // The native engine takes the socket's fd: node:net never read it (pauseOnConnect).
-    const conn = native ? new NativeConnection(this, socket, r, remote) : new ProxiedConnection(this, socket, r, remote)
+    const conn =
+      this.#deps.divert?.(this, socket, r, remote) ??
+      (native ? new NativeConnection(this, socket, r, remote) : new ProxiedConnection(this, socket, r, remote))
     this.#active.set(conn.id, conn)
     if (loop.kind === 'suspect') this.loopGuard.suspected(conn, loop.of)
   }

@@ -58,15 +58,30 @@ export interface TrackedUpstream {
   closed(): void
 }
 
-interface Tracked {
-  owner: LoopOwner
-  probe: UpstreamProbe
+/** One tracked upstream, its own TrackedUpstream: one object per connection, no closures (memory per idle connection). */
+class Tracked implements TrackedUpstream {
   /** its connect completed in the current event-loop turn (cleared in the turn's check phase) */
-  justConnected: boolean
+  justConnected = false
+
+  constructor(
+    readonly guard: LoopGuard,
+    readonly key: string,
+    readonly owner: LoopOwner,
+    readonly probe: UpstreamProbe,
+  ) {}
+
+  connected(): void {
+    this.guard.connected(this)
+  }
+
+  closed(): void {
+    this.guard.untrack(this)
+  }
 }
 
+// join() makes one flat string: a template's cons-string tree would be held per tracked upstream (~200 bytes).
 function connectionKey(localAddress: string | undefined, localPort: number | undefined, dst: Endpoint): string {
-  return `${endpointKey(localAddress, localPort)}>${endpointKey(dst.address, dst.port)}`
+  return [endpointKey(localAddress, localPort), endpointKey(dst.address, dst.port)].join('>')
 }
 
 /** What the guard says of an accepted connection (rule 6). */
@@ -109,18 +124,18 @@ export class LoopGuard {
 
   /** Remember an upstream connection from local to dst, held by any engine; its owner reports connect and close. */
   trackUpstream(local: Endpoint, dst: Endpoint, probe: UpstreamProbe, owner: LoopOwner): TrackedUpstream {
-    const key = connectionKey(local.address, local.port, dst)
-    const entry: Tracked = { owner, probe, justConnected: false }
-    this.#upstreams.set(key, entry)
-    return {
-      connected: () => this.#connected(entry),
-      closed: () => {
-        if (this.#upstreams.get(key) === entry) this.#upstreams.delete(key)
-      },
-    }
+    const entry = new Tracked(this, connectionKey(local.address, local.port, dst), owner, probe)
+    this.#upstreams.set(entry.key, entry)
+    return entry
   }
 
-  #connected(entry: Tracked): void {
+  /** entry's owner reported its close (Tracked.closed) */
+  untrack(entry: Tracked): void {
+    if (this.#upstreams.get(entry.key) === entry) this.#upstreams.delete(entry.key)
+  }
+
+  /** entry's owner reported its connect (Tracked.connected) */
+  connected(entry: Tracked): void {
     entry.justConnected = true
     // setImmediate runs in the check phase, after every I/O callback of this poll: one immediate per turn
     // clears the marks of all upstream sockets that connected in it.

@@ -15,6 +15,7 @@ import { LoopGuard } from './loop-guard.js'
 import { MisdirectedLog } from './misdirected.js'
 import { onNativeRelayDown, startNativeRelay, stopNativeRelay } from './engines/native.js'
 import { relayStats, type RelayDown } from '../native/relay.js'
+import { keepYoungGenerationSize } from './young-generation.js'
 import { Registry } from '../registry/registry.js'
 import { Stats } from '../stats/stats.js'
 
@@ -110,6 +111,7 @@ export class Sidecar {
     // Its thread, epoll fd and eventfd now: a missing engine fails the start, and the descriptors the sidecar
     // holds once ready are its baseline.
     if (this.config.relay === 'native') {
+      keepYoungGenerationSize()
       startNativeRelay(this.config)
       this.#offEngineDown = onNativeRelayDown((down) => this.#engineDown(down))
       // the most pipes it holds at once, set aside in the descriptor budget (fd-budget.ts)

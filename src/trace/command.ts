@@ -192,7 +192,7 @@ async function runAmbient(flags: Flags, options: TraceOptions, io: Parameters<Co
   }
   const skipped =
     `--walkthrough: lab ${flags.lab} is in ambient mode. The walkthrough's 15 steps tell sidecar mode's story ` +
-    '(a sidecar in each pod); its ambient counterparts are the two answers at the end of this trace.\n\n'
+    '(a sidecar in each pod); its ambient counterparts are the answers at the end of this trace (the loop and the route of the reply).\n\n'
   const { raw: _raw, ...shown } = report
   const text = flags.json ? JSON.stringify(shown, null, 2) + '\n' : renderAmbientText(report, terminalWidth(io.stdout))
   io.stdout.write((flags.walkthrough && !flags.json ? wrapText(skipped, terminalWidth(io.stdout)) : '') + text)

@@ -16,6 +16,18 @@ const certs = new LabCerts(t)
 const a = certs.workload('a')
 const b = certs.workload('b')
 
+/** An app that answers its first bytes with 'ready'; appSaw: how its connection ended (the error, or null for a FIN). */
+async function appSeeingTheEnd(tt: { teardown(fn: () => unknown): void }) {
+  let appErr: (e: NodeJS.ErrnoException | null) => void = () => {}
+  const appSaw = new Promise<NodeJS.ErrnoException | null>((resolve) => (appErr = resolve))
+  const app = await startApp(tt, (s) => {
+    s.once('data', () => s.write('ready'))
+    s.once('error', appErr)
+    s.once('end', () => appErr(null))
+  })
+  return { app, appSaw }
+}
+
 function client(tt: { teardown(fn: () => unknown): void }, opts: Partial<ConstructorParameters<typeof HboneClient>[0]> = {}): HboneClient {
   const c = new HboneClient({ identity: a, ...opts })
   tt.teardown(() => c.close())
@@ -80,19 +92,29 @@ t.test("the app's reset reaches the client as a stream error", async (t) => {
 })
 
 t.test("the client's reset reaches the app as a TCP reset", async (t) => {
-  let appErr: (e: NodeJS.ErrnoException | null) => void = () => {}
-  const appSaw = new Promise<NodeJS.ErrnoException | null>((resolve) => (appErr = resolve))
-  const app = await startApp(t, (s) => {
-    s.once('data', () => s.write('ready'))
-    s.once('error', appErr)
-    s.once('end', () => appErr(null))
-  })
+  const { app, appSaw } = await appSeeingTheEnd(t)
   const { server, via } = await startHbone(t, b)
   const s = await client(t).connect({ target: { address: '127.0.0.1', port: app }, via, expectIdentity: spiffe('b') })
   s.on('error', () => {})
   s.write('x')
   await once(s, 'data')
   s.destroy(new Error('the client gives up'))
+  t.match(await appSaw, { code: 'ECONNRESET' }, 'the app got a RST, not a FIN')
+  await eventually(() => server.counters.reset === 1)
+})
+
+t.test("the client's TCP connection gone under a tunnel (its ztunnel killed) reaches the app as a reset, not a FIN", async (t) => {
+  const { app, appSaw } = await appSeeingTheEnd(t)
+  const { server, via } = await startHbone(t, b)
+  let raw: Socket | undefined
+  const c = client(t, { socketFactory: (v) => (raw = netConnect(v.port, v.address)) })
+  const s = await c.connect({ target: { address: '127.0.0.1', port: app }, via, expectIdentity: spiffe('b') })
+  s.on('error', () => {})
+  s.write('x')
+  await once(s, 'data')
+  // a FIN with no GOAWAY and no END_STREAM, as the kernel sends for a killed process: Node closes the session's
+  // streams as if they had ended
+  raw!.destroy()
   t.match(await appSaw, { code: 'ECONNRESET' }, 'the app got a RST, not a FIN')
   await eventually(() => server.counters.reset === 1)
 })
@@ -252,4 +274,47 @@ t.test("connections accepted elsewhere (handle) and a client's own sockets (sock
   t.equal((await echo).toString(), 'through handle()')
   t.equal(made.length, 1, "the session's TCP connection came from socketFactory")
   t.equal(server.counters.accepted, 1)
+})
+
+t.test('a peer that stops answering PINGs: the session is closed after the timeout and its tunnel reset', async (t) => {
+  const app = await startApp(t)
+  const { via } = await startHbone(t, b)
+  // A TCP hop between client and server that can freeze: it stops reading either way and keeps the connection
+  // open, as a peer that hangs or a path that drops everything would.
+  const held: Socket[] = []
+  const hop = createServer((down) => {
+    const up = netConnect(via.port, via.address)
+    held.push(down, up)
+    down.pipe(up)
+    up.pipe(down)
+  })
+  await new Promise<void>((resolve) => hop.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const s of held) s.destroy()
+    return new Promise((resolve) => hop.close(resolve))
+  })
+  const warnings: string[] = []
+  const log = { warn: (_o: unknown, msg: string) => warnings.push(msg), debug: () => {}, info: () => {} }
+  const c = client(t, { pingIntervalMs: 100, pingTimeoutMs: 1000, log: log as never })
+  const s = await c.connect({
+    target: { address: '127.0.0.1', port: app },
+    via: { address: '127.0.0.1', port: (hop.address() as { port: number }).port },
+    expectIdentity: spiffe('b'),
+  })
+  // answered pings keep the session: bytes still cross after several rounds
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const echoed = once<Buffer>(s, 'data')
+  s.write('still here')
+  t.equal((await echoed).toString(), 'still here', 'pings answered: the tunnel carries on')
+  t.equal(c.counters.pingTimeouts, 0)
+
+  for (const x of held) {
+    x.unpipe()
+    x.pause()
+  }
+  const err = await once<Error>(s, 'error', 10_000)
+  t.match(err, {}, `the tunnel ended with an error (${err.message})`)
+  t.equal(c.counters.pingTimeouts, 1, 'counted')
+  t.match(warnings, [/HBONE ping timeout: 127\.0\.0\.1:\d+ did not answer a PING in 1000 ms/], 'logged')
+  await eventually(() => c.sessions === 0)
 })

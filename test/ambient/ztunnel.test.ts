@@ -156,3 +156,40 @@ t.test('a pod removed stops being served: its listeners close', opts, async (t) 
   const after = await execIn(server.ns, ['ss', '-Htln'])
   t.notMatch(after.stdout, /:1500[168]\b/, 'no listener left in the pod')
 })
+
+t.test('a ztunnel started again at once listens, while the last one left connections in TIME_WAIT on its ports', opts, async (t) => {
+  const { client, server, node } = await ambientPair(t)
+  const first = await startZtunnel(t, node, [client, server])
+  // The app closes first, so the ztunnel's end on 15001 (in the client pod) passes the FIN on first and stays
+  // in TIME_WAIT once the client closes too.
+  const app = spawnIn(t, server.ns, [
+    'node',
+    '-e',
+    `require('node:net').createServer((s) => s.end('bye')).listen(${appPort}, () => console.log('listening'))`,
+  ])
+  await app.waitFor(/listening/)
+  const conn = spawnIn(
+    t,
+    client.ns,
+    [
+      'node',
+      '-e',
+      `const s = require('node:net').connect(${appPort}, '${server.ip}'); s.on('data', () => {}); s.on('close', () => console.log('closed'))`,
+    ],
+    { uid: 1000, gid: 1000 },
+  )
+  await conn.waitFor(/closed/)
+  let timeWait = ''
+  for (let i = 0; i < 50 && !/:15001\b/.test(timeWait); i++) {
+    if (i) await new Promise((r) => setTimeout(r, 100))
+    timeWait = (await execIn(client.ns, ['ss', '-Htan', 'state', 'time-wait'])).stdout
+  }
+  t.match(timeWait, /:15001\b/, 'the ztunnel left its end on 15001 in TIME_WAIT')
+  first.child.kill('SIGTERM')
+  await first.exited
+  const again = await startZtunnel(t, node, [client, server])
+  t.ok(
+    again.stderr.some((l) => l.includes('ztunnel ready')),
+    'the new ztunnel is ready: its listeners took the ports again (SO_REUSEADDR)',
+  )
+})

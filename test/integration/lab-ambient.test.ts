@@ -87,6 +87,20 @@ t.test('lab up --ambient: the ztunnel serves both mesh pods from the node', root
     access.some((l) => l.includes('dst.workload="reviews"') && l.includes('direction="inbound"')),
     'an inbound line for reviews',
   )
+  // productpage→reviews went over HBONE (the workload table lab up gives the ztunnel), reviews→ratings plain
+  const spiffe = (sa: string) => `spiffe://cluster.local/ns/default/sa/${sa}`
+  t.ok(
+    access.some(
+      (l) =>
+        l.includes('direction="outbound"') &&
+        l.includes('dst.addr=198.18.0.20:15008') &&
+        l.includes(`src.identity="${spiffe('productpage')}"`) &&
+        l.includes(`dst.identity="${spiffe('reviews')}"`),
+    ),
+    'productpage→reviews: outbound to 15008 with both identities',
+  )
+  const toRatings = access.filter((l) => l.includes('direction="outbound"') && l.includes('dst.addr=198.18.0.30:9080'))
+  t.ok(toRatings.length > 0 && toRatings.every((l) => !l.includes('identity=')), 'reviews→ratings (out of the mesh): plain, no identity')
 
   // kubelet's probe from the node: SNATed to 169.254.7.127 on the node, let past the ztunnel in the pod.
   const accessBefore = readFileSync(join('/run/sidecar-lab', lab, 'ztunnel-access.log'), 'utf8')
@@ -113,7 +127,11 @@ t.test('lab up --ambient: the ztunnel serves both mesh pods from the node', root
   const status = await cli(['lab', 'status', '--json', '--lab', lab])
   const s = JSON.parse(status.stdout) as {
     ambient: { ztunnel: { pid: number; alive: boolean } }
-    pods: { name: string; inpodSockets?: { proto: string; port: number; pid: number }[] }[]
+    pods: {
+      name: string
+      inpodSockets?: { proto: string; port: number; pid: number }[]
+      hbone?: { identity: string; sessions: { via: string; destination: string }[]; inbound: { tunnels: number } } | null
+    }[]
   }
   t.same(s.ambient.ztunnel.pid, ztunnel)
   for (const name of ['productpage', 'reviews']) {
@@ -122,11 +140,27 @@ t.test('lab up --ambient: the ztunnel serves both mesh pods from the node', root
     t.ok(socks.length > 0 && socks.every((x) => x.pid === ztunnel), `${name}: all owned by the ztunnel`)
   }
   t.notOk(s.pods.find((p) => p.name === 'ratings')!.inpodSockets, 'ratings is not in the mesh')
+  // the identities and the pooled session productpage's request left (released only after 5 minutes unused)
+  const hbone = (name: string) => s.pods.find((p) => p.name === name)!.hbone
+  t.equal(hbone('productpage')?.identity, spiffe('productpage'), "status: productpage's identity")
+  // (the test's requests went to reviews over IPv4 and IPv6: one session each)
+  t.same(
+    hbone('productpage')
+      ?.sessions.map((x) => `${x.via} ${x.destination}`)
+      .sort(),
+    [`198.18.0.20:15008 ${spiffe('reviews')}`, `[2001:2::20]:15008 ${spiffe('reviews')}`],
+    'status: productpage pools an HBONE session to reviews per address family',
+  )
+  t.ok((hbone('reviews')?.inbound.tunnels ?? 0) >= 1, "status: reviews' 15008 took the tunnel")
   const text = await cli(['lab', 'status', '--lab', lab])
   // as prose, wrapped to the terminal: compare with the line breaks taken out
   const prose = text.stdout.replace(/\s+/g, ' ')
   t.match(prose, /productpage: listening on 15001\/tcp, 15006\/tcp, 15008\/tcp, 15053 inside the pod/)
   t.match(prose, /names their owner as the ztunnel \(pid \d+\), a process that runs outside the pod's namespace/)
+  t.match(
+    prose,
+    /productpage: identity spiffe:\/\/cluster\.local\/ns\/default\/sa\/productpage; HBONE sessions pooled: (?:[^;]*; )?198\.18\.0\.20:15008 \(spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews\), 0 tunnels on it now/,
+  )
 
   const down = await cli(['lab', 'down', '--lab', lab])
   t.equal(down.code, 0, down.stderr)

@@ -36,7 +36,8 @@ interface Step {
   mark: number | null
   ctmark: number | null
   packet: { flags: string[]; src: { address: string; port: number }; dst: { address: string; port: number } }
-  ztunnel: { direction: string; peer: { address: string; port: number } } | null
+  ztunnel: { direction: string; peer: { address: string; port: number }; originalDst: { address: string; port: number } } | null
+  note: string | null
 }
 interface Report {
   mode: string
@@ -46,7 +47,11 @@ interface Report {
   steps: Step[]
   conntrack: Array<{ pod: string; line: string }>
   routing: Record<string, string[]>
-  answers: { loop: { yes: boolean | null }; reply: { yes: boolean | null; steps: number[] } }
+  answers: {
+    loop: { yes: boolean | null }
+    reply: { yes: boolean | null; steps: number[] }
+    wire: { yes: boolean | null; steps: number[] }
+  }
 }
 
 const isSyn = (s: Step) => !s.packet.flags.includes('ack')
@@ -137,6 +142,21 @@ t.test('ambient trace: the ztunnel hops, its marked SYNs, the REDIRECT not taken
     "conntrack holds ct mark 0x111 (273) on the ztunnel's connection to the app",
   )
   t.equal(report.answers.reply.yes, true)
+
+  // HBONE: productpage's hop names the app's own destination (SO_ORIGINAL_DST), not the peer's 15008 it tunnels to;
+  // reviews' hop on 15008 takes its target from the CONNECT; between the pods only TLS to 15008
+  const [out, inb] = hops
+  t.same(out!.ztunnel!.originalDst, { address: '198.18.0.20', port: 9080, family: 4 }, 'outbound: the original destination is the app')
+  t.match(out!.note, 'original destination 198.18.0.20:9080 (SO_ORIGINAL_DST), an HBONE workload in its table')
+  t.match(out!.note, 'as an HTTP/2 CONNECT to 198.18.0.20:9080 over mutual TLS')
+  t.match(inb!.note, "an HBONE tunnel from spiffe://cluster.local/ns/default/sa/productpage, over mutual TLS; the CONNECT's :authority")
+  t.notMatch(inb!.note, 'SO_ORIGINAL_DST;', 'the inbound hop on 15008 claims no SO_ORIGINAL_DST')
+  t.equal(report.answers.wire.yes, false, 'the request crossed the wire only as TLS to 15008')
+  const arrival = report.steps.filter((s) => report.answers.wire.steps.includes(s.n))
+  t.ok(
+    arrival.length > 0 && arrival.every((s) => s.pod === 'reviews' && s.hook === 'prerouting' && s.rewritten === null),
+    "the wire answer's steps: the SYN to 15008 through reviews' nat PREROUTING, unredirected",
+  )
 })
 
 t.test('ambient trace as text, and --walkthrough skipped with a line saying why', rootOnly(), async (t) => {
@@ -167,7 +187,8 @@ t.test('--compare: the same request in a sidecar lab and an ambient lab, counted
   t.same(ambient.processes, ['curl', `ztunnel (pid ${readState(ambientLab)!.ambient!.ztunnel})`, 'app in reviews'])
   t.same([sidecar.connections, ambient.connections], [3, 3], 'three TCP connections in both: each proxy terminates TCP')
   t.same([sidecar.userSpaceHops, ambient.userSpaceHops], [2, 2], 'two relays in both; one process makes both in ambient mode')
-  t.same([sidecar.natRewrites, ambient.natRewrites], [2, 2], 'one REDIRECT out of the caller, one into the callee, in both')
+  // HBONE between the mesh pods arrives on the callee's 15008, which the in-pod rules do not redirect
+  t.same([sidecar.natRewrites, ambient.natRewrites], [2, 1], 'one REDIRECT out of the caller in both; into the callee in sidecar mode only')
   t.ok(
     sidecar.rules > 0 && ambient.rules > sidecar.rules,
     `rules walked: ${sidecar.rules} vs ${ambient.rules} (ambient's mangle rules see every packet)`,

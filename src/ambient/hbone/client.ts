@@ -22,7 +22,7 @@ import {
   newTraceparent,
   spiffeIds,
 } from './common.js'
-import { type PoolKey, SessionPool } from './pool.js'
+import { type PoolKey, type PooledSession, SessionPool } from './pool.js'
 
 export interface HboneClientOptions {
   identity: HboneIdentity
@@ -34,6 +34,10 @@ export interface HboneClientOptions {
   socketFactory?(via: HostPort): Socket
   /** about the source workload, sent as baggage on every CONNECT */
   baggage?: Baggage
+  /** HTTP/2 PING each session this long after it opened and after each answer; default ztunnel's 10 s */
+  pingIntervalMs?: number
+  /** a session whose PING is not answered in this long is closed, its tunnels reset; default ztunnel's 20 s */
+  pingTimeoutMs?: number
   log?: Logger
 }
 
@@ -52,6 +56,8 @@ export interface HboneConnectOptions {
 
 export interface HboneClientCounters {
   sessionsOpened: number
+  /** sessions closed because a PING went unanswered */
+  pingTimeouts: number
   /** CONNECTs answered 200 */
   tunnels: number
   failures: Record<HboneFailure, number>
@@ -62,6 +68,7 @@ export class HboneClient {
   readonly identity: string
   readonly counters: HboneClientCounters = {
     sessionsOpened: 0,
+    pingTimeouts: 0,
     tunnels: 0,
     failures: { tls: 0, identity: 0, alpn: 0, status: 0, session: 0, certificate: 0 },
   }
@@ -78,6 +85,11 @@ export class HboneClient {
   /** Sessions pooled now (opening or open). */
   get sessions(): number {
     return this.#pool.size
+  }
+
+  /** The pooled sessions, each with its key and tunnels. */
+  pooled(): PooledSession[] {
+    return this.#pool.sessions()
   }
 
   /** Opens a tunnel; resolves with its stream once the server answered 200. */
@@ -153,6 +165,35 @@ export class HboneClient {
     })
   }
 
+  /**
+   * ztunnel's keepalive: a PING every interval; one unanswered for the timeout (a peer that stopped reading, a
+   * path that drops everything) ends the session, and its tunnels are reset instead of hanging.
+   */
+  #keepPinging(session: ClientHttp2Session, via: string): void {
+    const interval = this.#opts.pingIntervalMs ?? HBONE_LIMITS.pingIntervalMs
+    const timeout = this.#opts.pingTimeoutMs ?? HBONE_LIMITS.pingTimeoutMs
+    let timer: NodeJS.Timeout
+    const ping = (): void => {
+      if (session.closed || session.destroyed) return
+      const deadline = setTimeout(() => {
+        this.counters.pingTimeouts++
+        this.#opts.log?.warn(
+          { via },
+          `HBONE ping timeout: ${via} did not answer a PING in ${timeout} ms; its session and tunnels are closed`,
+        )
+        session.destroy(new HboneError('session', `HBONE: ${via} did not answer a PING in ${timeout} ms`))
+      }, timeout)
+      deadline.unref()
+      const sent = session.ping((err) => {
+        clearTimeout(deadline)
+        if (!err) timer = setTimeout(ping, interval).unref()
+      })
+      if (!sent) clearTimeout(deadline)
+    }
+    timer = setTimeout(ping, interval).unref()
+    session.once('close', () => clearTimeout(timer))
+  }
+
   #openSession(key: PoolKey): Promise<ClientHttp2Session> {
     const { identity, socketFactory, log } = this.#opts
     const via = parseVia(key.via)
@@ -205,6 +246,7 @@ export class HboneClient {
           failure.error ??= err
           log?.debug({ err: err.message, via: key.via }, 'HBONE session error')
         })
+        this.#keepPinging(session, key.via)
         resolve(session)
       })
     })

@@ -55,6 +55,10 @@ export const HBONE_LIMITS = {
   maxHeaderListSize: 65536,
   /** how long a TLS + HTTP/2 handshake or a CONNECT answer may take; ztunnel has none of its own, Node waits forever */
   handshakeMs: 10_000,
+  /** ztunnel's client pings each session (src/proxy/h2.rs do_ping_pong): first after 10 s, then 10 s after each answer */
+  pingIntervalMs: 10_000,
+  /** ... and drops a session whose ping is not answered in 20 s (its tunnels are reset) */
+  pingTimeoutMs: 20_000,
 } as const
 
 /** TLS 1.3 only, as ztunnel unless TLS12_ENABLED=true (src/tls/lib.rs tls_versions); ALPN h2 only (src/tls/certificate.rs). */

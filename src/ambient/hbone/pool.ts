@@ -15,7 +15,16 @@ export interface PoolKey {
   sourceAddress: string
 }
 
+/** A session as sessions() shows it (lab status, the ztunnel's /config_dump). */
+export interface PooledSession extends PoolKey {
+  /** tunnels on it now */
+  tunnels: number
+  /** false while its TLS handshake is under way */
+  open: boolean
+}
+
 interface Pooled {
+  key: PoolKey
   ready: Promise<ClientHttp2Session>
   session: ClientHttp2Session | null
   /** tunnels on it, counted when handed out, before the session is even up */
@@ -49,6 +58,14 @@ export class SessionPool {
     let n = 0
     for (const list of this.#byKey.values()) n += list.length
     return n
+  }
+
+  /** Each pooled session: its key, the tunnels on it now and whether its handshake is done. */
+  sessions(): PooledSession[] {
+    const out: PooledSession[] = []
+    for (const list of this.#byKey.values())
+      for (const p of list) if (p.usable) out.push({ ...p.key, tunnels: p.active, open: p.session !== null })
+    return out
   }
 
   checkout(key: PoolKey): Lease {
@@ -89,7 +106,7 @@ export class SessionPool {
   }
 
   #add(k: string, list: Pooled[], key: PoolKey): Pooled {
-    const p: Pooled = { ready: this.#open(key), session: null, active: 0, usable: true, idle: null }
+    const p: Pooled = { key, ready: this.#open(key), session: null, active: 0, usable: true, idle: null }
     list.push(p)
     p.ready.then(
       (session) => {

@@ -15,6 +15,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import type { Logger } from '../../logger.js'
+import { BurstLog } from '../../proxy/burst-log.js'
 import { HBONE_LIMITS, HBONE_TLS, type HboneIdentity, type HostPort, parseAuthority, spiffeIds } from './common.js'
 import { splice } from './splice.js'
 
@@ -70,6 +71,12 @@ export interface HboneTunnel {
   end?: 'closed' | 'reset'
 }
 
+/** A peer as `ip:port`, IPv4-mapped addresses made plain. */
+function source(socket: Socket | undefined): string {
+  const address = (socket?.remoteAddress ?? '?').replace(/^::ffff:/, '')
+  return address.includes(':') ? `[${address}]:${socket?.remotePort}` : `${address}:${socket?.remotePort}`
+}
+
 const refusalStatus: Record<HboneRefusal, number> = { method: 400, authority: 400, target: 400, dial: 503 }
 
 export class HboneServer extends EventEmitter {
@@ -86,10 +93,24 @@ export class HboneServer extends EventEmitter {
   readonly #opts: HboneServerOptions
   readonly #server: Http2SecureServer
   readonly #sockets = new Set<Socket>()
+  /** connections refused before any CONNECT (TLS, ALPN, HTTP/2 errors): one warning per burst, as anyone can send them */
+  readonly #refused: BurstLog<{ src: string; why: string }>
 
   constructor(opts: HboneServerOptions) {
     super()
     this.#opts = opts
+    this.#refused = new BurstLog(
+      (e) =>
+        opts.log?.warn(
+          { src: e.src },
+          `HBONE connection from ${e.src} refused: ${e.why}. One line per burst (counted in ztunnel.hbone.inbound.server.*).`,
+        ),
+      (b) =>
+        opts.log?.warn(
+          { count: b.count, sources: b.sources },
+          `${b.count} more HBONE ${b.count === 1 ? 'connection' : 'connections'} refused in ${(b.ms / 1000).toFixed(1)} s, from ${b.sources.join(', ')}`,
+        ),
+    )
     const max = opts.maxConcurrentStreams ?? HBONE_LIMITS.serverMaxConcurrentStreams
     this.#server = createSecureServer({
       ...HBONE_TLS,
@@ -116,13 +137,16 @@ export class HboneServer extends EventEmitter {
       // OpenSSL refuses a client that offers ALPN but not h2; one offering none gets to unknownProtocol
       if (err.code === 'ERR_SSL_NO_APPLICATION_PROTOCOL') this.counters.alpnFailures++
       else this.counters.tlsFailures++
-      opts.log?.debug({ err: err.message, src: socket.remoteAddress }, 'HBONE TLS handshake failed')
+      this.#refused.record({ src: source(socket), why: `the TLS handshake failed (${err.message})` }, source(socket))
       socket.destroy()
     })
     // Node would hold a non-h2 TLS connection for unknownProtocolTimeout; ztunnel speaks nothing else
     this.#server.on('unknownProtocol', (socket: TLSSocket) => {
       this.counters.alpnFailures++
-      opts.log?.debug({ src: socket.remoteAddress, alpn: socket.alpnProtocol }, 'HBONE peer did not offer h2')
+      this.#refused.record(
+        { src: source(socket), why: `the peer did not offer h2 (ALPN ${socket.alpnProtocol || 'none'})` },
+        source(socket),
+      )
       socket.destroy()
     })
     this.#server.on('session', (session: ServerHttp2Session) => this.#session(session))
@@ -148,6 +172,7 @@ export class HboneServer extends EventEmitter {
 
   /** Stops listening and ends every connection (open tunnels are reset). */
   async close(): Promise<void> {
+    this.#refused.flush()
     const closed = this.#server.listening ? new Promise<void>((resolve) => this.#server.close(() => resolve())) : null
     for (const s of this.#sockets) s.destroy()
     await closed
@@ -160,7 +185,8 @@ export class HboneServer extends EventEmitter {
     // a protocol error (garbage after the handshake) must end this session only, never the process
     session.on('error', (err) => {
       this.counters.sessionErrors++
-      this.#opts.log?.debug({ err: err.message }, 'HBONE session error')
+      const src = source(session.socket)
+      this.#refused.record({ src, why: `its HTTP/2 session failed (${err.message})` }, src)
     })
   }
 

@@ -39,7 +39,20 @@ export function splice(stream: Http2Stream, upstream: Duplex, done: (r: SpliceRe
   upstream.on('data', (b: Buffer) => (r.fromUpstream += b.length))
   upstream.once('end', () => (upEnded = true))
   upstream.once('finish', () => (upFinished = true))
-  stream.pipe(upstream)
+  // END_STREAM becomes a FIN, unless the session is gone: a session whose TCP connection closed without a
+  // GOAWAY (the peer's ztunnel killed) ends its streams as if cleanly (Node pushes their end at close); that is a
+  // cut, and the other side must see a reset, not a whole stream
+  stream.pipe(upstream, { end: false })
+  stream.once('end', () => {
+    const session = stream.session
+    if (!session || session.destroyed || session.closed) {
+      r.reset = true
+      resetDuplex(upstream)
+      resetStream(stream, new Error('the HTTP/2 session ended before the stream did'))
+      return
+    }
+    upstream.end()
+  })
   upstream.pipe(stream)
 
   stream.on('error', () => {}) // a RST_STREAM surfaces as an error; its close below says what happened

@@ -28,7 +28,8 @@ import {
   type PassthroughRoute,
   type RelayClose,
 } from './ledger.js'
-import type { LoopOwner, TrackedUpstream } from '../loop-guard.js'
+import type { LoopOwner, TrackedUpstream, UpstreamProbe } from '../loop-guard.js'
+import type { TcpInfo } from '../../native/sockopt.js'
 
 const ignore = () => {}
 
@@ -100,10 +101,27 @@ export function relayClose(e: RelayClosed): RelayClose {
   return { kind: 'error', side: e.side, code: e.errno > 0 ? getSystemErrorName(-e.errno) : undefined }
 }
 
-export class NativeConnection implements LoopOwner {
+/**
+ * The connections added since the last check phase: one pair of immediates per batch, not per connection, clears
+ * their #fresh in the check phase of the turn after (what setImmediate(() => setImmediate(...)) does for each).
+ */
+let freshBatch: NativeConnection[] = []
+
+function markFresh(conn: NativeConnection): void {
+  if (freshBatch.push(conn) > 1) return
+  setImmediate(() => {
+    const batch = freshBatch
+    freshBatch = []
+    setImmediate(() => NativeConnection.settle(batch))
+  })
+}
+
+export class NativeConnection implements LoopOwner, UpstreamProbe {
   readonly #ctx: ConnectionContext
   readonly #ledger: ConnectionLedger
   #tracked: TrackedUpstream | undefined
+  /** from relayAdd until the check phase of the turn after (#track) */
+  #fresh = true
   /** relayAdd's answer: the upstream socket's address once connect(2) bound it */
   #local: Endpoint | undefined
 
@@ -148,20 +166,25 @@ export class NativeConnection implements LoopOwner {
    * this upstream's port would pass for a loop all that while (seen: 2 of 20,000 in the NAT-clash fault
    * test). A looped hop needs no such wait: the kernel completes its handshake with our own listener during
    * connect(2) itself, so it is in the accept queue at the next poll. The upstream counts as "connecting"
-   * from relayAdd through the next turn's poll phase (cleared in that turn's check phase).
+   * from relayAdd through the next turn's poll phase (cleared in that turn's check phase). The connection is
+   * its own probe (no closures per connection: memory per idle connection, issue 18).
    */
   #track(local: Endpoint): TrackedUpstream {
-    let fresh = true
-    setImmediate(() => setImmediate(() => (fresh = false)))
-    const id = this.id
-    const ledger = this.#ledger
-    const probe = {
-      get connecting() {
-        return fresh && !ledger.closed
-      },
-      tcpInfo: () => relayTcpInfo(id),
-    }
-    return this.#ctx.loopGuard.trackUpstream(local, this.#ledger.route.destination, probe, this)
+    markFresh(this)
+    return this.#ctx.loopGuard.trackUpstream(local, this.#ledger.route.destination, this, this)
+  }
+
+  get connecting(): boolean {
+    return this.#fresh && !this.#ledger.closed
+  }
+
+  tcpInfo(): TcpInfo | undefined {
+    return relayTcpInfo(this.id)
+  }
+
+  /** markFresh's batch is over */
+  static settle(conns: readonly NativeConnection[]): void {
+    for (const c of conns) c.#fresh = false
   }
 
   onRelayEvent(e: RelayEvent): void {

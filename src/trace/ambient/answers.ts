@@ -1,6 +1,6 @@
 // An ambient trace's questions, answered from its own steps: does the ztunnel's own traffic loop back into
-// the in-pod REDIRECT, and how does the app's reply to a transparent (caller-addressed) connection find its
-// way back to the ztunnel instead of out to the caller?
+// the in-pod REDIRECT, how does the app's reply to a transparent (caller-addressed) connection find its way
+// back to the ztunnel instead of out to the caller, and does the request cross the wire in clear (HBONE)?
 import { formatEndpoint as fmt } from '../../net/address.js'
 import type { AmbientConnection, AmbientStep } from './report.js'
 import { REPLY_MARK, REPLY_TABLE } from './evidence.js'
@@ -18,6 +18,7 @@ export interface AmbientAnswer {
 export interface AmbientAnswers {
   loop: AmbientAnswer
   reply: AmbientAnswer
+  wire: AmbientAnswer
 }
 
 const stepList = (steps: AmbientStep[]) => `step${steps.length === 1 ? '' : 's'} ${steps.map((s) => s.n).join(', ')}`
@@ -28,7 +29,8 @@ const synOut = (steps: AmbientStep[], c: AmbientConnection) =>
   )
 
 function loopAnswer(steps: AmbientStep[], connections: AmbientConnection[]): AmbientAnswer {
-  const own = connections.filter((c) => c.owner.process === 'ztunnel')
+  // a pooled HBONE session was opened before this trace: its SYN is not in it
+  const own = connections.filter((c) => c.owner.process === 'ztunnel' && !c.pooled)
   const redirected = own.filter((c) => synOut(steps, c).some((s) => s.rewritten && [15001, 15006].includes(s.rewritten.dst.port)))
   const notTaken = own.flatMap((c) => synOut(steps, c).filter((s) => s.verdict === 'not taken'))
   const loAccept = own.flatMap((c) => synOut(steps, c).filter((s) => s.chain === 'ISTIO_OUTPUT' && /oifname "lo"/.test(s.rule ?? '')))
@@ -76,6 +78,43 @@ function replyAnswer(steps: AmbientStep[], connections: AmbientConnection[], rou
   return { question, yes, answer, steps: [setCt, restore, back].flatMap((s) => (s ? [s.n] : [])) }
 }
 
+/** Between the pods: the app's bytes inside mutual TLS to the callee's 15008 (HBONE), or plain TCP. */
+function wireAnswer(steps: AmbientStep[], connections: AmbientConnection[]): AmbientAnswer {
+  const question = "Does the request cross the wire between the pods in clear, or only as TLS to the callee's 15008 (HBONE)?"
+  const app = connections[0]
+  const hop = connections.find((c) => c.role === 'ztunnel outbound' && c.pod === app?.pod)
+  if (!app || !hop) return { question, yes: null, answer: "The trace saw no connection from the caller's ztunnel.", steps: [] }
+  const callee = connections.find((c) => c.role === 'ztunnel inbound')?.pod
+  const arrival = steps.filter(
+    (s) =>
+      s.kind === 'netfilter' && s.connection === hop.index && s.pod === callee && s.hook === 'prerouting' && /\bnat$/.test(s.table ?? ''),
+  )
+  if (hop.server.port !== 15008) {
+    return {
+      question,
+      yes: true,
+      answer:
+        `In clear: the caller's ztunnel opened plain TCP to ${fmt(hop.server)} (connection ${hop.index}); the destination is ` +
+        "not an HBONE workload in the ztunnel's table, so it takes part 1's plain path.",
+      steps: [],
+    }
+  }
+  return {
+    question,
+    yes: false,
+    answer:
+      `Only as TLS. Between the pods the one connection is ${fmt(hop.client)} -> ${fmt(hop.server)} (connection ${hop.index}), ` +
+      `the caller's ztunnel to the callee's 15008: mutual TLS carrying an HTTP/2 CONNECT to ${fmt(app.server)}, the app's bytes ` +
+      'inside it.' +
+      (arrival.length
+        ? ` In ${callee}, nat PREROUTING let its SYN through to 15008 unredirected (${stepList(arrival)}): the in-pod ` +
+          "REDIRECT to 15006 excludes --dport 15008, and the ztunnel's own listener is there."
+        : '') +
+      (hop.pooled ? ' The session was pooled from an earlier request, so its TLS handshake is not in this trace.' : ''),
+    steps: arrival.map((s) => s.n),
+  }
+}
+
 export function ambientAnswers(steps: AmbientStep[], connections: AmbientConnection[], routing: Record<string, string[]>): AmbientAnswers {
-  return { loop: loopAnswer(steps, connections), reply: replyAnswer(steps, connections, routing) }
+  return { loop: loopAnswer(steps, connections), reply: replyAnswer(steps, connections, routing), wire: wireAnswer(steps, connections) }
 }

@@ -4,11 +4,15 @@
 import { execIn } from '../../sys/netns.js'
 import { parseEndpoint, type Endpoint } from '../../net/address.js'
 
-/** One ztunnel access line: src.addr is the socket that connected, dst.addr where it was going. */
+/**
+ * One ztunnel access line: src.addr is the socket that connected, dst.addr where it was going (for an outbound
+ * HBONE hop the peer's 15008, and dst.hbone_addr the target), and for HBONE both ends' identities.
+ */
 export interface ZtunnelLine {
   direction: 'outbound' | 'inbound'
   src: Endpoint
   dst: Endpoint
+  hbone?: { target: Endpoint | null; srcIdentity: string | null; dstIdentity: string | null }
 }
 
 /** The connmark istio-cni gives the ztunnel's connections, the reply mark restored from it, and its table. */
@@ -27,7 +31,11 @@ export function parseZtunnelLine(line: string): ZtunnelLine | undefined {
   const direction = field(line, 'direction')
   if (!src || !dst || (direction !== 'outbound' && direction !== 'inbound')) return undefined
   try {
-    return { direction, src: parseEndpoint(src), dst: parseEndpoint(dst) }
+    const target = field(line, 'dst.hbone_addr')
+    const srcIdentity = field(line, 'src.identity') ?? null
+    const dstIdentity = field(line, 'dst.identity') ?? null
+    const hbone = target || srcIdentity ? { hbone: { target: target ? parseEndpoint(target) : null, srcIdentity, dstIdentity } } : {}
+    return { direction, src: parseEndpoint(src), dst: parseEndpoint(dst), ...hbone }
   } catch {
     return undefined
   }

@@ -1,6 +1,6 @@
 // The ambient report as numbered lines, like render/text.ts: each connection with the process that owns its
 // socket and the namespace that process runs in, every rule its SYN and SYN-ACK hit with the packet's mark and
-// its connection's ct mark, the ztunnel's hops between them, then the two answers and the reply routing.
+// its connection's ct mark, the ztunnel's hops between them, then the three answers and the reply routing.
 import { formatEndpoint as fmt } from '../../net/address.js'
 import type { Endpoints } from '../capture/steps.js'
 import { defaultWidth, wrapText } from '../../text/wrap.js'
@@ -64,6 +64,6 @@ export function renderAmbientText(report: AmbientReport, columns = defaultWidth)
   if (report.conntrack.length === 0) out.push('  (none found)')
   for (const [pod, lines] of Object.entries(report.routing))
     out.push('', `reply routing in ${pod} (istio-cni's policy rule and table 100):`, ...lines.map((l) => `  ${l}`))
-  for (const a of [report.answers.loop, report.answers.reply]) out.push('', `Q: ${a.question}`, `A: ${a.answer}`)
+  for (const a of [report.answers.wire, report.answers.loop, report.answers.reply]) out.push('', `Q: ${a.question}`, `A: ${a.answer}`)
   return wrapText(out.join('\n') + '\n', columns)
 }

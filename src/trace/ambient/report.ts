@@ -1,13 +1,14 @@
 // An ambient lab's trace -> its report: the app's connection, the ztunnel's connections that follow from it
 // (found through the ztunnel's access log and the marked SYNs the kernel traced), each netfilter rule with
 // the packet's mark and its connection's ct mark, and the ztunnel's hops. Pure, like capture/report.ts.
-import { formatEndpoint as fmt, parseEndpoint, sameEndpoint, type Endpoint } from '../../net/address.js'
+import { parseEndpoint, sameEndpoint, type Endpoint } from '../../net/address.js'
 import type { ConntrackEntry } from '../capture/evidence.js'
 import { ownTable, sidecarPorts } from '../capture/nft-table.js'
 import { parseTrace, traversals, type Traversal } from '../capture/parse.js'
 import { ends, isReply, netfilterSteps, relevantConntrack, type Connection, type Step, type TraceInput } from '../capture/steps.js'
 import { ambientAnswers, type AmbientAnswers } from './answers.js'
 import type { ZtunnelLine } from './evidence.js'
+import { hopNote, hopTarget } from './hop-note.js'
 import { INPOD_MARK, withMarks, type Marked } from './marks.js'
 
 export interface AmbientCaptured {
@@ -29,6 +30,8 @@ export interface AmbientConnection extends Connection {
   role: AmbientRole
   /** who owns the socket: its process and the namespace the process runs in (the socket is in `pod`'s) */
   owner: { process: string; pid: number | null; ns: string }
+  /** an HBONE session from the pool: opened before this trace, so it has no SYN here */
+  pooled?: boolean
 }
 
 export interface ZtunnelHop {
@@ -56,6 +59,9 @@ export interface AmbientReport {
   answers: AmbientAnswers
   raw: Record<string, string>
 }
+
+/** The ztunnel's ports in a pod: 15001, 15006, and 15008 (HBONE between mesh pods arrives there, unredirected). */
+export const ambientPorts = [...sidecarPorts, 15008]
 
 const marked = (t: Traversal) => ((t.markBefore ?? 0) & 0xfff) === INPOD_MARK
 
@@ -105,10 +111,19 @@ function findConnections(c: AmbientCaptured, all: Traversal[]): { connections: A
       // outbound: served in the caller's pod; inbound: in the destination's, reaching the app from the caller's address
       const pod = line.direction === 'outbound' ? conn.pod : (podOf(line.dst.address) ?? to)
       const known = connections.map((k) => k.client)
-      const src = ztunnelSyn(all, pod, line.dst, known, line.direction === 'inbound' ? conn.client.address : undefined)
+      let src = ztunnelSyn(all, pod, line.dst, known, line.direction === 'inbound' ? conn.client.address : undefined)
+      // HBONE: the tunnel rides a pooled connection to the peer's 15008 that an earlier request may have opened
+      // (no SYN now); the peer's inbound line names its source
+      let pooled = false
+      if (!src && line.direction === 'outbound' && line.dst.port === 15008) {
+        src = c.ztunnel.lines.find(
+          (l) => !used.has(l) && l.direction === 'inbound' && l.src.address === conn.client.address && l.dst.address === line.dst.address,
+        )?.src
+        pooled = src !== undefined
+      }
       if (!src) return
       const role = line.direction === 'outbound' ? 'ztunnel outbound' : 'ztunnel inbound'
-      connections.push({ index: i + 1, role, pod, client: src, server: line.dst, owner: zt })
+      connections.push({ index: i + 1, role, pod, client: src, server: line.dst, owner: zt, ...(pooled ? { pooled } : {}) })
     }
   }
   follow(0)
@@ -138,12 +153,6 @@ function hopStep(
 ): Omit<AmbientStep, 'n'> {
   const pod = line.direction === 'outbound' ? conn.pod : (next?.pod ?? c.request.to)
   const who = `ztunnel (pid ${c.ztunnel.pid ?? '?'}, running in ${c.ztunnel.ns}, the node)`
-  const opened = next
-    ? `; opened ${fmt(next.client)} -> ${fmt(next.server)} from a socket it made inside the namespace of ${pod}, marked 0x539` +
-      (line.direction === 'inbound'
-        ? ` and transparent: the caller's own address ${next.client.address}, so the app sees its real client`
-        : '')
-    : '; the trace did not see the connection it opened'
   return {
     pod,
     kind: 'ztunnel',
@@ -164,13 +173,10 @@ function hopStep(
       direction: line.direction,
       peer: line.src,
       listener: listener ?? null,
-      originalDst: line.dst,
+      originalDst: hopTarget(line),
       opened: next ? { src: next.client, dst: next.server } : null,
     },
-    note:
-      `${who} accepted ${fmt(line.src)}${listener ? ` on ${fmt(listener)}` : ''} inside the namespace of ${pod} (${line.direction}); ` +
-      `original destination ${fmt(line.dst)} (SO_ORIGINAL_DST; its access line: direction=${line.direction} src.addr=${fmt(line.src)} ` +
-      `dst.addr=${fmt(line.dst)})${opened}`,
+    note: hopNote({ line, pod, who, listener, next }),
   }
 }
 
@@ -212,7 +218,7 @@ export function buildAmbientReport(c: AmbientCaptured): AmbientReport {
     const next = connections[conn.index + 1]
     const pod = line.direction === 'outbound' ? conn.pod : (next?.pod ?? to)
     const arrival = tagged.find(
-      (x) => x.conn === conn.index && x.t.pod === pod && !isReply(x.t.after) && sidecarPorts.includes(x.t.after.dport),
+      (x) => x.conn === conn.index && x.t.pod === pod && !isReply(x.t.after) && ambientPorts.includes(x.t.after.dport),
     )
     steps.push(hopStep(line, conn, next?.index === conn.index + 1 ? next : undefined, arrival ? ends(arrival.t.after).dst : undefined, c))
   }

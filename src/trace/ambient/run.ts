@@ -11,11 +11,11 @@ import { readState, type LabState } from '../../lab/state.js'
 import { endpointOf, formatEndpoint } from '../../net/address.js'
 import { readConntrack, readIptablesRules } from '../capture/evidence.js'
 import { armMonitors, TraceMonitor } from '../capture/monitor.js'
-import { installTraceTable, removeTraceTable, sidecarPorts } from '../capture/nft-table.js'
+import { installTraceTable, removeTraceTable } from '../capture/nft-table.js'
 import { sendRequest, type TraceOptions } from '../capture/run.js'
 import { cliCommand } from '../../invocation.js'
 import { parseZtunnelLog, readReplyRouting, type ZtunnelLine } from './evidence.js'
-import { buildAmbientReport, type AmbientReport } from './report.js'
+import { ambientPorts, buildAmbientReport, type AmbientReport } from './report.js'
 
 function podNs(state: LabState, pod: string): string {
   const p = state.pods[pod]
@@ -45,7 +45,7 @@ export async function runAmbientTrace(options: TraceOptions): Promise<AmbientRep
   let lines: ZtunnelLine[] = []
   let failure: unknown
   try {
-    await armMonitors(monitors, (n) => installTraceTable(n, [options.port, ...sidecarPorts]))
+    await armMonitors(monitors, (n) => installTraceTable(n, [options.port, ...ambientPorts]))
     if (options.signal?.aborted) throw new TraceError('interrupted before the request was sent')
     request = await sendRequest(ns[options.from]!, url)
     // the ztunnel logs at close: its outbound and inbound line, and the called pod's own call when it makes one
