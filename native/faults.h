@@ -4,7 +4,8 @@
 // test/native/netns-faults.test.ts. Without the define FAULT() is the
 // constant false and none of this is in the addon.
 // SIDECAR_LAB_FAULTS="splice_einval=N,rw_alloc=N,cmd_alloc=N,netns_thread=N,netns_setns=N,fds_alloc=N,
-// fds_result=N,event_alloc=N,tsfn_call=N,epoll_wait=N,read_alloc=N", read at each relay_engine_start, faultsReset()
+// fds_result=N,event_alloc=N,tsfn_call=N,epoll_wait=N,read_alloc=N,
+// send_short=N", read at each relay_engine_start, faultsReset()
 // and unixFdsFaults() (counters start over): the Nth call of that kind fails, once.
 #ifndef SIDECAR_FAULTS_H
 #define SIDECAR_FAULTS_H
@@ -21,7 +22,8 @@ enum fault_kind {
   FAULT_EVENT_ALLOC,    // the round's event array cannot grow (ENOMEM)
   FAULT_TSFN_CALL,      // napi_call_threadsafe_function refuses a batch
   FAULT_EPOLL_WAIT,     // epoll_wait fails (EBADF)
-  FAULT_READ_ALLOC,     // read_in()'s read/write buffer cannot be allocated (ENOMEM)
+  FAULT_READ_ALLOC,     // read_in()'s (or move_small()'s) read/write buffer cannot be allocated (ENOMEM)
+  FAULT_SEND_SHORT,     // move_small()'s send takes one byte only, as into a full socket
   FAULT_KINDS
 };
 

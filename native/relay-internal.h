@@ -11,6 +11,9 @@
 #include <stdint.h>
 
 enum { DOWN = 0, UP = 1 };
+
+// Bytes a direction reads at once before it moves to splice (relay-pump.c); README: "first reads".
+#define RELAY_SCRATCH 16384
 enum conn_state { CONNECTING, RELAYING, CLOSED };
 
 typedef struct relay_pipe {
@@ -26,6 +29,13 @@ typedef struct side {
   struct conn* conn;
   int fd;
   int index;  // DOWN or UP
+  // Epoll reported something to read since the last read that emptied the socket. Edge-triggered, bytes that
+  // arrive after a round's epoll_wait bring an event of their own, so a side without one is not read: no
+  // read (or splice) that only returns EAGAIN.
+  bool ready;
+  // Epoll reported an end (RDHUP, HUP, ERR): a short read no longer means the socket is empty, since the FIN
+  // or error behind the bytes brings no new event. Read until EAGAIN or the end.
+  bool ending;
 } side;
 
 // One direction: bytes read from side i wait here until they are written to side 1 - i.
@@ -36,6 +46,7 @@ typedef struct dir {
   size_t buf_len, buf_off;
   bool rw;      // the bytes go through buf (read/write) until it is empty
   bool no_splice;  // splice refused this socket (EINVAL): read/write from now on
+  bool bulk;    // a read filled the scratch buffer: splice (through a pipe) from now on
   bool eof;     // the source sent its FIN
   bool shut;    // the FIN was passed on (shutdown(SHUT_WR) on the destination)
   bool paused;  // reading stopped at the buffer limit
@@ -104,6 +115,9 @@ struct relay_engine {
   size_t nevents, cap_events;
   int64_t now;
   relay_pipes pipes;
+  // A direction's reads go through here (recv, then send at once) until one fills it: a short exchange costs
+  // two calls a message, where splice costs a read, a write and a read that returns EAGAIN.
+  char scratch[RELAY_SCRATCH];
 };
 
 // relay-pump.c

@@ -172,8 +172,21 @@ static ssize_t write_out(relay_engine* e, dir* d, int fd) {
   }
 }
 
+// The direction's read/write buffer, empty; false (errno ENOMEM) when it cannot be had.
+static bool rw_buffer(relay_engine* e, dir* d) {
+  d->buf = FAULT(FAULT_READ_ALLOC) ? NULL : malloc(e->opts.buffer_limit);
+  if (!d->buf) {
+    // Not "try again later": the sockets are edge-triggered, and the event that brought these bytes was the
+    // last one they get, so the connection would stall until the idle timeout (or forever).
+    errno = ENOMEM;
+    return false;
+  }
+  d->buf_len = d->buf_off = 0;
+  return true;
+}
+
 // Reads from fd into the direction, at most `room` bytes: >0 read, 0 end of stream, -2 would block, -1 error.
-static ssize_t read_in(relay_engine* e, dir* d, int fd, size_t room) {
+static ssize_t read_in(relay_engine* e, dir* d, int fd, size_t room, bool* ready) {
   for (;;) {
     if (!d->rw && !d->pipe) {
       d->pipe = pipe_take(e);
@@ -182,29 +195,63 @@ static ssize_t read_in(relay_engine* e, dir* d, int fd, size_t room) {
     }
     ssize_t n;
     if (d->rw) {
-      if (!d->buf) {
-        d->buf = FAULT(FAULT_READ_ALLOC) ? NULL : malloc(e->opts.buffer_limit);
-        if (!d->buf) {
-          // Not "try again later": the sockets are edge-triggered, and the event that brought these bytes
-          // was the last one they get, so the connection would stall until the idle timeout (or forever).
-          errno = ENOMEM;
-          return -1;
-        }
-        d->buf_len = d->buf_off = 0;
-      }
+      if (!d->buf && !rw_buffer(e, d)) return -1;
       n = recv(fd, d->buf + d->buf_len, room, MSG_DONTWAIT);
     } else {
       n = splice(fd, NULL, d->pipe->w, NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     }
     if (n >= 0) return n;
     if (errno == EINTR) continue;
-    if (errno == EAGAIN) return -2;
+    if (errno == EAGAIN) {
+      // A splice into a pipe that holds bytes may have stopped at the pipe (its pages taken by small
+      // segments, short of its byte count): only then may the socket still have bytes, read once the pipe
+      // emptied.
+      if (d->rw || d->in_pipe == 0) *ready = false;
+      return -2;
+    }
     if (!d->rw && errno == EINVAL && d->in_pipe == 0) {
       if (!to_rw(e, d)) return -1;
       continue;
     }
     return -1;
   }
+}
+
+// A direction holding nothing that has not yet filled the scratch buffer in one read: recv into the scratch
+// buffer and send at once. A short recv emptied the socket (unless an end is pending, side.ending), so no read
+// that returns EAGAIN follows. What the destination does not take goes to the read/write buffer.
+// Returns what read_in() does; -3: the send failed (errno), the destination's fault.
+static ssize_t move_small(conn* c, int i, size_t room) {
+  relay_engine* e = c->e;
+  dir* d = &c->d[i];
+  side* s = &c->s[i];
+  size_t want = room < RELAY_SCRATCH ? room : RELAY_SCRATCH;
+  ssize_t n;
+  while ((n = recv(s->fd, e->scratch, want, MSG_DONTWAIT)) < 0 && errno == EINTR) {
+  }
+  if (n < 0 && errno == EAGAIN) s->ready = false;
+  if (n <= 0) return n < 0 && errno == EAGAIN ? -2 : n;
+  if ((size_t)n == want) d->bulk = true;
+  else if (!s->ending) s->ready = false;
+  // One send: a stream socket that takes less is full, and a second would return EAGAIN.
+  size_t sent = 0;
+  for (;;) {
+    // (the fault: the destination takes one byte, as a socket with room for one would)
+    size_t len = FAULT(FAULT_SEND_SHORT) ? 1 : (size_t)n;
+    ssize_t w = send(c->s[1 - i].fd, e->scratch, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno != EAGAIN) return -3;
+    if (w > 0) sent = (size_t)w;
+    break;
+  }
+  c->tx[1 - i] += sent;
+  if (sent < (size_t)n) {
+    if (!rw_buffer(e, d)) return -1;
+    memcpy(d->buf, e->scratch + sent, (size_t)n - sent);
+    d->buf_len = (size_t)n - sent;
+    d->rw = true;
+  }
+  return n;
 }
 
 // Drops the direction's buffer once it is empty (the pipe back to the pool).
@@ -266,9 +313,16 @@ static bool pump_dir(conn* c, int i) {
         }
         size_t room = limit - have;
         if (d->rw && d->buf && buffer_limit - d->buf_len < room) room = buffer_limit - d->buf_len;
-        ssize_t n = room > 0 ? read_in(e, d, src, room) : -2;
+        bool small = !d->bulk && have == 0 && !d->pipe && !d->buf;
+        ssize_t n = room == 0 || !c->s[i].ready ? -2 : small ? move_small(c, i, room) : read_in(e, d, src, room, &c->s[i].ready);
+        if (n == -3) {
+          relay_fail_side(c, 1 - i, errno);
+          return false;
+        }
         if (n > 0) {
-          if (d->rw) {
+          if (small) {
+            // sent on already; what was not is in the buffer
+          } else if (d->rw) {
             d->buf_len += (size_t)n;
           } else {
             d->in_pipe += (size_t)n;

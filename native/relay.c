@@ -251,12 +251,16 @@ static void on_connected(conn* c) {
 static void on_event(side* s, uint32_t events) {
   conn* c = s->conn;
   if (c->state == CLOSED) return;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s->ready = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s->ending = true;
   if (c->state == CONNECTING) {
     // The downstream waits, unread, until the upstream connected (node's pauseOnConnect does the same).
     if (s->index != UP || !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    // A failed connect sets the socket's error before it wakes epoll, so an event without ERR or HUP is a
+    // connect that succeeded: SO_ERROR is asked only when there is something to ask about.
     int err = 0;
     socklen_t len = sizeof err;
-    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if ((events & (EPOLLERR | EPOLLHUP)) && getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
     if (err) fail_connect(c, err, false);
     else on_connected(c);
     return;
@@ -329,9 +333,13 @@ static bool run_commands(relay_engine* R) {
 
 static int push_command(relay_engine* R, command* cmd) {
   cmd->next = NULL;
+  // A queue that is not empty has its wake on the way: the thread takes the whole queue after it read the
+  // eventfd, so this command goes with the ones before it.
+  bool pending = R->cmd_head != NULL;
   if (R->cmd_tail) R->cmd_tail->next = cmd;
   else R->cmd_head = cmd;
   R->cmd_tail = cmd;
+  if (pending) return 0;
   uint64_t one = 1;
   return write(R->wakefd, &one, sizeof one) < 0 && errno != EAGAIN ? errno : 0;
 }
@@ -544,8 +552,8 @@ int relay_engine_add(relay_engine* R, int64_t id, int downstream_fd, const struc
   (void)getsockname(up, (struct sockaddr*)local, &len);
   c->id = id;
   c->state = CONNECTING;
-  c->s[DOWN] = (side){c, down, DOWN};
-  c->s[UP] = (side){c, up, UP};
+  c->s[DOWN] = (side){.conn = c, .fd = down, .index = DOWN};
+  c->s[UP] = (side){.conn = c, .fd = up, .index = UP};
   cmd->kind = CMD_ADD;
   cmd->c = c;
   c->e = R;

@@ -15,7 +15,7 @@ import {
   type RelayEvent,
   type RelayOptions,
 } from '../../src/native/relay.js'
-import { socketFd } from '../../src/native/sockopt.js'
+import { socketFd, takePendingError } from '../../src/native/sockopt.js'
 
 export type Closed = Extract<RelayEvent, { type: 'closed' }>
 
@@ -68,9 +68,19 @@ export function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> 
 }
 
 /** How a socket ends: its error's code, or undefined for a plain close. */
+/**
+ * How a socket's peer ended: an error code (ECONNRESET), or undefined for a clean end. It reads what arrives, and
+ * an end is checked for a pending error: libuv reports an RST that came in behind bytes it had not read yet as
+ * an end of stream (a short read with POLLHUP), leaving the reset in the socket's SO_ERROR.
+ */
 export function ending(s: Socket): Promise<string | undefined> {
+  s.resume()
   return new Promise((resolve) => {
     s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code))
+    s.on('end', () => {
+      const pending = takePendingError(s)
+      if (pending) resolve(pending.code)
+    })
     s.on('close', () => resolve(undefined))
   })
 }

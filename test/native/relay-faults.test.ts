@@ -139,3 +139,31 @@ t.test('epoll_wait failing takes the engine down: a notice, not a thread that en
   const { down } = withFaults(t, 'epoll_wait=1')
   await isDown(t, down, { reason: 'epoll_wait', errno: 9 })
 })
+
+t.test('a first message the upstream takes only part of waits in a buffer and arrives whole', faultsOnly(), async (t) => {
+  // send_short: the first send of a direction's first reads (move_small) takes one byte, as a full socket would.
+  withFaults(t, 'send_short=1')
+  const r = await relayed(t)
+  const up = await r.upstream
+  const data = randomBytes(1000)
+  const got = drain(up)
+  r.client.end(data)
+  t.same(await got, { bytes: 1000, sha: sha(data), error: null }, 'the 1,000 bytes whole (sha256)')
+  up.end()
+  t.equal((await r.closed).close, 'clean', 'closed cleanly')
+})
+
+t.test('the buffer for what the upstream did not take is not to be had: ENOMEM, both sides reset', faultsOnly(), async (t) => {
+  withFaults(t, 'send_short=1,read_alloc=1')
+  const r = await relayed(t)
+  const up = await r.upstream
+  const [client, upstream] = [ending(r.client), ending(up)]
+  r.client.write(randomBytes(1000))
+  t.match(
+    await within(r.closed, 'the closed event'),
+    { close: 'error', side: 'downstream', errno: 12 },
+    'ENOMEM on the bytes read downstream',
+  )
+  t.equal(await client, 'ECONNRESET', 'the client sees a reset')
+  t.equal(await upstream, 'ECONNRESET', 'the upstream sees a reset, not a clean end of a cut-short stream')
+})

@@ -2,6 +2,7 @@
 // budget, src/proxy/fd-budget.ts): never more pipes than that; directions beyond it move their bytes by
 // read/write, whole, and take a pipe again once their buffer is empty.
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { setTimeout } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { relayStart, relayStats, relayStop, type RelayEvent } from '../../src/native/relay.js'
@@ -65,8 +66,19 @@ t.test('a direction that went by read/write for want of a pipe takes one again o
   upB.pause()
   a.client.end(randomBytes(8 * MiB))
   await pausedMore(a, 0)
-  const dataB = randomBytes(32 * MiB)
-  b.client.end(dataB)
+  // The client writes until the relay has stalled on the second upstream anew (below), not a fixed amount: the
+  // kernel grows socket buffers while the upstream reads (tcp_rmem's maximum is 32 MiB here), and a run once
+  // took all of a 32 MiB stream into them, so the relay's buffer never filled again.
+  const sentB: Buffer[] = []
+  let writing = true
+  const writer = (async () => {
+    for (let total = 0; writing && total < 512 * MiB; total += MiB) {
+      const chunk = randomBytes(MiB)
+      sentB.push(chunk)
+      if (!b.client.write(chunk)) await once(b.client, 'drain')
+    }
+    b.client.end()
+  })()
   await pausedMore(b, 0)
   t.equal(relayStats().pipesInUse, 1, 'the one pipe there may be is in use: the second connection reads into a buffer')
   const atA = drain(upA)
@@ -74,8 +86,7 @@ t.test('a direction that went by read/write for want of a pipe takes one again o
   await atA
   upA.end()
   await a.closed
-  // The second upstream reads a little, so the buffer empties, and stops again: the direction stalls anew
-  // (32 MiB: more than the path's socket buffers hold once the upstream's has grown from reading).
+  // The second upstream reads a little, so the buffer empties, and stops again: the direction stalls anew.
   const chunks: Buffer[] = []
   let bytes = 0
   const ended = new Promise((resolve) => upB.once('end', resolve))
@@ -94,9 +105,11 @@ t.test('a direction that went by read/write for want of a pipe takes one again o
   await readSome
   await pausedMore(b, pausedBefore)
   t.equal(relayStats().pipesInUse, 1, 'stalled again, the second direction holds the pipe now')
+  writing = false
   upB.resume()
-  await ended
-  t.equal(sha(Buffer.concat(chunks)), sha(dataB), 'all 32 MiB arrived whole (sha256)')
+  await Promise.all([ended, writer])
+  const dataB = Buffer.concat(sentB)
+  t.equal(sha(Buffer.concat(chunks)), sha(dataB), `all ${dataB.length / MiB} MiB arrived whole (sha256)`)
   upB.end()
   t.equal((await b.closed).close, 'clean', 'closed cleanly')
 })

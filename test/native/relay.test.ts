@@ -218,6 +218,38 @@ t.test('idle connections hold no pipe: pipes are taken only while bytes are in f
   await Promise.all(open.map((r) => r.closed))
 })
 
+t.test('short messages go by recv/send and take no pipe; a read that fills the scratch buffer moves to splice', async (t) => {
+  relayStop()
+  start() // an empty pool: the pipes counted below are this test's
+  const r = await relayed(t)
+  const up = await r.upstream
+  up.on('data', (c: Buffer) => up.write(c))
+  for (const m of ['ping', 'a second message', 'x'.repeat(1000)]) {
+    const echoed = new Promise((resolve) => r.client.once('data', resolve))
+    r.client.write(m)
+    t.equal(String(await echoed), m, `${m.length} bytes echoed`)
+  }
+  t.same(pick(relayStats()), { pipesInUse: 0, pipesPooled: 0 }, 'no pipe was taken for them')
+  const big = randomBytes(1024 * 1024)
+  const back = new Promise<Buffer>((resolve) => {
+    const chunks: Buffer[] = []
+    let n = 0
+    r.client.on('data', (c: Buffer) => {
+      chunks.push(c)
+      if ((n += c.length) === big.length) resolve(Buffer.concat(chunks))
+    })
+  })
+  r.client.write(big)
+  t.equal(sha(await back), sha(big), '1 MiB echoed whole')
+  const s = relayStats()
+  t.ok(s.pipesInUse + s.pipesPooled > 0, `the bulk bytes went through pipes (${s.pipesPooled} pooled)`)
+  r.client.end()
+  up.end()
+  t.equal((await r.closed).close, 'clean', 'closed cleanly')
+})
+
+const pick = (s: { pipesInUse: number; pipesPooled: number }) => ({ pipesInUse: s.pipesInUse, pipesPooled: s.pipesPooled })
+
 t.test('no pipe to be had (EMFILE): the read/write fallback relays the bytes whole', async (t) => {
   // In a child, so this process keeps its descriptors: once the connection is up, every free descriptor is
   // taken, so pipe2() fails and both directions fall back to read/write.
