@@ -185,7 +185,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"transparentSocket", NULL, transparent_socket, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
-  if (!relay_define(env, exports) || !netns_define(env, exports) || !unix_fds_define(env, exports)) return NULL;
+  if (!relay_define(env, exports) || !netns_define(env, exports) || !unix_fds_define(env, exports) ||
+      !acceptor_define(env, exports)) return NULL;
   return exports;
 }
 
