@@ -162,7 +162,7 @@ static void on_readable(uv_poll_t* poll, int status, int events) {
     if (!entry_value(env, fd, &peer, &value) || napi_set_element(env, batch, len++, value) != napi_ok) goto fail;
   }
   if (len > 0) {
-    if (napi_get_reference_value(env, a->on_batch, &fn) != napi_ok || napi_get_undefined(env, &recv) != napi_ok) goto fail;
+    if (napi_get_reference_value(env, a->on_batch, &fn) != napi_ok || napi_get_global(env, &recv) != napi_ok) goto fail;
     // From here the fds are JS's, whatever the callback does; an exception it throws is an uncaught one.
     if (napi_make_callback(env, a->context, recv, fn, 1, &batch, NULL) != napi_ok) raise_uncaught(env);
   }
