@@ -23,12 +23,14 @@
 
 // Connections per round: a full backlog is taken over several rounds, so timers and the relay's events are
 // not held up behind thousands of accepts (libuv accepts until EAGAIN; node then builds a Socket for each).
+// Fewer when the descriptor budget is short: see round_size.
 #define ACCEPT_ROUND 128
 
 typedef struct acceptor {
   uv_poll_t poll;  // first: libuv's handle pointer is the acceptor's
   napi_env env;
   napi_ref on_batch;
+  napi_ref budget;  // an Int32Array: [0] the descriptors the listeners may still take (fd-budget.ts), or NULL
   napi_async_context context;
   int fd;       // the listening socket, ours to close
   int reserve;  // libuv's EMFILE trick: a descriptor kept to be given up for one accept
@@ -56,8 +58,25 @@ static void stop(acceptor* a) {
   close(a->fd);
   if (a->reserve >= 0) close(a->reserve);
   napi_delete_reference(a->env, a->on_batch);
+  if (a->budget) napi_delete_reference(a->env, a->budget);
   napi_async_destroy(a->env, a->context);
   uv_close((uv_handle_t*)&a->poll, on_closed);
+}
+
+// Every fd of a round is open at once until JS has the batch, refused ones too: with node:net, libuv's accept
+// loop let each be refused and closed before the next accept. So a round takes at most what the budget has
+// for whole connections (two descriptors each), and one when it has none, to be refused as node:net would.
+static uint32_t round_size(acceptor* a) {
+  napi_value array;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = NULL;
+  if (!a->budget || napi_get_reference_value(a->env, a->budget, &array) != napi_ok || !array ||
+      napi_get_typedarray_info(a->env, array, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_int32_array || length < 1) {
+    return ACCEPT_ROUND;
+  }
+  int32_t whole = ((const int32_t*)data)[0] / 2;
+  return whole < 1 ? 1 : whole > ACCEPT_ROUND ? ACCEPT_ROUND : (uint32_t)whole;
 }
 
 // The external's finalizer: the JS side dropped its handle (acceptorStop ran before, or the env is going away).
@@ -145,7 +164,8 @@ static void on_readable(uv_poll_t* poll, int status, int events) {
   if (status < 0) return;  // EBADF and the like: the next round's accept4 says what it is
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;  // the connections wait in the backlog
   if (napi_create_array(env, &batch) != napi_ok) goto fail;
-  while (n < ACCEPT_ROUND) {
+  uint32_t most = round_size(a);
+  while (n < most) {
     struct sockaddr_storage peer;
     socklen_t peer_len = sizeof peer;
     int fd = accept4(a->fd, (struct sockaddr*)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -179,6 +199,7 @@ static napi_value start_failed(acceptor* a, bool polled, const char* syscall, in
   napi_env env = a->env;
   if (a->reserve >= 0) close(a->reserve);
   napi_delete_reference(env, a->on_batch);
+  if (a->budget) napi_delete_reference(env, a->budget);
   napi_async_destroy(env, a->context);
   if (polled) {
     a->stopped = a->finalized = true;
@@ -189,20 +210,25 @@ static napi_value start_failed(acceptor* a, bool polled, const char* syscall, in
   return throw_errno(env, syscall, err);
 }
 
-// acceptorStart(listenFd, onBatch): polls listenFd (non-blocking, listening) and calls onBatch(entries) once per
-// readable round. Returns the handle for acceptorStop, which closes listenFd: the acceptor owns it once started.
+// acceptorStart(listenFd, onBatch, budget?): polls listenFd (non-blocking, listening) and calls onBatch(entries)
+// once per readable round; budget, an Int32Array, bounds each round (round_size). Returns the handle for acceptorStop, which closes listenFd: the acceptor owns it once started.
 // Throws a TypeError for a bad argument, ENOMEM, or the poll's errno (EBADF for a closed fd); then the fd is
 // still the caller's.
 static napi_value acceptor_start(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], handle, name;
+  size_t argc = 3;
+  napi_value argv[3], handle, name;
   napi_valuetype type;
+  bool typed = false;
   int32_t fd;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) return throw_type(env, "ERR_INVALID_ARG_COUNT", "acceptorStart(listenFd, onBatch)");
+  if (argc < 2) return throw_type(env, "ERR_INVALID_ARG_COUNT", "acceptorStart(listenFd, onBatch, budget?)");
   if (!int_arg(env, argv[0], "listenFd", &fd)) return NULL;
   NAPI_CALL(env, napi_typeof(env, argv[1], &type));
   if (type != napi_function) return throw_type(env, "ERR_INVALID_ARG_TYPE", "onBatch must be a function");
+  if (argc >= 3) NAPI_CALL(env, napi_typeof(env, argv[2], &type));
+  if (argc >= 3 && type != napi_undefined && (napi_is_typedarray(env, argv[2], &typed) != napi_ok || !typed)) {
+    return throw_type(env, "ERR_INVALID_ARG_TYPE", "budget must be an Int32Array");
+  }
   uv_loop_t* loop;
   NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
   NAPI_CALL(env, napi_create_string_utf8(env, "sidecar:acceptor", NAPI_AUTO_LENGTH, &name));
@@ -215,8 +241,14 @@ static napi_value acceptor_start(napi_env env, napi_callback_info info) {
     free(a);
     NAPI_CALL(env, napi_generic_failure);
   }
+  if (typed && napi_create_reference(env, argv[2], 1, &a->budget) != napi_ok) {
+    napi_delete_reference(env, a->on_batch);
+    free(a);
+    NAPI_CALL(env, napi_generic_failure);
+  }
   if (napi_async_init(env, NULL, name, &a->context) != napi_ok) {
     napi_delete_reference(env, a->on_batch);
+    if (a->budget) napi_delete_reference(env, a->budget);
     free(a);
     NAPI_CALL(env, napi_generic_failure);
   }

@@ -28,7 +28,7 @@ declare const acceptorBrand: unique symbol
 export type AcceptorHandle = { readonly [acceptorBrand]: true }
 
 interface Addon {
-  acceptorStart(listenFd: number, onBatch: (entries: AcceptEntry[]) => void): AcceptorHandle
+  acceptorStart(listenFd: number, onBatch: (entries: AcceptEntry[]) => void, budget?: Int32Array): AcceptorHandle
   acceptorStop(handle: AcceptorHandle): void
   dupFd(fd: number): number
   closeFd(fd: number, reset: boolean): void
@@ -40,11 +40,12 @@ const load = (): Addon => loadAddon<Addon>()
 
 /**
  * Polls a listening, non-blocking fd and calls onBatch once per round with up to 128 connections, each with
- * TCP_NODELAY set. The fd is the acceptor's from here (acceptorStop closes it); on a throw it is still the caller's.
- * An exception onBatch throws is an uncaught one, as from any callback.
+ * TCP_NODELAY set; with budget (FdBudget.available), at most budget[0] / 2 of them and at least one. The fd is
+ * the acceptor's from here (acceptorStop closes it); on a throw it is still the caller's. An exception onBatch
+ * throws is an uncaught one, as from any callback.
  */
-export function acceptorStart(listenFd: number, onBatch: (entries: AcceptEntry[]) => void): AcceptorHandle {
-  return load().acceptorStart(listenFd, onBatch)
+export function acceptorStart(listenFd: number, onBatch: (entries: AcceptEntry[]) => void, budget?: Int32Array): AcceptorHandle {
+  return load().acceptorStart(listenFd, onBatch, budget)
 }
 
 /** No more batches; closes the listening fd. A second call does nothing. */

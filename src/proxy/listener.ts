@@ -172,7 +172,7 @@ export class VirtualListener implements ConnectionContext {
         this.#server.off('error', onError)
         if (this.#acceptsNatively) {
           try {
-            this.#acceptor = takeOverListener(this.#server, (entries) => this.#onBatch(entries))
+            this.#acceptor = takeOverListener(this.#server, (entries) => this.#onBatch(entries), this.#deps.fdBudget.available)
           } catch (err) {
             return reject(listenFailure(this.name, this.config.bindAddress, this.#port, err as NodeJS.ErrnoException))
           }

@@ -111,7 +111,7 @@ export class FdDownstream implements Downstream {
  * closed (libuv stops watching its own fd; the socket listens on through the duplicate, its backlog intact, as
  * all of this runs in one turn). Returns the acceptor's handle (acceptorStop closes the listening socket).
  */
-export function takeOverListener(server: Server, onBatch: (entries: AcceptEntry[]) => void): AcceptorHandle {
+export function takeOverListener(server: Server, onBatch: (entries: AcceptEntry[]) => void, budget?: Int32Array): AcceptorHandle {
   const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd
   if (typeof fd !== 'number' || fd < 0) {
     throw Object.assign(new Error('the listening server has no file descriptor'), { code: 'EBADF' })
@@ -119,7 +119,7 @@ export function takeOverListener(server: Server, onBatch: (entries: AcceptEntry[
   const listenFd = dupFd(fd)
   server.close()
   try {
-    return acceptorStart(listenFd, onBatch)
+    return acceptorStart(listenFd, onBatch, budget)
   } catch (err) {
     closeFd(listenFd)
     throw err

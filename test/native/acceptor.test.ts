@@ -4,7 +4,7 @@
 // run in fresh namespaces (their conntrack state is the setup's) or under their own descriptor limit.
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { acceptorStart, acceptorStop, closeFd, fdLocalAddress } from '../../src/native/acceptor.js'
 import { addonPath } from '../../src/native/addon.js'
@@ -273,3 +273,37 @@ t.test(
     t.ok(got.next, 'the next connection is accepted')
   },
 )
+
+t.test('a round takes what the descriptor budget has room for (two each), and one when it has none', async (t) => {
+  const fd = netnsSocket({ netns: -1, family: 4, type: 'tcp', address: '127.0.0.1', port: 0, listen: 16 })
+  const { port } = fdLocalAddress(fd)!
+  const clients = await Promise.all(
+    Array.from(
+      { length: 6 },
+      () =>
+        new Promise<Socket>((r) => {
+          const c: Socket = connect(port, '127.0.0.1', () => r(c)).on('error', () => {})
+        }),
+    ),
+  )
+  t.teardown(() => clients.forEach((c) => c.destroy()))
+  const budget = new Int32Array([5])
+  const sizes: number[] = []
+  const all = new Promise<void>((r) => {
+    const h = acceptorStart(
+      fd,
+      (entries) => {
+        sizes.push(entries.length)
+        for (const e of entries) if ('fd' in e) closeFd(e.fd)
+        budget[0] = 0
+        if (sizes.reduce((a, b) => a + b) === 6) {
+          acceptorStop(h)
+          r()
+        }
+      },
+      budget,
+    )
+  })
+  await all
+  t.same(sizes, [2, 1, 1, 1, 1], 'room for 2 whole connections (5 descriptors), then one at a time')
+})
