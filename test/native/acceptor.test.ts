@@ -3,8 +3,8 @@
 // fd closed at stop; and its failure paths (native/faults.h's switch, sanitizer build only). The child processes
 // run in fresh namespaces (their conntrack state is the setup's) or under their own descriptor limit.
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { connect, type Socket } from 'node:net'
+import { existsSync, readdirSync } from 'node:fs'
+import { connect, createServer, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { acceptorStart, acceptorStop, closeFd, fdLocalAddress } from '../../src/native/acceptor.js'
 import { addonPath } from '../../src/native/addon.js'
@@ -306,4 +306,55 @@ t.test('a round takes what the descriptor budget has room for (two each), and on
   })
   await all
   t.same(sizes, [2, 1, 1, 1, 1], 'room for 2 whole connections (5 descriptors), then one at a time')
+})
+
+t.test("an acceptor fd given to relayAdd owned: taken without a dup and relayed; on failure it stays the caller's", async (t) => {
+  const { start } = await import('../helpers/relay-harness.js')
+  const { relayAdd, relayStop } = await import('../../src/native/relay.js')
+  start()
+  t.teardown(relayStop)
+  const echo = createServer({ allowHalfOpen: true }, (s) => s.pipe(s))
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r))
+  t.teardown(() => echo.close())
+  const up = { address: '127.0.0.1', port: (echo.address() as { port: number }).port, family: 4 as const }
+  const fd = netnsSocket({ netns: -1, family: 4, type: 'tcp', address: '127.0.0.1', port: 0, listen: 16 })
+  const { port } = fdLocalAddress(fd)!
+  const fds = () => readdirSync('/proc/self/fd').length
+  const seen: { added: number; failed?: string | undefined; open?: boolean }[] = []
+  const h = acceptorStart(fd, (entries) => {
+    for (const e of entries) {
+      if (!('fd' in e)) continue
+      const before = fds()
+      try {
+        // the first relayed, the second bound to an address this host does not have (EADDRNOTAVAIL)
+        relayAdd(100 + seen.length, e.fd, up, seen.length === 0 ? {} : { address: '198.18.77.1' }, { owned: true })
+        seen.push({ added: fds() - before })
+      } catch (err) {
+        seen.push({ added: fds() - before, failed: (err as NodeJS.ErrnoException).code, open: existsSync(`/proc/self/fd/${e.fd}`) })
+        closeFd(e.fd)
+      }
+    }
+  })
+  t.teardown(() => acceptorStop(h))
+  const data = Buffer.alloc(100_000, 7)
+  const first = connect(port, '127.0.0.1')
+  const echoed = await new Promise<number>((r) => {
+    let n = 0
+    first.on('data', (c: Buffer) => (n += c.length)).on('end', () => r(n))
+    first.end(data)
+  })
+  t.equal(echoed, data.length, 'relayed both ways, whole')
+  const second = connect(port, '127.0.0.1')
+  const ended = await new Promise<string>((r) =>
+    second
+      .on('error', (e: NodeJS.ErrnoException) => r(e.code!))
+      .on('end', () => r('end'))
+      .resume(),
+  )
+  t.equal(ended, 'end', 'the refused one is closed by the caller, plainly')
+  t.same(
+    seen,
+    [{ added: 1 }, { added: 0, failed: 'EADDRNOTAVAIL', open: true }],
+    'one descriptor more (the upstream): no dup; the refused fd left open',
+  )
 })
