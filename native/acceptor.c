@@ -2,8 +2,8 @@
 // and each time it is readable accept4() takes up to ACCEPT_ROUND connections, sets TCP_NODELAY (as node:net's
 // noDelay server did), reads the peer from accept's own sockaddr and SO_ORIGINAL_DST, and hands them to JS in
 // ONE call. No node:net Socket is built and destroyed per connection (a tenth of its CPU in the profile), and
-// the main thread makes three syscalls per connection here. Every fd in a batch is JS's to close (closeFd) or
-// to give to relayAdd; every fd this file accepted and could not hand over it closes itself.
+// the main thread makes three syscalls per connection here. Every fd in a batch is JS's to close (sockopt.c's
+// closeFd) or to give to relayAdd; every fd this file accepted and could not hand over it closes itself.
 #define _GNU_SOURCE  // accept4
 #include "napi-util.h"
 #include "faults.h"
@@ -286,54 +286,10 @@ static napi_value acceptor_stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static bool fd_args(napi_env env, napi_callback_info info, int32_t* fd, bool* flag) {
-  size_t argc = 2;
-  napi_value argv[2];
-  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), false);
-  if (argc < 1) {
-    throw_type(env, "ERR_INVALID_ARG_COUNT", "fd missing");
-    return false;
-  }
-  if (!int_arg(env, argv[0], "fd", fd)) return false;
-  *flag = false;
-  napi_valuetype type = napi_undefined;
-  if (argc >= 2) NAPI_CHECK(env, napi_typeof(env, argv[1], &type), false);
-  if (type == napi_boolean) NAPI_CHECK(env, napi_get_value_bool(env, argv[1], flag), false);
-  return true;
-}
-
-// dupFd(fd): a close-on-exec duplicate (the listening socket taken from node:net's server before it closes).
-static napi_value dup_fd(napi_env env, napi_callback_info info) {
-  int32_t fd;
-  bool unused;
-  napi_value result;
-  if (!fd_args(env, info, &fd, &unused)) return NULL;
-  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (copy < 0) return throw_errno(env, "dup", errno);
-  napi_status status = napi_create_int32(env, copy, &result);
-  if (status != napi_ok) close(copy);  // nobody else would ever close it
-  NAPI_CALL(env, status);
-  return result;
-}
-
-// closeFd(fd, reset): closes an accepted socket; reset: with SO_LINGER 0 first, so the client gets an RST (what
-// node:net's resetAndDestroy does) rather than a FIN. A close that fails (EBADF) throws.
-static napi_value close_fd(napi_env env, napi_callback_info info) {
-  int32_t fd;
-  bool reset;
-  if (!fd_args(env, info, &fd, &reset)) return NULL;
-  struct linger linger = {1, 0};
-  if (reset) (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, sizeof linger);
-  if (close(fd) != 0 && errno != EINTR) return throw_errno(env, "close", errno);
-  return NULL;
-}
-
 bool acceptor_define(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"acceptorStart", NULL, acceptor_start, NULL, NULL, NULL, napi_default, NULL},
       {"acceptorStop", NULL, acceptor_stop, NULL, NULL, NULL, napi_default, NULL},
-      {"dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_default, NULL},
-      {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props), false);
   return true;
