@@ -8,7 +8,8 @@
 
 static const char* const names[FAULT_KINDS] = {
     "splice_einval", "rw_alloc",  "cmd_alloc",  "netns_thread", "netns_setns", "fds_alloc",
-    "fds_result",    "event_alloc", "tsfn_call", "epoll_wait",   "read_alloc", "send_short"};
+    "fds_result",    "event_alloc", "tsfn_call", "epoll_wait",   "read_alloc", "send_short",
+    "accept_alloc",  "accept_external", "accept_batch"};
 static uint64_t at[FAULT_KINDS], seen[FAULT_KINDS];
 
 void relay_faults_init(void) {

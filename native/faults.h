@@ -1,11 +1,11 @@
 // Fault injection, compiled only into the sanitizer build (scripts/test-asan.sh defines SIDECAR_LAB_FAULTS):
 // failure paths that real traffic reaches only by luck (splice refusing a socket mid-stream, an allocation
 // failing, no thread to be had) are driven on purpose by test/native/relay-faults.test.ts and
-// test/native/netns-faults.test.ts. Without the define FAULT() is the
+// test/native/netns-faults.test.ts and test/native/acceptor.test.ts. Without the define FAULT() is the
 // constant false and none of this is in the addon.
 // SIDECAR_LAB_FAULTS="splice_einval=N,rw_alloc=N,cmd_alloc=N,netns_thread=N,netns_setns=N,fds_alloc=N,
-// fds_result=N,event_alloc=N,tsfn_call=N,epoll_wait=N,read_alloc=N,
-// send_short=N", read at each relay_engine_start, faultsReset()
+// fds_result=N,event_alloc=N,tsfn_call=N,epoll_wait=N,read_alloc=N,send_short=N,accept_alloc=N,
+// accept_external=N,accept_batch=N", read at each relay_engine_start, faultsReset()
 // and unixFdsFaults() (counters start over): the Nth call of that kind fails, once.
 #ifndef SIDECAR_FAULTS_H
 #define SIDECAR_FAULTS_H
@@ -24,6 +24,9 @@ enum fault_kind {
   FAULT_EPOLL_WAIT,     // epoll_wait fails (EBADF)
   FAULT_READ_ALLOC,     // read_in()'s (or move_small()'s) read/write buffer cannot be allocated (ENOMEM)
   FAULT_SEND_SHORT,     // move_small()'s send takes one byte only, as into a full socket
+  FAULT_ACCEPT_ALLOC,   // acceptor.c: acceptorStart cannot allocate its acceptor (ENOMEM)
+  FAULT_ACCEPT_EXTERNAL,  // acceptor.c: acceptorStart cannot make its handle (napi_create_external)
+  FAULT_ACCEPT_BATCH,   // acceptor.c: an accepted connection's entry cannot be made (its round's fds closed)
   FAULT_KINDS
 };
 

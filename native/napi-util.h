@@ -46,5 +46,7 @@ bool relay_define(napi_env env, napi_value exports);
 bool netns_define(napi_env env, napi_value exports);
 // unix-fds.c: adds seqpacketConnect, seqpacketListen, sendWithFds, recvWithFds, acceptAsync, recvCancel.
 bool unix_fds_define(napi_env env, napi_value exports);
+// acceptor.c: adds acceptorStart and acceptorStop.
+bool acceptor_define(napi_env env, napi_value exports);
 
 #endif

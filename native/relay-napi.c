@@ -268,10 +268,11 @@ static bool sockaddr_arg(napi_env env, napi_value obj, struct sockaddr_storage* 
   return sockaddr_parse(env, text, (uint16_t)port, ss, len);
 }
 
-// relayAdd(id, downstreamFd, dst: { address, port }, bind: { address?, transparent?, mark?, netns? }) -> local address
+// relayAdd(id, downstreamFd, dst: { address, port }, bind: { address?, transparent?, mark?, netns? }, opts?: { owned? })
+// -> local address
 static napi_value relay_add(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], v;
+  size_t argc = 5;
+  napi_value argv[5], v;
   napi_valuetype type;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4) return throw_type(env, "ERR_INVALID_ARG_COUNT", "relayAdd(id, downstreamFd, dst, bind)");
@@ -296,10 +297,19 @@ static napi_value relay_add(napi_env env, napi_callback_info info) {
   if (!get_property(env, argv[3], "netns", &v, &type)) return NULL;
   if (type != napi_undefined && !number_property(env, argv[3], "netns", -1, INT32_MAX, &netns)) return NULL;
   b.netns = (int)netns;
+  // opts.owned: the fd is the relay's on success (the acceptor's, no node:net socket holds it), no dup
+  bool owned = false;
+  if (argc >= 5) {
+    NAPI_CALL(env, napi_typeof(env, argv[4], &type));
+    if (type == napi_object) {
+      if (!get_property(env, argv[4], "owned", &v, &type)) return NULL;
+      if (type == napi_boolean) NAPI_CALL(env, napi_get_value_bool(env, v, &owned));
+    }
+  }
   const char* syscall = NULL;
   instance* inst = get_instance(env);
   if (!inst) return NULL;
-  int err = relay_engine_add(inst->engine, id, fd, (struct sockaddr*)&dst, dst_len, &b, &local, &syscall);
+  int err = relay_engine_add(inst->engine, id, fd, owned, (struct sockaddr*)&dst, dst_len, &b, &local, &syscall);
   if (err) return throw_errno(env, syscall ? syscall : "relayAdd", err);
   if (local.ss_family != AF_INET && local.ss_family != AF_INET6) local.ss_family = dst.ss_family;
   return address_object(env, &local);

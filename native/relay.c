@@ -512,8 +512,8 @@ void relay_engine_stop(relay_engine* R) {
   R->running = false;
 }
 
-int relay_engine_add(relay_engine* R, int64_t id, int downstream_fd, const struct sockaddr* dst, socklen_t dst_len, const relay_bind* bind_to,
-                     struct sockaddr_storage* local, const char** syscall) {
+int relay_engine_add(relay_engine* R, int64_t id, int downstream_fd, bool owned, const struct sockaddr* dst, socklen_t dst_len,
+                     const relay_bind* bind_to, struct sockaddr_storage* local, const char** syscall) {
   if (!R->running) {
     *syscall = "relayAdd";
     return ENOTCONN;
@@ -522,7 +522,8 @@ int relay_engine_add(relay_engine* R, int64_t id, int downstream_fd, const struc
   conn* c = NULL;
   command* cmd = NULL;
   const char* refused;
-  if ((down = fcntl(downstream_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+  // owned: the acceptor's fd (acceptor.c), no node:net socket holds it; a failure leaves it the caller's.
+  if ((down = owned ? downstream_fd : fcntl(downstream_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
     *syscall = "dup";
   } else if ((errno = netns_socket(bind_to->netns, dst->sa_family, SOCK_STREAM, &up, syscall)) != 0) {
   } else if ((refused = transparent_setup(up, dst->sa_family, bind_to->transparent, bind_to->mark))) {
@@ -539,7 +540,7 @@ int relay_engine_add(relay_engine* R, int64_t id, int downstream_fd, const struc
   }
   if (*syscall) {
     err = errno;
-    if (down >= 0) close(down);
+    if (down >= 0 && !owned) close(down);
     if (up >= 0) close(up);
     free(c);
     free(cmd);
@@ -564,7 +565,7 @@ int relay_engine_add(relay_engine* R, int64_t id, int downstream_fd, const struc
   if (inserted) (void)push_command(R, cmd);
   pthread_mutex_unlock(&R->mu);
   if (!inserted) {
-    close(down);
+    if (!owned) close(down);
     close(up);
     free(c);
     free(cmd);

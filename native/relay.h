@@ -67,10 +67,11 @@ void relay_engine_stop(relay_engine* e);
 bool relay_engine_running(relay_engine* e);
 // Why the thread went down (RELAY_UP: it did not), and the errno that came with it (0: none).
 enum relay_down relay_engine_down(relay_engine* e, int* err);
-// Takes a dup of downstream_fd, connects a new upstream socket to dst; on success *local is its local address.
-// On failure *syscall names the call that failed and nothing is kept.
-int relay_engine_add(relay_engine* e, int64_t id, int downstream_fd, const struct sockaddr* dst, socklen_t dst_len, const relay_bind* bind,
-                     struct sockaddr_storage* local, const char** syscall);
+// Takes a dup of downstream_fd (owned: downstream_fd itself), connects a new upstream socket to dst; on success
+// *local is its local address. On failure *syscall names the call that failed and nothing is kept (an owned
+// downstream_fd is left open, the caller's to close).
+int relay_engine_add(relay_engine* e, int64_t id, int downstream_fd, bool owned, const struct sockaddr* dst, socklen_t dst_len,
+                     const relay_bind* bind, struct sockaddr_storage* local, const char** syscall);
 int relay_engine_abort(relay_engine* e, int64_t id, enum relay_abort_how how);
 // TCP_INFO of the upstream socket (the loop guard's probe): false when the connection is gone.
 bool relay_engine_tcp_info(relay_engine* e, int64_t id, uint32_t* state, uint32_t* last_ack_recv_ms);

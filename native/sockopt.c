@@ -5,6 +5,7 @@
 #include "transparent.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
 #include <netinet/in.h>
@@ -174,6 +175,49 @@ static napi_value transparent_socket(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// fd, and an optional boolean (false when absent).
+static bool fd_args(napi_env env, napi_callback_info info, int32_t* fd, bool* flag) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), false);
+  if (argc < 1) {
+    throw_type(env, "ERR_INVALID_ARG_COUNT", "fd missing");
+    return false;
+  }
+  if (!int_arg(env, argv[0], "fd", fd)) return false;
+  *flag = false;
+  napi_valuetype type = napi_undefined;
+  if (argc >= 2) NAPI_CHECK(env, napi_typeof(env, argv[1], &type), false);
+  if (type == napi_boolean) NAPI_CHECK(env, napi_get_value_bool(env, argv[1], flag), false);
+  return true;
+}
+
+// dupFd(fd): a close-on-exec duplicate (the listening socket taken from node:net's server before it closes).
+static napi_value dup_fd(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  bool unused;
+  napi_value result;
+  if (!fd_args(env, info, &fd, &unused)) return NULL;
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return throw_errno(env, "dup", errno);
+  napi_status status = napi_create_int32(env, copy, &result);
+  if (status != napi_ok) close(copy);  // nobody else would ever close it
+  NAPI_CALL(env, status);
+  return result;
+}
+
+// closeFd(fd, reset): closes an accepted socket; reset: with SO_LINGER 0 first, so the client gets an RST (what
+// node:net's resetAndDestroy does) rather than a FIN. A close that fails (EBADF) throws.
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  bool reset;
+  if (!fd_args(env, info, &fd, &reset)) return NULL;
+  struct linger linger = {1, 0};
+  if (reset) (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, sizeof linger);
+  if (close(fd) != 0 && errno != EINTR) return throw_errno(env, "close", errno);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"originalDst", NULL, original_dst, NULL, NULL, NULL, napi_default, NULL},
@@ -183,9 +227,12 @@ static napi_value init(napi_env env, napi_value exports) {
       {"localAddress", NULL, local_address, NULL, NULL, NULL, napi_default, NULL},
       {"tcpInfo", NULL, tcp_info, NULL, NULL, NULL, napi_default, NULL},
       {"transparentSocket", NULL, transparent_socket, NULL, NULL, NULL, napi_default, NULL},
+      {"dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
-  if (!relay_define(env, exports) || !netns_define(env, exports) || !unix_fds_define(env, exports)) return NULL;
+  if (!relay_define(env, exports) || !netns_define(env, exports) || !unix_fds_define(env, exports) ||
+      !acceptor_define(env, exports)) return NULL;
   return exports;
 }
 

@@ -69,7 +69,7 @@ export interface RelayStats {
 
 interface RelayAddon {
   relayStart(onEvents: (events: RelayEvent[]) => void, opts: RelayOptions, onDown?: (down: RelayDown) => void): void
-  relayAdd(id: number, downstreamFd: number, dst: { address: string; port: number }, bind: RelayBind): SocketAddress
+  relayAdd(id: number, downstreamFd: number, dst: { address: string; port: number }, bind: RelayBind, opts?: RelayAddOptions): SocketAddress
   relayAbort(id: number, how: 'reset' | 'looped'): void
   relayTcpInfo(id: number): TcpInfo | undefined
   relayStop(): void
@@ -93,13 +93,19 @@ export function relayStart(onEvents: (events: RelayEvent[]) => void, opts: Relay
   load().relayStart(onEvents, opts, onDown)
 }
 
+export interface RelayAddOptions {
+  /** the relay takes downstreamFd itself, no dup (the native acceptor's fd, which no node:net socket holds) */
+  owned?: boolean
+}
+
 /**
  * Hands a connection to the relay thread: dup()s downstreamFd (the caller then destroys its node:net socket
- * with plain destroy()), connects a new upstream socket to dst and returns its local address. A failed
- * connect(2) comes later as a 'failed' event; socket/bind failures throw (EMFILE, EADDRNOTAVAIL, EPERM).
+ * with plain destroy()) or, with owned, takes it; connects a new upstream socket to dst and returns its local
+ * address. A failed connect(2) comes later as a 'failed' event; socket/bind failures throw (EMFILE,
+ * EADDRNOTAVAIL, EPERM), and then an owned fd is still the caller's to close.
  */
-export function relayAdd(id: number, downstreamFd: number, dst: SocketAddress, bind: RelayBind): SocketAddress {
-  return load().relayAdd(id, downstreamFd, dst, bind)
+export function relayAdd(id: number, downstreamFd: number, dst: SocketAddress, bind: RelayBind, opts?: RelayAddOptions): SocketAddress {
+  return load().relayAdd(id, downstreamFd, dst, bind, opts)
 }
 
 /** 'reset': reset both sides (drain end); 'looped': close the upstream, reset the client (loop guard). */

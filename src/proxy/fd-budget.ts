@@ -60,11 +60,18 @@ export class FdBudget {
   #held = 0
   #reserved = 0
   #burst: { start: number; overflow: number; exhausted: number; timer: NodeJS.Timeout } | undefined
+  /**
+   * [0]: the descriptors the listeners may still take, kept current for the native acceptor (native/acceptor.c),
+   * which reads it before each round of accepts: every fd of a round is open at once until the round is refused
+   * or taken, so a round is bounded by what is left.
+   */
+  readonly available = new Int32Array(1)
 
   /** relayPipes: the native relay runs in this process; its pipes' descriptors are set aside (relayPipesFor). */
   constructor(log: Logger, { relayPipes = false }: { relayPipes?: boolean } = {}) {
     this.#log = log
     this.#relayPipes = relayPipes
+    this.#changed()
   }
 
   /** Reads the limit and the descriptors in use; called once the listeners are bound. */
@@ -75,6 +82,11 @@ export class FdBudget {
     this.#baseline = open - this.#held
     this.#pipeFds = this.#relayPipes ? 2 * relayPipesFor(this.#limits.soft) : 0
     this.#max = this.#limits.soft - this.#baseline - reserveFor(this.#limits.soft) - this.#pipeFds - this.#reserved
+    this.#changed()
+  }
+
+  #changed(): void {
+    this.available[0] = Math.max(0, Math.min(0x7fffffff, this.#max - this.#held))
   }
 
   /**
@@ -87,6 +99,7 @@ export class FdBudget {
     const granted = Number.isFinite(this.#max) ? Math.max(0, Math.min(n, Math.floor((this.#max + this.#reserved) / 4) - this.#reserved)) : n
     this.#reserved += granted
     this.#max -= granted
+    this.#changed()
     return granted
   }
 
@@ -103,16 +116,19 @@ export class FdBudget {
   take(n: number): boolean {
     if (this.#held + n > this.#max) return false
     this.#held += n
+    this.#changed()
     return true
   }
 
   /** Takes n descriptors whatever the budget says (a socket already accepted, to be closed). */
   hold(n: number): void {
     this.#held += n
+    this.#changed()
   }
 
   release(n: number): void {
     this.#held -= n
+    this.#changed()
   }
 
   /** A connection refused because the budget is used up; counted by the caller, warned once per burst. */

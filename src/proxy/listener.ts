@@ -3,7 +3,6 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { listenFailure } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { originalDst, tcpInfoOf } from '../native/sockopt.js'
 import type { AccessLogSink } from './access-log.js'
 import { listenerNames, route, type ListenerKind, type RouterOptions } from './clusters.js'
 import type { ProxyConfig } from './config.js'
@@ -18,17 +17,26 @@ import type { LoopGuard, LoopOwner } from './loop-guard.js'
 import { MisdirectedLog } from './misdirected.js'
 import { listenTransparent } from './transparent.js'
 import { netnsSocket } from '../native/netns.js'
+import {
+  acceptorStop,
+  FdDownstream,
+  SocketDownstream,
+  takeOverListener,
+  type AcceptEntry,
+  type AcceptorHandle,
+  type Downstream,
+} from './native-accept.js'
 import type { FlowCounters } from './engines/node-relay.js'
 import { ResponseFlag } from './response-flags.js'
 import type { Stats } from '../stats/stats.js'
 
 /** Recovers an accepted connection's original destination; undefined when it was not redirected. */
-export type DestinationSource = (socket: Socket, log: Logger) => Endpoint | undefined
+export type DestinationSource = (downstream: Downstream, log: Logger) => Endpoint | undefined
 
 /** SO_ORIGINAL_DST: where the connection was headed before the REDIRECT rule sent it to the listener. */
-export function originalDestination(socket: Socket, log: Logger): Endpoint | undefined {
+export function originalDestination(downstream: Downstream, log: Logger): Endpoint | undefined {
   try {
-    return originalDst(socket) as Endpoint | undefined
+    return downstream.originalDst() as Endpoint | undefined
   } catch (err) {
     log.warn({ err }, 'SO_ORIGINAL_DST failed')
     return undefined
@@ -36,8 +44,8 @@ export function originalDestination(socket: Socket, log: Logger): Endpoint | und
 }
 
 /** TPROXY does not NAT: what the client dialled is the accepted socket's own local address. */
-export function transparentDestination(socket: Socket, log: Logger): Endpoint | undefined {
-  return originalDestination(socket, log) ?? endpoint(socket.localAddress, socket.localPort)
+export function transparentDestination(downstream: Downstream, log: Logger): Endpoint | undefined {
+  return originalDestination(downstream, log) ?? downstream.local()
 }
 
 export interface ListenerDeps {
@@ -88,7 +96,9 @@ export class VirtualListener implements ConnectionContext {
   readonly #destination: DestinationSource
   readonly #misdirected: MisdirectedLog
   readonly #active = new Map<number, ActiveConnection>()
-  readonly #refused = new Set<Socket>()
+  readonly #refused = new Set<Downstream>()
+  /** the native engine's acceptor (native-accept.ts), which takes over from #server once it listens */
+  #acceptor: AcceptorHandle | undefined
   #idleWaiters: (() => void)[] = []
 
   constructor(kind: ListenerKind, deps: ListenerDeps) {
@@ -119,7 +129,7 @@ export class VirtualListener implements ConnectionContext {
     })
     this.#server = createServer(
       { allowHalfOpen: true, pauseOnConnect: true, noDelay: true, highWaterMark: deps.config.bufferLimitBytes },
-      (socket) => this.#accept(socket),
+      (socket) => this.#accept(new SocketDownstream(socket)),
     )
     this.#server.maxConnections = deps.config.maxConnections
     this.#server.on('drop', () => this.#observer.overflow())
@@ -143,7 +153,15 @@ export class VirtualListener implements ConnectionContext {
   }
 
   get listening(): boolean {
-    return this.#server.listening
+    return this.#acceptor !== undefined || this.#server.listening
+  }
+
+  /**
+   * The native engine accepts in C (native/acceptor.c), without a node:net Socket per connection (issue 18).
+   * Not under ambient's divert: the ztunnel's HBONE connections need node:net sockets.
+   */
+  get #acceptsNatively(): boolean {
+    return this.config.relay === 'native' && !this.#deps.divert
   }
 
   listen(): Promise<void> {
@@ -152,6 +170,13 @@ export class VirtualListener implements ConnectionContext {
       this.#server.once('error', onError)
       const ready = () => {
         this.#server.off('error', onError)
+        if (this.#acceptsNatively) {
+          try {
+            this.#acceptor = takeOverListener(this.#server, (entries) => this.#onBatch(entries), this.#deps.fdBudget.available)
+          } catch (err) {
+            return reject(listenFailure(this.name, this.config.bindAddress, this.#port, err as NodeJS.ErrnoException))
+          }
+        }
         // libuv absorbs accept()'s EMFILE itself (fd-budget.ts); should it pass one on, it is no listener fault.
         this.#server.on('error', (err: NodeJS.ErrnoException) => {
           if (isFdExhaustion(err)) this.#fdExhausted(err)
@@ -203,6 +228,11 @@ export class VirtualListener implements ConnectionContext {
   /** Stops accepting; open connections go on. */
   stopAccepting(): Promise<void> {
     this.#misdirected.flush()
+    if (this.#acceptor) {
+      acceptorStop(this.#acceptor)
+      this.#acceptor = undefined
+      return Promise.resolve()
+    }
     return new Promise((resolve) => {
       if (!this.#server.listening) return resolve()
       this.#server.close(() => resolve())
@@ -219,57 +249,70 @@ export class VirtualListener implements ConnectionContext {
 
   abortAll(): void {
     for (const conn of this.#active.values()) conn.abort()
-    for (const socket of this.#refused) socket.destroy()
+    for (const d of this.#refused) d.abort()
   }
 
   flow(cluster: string): FlowCounters {
     return this.#observer.flow(cluster)
   }
 
-  #accept(socket: Socket): void {
+  /** One round of the native acceptor: the connections in the order the kernel queued them. */
+  #onBatch(entries: AcceptEntry[]): void {
+    for (const e of entries) {
+      if ('error' in e) this.#fdExhausted(e.error)
+      else this.#accept(new FdDownstream(e))
+    }
+  }
+
+  #accept(downstream: Downstream): void {
     const native = this.config.relay === 'native'
     // node:net's maxConnections counts its own sockets; the native engine's connections have none left, so
     // the listener counts them, and drops an excess one as node:net does (a plain close, 'drop').
     if (native && this.#active.size >= this.config.maxConnections) {
       this.#observer.overflow()
-      socket.on('error', () => {})
-      return void socket.destroy()
+      return downstream.close(false)
     }
     // Two descriptors per connection (downstream and upstream), taken here and given back at close.
-    if (!this.#deps.fdBudget.take(2)) return this.#refuseOverBudget(socket)
-    const remote = endpoint(socket.remoteAddress, socket.remotePort)
-    const dst = this.#destination(socket, this.log)
+    if (!this.#deps.fdBudget.take(2)) return this.#refuseOverBudget(downstream)
+    const remote = endpoint(downstream.remoteAddress, downstream.remotePort)
+    const dst = this.#destination(downstream, this.log)
     // Routed first: a connection that is closed here dials nothing, so it cannot be a loop, whoever sent it.
     const r = route(this.kind, dst, this.#deps.router)
     if (r.kind === 'blackhole') {
       if (r.reason === 'destination_is_proxy_listener' && dst) this.#misdirected.direct({ listener: this.name, remote, dst })
       else
         this.log.debug({ src: formatEndpoint(remote), dst: formatEndpoint(dst), reason: r.reason }, 'connection sent to BlackHoleCluster')
-      return this.#closeUnproxied(socket, { disposition: 'blackholed', remote, dst, flags: [r.flags], details: r.reason, reset: false })
+      return this.#closeUnproxied(downstream, { disposition: 'blackholed', remote, dst, flags: [r.flags], details: r.reason, reset: false })
     }
-    const loop = this.loopGuard.verdict(socket.remoteAddress, socket.remotePort, dst, () => tcpInfoOf(socket))
-    if (loop.kind === 'loop') return this.#refuseLoop(socket, remote, loop.chain)
-    // The native engine takes the socket's fd: node:net never read it (pauseOnConnect).
-    const conn =
-      this.#deps.divert?.(this, socket, r, remote) ??
-      (native ? new NativeConnection(this, socket, r, remote) : new ProxiedConnection(this, socket, r, remote))
+    const loop = this.loopGuard.verdict(downstream.remoteAddress, downstream.remotePort, dst, () => downstream.tcpInfo())
+    if (loop.kind === 'loop') return this.#refuseLoop(downstream, remote, loop.chain)
+    const conn = this.#connection(downstream, r, remote)
     this.#active.set(conn.id, conn)
     if (loop.kind === 'suspect') this.loopGuard.suspected(conn, loop.of)
   }
 
-  #refuseOverBudget(socket: Socket): void {
+  #connection(downstream: Downstream, r: PassthroughRoute, remote: Endpoint | undefined): ActiveConnection {
+    // The acceptor's fd goes to the relay as it is.
+    if (downstream instanceof FdDownstream) return new NativeConnection(this, downstream.fd, r, remote)
+    const socket = (downstream as SocketDownstream).socket
+    // The native engine takes the socket's fd: node:net never read it (pauseOnConnect).
+    return (
+      this.#deps.divert?.(this, socket, r, remote) ??
+      (this.config.relay === 'native' ? new NativeConnection(this, socket, r, remote) : new ProxiedConnection(this, socket, r, remote))
+    )
+  }
+
+  #refuseOverBudget(downstream: Downstream): void {
     const budget = this.#deps.fdBudget
     budget.hold(1)
     this.#observer.globalOverflow()
     budget.overflow(this.name)
-    this.#refused.add(socket)
-    socket.on('error', () => {})
-    socket.once('close', () => {
+    this.#refused.add(downstream)
+    downstream.close(false, () => {
       budget.release(1)
-      this.#refused.delete(socket)
+      this.#refused.delete(downstream)
       this.#checkIdle()
     })
-    socket.destroy()
   }
 
   #fdExhausted(err: NodeJS.ErrnoException): void {
@@ -278,24 +321,23 @@ export class VirtualListener implements ConnectionContext {
   }
 
   /** chain: the connection that opened the loop (whose listener the advice names), then the suspect. */
-  #refuseLoop(socket: Socket, remote: Endpoint | undefined, chain: readonly LoopOwner[]): void {
+  #refuseLoop(downstream: Downstream, remote: Endpoint | undefined, chain: readonly LoopOwner[]): void {
     this.#misdirected.loop({ listener: this.name, port: this.#port, remote, from: chain[0]!.listenerKind })
     for (const owner of chain) owner.onUpstreamLooped()
     const flags = [ResponseFlag.NoRouteFound]
-    this.#closeUnproxied(socket, { disposition: 'looped', remote, dst: undefined, flags, details: 'upstream_loop', reset: true })
+    this.#closeUnproxied(downstream, { disposition: 'looped', remote, dst: undefined, flags, details: 'upstream_loop', reset: true })
   }
 
   /** A connection closed without an upstream (BlackHoleCluster): opened and closed with one record. */
-  #closeUnproxied(socket: Socket, c: Unproxied): void {
+  #closeUnproxied(downstream: Downstream, c: Unproxied): void {
     const id = nextConnectionId()
     const start = new Date()
-    // Read before the destroy below: a destroyed socket no longer reports its local address.
-    const local = c.dst ?? endpoint(socket.localAddress, socket.localPort)
+    // Read before the close below: a closed socket no longer reports its local address.
+    const local = c.dst ?? downstream.local()
     this.events.opened({ id, disposition: c.disposition, cluster: 'BlackHoleCluster', serviceName: 'unknown', flags: c.flags })
-    this.#refused.add(socket)
-    socket.on('error', () => {})
-    socket.once('close', () => {
-      this.#refused.delete(socket)
+    this.#refused.add(downstream)
+    downstream.close(c.reset, () => {
+      this.#refused.delete(downstream)
       this.events.closed({
         id,
         disposition: c.disposition,
@@ -311,8 +353,6 @@ export class VirtualListener implements ConnectionContext {
         downstream: { rx: 0, tx: 0 },
       })
     })
-    if (c.reset) socket.resetAndDestroy()
-    else socket.destroy()
   }
 
   #closed(r: ConnectionRecord): void {

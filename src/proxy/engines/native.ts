@@ -16,6 +16,7 @@ import {
   type RelayEvent,
 } from '../../native/relay.js'
 import { socketFd } from '../../native/sockopt.js'
+import { closeFd } from '../../native/acceptor.js'
 import type { ListenerKind } from '../clusters.js'
 import type { ProxyConfig } from '../config.js'
 import type { Endpoint } from '../../net/address.js'
@@ -125,14 +126,17 @@ export class NativeConnection implements LoopOwner, UpstreamProbe {
   /** relayAdd's answer: the upstream socket's address once connect(2) bound it */
   #local: Endpoint | undefined
 
-  constructor(ctx: ConnectionContext, downstream: Socket, route: PassthroughRoute, downstreamRemote: Endpoint | undefined) {
+  /** downstream: a node:net socket (its fd is dup()ed), or an fd of the native acceptor's, which the relay takes */
+  constructor(ctx: ConnectionContext, downstream: Socket | number, route: PassthroughRoute, downstreamRemote: Endpoint | undefined) {
     this.#ctx = ctx
     this.#ledger = new ConnectionLedger(ctx, route, downstreamRemote)
-    downstream.on('error', ignore)
+    const owned = typeof downstream === 'number'
+    if (!owned) downstream.on('error', ignore)
     let local: Endpoint
     try {
       startNativeRelay(ctx.config)
-      local = relayAdd(this.id, socketFd(downstream), route.destination, upstreamSource(ctx, route.destination, downstreamRemote))
+      const fd = owned ? downstream : socketFd(downstream)
+      local = relayAdd(this.id, fd, route.destination, upstreamSource(ctx, route.destination, downstreamRemote), { owned })
     } catch (err) {
       this.#addFailed(downstream, err as NodeJS.ErrnoException)
       return
@@ -143,7 +147,7 @@ export class NativeConnection implements LoopOwner, UpstreamProbe {
     // The relay holds its own descriptor now. A plain destroy closes node's: resetAndDestroy's SO_LINGER
     // would act on the socket both descriptors share. (The closures made here live in methods of their own:
     // one sharing the constructor's scope would keep the destroyed Socket alive with the connection.)
-    downstream.destroy()
+    if (!owned) downstream.destroy()
   }
 
   get id(): number {
@@ -154,9 +158,16 @@ export class NativeConnection implements LoopOwner, UpstreamProbe {
    * A socket that could not be made or bound (EMFILE, EADDRNOTAVAIL, EPERM): node:net reports those as the
    * connect's error, and so does this engine. Nothing was relayed: a plain close of the client.
    */
-  #addFailed(downstream: Socket, err: NodeJS.ErrnoException): void {
+  #addFailed(downstream: Socket | number, err: NodeJS.ErrnoException): void {
     this.#ledger.failed(connectFailure(err), err)
-    downstream.once('close', () => this.#ledger.close({ rx: 0, tx: 0 }, { rx: 0, tx: 0 }))
+    const close = () => this.#ledger.close({ rx: 0, tx: 0 }, { rx: 0, tx: 0 })
+    if (typeof downstream === 'number') {
+      closeFd(downstream)
+      // after the listener took the connection into its active set, as a socket's 'close' comes
+      process.nextTick(close)
+      return
+    }
+    downstream.once('close', close)
     downstream.destroy()
   }
 
