@@ -15,12 +15,19 @@ const MiB = 1024 * 1024
  * second at most alone; 10 s ran out once with three test files at once on 2 loaded cores).
  */
 async function pausedMore(r: Relayed, after: number): Promise<number> {
-  const count = () =>
-    r.events.filter((e): e is Extract<RelayEvent, { type: 'flow' }> => e.type === 'flow').reduce((n, e) => n + e.paused, 0)
-  for (const end = Date.now() + 30_000; count() <= after; await setTimeout(20)) {
-    if (Date.now() > end) throw new Error(`connection ${r.id}: reading paused ${count()} times, not more than ${after}`)
+  return flowMore(r, 'paused', after)
+}
+
+/** Resolves once the relay has paused (or resumed) reading this connection more than `after` times; fails after 30 s. */
+async function flowMore(r: Relayed, kind: 'paused' | 'resumed', after: number): Promise<number> {
+  for (const end = Date.now() + 30_000; flowCount(r, kind) <= after; await setTimeout(20)) {
+    if (Date.now() > end) throw new Error(`connection ${r.id}: reading ${kind} ${flowCount(r, kind)} times, not more than ${after}`)
   }
-  return count()
+  return flowCount(r, kind)
+}
+
+function flowCount(r: Relayed, kind: 'paused' | 'resumed'): number {
+  return r.events.filter((e): e is Extract<RelayEvent, { type: 'flow' }> => e.type === 'flow').reduce((n, e) => n + e[kind], 0)
 }
 
 function restart(t: Test, maxPipes: number): void {
@@ -86,26 +93,30 @@ t.test('a direction that went by read/write for want of a pipe takes one again o
   await atA
   upA.end()
   await a.closed
-  // The second upstream reads a little, so the buffer empties, and stops again: the direction stalls anew.
+  // The second upstream reads until the relay resumes (its buffer emptied), and stops again: the direction
+  // stalls anew. Not a fixed amount: the relay's upstream socket is writable again only once its send queue
+  // is down to two thirds of its buffer, which the kernel grows to 4 MiB here (a run that read 1 MiB saw no
+  // resume).
   const chunks: Buffer[] = []
-  let bytes = 0
   const ended = new Promise((resolve) => upB.once('end', resolve))
   const pausedBefore = await pausedMore(b, 0)
-  const readSome = new Promise<void>((resolve) => {
-    upB.on('data', (c: Buffer) => {
-      chunks.push(c)
-      bytes += c.length
-      if (bytes >= 1 * MiB && bytes - c.length < 1 * MiB) {
-        upB.pause()
-        resolve()
-      }
-    })
+  const resumedBefore = flowCount(b, 'resumed')
+  let holding = true
+  upB.on('data', (c: Buffer) => {
+    chunks.push(c)
+    if (holding && flowCount(b, 'resumed') > resumedBefore) upB.pause()
   })
   upB.resume()
-  await readSome
-  await pausedMore(b, pausedBefore)
+  await flowMore(b, 'resumed', resumedBefore)
+  // Stalled again: paused since, with the bytes in the one pipe (a pause in the resume's own round may come
+  // before or after it, so the count alone does not say).
+  for (const end = Date.now() + 30_000; Date.now() < end; await setTimeout(20)) {
+    if (flowCount(b, 'paused') > pausedBefore && relayStats().pipesInUse === 1) break
+  }
+  t.ok(flowCount(b, 'paused') > pausedBefore, 'reading paused again')
   t.equal(relayStats().pipesInUse, 1, 'stalled again, the second direction holds the pipe now')
   writing = false
+  holding = false
   upB.resume()
   await Promise.all([ended, writer])
   const dataB = Buffer.concat(sentB)
