@@ -19,8 +19,13 @@ const addon = await import(new URL('../dist/native/addon.js', import.meta.url).h
 /** @type {SidecarPeer} */
 export const sidecarLab = {
   name: 'sidecar-lab',
+  argv: () => [...proxyArgv(), '--relay', 'node'],
+}
+
+/** `sidecar-lab proxy` as every sidecar-lab peer starts it; each names its engine. */
+function proxyArgv() {
   // No access log: HAProxy logs nothing either, and the figure is the proxy's, not the log writer's.
-  argv: () => [process.execPath, join(root, 'dist/cli.js'), 'proxy', '--access-log', 'off'],
+  return [process.execPath, join(root, 'dist/cli.js'), 'proxy', '--access-log', 'off']
 }
 
 /**
@@ -29,7 +34,7 @@ export const sidecarLab = {
  */
 export const sidecarLabNative = {
   name: 'sidecar-lab-native',
-  argv: () => [...sidecarLab.argv(''), '--relay', 'native'],
+  argv: () => [...proxyArgv(), '--relay', 'native'],
 }
 
 /**

@@ -86,8 +86,9 @@ function labForm(state: {
 }): string {
   const form = state.docker ? 'Docker containers' : 'network namespaces'
   const dns = state.dnsCapture ? ' with DNS capture' : ''
-  // named when not node, so the form of a lab from before the engines existed reads as it did
-  const engine = (state.relay ?? 'node') === 'node' ? '' : ` and the ${state.relay} relay engine`
+  // named when not the default (a lab from before the engines existed ran node's)
+  const relay = state.relay ?? 'node'
+  const engine = relay === defaultRelay ? '' : ` and the ${relay} relay engine`
   if (state.ambient) return `${form} in ambient mode (in-pod rules, a ztunnel on the node)${dns}${engine}`
   const rules = state.rules === 'legacy' ? 'legacy (Istio 1.10 layout)' : "injector's"
   return `${form} with the ${rules} rules in ${state.mode ?? 'REDIRECT'} mode${dns}${engine}`

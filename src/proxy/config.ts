@@ -10,7 +10,7 @@ export type InterceptionMode = 'REDIRECT' | 'TPROXY'
 export const relayEngines = ['node', 'native'] as const
 export type RelayEngine = (typeof relayEngines)[number]
 /** The engine when --relay is not given: the sidecar's, the lab's, the demo's and the bench scripts' alike. */
-export const defaultRelay: RelayEngine = 'node'
+export const defaultRelay: RelayEngine = 'native'
 
 export interface ProxyConfig {
   /** address the listeners bind; '::' listens on IPv4 and IPv6 */

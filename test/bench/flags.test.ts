@@ -85,7 +85,7 @@ t.test('results go to an ignored folder unless --record (the committed one) or -
     [
       'soak.mjs',
       ['--record', '--out', '/tmp/x'],
-      /^soak: --record writes bench\/results\/soak; --out names another folder: give one of them\n/,
+      /^soak: --record writes bench\/results\/soak-native; --out names another folder: give one of them\n/,
     ],
     ['decompose.mjs', ['--record', '--out', '/tmp/x'], /^decompose: --record writes bench\/results\/decompose; /],
     ['dns.mjs', ['--record', '--out', '/tmp/x'], /^dns: --record writes bench\/results\/dns; /],

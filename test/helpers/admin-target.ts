@@ -19,7 +19,7 @@ export class FakeTarget implements AdminTarget {
   healthFailed = false
 
   constructor(config: Partial<ProxyConfig> = {}) {
-    this.config = { ...defaultProxyConfig, ...config }
+    this.config = { ...defaultProxyConfig, relay: 'node', ...config }
   }
 
   get state(): ServerState {

@@ -1,6 +1,6 @@
 // Which relay engine the sidecars that the tests start use (issue 13): SIDECAR_LAB_TEST_RELAY=native makes every
-// helper that starts `sidecar-lab proxy` add `--relay native`; unset (or `node`) adds nothing, so the tests run
-// the node:net relay exactly as before the flag existed. scripts/test.mjs sets it for its second run.
+// helper that starts `sidecar-lab proxy` add `--relay native`; unset (or `node`) adds `--relay node`, so the first
+// run is the node:net relay's although native is the default. scripts/test.mjs sets it for its second run.
 import { addonHasRelay } from '../../src/native/addon.js'
 
 export type RelayEngine = 'node' | 'native'
@@ -16,9 +16,9 @@ export function testEngine(): RelayEngine {
   return parseEngine(process.env.SIDECAR_LAB_TEST_RELAY, 'SIDECAR_LAB_TEST_RELAY')
 }
 
-/** The flags that select an engine: none for node (the default), so this branch runs before the flag exists. */
+/** The flags that select an engine, always given: the first run is the node engine's, whatever the default. */
 export function engineFlags(engine: RelayEngine = testEngine()): string[] {
-  return engine === 'native' ? ['--relay', 'native'] : []
+  return ['--relay', engine]
 }
 
 /**

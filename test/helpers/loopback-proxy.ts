@@ -98,7 +98,7 @@ export interface Harness {
 /** A virtualOutbound listener on 127.0.0.1 whose original destinations the test chooses. */
 export async function outboundListener(t: Test, config: Partial<ProxyConfig> = {}): Promise<Harness> {
   const port = await freePort()
-  const cfg: ProxyConfig = { ...defaultProxyConfig, bindAddress: '127.0.0.1', outboundPort: port, inboundPort: 0, ...config }
+  const cfg: ProxyConfig = { ...defaultProxyConfig, relay: 'node', bindAddress: '127.0.0.1', outboundPort: port, inboundPort: 0, ...config }
   const stats = new Stats()
   const accessLog = new MemoryAccessLog()
   let next: Endpoint | undefined

@@ -44,8 +44,8 @@ t.test(
       summary: Record<string, { cpuUs: { total: number } }>
       method: { relay: string; haproxy: { available: boolean; reason?: string } }
     }
-    t.equal(r.method.relay, 'node', 'the results name the engine (the default)')
-    t.match(run.stdout, /^decompose: lab \S+ up; sidecars with the node relay;/, 'and so does the header')
+    t.equal(r.method.relay, 'native', 'the results name the engine (the default)')
+    t.match(run.stdout, /^decompose: lab \S+ up; sidecars with the native relay;/, 'and so does the header')
     t.equal(r.method.haproxy.available, true, `HAProxy is installed (scripts/setup.sh): ${r.method.haproxy.reason ?? ''}`)
     const at = (p: string, round = 1) => r.samples.find((s) => s.position === p && s.round === round)!
     for (const round of [1, 2])
@@ -79,7 +79,7 @@ t.test(
     )
     const md = readFileSync(join(out, 'latest.md'), 'utf8')
     t.match(md, /\| the whole interception path \|/)
-    t.match(md, /\n\| sidecars: the full path: both sidecars \(node relay\) \| [\d.]+ \|/, 'the sidecars row names the engine')
+    t.match(md, /\n\| sidecars: the full path: both sidecars \(native relay\) \| [\d.]+ \|/, 'the sidecars row names the engine')
     t.match(md, /\n\| haproxy: the full path, HAProxy in both sidecars' place \(nbthread 1\) \| [\d.]+ \|/, 'the HAProxy row, same columns')
     t.match(md, /\n\| two HAProxy in the sidecars' place \(compare: the two sidecars\) \| [^\n]* \| - \|\n/, 'and its part')
   },

@@ -52,11 +52,11 @@ t.test(
       'each sidecar pod carries the engine its sidecar reports; ratings has no sidecar',
     )
 
-    const again = await cli(['lab', 'up', '--lab', lab])
+    const again = await cli(['lab', 'up', '--lab', lab, '--relay', 'node'])
     t.equal(again.code, 2, 'a lab up asking for the node engine does not pass for the native lab')
     t.match(
       again.stderr,
-      /is up as network namespaces with the injector's rules in REDIRECT mode and the native relay engine; this 'lab up' asks for network namespaces with the injector's rules in REDIRECT mode: run/,
+      /is up as network namespaces with the injector's rules in REDIRECT mode; this 'lab up' asks for network namespaces with the injector's rules in REDIRECT mode and the node relay engine: run/,
     )
 
     await cli(['lab', 'down', '--lab', lab])

@@ -42,7 +42,7 @@ async function proxied(t: Test, dst: number, config: Partial<ProxyConfig> = {}) 
   events.subscribe(recorder)
   const ctx: ConnectionContext = {
     kind: 'outbound',
-    config: { ...defaultProxyConfig, ...config },
+    config: { ...defaultProxyConfig, relay: 'node', ...config },
     log: silent,
     loopGuard: new LoopGuard(),
     events,
