@@ -3,26 +3,28 @@
 // npm run profile: clinic doctor and clinic flame of the sidecar under autocannon load. The profiled sidecar
 // runs in the lab pod in place of the normal one, as uid 1337 from the start (so the capture rules exempt it
 // and clinic's files belong to it); the other pod keeps its normal sidecar, and the load crosses both.
-// usage: node bench/profile.mjs [--pod productpage|reviews] [--seconds N] [--tool doctor,flame] [--lab NAME]
+// usage: node bench/profile.mjs [--pod productpage|reviews] [--seconds N] [--tool doctor,flame] [--relay node|native] [--lab NAME]
 import { createRequire } from 'node:module'
 import { copyFileSync, mkdirSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BenchLab, interruptible, ports, root, serverIp } from './harness.mjs'
 import { exec, state as labState } from './lab.mjs'
-import { sidecarLab } from './peers.mjs'
-import { benchFlags, flags } from './flags.mjs'
+import { sidecarLab, sidecarLabNative } from './peers.mjs'
+import { benchFlags, defaultRelay, flags, relayFlag, relayValue } from './flags.mjs'
 
 const usage =
-  'usage: node bench/profile.mjs [--pod productpage|reviews] [--seconds N (1-120, default 15)] [--tool doctor,flame] [--lab NAME]\n'
-const { pod, seconds, tools, values } = benchFlags(
+  'usage: node bench/profile.mjs [--pod productpage|reviews] [--seconds N (1-120, default 15)] [--tool doctor,flame]\n' +
+  `                               [--relay node|native (the profiled sidecar's engine, default ${defaultRelay})] [--lab NAME]\n`
+const { pod, seconds, tools, relay, values } = benchFlags(
   'profile',
-  { pod: { type: 'string' }, seconds: { type: 'string' }, tool: { type: 'string' }, lab: { type: 'string' } },
+  { pod: { type: 'string' }, seconds: { type: 'string' }, tool: { type: 'string' }, lab: { type: 'string' }, ...relayFlag },
   usage,
   (values) => ({
     pod: flags.oneOf('pod', values.pod ?? 'productpage', /** @type {const} */ (['productpage', 'reviews'])),
     seconds: flags.integer('seconds', values.seconds, 15, 1, 120),
     tools: flags.listOf('tool', values.tool ?? 'doctor,flame', ['doctor', 'flame', 'bubbleprof', 'heapprofiler']),
+    relay: relayValue(values.relay),
     values,
   }),
 )
@@ -57,7 +59,7 @@ const profiled = (tool) => ({
     '--dest',
     join(dir, `clinic-${tool}`),
     '--',
-    ...sidecarLab.argv(dir),
+    ...(relay === 'native' ? sidecarLabNative : sidecarLab).argv(dir),
     '--drain-duration',
     '1s',
   ],
@@ -71,7 +73,7 @@ try {
     if (guard.stopping) break
     await lab.startSidecars(profiled(tool), [pod])
     const pid = lab.sidecarPids[pod]
-    console.log(`profile: clinic ${tool} of the ${pod} sidecar, autocannon -c 10 for ${seconds} s through both sidecars`)
+    console.log(`profile: clinic ${tool} of the ${pod} sidecar (${relay} relay), autocannon -c 10 for ${seconds} s through both sidecars`)
     const r = /** @type {import('./apps/results.js').CannonRun} */ (
       await lab.runJson(
         'productpage',
